@@ -1,0 +1,1 @@
+"""Built-in actions, installed as rrdalarm.actions and registered as entry points."""

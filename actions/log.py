@@ -1,0 +1,55 @@
+"""`log`: one line per event appended to a file in the configured log dir."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rrdalarm.plugins import ActionContext, ActionError, Param
+
+from .base import Action, Event
+
+
+def confined_log_path(log_dir: Path, name: str) -> Path:
+    """The file `name` inside log_dir; a name that would leave it is refused."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise ActionError(f"log file name {name!r} must be a plain file name inside the log dir")
+    return log_dir / name
+
+
+def format_line(event: Event) -> str:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(event.at))
+    value = "-" if event.value is None else f"{event.value:.6g}"
+    series = f"{event.series}:{event.ds}" if event.ds else event.series
+    return (
+        f"{stamp} {event.status} threshold={event.threshold_id} series={series} "
+        f"value={value} {event.type} {event.limit:g} event={event.id} {event.message}".rstrip()
+    )
+
+
+class LogAction(Action):
+    name = "log"
+    params: ClassVar[Mapping[str, Param]] = {
+        "file": Param(str, default="rrdalarm.log", help="file name inside the log dir"),
+    }
+    legacy_param = "file"
+
+    def __init__(self, params: Mapping[str, Any], context: ActionContext) -> None:
+        super().__init__(params, context)
+        self.path = confined_log_path(context.log_dir, str(self.config.get("file") or "rrdalarm.log"))
+
+    def run(self, events: Sequence[Event]) -> None:
+        lines = "".join(format_line(e).replace("\n", " ") + "\n" for e in events)
+        try:
+            self.context.log_dir.mkdir(parents=True, exist_ok=True)
+            # O_APPEND keeps lines from concurrent writers whole.
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+            try:
+                os.write(fd, lines.encode("utf-8"))
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise ActionError(f"log: cannot write {self.path}: {exc.strerror}") from None

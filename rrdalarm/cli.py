@@ -1,0 +1,341 @@
+"""The `rrdalarm` command: thin click wrappers over config, engine, store and report."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from rrdalarm import __version__, timespec
+from rrdalarm.config import (
+    ConfigError,
+    Settings,
+    Threshold,
+    find_settings_file,
+    is_legacy_text,
+    load_settings,
+    load_thresholds,
+    read_config_text,
+    save_thresholds,
+    starter_settings,
+)
+from rrdalarm.lock import CheckBusy, check_lock
+from rrdalarm.plugins import source_plugins
+from rrdalarm.sources.base import ProgressCallback
+from rrdalarm.store import StoreError, open_store
+
+EXIT_USAGE = 2
+EXIT_BUSY = 4
+EXIT_INTERNAL = 70
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    click.echo(f"rrdalarm: {message}", err=True)
+    sys.exit(code)
+
+
+def user_errors(func: F) -> F:
+    """Turn every error a user can cause into one line on stderr and an exit status."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            fail(str(exc))
+        except StoreError as exc:
+            fail(str(exc))
+        except CheckBusy as exc:
+            fail(str(exc), EXIT_BUSY)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:
+            if os.environ.get("RRDALARM_DEBUG"):
+                raise
+            fail(f"internal error: {exc.__class__.__name__}: {exc} (set RRDALARM_DEBUG=1 for details)",
+                 EXIT_INTERNAL)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings_from(ctx: click.Context, rrd_root: Path | None = None, db: str | None = None,
+                  config: Path | None = None) -> Settings:
+    settings: Settings = ctx.obj["settings"]
+    changes: dict[str, Any] = {}
+    if rrd_root is not None:
+        changes["rrd_root"] = rrd_root
+    if db is not None:
+        changes["database_url"] = db
+    if config is not None:
+        changes["thresholds"] = config
+    return replace(settings, **changes) if changes else settings
+
+
+def thresholds_of(settings: Settings) -> list[Threshold]:
+    if settings.thresholds is None:
+        raise ConfigError(settings.path, "no thresholds file: pass --config or set 'thresholds' in settings",
+                          field="thresholds")
+    return load_thresholds(settings.thresholds, sources=sorted(source_plugins()))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rrdalarm")
+@click.option("--settings", "settings_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Settings file (default: $RRDALARM_SETTINGS, ./rrdalarm.toml, /etc/rrdalarm/rrdalarm.toml).")
+@click.pass_context
+def cli(ctx: click.Context, settings_path: Path | None) -> None:
+    """Threshold alarms over RRD files."""
+    ctx.ensure_object(dict)
+    path = find_settings_file(settings_path)
+    try:
+        ctx.obj["settings"] = load_settings(path)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[ProgressCallback | None]:
+    """A progress bar on stderr, shown only if the check is still running after a second."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    started = time.monotonic()
+    bar: Progress | None = None
+    task = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar, task
+        if bar is None:
+            if time.monotonic() - started < 1.0:
+                return
+            bar = Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                           console=Console(stderr=True), transient=True)
+            bar.start()
+            task = bar.add_task("files", total=total)
+        assert task is not None
+        bar.update(task, completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+def _epoch(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an epoch (whole seconds since 1970)") from None
+
+
+@cli.command()
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False),
+              help="Thresholds file: TOML or a legacy rrdAlarmConfig.txt.")
+@click.option("--rrd-root", type=click.Path(path_type=Path, file_okay=False), help="Root of the RRD tree.")
+@click.option("--db", help="SQLAlchemy database URL (default: SQLite in the data dir).")
+@click.option("--quiet", "output", flag_value="quiet", help="Print nothing (for cron); only the exit status.")
+@click.option("--json", "output", flag_value="json", help="Print one JSON object.")
+@click.option("--html", "html_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the HTML report to this file.")
+@click.option("--dry-run", is_flag=True, help="Evaluate and report; record nothing and run no action.")
+@click.option("--at", callback=_epoch, metavar="EPOCH", help="Evaluate as if now were EPOCH.")
+@click.option("--wait", type=float, help="Seconds to wait for a running check (default: lock_wait).")
+@click.option("--workers", type=click.IntRange(min=0), help="Fetch processes (0: one per core).")
+@click.pass_context
+@user_errors
+def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: str | None,
+          output: str | None, html_file: Path | None, dry_run: bool, at: int | None,
+          wait: float | None, workers: int | None) -> None:
+    """Run one check and report it.
+
+    Exit status: 0 nothing firing, 1 at least one series firing, 2 bad usage or
+    configuration, 3 nothing firing but some series unreadable, 4 another check
+    held the lock.
+    """
+    from rrdalarm import report
+    from rrdalarm.engine import run_check
+
+    if html_file is not None and output is not None:
+        raise click.UsageError("--html cannot be combined with --quiet or --json")
+    settings = settings_from(ctx, rrd_root, db, config)
+    if workers is not None:
+        settings = replace(settings, workers=workers)
+    thresholds = thresholds_of(settings)
+    store = open_store(settings.db_url)
+    try:
+        with check_lock(settings.data_dir, settings.lock_wait if wait is None else wait):
+            show = output is None and html_file is None and sys.stderr.isatty()
+            with progress_bar(show) as progress:
+                result = run_check(settings, thresholds, store, at=at, dry_run=dry_run,
+                                   want_ok=output != "quiet", progress=progress)
+    finally:
+        store.close()
+    if output != "quiet":
+        for warning in result.warnings:
+            click.echo(f"rrdalarm: warning: {warning}", err=True)
+    if output == "json":
+        click.echo(report.to_json(result), nl=False)
+    elif html_file is not None:
+        from rrdalarm.fileutil import atomic_write_text
+
+        atomic_write_text(html_file, report.to_html(result))
+        click.echo(report.summary_line(result))
+    elif output is None:
+        click.echo(report.to_text(result), nl=False)
+    sys.exit(result.exit_status)
+
+
+@cli.command()
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False), help="Thresholds file to check.")
+@click.option("--rrd-root", type=click.Path(path_type=Path, file_okay=False),
+              help="Also check that the RRD root exists and count what each glob matches.")
+@click.pass_context
+@user_errors
+def validate(ctx: click.Context, config: Path | None, rrd_root: Path | None) -> None:
+    """Check the settings and thresholds without running a check."""
+    from rrdalarm.dispatch import plan_actions
+
+    settings = settings_from(ctx, rrd_root, None, config)
+    thresholds = thresholds_of(settings)
+    plan = plan_actions(thresholds)
+    for warning in plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    counts = ""
+    if settings.rrd_root is not None and any(t.source == "rrd" for t in thresholds):
+        from rrdalarm.sources.rrd import RRDSource
+
+        index = RRDSource(settings).index()
+        matched = {t.id: len(index.match(t.glob).files) for t in thresholds if t.source == "rrd"}
+        counts = "; files matched: " + ", ".join(f"{k}: {v}" for k, v in matched.items())
+        for tid, n in matched.items():
+            if n == 0:
+                click.echo(f"warning: threshold {tid}: glob matches no file under {index.root}", err=True)
+    enabled = sum(1 for t in thresholds if t.enabled)
+    click.echo(f"{settings.thresholds}: {len(thresholds)} thresholds ({enabled} enabled) OK{counts}")
+
+
+@cli.command("import-legacy")
+@click.argument("source", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument("target", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite TARGET if it exists.")
+@user_errors
+def import_legacy(source: Path, target: Path, force: bool) -> None:
+    """Convert a legacy rrdAlarmConfig.txt (SOURCE) to a TOML thresholds file (TARGET)."""
+    from rrdalarm.legacy import parse_legacy
+
+    text = read_config_text(source)
+    if not is_legacy_text(text):
+        raise ConfigError(source, "does not look like a legacy rrdAlarmConfig.txt (tab-separated rows)")
+    thresholds = parse_legacy(text, str(source), sources=sorted(source_plugins()))
+    if target.exists() and not force:
+        fail(f"{target} exists; pass --force to overwrite it")
+    header = [f" Converted from {source} by rrdalarm import-legacy {__version__}."]
+    save_thresholds(target, thresholds, header)
+    click.echo(f"{target}: wrote {len(thresholds)} thresholds")
+
+
+@cli.command()
+@click.option("--db", help="SQLAlchemy database URL (default: SQLite in the data dir).")
+@click.option("--threshold", type=int, help="Only this threshold id.")
+@click.option("--status", type=click.Choice(["ALARM FIRED", "RESOLVED", "fired", "resolved"],
+                                              case_sensitive=False), help="Only this status.")
+@click.option("--since", help="Only events at or after this AT-style time or epoch (e.g. now-1d).")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+@click.pass_context
+@user_errors
+def history(ctx: click.Context, db: str | None, threshold: int | None, status: str | None,
+            since: str | None, limit: int, as_json: bool) -> None:
+    """List recent alarm events, newest first."""
+    from rrdalarm.report import fmt_time, fmt_value
+
+    settings = settings_from(ctx, None, db)
+    since_epoch = None
+    if since is not None:
+        try:
+            since_epoch, _ = timespec.resolve_window(since, "now", int(time.time()))
+        except timespec.TimeSpecError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from None
+    wanted = {"fired": "ALARM FIRED", "resolved": "RESOLVED"}.get((status or "").lower(), status)
+    store = open_store(settings.db_url)
+    try:
+        events = store.events(threshold=threshold, status=wanted, since=since_epoch, limit=limit)
+    finally:
+        store.close()
+    if as_json:
+        for e in events:
+            click.echo(json.dumps({
+                "id": e.id, "at": e.at, "threshold": e.threshold_id, "name": e.threshold_name,
+                "file": e.series, "ds": e.ds, "status": e.status, "kind": e.kind, "value": e.value,
+                "time": e.time, "type": e.type, "limit": e.limit, "message": e.message,
+            }))
+        return
+    if not events:
+        click.echo("no events")
+        return
+    for e in events:
+        series = f"{e.series}:{e.ds}" if e.ds else e.series
+        click.echo(f"{fmt_time(e.at)}  {e.status:<11}  #{e.threshold_id:<4} {series}  "
+                   f"{fmt_value(e.value)} {e.type} {e.limit:g}  {e.message}")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False), default="rrdalarm.toml")
+@click.option("--rrd-root", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Root of the RRD tree to watch.")
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="rrdalarm's own state (default: beside the settings file, in ./data).")
+@click.option("--force", is_flag=True, help="Overwrite an existing settings file.")
+@user_errors
+def init(path: Path, rrd_root: Path, data_dir: Path | None, force: bool) -> None:
+    """Write a starter settings file (and an empty thresholds file beside it)."""
+    from rrdalarm.fileutil import atomic_write_text
+
+    if path.exists() and not force:
+        fail(f"{path} exists; pass --force to overwrite it")
+    base = path.resolve().parent
+    data = (data_dir or base / "data").resolve()
+    thresholds = base / "thresholds.toml"
+    atomic_write_text(path, starter_settings(rrd_root.resolve(), thresholds, data, data / "log"))
+    if not thresholds.exists():
+        atomic_write_text(thresholds, "# rrdalarm thresholds: one [[threshold]] table each "
+                          "(see config/thresholds.toml in the sources).\n")
+    click.echo(f"{path}: written; thresholds in {thresholds}, state in {data}")
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--now", "now", callback=_epoch, metavar="EPOCH", help="Last update time (default: now).")
+@click.option("--days", type=float, default=1.0, show_default=True, help="Days of 60 s data.")
+@user_errors
+def demo(directory: Path, now: int | None, days: float) -> None:
+    """Generate a demo RRD tree with settings and thresholds in DIRECTORY."""
+    from rrdalarm.demo import generate_demo, write_demo_config
+
+    directory = directory.resolve()
+    tree = generate_demo(directory / "rrd", int(time.time()) if now is None else now, days=days)
+    settings = write_demo_config(directory, tree.root, directory / "data")
+    click.echo(f"{len(tree.files)} RRD files under {tree.root}; settings: {settings}")
+
+
+def main() -> None:
+    cli(prog_name="rrdalarm")

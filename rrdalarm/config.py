@@ -1,0 +1,558 @@
+"""Settings and thresholds: the model, TOML load/save and validation with locations.
+
+First step of the data flow (config -> engine -> store/actions -> report).
+Every error a user can make here is a ConfigError naming file, line and field.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import tomlkit
+
+from rrdalarm import timespec
+from rrdalarm.evaluate import Direction
+from rrdalarm.fileutil import atomic_write_text
+
+CONSOLIDATION_FUNCTIONS = ("AVERAGE", "MIN", "MAX", "LAST")
+SETTINGS_ENV = "RRDALARM_SETTINGS"
+SETTINGS_SEARCH = (Path("rrdalarm.toml"), Path("/etc/rrdalarm/rrdalarm.toml"))
+# Any time works here: it only checks that start comes before end for every "now".
+_PROBE_NOW = 2_000_000_000
+
+
+class ConfigError(Exception):
+    """A user mistake in a settings or thresholds file, with where it is."""
+
+    def __init__(
+        self, path: Path | str | None, message: str, line: int | None = None, field: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.path = str(path) if path is not None else None
+        self.message = message
+        self.line = line
+        self.field = field
+
+    def __str__(self) -> str:
+        where = self.path or "<config>"
+        if self.line is not None:
+            where += f":{self.line}"
+        what = f"field '{self.field}': " if self.field else ""
+        return f"{where}: {what}{self.message}"
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """One action of a threshold: the plugin name and its parameters."""
+
+    type: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a threshold was defined, for messages."""
+
+    path: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}" if self.line is not None else self.path
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One configured threshold (DESIGN section 2)."""
+
+    id: int
+    name: str
+    type: Direction
+    value: float
+    glob: str = ""
+    source: str = "rrd"
+    ds: tuple[str, ...] = ()
+    cf: str = "AVERAGE"
+    repetitions: int = 0
+    start: str = "now-1h"
+    end: str = "now"
+    actions: tuple[ActionSpec, ...] = ()
+    rearm: int = 0
+    enabled: bool = True
+    location: Location | None = field(default=None, compare=False)
+
+    @property
+    def action_names(self) -> str:
+        return ", ".join(a.type for a in self.actions) or "None"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things live and how a check runs."""
+
+    path: Path | None = None
+    rrd_root: Path | None = None
+    thresholds: Path | None = None
+    data_dir: Path = field(default_factory=lambda: default_data_dir())
+    log_dir: Path | None = None
+    database_url: str = ""
+    workers: int = 0
+    lock_wait: float = 30.0
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'rrdalarm.db'}"
+
+    @property
+    def logs(self) -> Path:
+        return self.log_dir or self.data_dir / "log"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "rrdalarm"
+
+
+# ---------------------------------------------------------------- locating lines
+
+_TABLE_RE = re.compile(r"^\s*\[\[\s*threshold\s*\]\]\s*(#.*)?$")
+_SUBTABLE_RE = re.compile(r"^\s*\[\[\s*threshold\s*\.\s*action\s*\]\]\s*(#.*)?$")
+_ANY_TABLE_RE = re.compile(r"^\s*\[")
+_KEY_RE = re.compile(r"""^\s*(?:"([^"]+)"|'([^']+)'|([A-Za-z0-9_-]+))\s*=""")
+
+
+class _Lines:
+    """Finds the line of the n-th [[threshold]] table and of keys inside it.
+
+    tomllib gives no positions, so lines are recovered from the text; this is
+    only used for messages, never for values.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+        self.tables = [i + 1 for i, ln in enumerate(self.lines) if _TABLE_RE.match(ln)]
+
+    def table(self, index: int) -> int | None:
+        return self.tables[index] if index < len(self.tables) else None
+
+    def _key_in(self, start: int | None, key: str, sub_index: int | None) -> int | None:
+        """Line of `key` in the table starting at line `start` (or in its sub_index-th action)."""
+        if start is None:
+            return None
+        want = -1 if sub_index is None else sub_index
+        sub = -1
+        for i in range(start, len(self.lines)):
+            ln = self.lines[i]
+            if _TABLE_RE.match(ln):
+                break
+            if _SUBTABLE_RE.match(ln):
+                sub += 1
+                if sub == want and not key:
+                    return i + 1
+                continue
+            if _ANY_TABLE_RE.match(ln):
+                break
+            m = _KEY_RE.match(ln)
+            if m and key and sub == want and (m.group(1) or m.group(2) or m.group(3)) == key:
+                return i + 1
+        return None
+
+    def key(self, index: int, key: str) -> int | None:
+        return self._key_in(self.table(index), key, None) or self.table(index)
+
+    def action(self, index: int, sub: int, key: str = "") -> int | None:
+        return self._key_in(self.table(index), key, sub) or self._key_in(self.table(index), "", sub)
+
+
+# ---------------------------------------------------------------- validation
+
+Locate = Callable[[str], int | None]
+
+
+def _int(raw: Any, name: str, fail: Callable[[str, str], ConfigError], minimum: int = 0) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        if isinstance(raw, float) and raw.is_integer():
+            raw = int(raw)
+        else:
+            raise fail(name, f"must be a whole number, not {raw!r}")
+    if raw < minimum:
+        raise fail(name, f"must be {minimum} or more, not {raw}")
+    return int(raw)
+
+
+def threshold_from_dict(
+    raw: Mapping[str, Any],
+    path: str,
+    locate: Locate = lambda _key: None,
+    locate_action: Callable[[int, str], int | None] = lambda _i, _key: None,
+    sources: Sequence[str] = ("rrd",),
+) -> Threshold:
+    """Validate one threshold table; the single rule set the CLI, loader and web form share."""
+
+    def fail(name: str, message: str) -> ConfigError:
+        ident = raw.get("id")
+        prefix = f"threshold {ident}: " if isinstance(ident, int) and not isinstance(ident, bool) else ""
+        return ConfigError(path, prefix + message, locate(name), name)
+
+    known = {
+        "id", "name", "source", "glob", "ds", "cf", "type", "value", "repetitions",
+        "start", "end", "rearm", "enabled", "action",
+    }
+    for key in raw:
+        if key not in known:
+            raise fail(key, f"unknown field (known: {', '.join(sorted(known))})")
+    if "id" not in raw:
+        raise ConfigError(path, "threshold without an 'id'", locate("id"), "id")
+    ident = _int(raw["id"], "id", fail)
+
+    source = raw.get("source", "rrd")
+    if source not in sources:
+        raise fail("source", f"unknown source {source!r} (available: {', '.join(sources)})")
+
+    glob = raw.get("glob", "")
+    if source == "rrd":
+        if not isinstance(glob, str) or not glob.strip():
+            raise fail("glob", "an RRD threshold needs a non-empty glob relative to the RRD root")
+        problem = glob_problem(glob)
+        if problem:
+            raise fail("glob", problem)
+
+    ds_raw = raw.get("ds", [])
+    if isinstance(ds_raw, str):
+        ds_raw = [ds_raw]
+    if not isinstance(ds_raw, list) or not all(isinstance(d, str) and d for d in ds_raw):
+        raise fail("ds", "must be a list of data source names")
+
+    cf = raw.get("cf", "AVERAGE")
+    if not isinstance(cf, str) or cf.upper() not in CONSOLIDATION_FUNCTIONS:
+        raise fail("cf", f"must be one of {', '.join(CONSOLIDATION_FUNCTIONS)}, not {cf!r}")
+
+    kind = raw.get("type")
+    if not isinstance(kind, str) or kind.lower() not in ("above", "below"):
+        raise fail("type", f"must be 'above' or 'below', not {kind!r}")
+
+    value = raw.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise fail("value", f"must be a finite number, not {value!r}")
+
+    windows = {}
+    for name, default in (("start", "now-1h"), ("end", "now")):
+        spec = raw.get(name, default)
+        if isinstance(spec, int) and not isinstance(spec, bool):
+            spec = str(spec)
+        if not isinstance(spec, str):
+            raise fail(name, f"must be an AT-style time such as 'now-1h', not {spec!r}")
+        try:
+            timespec.validate(spec)
+        except timespec.TimeSpecError as exc:
+            raise fail(name, str(exc)) from None
+        windows[name] = spec
+    try:
+        timespec.resolve_window(windows["start"], windows["end"], _PROBE_NOW)
+    except timespec.TimeSpecError as exc:
+        raise fail("start", str(exc)) from None
+
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise fail("enabled", f"must be true or false, not {enabled!r}")
+
+    name = raw.get("name", "")
+    if not isinstance(name, str):
+        raise fail("name", f"must be text, not {name!r}")
+
+    actions_raw = raw.get("action", [])
+    if isinstance(actions_raw, Mapping):
+        actions_raw = [actions_raw]
+    if not isinstance(actions_raw, list):
+        raise fail("action", "must be a list of [[threshold.action]] tables")
+    actions = []
+    for i, spec in enumerate(actions_raw):
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("type"), str) or not spec["type"]:
+            raise ConfigError(
+                path, f"threshold {ident}: action {i + 1} needs a 'type' naming the action",
+                locate_action(i, "type"), "action.type",
+            )
+        params = {k: v for k, v in spec.items() if k != "type"}
+        actions.append(ActionSpec(type=spec["type"], params=params))
+
+    return Threshold(
+        id=ident,
+        name=name.strip() or f"threshold {ident}",
+        source=source,
+        glob=glob.strip() if isinstance(glob, str) else "",
+        ds=tuple(ds_raw),
+        cf=cf.upper(),
+        type=Direction(kind.lower()),
+        value=float(value),
+        repetitions=_int(raw.get("repetitions", 0), "repetitions", fail),
+        start=windows["start"],
+        end=windows["end"],
+        actions=tuple(actions),
+        rearm=_int(raw.get("rearm", 0), "rearm", fail),
+        enabled=enabled,
+        location=Location(path, locate("id")),
+    )
+
+
+def glob_problem(glob: str) -> str | None:
+    """Why a glob may not be used (it must stay inside the RRD root), or None."""
+    if "\x00" in glob:
+        return "contains a NUL character"
+    if glob.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", glob):
+        return f"{glob!r} is absolute; globs are relative to the RRD root"
+    if any(part == ".." for part in PurePosixPath(glob).parts):
+        return f"{glob!r} contains '..'; globs cannot leave the RRD root"
+    for part in PurePosixPath(glob).parts:
+        if "**" in part and part != "**":
+            return f"'**' must be a whole path component in {glob!r} (as in 'hosts/**/bytes.rrd')"
+    return None
+
+
+def check_unique_ids(thresholds: Iterable[Threshold], path: str) -> None:
+    seen: dict[int, Threshold] = {}
+    for t in thresholds:
+        if t.id in seen:
+            first = seen[t.id].location
+            line = t.location.line if t.location else None
+            raise ConfigError(path, f"duplicate threshold id {t.id} (first defined at {first})", line, "id")
+        seen[t.id] = t
+
+
+def parse_thresholds_toml(text: str, path: str, sources: Sequence[str] = ("rrd",)) -> list[Threshold]:
+    """Parse the TOML thresholds file."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = _toml_error_line(str(exc))
+        raise ConfigError(path, f"not valid TOML: {exc}", line) from None
+    extra = [k for k in data if k != "threshold"]
+    if extra:
+        raise ConfigError(path, f"unknown top-level key {extra[0]!r} (thresholds are [[threshold]] tables)",
+                          None, extra[0])
+    tables = data.get("threshold", [])
+    if not isinstance(tables, list):
+        raise ConfigError(path, "'threshold' must be an array of tables: write [[threshold]]", None, "threshold")
+    lines = _Lines(text)
+    out = []
+    for index, table in enumerate(tables):
+        out.append(
+            threshold_from_dict(
+                table,
+                path,
+                locate=lambda key, i=index: lines.key(i, key),  # type: ignore[misc]
+                locate_action=lambda sub, key, i=index: lines.action(i, sub, key),  # type: ignore[misc]
+                sources=sources,
+            )
+        )
+    check_unique_ids(out, path)
+    return out
+
+
+def _toml_error_line(message: str) -> int | None:
+    m = re.search(r"line (\d+)", message)
+    return int(m.group(1)) if m else None
+
+
+def is_legacy_text(text: str) -> bool:
+    """A legacy rrdAlarmConfig.txt has tab or space separated rows and no TOML syntax."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("[") or "=" in stripped.split("#", 1)[0]:
+            return False
+        return len(stripped.split("\t")) >= 2 or len(stripped.split()) >= 8
+    return False
+
+
+def load_thresholds(path: Path, sources: Sequence[str] = ("rrd",)) -> list[Threshold]:
+    """Load a thresholds file, TOML or legacy (detected by content)."""
+    from rrdalarm.legacy import parse_legacy
+
+    text = read_config_text(path)
+    if is_legacy_text(text):
+        return parse_legacy(text, str(path), sources=sources)
+    return parse_thresholds_toml(text, str(path), sources=sources)
+
+
+def read_config_text(path: Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, "file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(path, "is a directory, not a file") from None
+    except PermissionError:
+        raise ConfigError(path, "permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+# ---------------------------------------------------------------- writing TOML
+
+def threshold_to_table(t: Threshold) -> tomlkit.items.Table:
+    """A tomlkit table for one threshold, defaults left out to keep files short."""
+    table = tomlkit.table()
+    table.add("id", t.id)
+    table.add("name", t.name)
+    if t.source != "rrd":
+        table.add("source", t.source)
+    table.add("glob", t.glob)
+    if t.ds:
+        table.add("ds", list(t.ds))
+    if t.cf != "AVERAGE":
+        table.add("cf", t.cf)
+    table.add("type", t.type.value)
+    table.add("value", t.value)
+    table.add("repetitions", t.repetitions)
+    table.add("start", t.start)
+    table.add("end", t.end)
+    table.add("rearm", t.rearm)
+    if not t.enabled:
+        table.add("enabled", False)
+    if t.actions:
+        actions = tomlkit.aot()
+        for a in t.actions:
+            at = tomlkit.table()
+            at.add("type", a.type)
+            for k, v in a.params.items():
+                at.add(k, v)
+            actions.append(at)
+        table.add("action", actions)
+    return table
+
+
+def thresholds_to_toml(thresholds: Sequence[Threshold], header: Sequence[str] = ()) -> str:
+    doc = tomlkit.document()
+    for line in header:
+        doc.add(tomlkit.comment(line))
+    if header:
+        doc.add(tomlkit.nl())
+    aot = tomlkit.aot()
+    for t in thresholds:
+        aot.append(threshold_to_table(t))
+    doc.add("threshold", aot)
+    return tomlkit.dumps(doc)
+
+
+def save_thresholds(path: Path, thresholds: Sequence[Threshold], header: Sequence[str] = ()) -> None:
+    atomic_write_text(path, thresholds_to_toml(thresholds, header))
+
+
+# ---------------------------------------------------------------- settings
+
+_SETTINGS_KEYS = {
+    "rrd_root", "thresholds", "data_dir", "log_dir", "database_url", "workers", "lock_wait",
+}
+
+
+def find_settings_file(explicit: Path | None) -> Path | None:
+    """The settings file to use: explicit, $RRDALARM_SETTINGS, ./rrdalarm.toml, /etc/rrdalarm."""
+    if explicit is not None:
+        return explicit
+    env = os.environ.get(SETTINGS_ENV)
+    if env:
+        return Path(env)
+    for candidate in SETTINGS_SEARCH:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read a settings file; with None, defaults only."""
+    if path is None:
+        return Settings()
+    text = read_config_text(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, f"not valid TOML: {exc}", _toml_error_line(str(exc))) from None
+    lines = text.splitlines()
+
+    def line_of(key: str) -> int | None:
+        for i, ln in enumerate(lines):
+            m = _KEY_RE.match(ln)
+            if m and (m.group(1) or m.group(2) or m.group(3)) == key:
+                return i + 1
+        return None
+
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(path, message, line_of(key), key)
+
+    for key in data:
+        if key not in _SETTINGS_KEYS:
+            raise fail(key, f"unknown setting (known: {', '.join(sorted(_SETTINGS_KEYS))})")
+    base = Path(path).resolve().parent
+
+    def path_value(key: str) -> Path | None:
+        raw = data.get(key)
+        if raw is None or raw == "":
+            return None
+        if not isinstance(raw, str):
+            raise fail(key, f"must be a path, not {raw!r}")
+        p = Path(os.path.expanduser(raw))
+        return p if p.is_absolute() else base / p
+
+    database_url = data.get("database_url", "")
+    if not isinstance(database_url, str):
+        raise fail("database_url", "must be an SQLAlchemy URL such as sqlite:////var/lib/rrdalarm/rrdalarm.db")
+    workers = data.get("workers", 0)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise fail("workers", f"must be 0 (one per core) or a positive number, not {workers!r}")
+    lock_wait = data.get("lock_wait", 30)
+    if isinstance(lock_wait, bool) or not isinstance(lock_wait, (int, float)) or lock_wait < 0:
+        raise fail("lock_wait", f"must be a number of seconds, not {lock_wait!r}")
+    return Settings(
+        path=Path(path),
+        rrd_root=path_value("rrd_root"),
+        thresholds=path_value("thresholds"),
+        data_dir=path_value("data_dir") or default_data_dir(),
+        log_dir=path_value("log_dir"),
+        database_url=database_url,
+        workers=workers,
+        lock_wait=float(lock_wait),
+    )
+
+
+STARTER_SETTINGS = """\
+# rrdalarm settings, written by `rrdalarm init`.
+# Relative paths are taken from this file's folder.
+
+# Root of the RRD tree; threshold globs are relative to it and cannot leave it.
+rrd_root = {rrd_root}
+
+# The thresholds file: TOML, or a legacy rrdAlarmConfig.txt.
+thresholds = {thresholds}
+
+# rrdalarm's own state: database (SQLite unless database_url is set),
+# file-index cache, check lock and statistics RRDs.
+data_dir = {data_dir}
+
+# Folder of the `log` action's files.
+log_dir = {log_dir}
+
+# Any SQLAlchemy URL; empty means SQLite in data_dir.
+database_url = ""
+
+# Worker processes fetching RRD files; 0 means one per CPU core.
+workers = 0
+
+# Seconds a second `rrdalarm check` waits for a running one.
+lock_wait = 30
+"""
+
+
+def starter_settings(rrd_root: Path, thresholds: Path, data_dir: Path, log_dir: Path) -> str:
+    def q(p: Path) -> str:
+        return tomlkit.string(str(p)).as_string()
+
+    return STARTER_SETTINGS.format(
+        rrd_root=q(rrd_root), thresholds=q(thresholds), data_dir=q(data_dir), log_dir=q(log_dir)
+    )

@@ -1,0 +1,144 @@
+"""Pure evaluation: points and a threshold's rule in, breach and state decisions out.
+
+Sits between the sources (which produce points) and the engine (which stores
+states and runs actions). Nothing here does I/O or reads a clock: the check's
+time is always an argument.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Direction(StrEnum):
+    """Which way a point must cross the limit."""
+
+    ABOVE = "above"
+    BELOW = "below"
+
+
+class State(StrEnum):
+    """Per-series alarm state kept between checks."""
+
+    OK = "OK"
+    FIRING = "FIRING"
+
+
+class Status(StrEnum):
+    """What a report row says about a series in one check."""
+
+    OK = "OK"
+    ALARM_FIRED = "ALARM FIRED"
+    FIRING = "FIRING"
+    ERROR = "ERROR"
+    NO_DATA = "NO DATA"
+
+
+class EventKind(StrEnum):
+    """Why an event was recorded (and which actions may want it)."""
+
+    FIRED = "fired"
+    REPEAT = "repeat"
+    RESOLVED = "resolved"
+
+
+Value = float | None
+"""A point's value; None (or NaN) is unknown."""
+
+
+@dataclass(frozen=True)
+class Breach:
+    """The newest run of crossing points long enough to breach."""
+
+    value: float
+    time: int
+    run: int
+
+
+def crosses(value: float, direction: Direction, limit: float) -> bool:
+    """Strict comparison: a point equal to the limit never crosses."""
+    if direction is Direction.ABOVE:
+        return value > limit
+    return value < limit
+
+
+def needed_run(repetitions: int) -> int:
+    """Consecutive crossing points needed: 0 and 1 both mean one, as in the original."""
+    return max(1, repetitions)
+
+
+def is_unknown(value: Value) -> bool:
+    return value is None or math.isnan(value)
+
+
+def find_breach(
+    values: Sequence[Value], first: int, step: int, direction: Direction, limit: float, repetitions: int
+) -> Breach | None:
+    """Walk newest to oldest; unknown points are skipped, a non-crossing point ends a run.
+
+    `values` are in time order; values[i] is the point at `first + i * step`.
+    """
+    need = needed_run(repetitions)
+    above = direction is Direction.ABOVE
+    run = 0
+    newest = 0
+    for i in range(len(values) - 1, -1, -1):
+        v = values[i]
+        if v is None or v != v:  # unknown: neither counts nor resets
+            continue
+        if (v > limit) if above else (v < limit):
+            if run == 0:
+                newest = i
+            run += 1
+            if run >= need:
+                return Breach(value=float(values[newest]), time=first + newest * step, run=run)  # type: ignore[arg-type]
+        else:
+            run = 0
+    return None
+
+
+def newest_known(values: Sequence[Value], first: int, step: int) -> tuple[int, float] | None:
+    """(time, value) of the newest known point, or None when every point is unknown."""
+    for i in range(len(values) - 1, -1, -1):
+        v = values[i]
+        if not is_unknown(v):
+            return first + i * step, float(v)  # type: ignore[arg-type]
+    return None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one check does to one series: its new state, row status and event."""
+
+    state: State
+    status: Status
+    event: EventKind | None
+
+    @property
+    def runs_actions(self) -> bool:
+        return self.event is not None
+
+
+def rearm_elapsed(last_sent_at: int | None, now: int, rearm: int) -> bool:
+    """True when a still-firing alarm may act again (rearm 0: on every check)."""
+    if rearm <= 0 or last_sent_at is None:
+        return True
+    return now - last_sent_at >= rearm
+
+
+def decide(
+    previous: State, breaching: bool, last_sent_at: int | None, now: int, rearm: int
+) -> Decision:
+    """State transition for a series that was read successfully in this check."""
+    if breaching:
+        if previous is State.OK:
+            return Decision(State.FIRING, Status.ALARM_FIRED, EventKind.FIRED)
+        if rearm_elapsed(last_sent_at, now, rearm):
+            return Decision(State.FIRING, Status.ALARM_FIRED, EventKind.REPEAT)
+        return Decision(State.FIRING, Status.FIRING, None)
+    if previous is State.FIRING:
+        return Decision(State.OK, Status.OK, EventKind.RESOLVED)
+    return Decision(State.OK, Status.OK, None)

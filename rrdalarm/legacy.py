@@ -1,0 +1,82 @@
+"""The original RRDAlarm's rrdAlarmConfig.txt: ten tab-separated fields per line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rrdalarm.config import ActionSpec, ConfigError, Threshold, check_unique_ids, threshold_from_dict
+
+FIELDS = (
+    "id", "glob", "type", "value", "repetitions", "start", "end", "action", "parameter", "rearm",
+)
+
+# Original action scripts and the plugin (and parameter) that does their job now.
+LEGACY_ACTIONS: dict[str, tuple[str, str]] = {
+    "savelog": ("log", "file"),
+    "sendmail": ("email", "to"),
+}
+
+
+def split_fields(line: str) -> list[str]:
+    """Tabs separate fields; a line without tabs is split on runs of spaces."""
+    parts = line.split("\t") if "\t" in line else line.split()
+    return [p.strip() for p in parts if p.strip() != ""]
+
+
+def legacy_action(name: str, parameter: str) -> tuple[ActionSpec, ...]:
+    if name.lower() in ("none", "") :
+        return ()
+    plugin, param_name = LEGACY_ACTIONS.get(name.lower(), (name, "parameter"))
+    params: dict[str, Any] = {}
+    if parameter and parameter.lower() != "none":
+        params[param_name] = parameter
+    return (ActionSpec(type=plugin, params=params),)
+
+
+def parse_legacy(text: str, path: str, sources: Sequence[str] = ("rrd",)) -> list[Threshold]:
+    """Parse legacy rows into thresholds, with the same validation as TOML."""
+    out: list[Threshold] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        parts = split_fields(line)
+        if len(parts) != len(FIELDS):
+            raise ConfigError(
+                path,
+                f"expected {len(FIELDS)} tab-separated fields "
+                f"({', '.join(FIELDS)}), found {len(parts)}",
+                number,
+            )
+        row = dict(zip(FIELDS, parts, strict=True))
+        raw: dict[str, Any] = {
+            "id": _number(row["id"], "id", path, number, int),
+            "glob": row["glob"],
+            "type": row["type"],
+            "value": _number(row["value"], "value", path, number, float),
+            "repetitions": _number(row["repetitions"], "repetitions", path, number, int),
+            "start": row["start"],
+            "end": row["end"],
+            "rearm": _number(row["rearm"], "rearm", path, number, int),
+        }
+        t = threshold_from_dict(raw, path, locate=lambda _k, n=number: n, sources=sources)  # type: ignore[misc]
+        name = f"{t.glob} {t.type.value} {row['value']}"
+        out.append(
+            Threshold(
+                id=t.id, name=name, type=t.type, value=t.value, glob=t.glob, source=t.source,
+                repetitions=t.repetitions, start=t.start, end=t.end,
+                actions=legacy_action(row["action"], row["parameter"]), rearm=t.rearm,
+                location=t.location,
+            )
+        )
+    check_unique_ids(out, path)
+    return out
+
+
+def _number(text: str, name: str, path: str, line: int, kind: type[int] | type[float]) -> int | float:
+    try:
+        return kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(path, f"must be {what}, not {text!r}", line, name) from None

@@ -1,0 +1,31 @@
+"""One check at a time, across processes (cron runs, the scheduler, /start)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+
+class CheckBusy(Exception):
+    """Another check held the lock for longer than we were willing to wait."""
+
+
+@contextmanager
+def check_lock(data_dir: Path, wait: float) -> Iterator[None]:
+    """Hold the data dir's check lock; raise CheckBusy after `wait` seconds."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "check.lock"
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=wait)
+    except Timeout:
+        raise CheckBusy(
+            f"another check is running (lock {path} held); waited {wait:g} s"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()

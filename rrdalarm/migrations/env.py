@@ -1,0 +1,18 @@
+"""Alembic environment: runs on the engine handed over by rrdalarm.migrate."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from rrdalarm.store import Base
+
+config = context.config
+engine = config.attributes.get("engine")
+if engine is None:
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or "sqlite://")
+
+with engine.begin() as connection:
+    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()

@@ -1,0 +1,108 @@
+"""Check result -> text table, JSON document or standalone HTML page."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import jinja2
+
+from rrdalarm.engine import CheckResult, Row
+from rrdalarm.evaluate import Status
+
+COLUMNS = ("ID", "File", "DS", "Value", "Type", "Threshold", "Time", "Action", "Status", "Message")
+
+# Fired rows first, then what needs attention, then the rest.
+_STATUS_ORDER = {
+    Status.ALARM_FIRED: 0, Status.FIRING: 1, Status.ERROR: 2, Status.NO_DATA: 3, Status.OK: 4,
+}
+
+
+def fmt_value(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def fmt_time(epoch: int | None) -> str:
+    return "-" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def ordered(rows: Iterable[Row]) -> list[Row]:
+    return sorted(rows, key=lambda r: (_STATUS_ORDER[r.status], r.threshold, r.file, r.ds))
+
+
+def summary_line(result: CheckResult) -> str:
+    dry = " (dry run: nothing recorded, no action run)" if result.dry_run else ""
+    return (
+        f"Check at {fmt_time(result.started_at)}: {result.duration_s:.2f} s, "
+        f"{result.files_checked} files checked ({result.series_checked} series), "
+        f"{result.alarms_fired} alarms fired, {result.firing} firing, {result.errors} unreadable{dry}"
+    )
+
+
+def _cells(r: Row) -> tuple[str, ...]:
+    return (
+        str(r.threshold), r.file, r.ds or "-", fmt_value(r.value), r.type, f"{r.limit:g}",
+        fmt_time(r.time), r.action, r.status.value, r.message,
+    )
+
+
+def to_text(result: CheckResult) -> str:
+    """The summary line and an aligned table, like the original report."""
+    table = [COLUMNS, *(_cells(r) for r in ordered(result.rows))]
+    widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS) - 1)]
+    lines = [summary_line(result), ""]
+    for row in table:
+        lead = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
+        lines.append((lead + "  " + row[-1]).rstrip())
+    if not result.rows:
+        lines.append("(no series)")
+    return "\n".join(lines) + "\n"
+
+
+def to_dict(result: CheckResult) -> dict[str, Any]:
+    """The JSON document of `check --json` and `/start?format=json`."""
+    return {
+        "started_at": result.started_at,
+        "duration_s": round(result.duration_s, 6),
+        "files_checked": result.files_checked,
+        "series_checked": result.series_checked,
+        "alarms_fired": result.alarms_fired,
+        "results": [
+            {
+                "threshold": r.threshold,
+                "file": r.file,
+                "ds": r.ds,
+                "status": r.status.value,
+                "value": r.value,
+                "time": r.time,
+                "type": r.type,
+                "limit": r.limit,
+                "message": r.message,
+            }
+            for r in result.rows
+        ],
+    }
+
+
+def to_json(result: CheckResult) -> str:
+    return json.dumps(to_dict(result), indent=1) + "\n"
+
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("rrdalarm", "templates"),
+    autoescape=jinja2.select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def to_html(result: CheckResult) -> str:
+    """A standalone HTML page (no external resources)."""
+    return _env.get_template("report.html").render(
+        result=result,
+        summary=summary_line(result),
+        rows=[(r, _cells(r)) for r in ordered(result.rows)],
+        columns=COLUMNS,
+    )

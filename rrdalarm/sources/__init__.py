@@ -1,0 +1,1 @@
+"""Where points come from: one module per kind of source, discovered by entry points."""

@@ -1,0 +1,227 @@
+"""An index of the files under the RRD root, and glob matching over it.
+
+Walking a tree of 100,000 files on every check is the expensive part of a
+glob. The index remembers each folder's listing with its mtime and re-lists
+only folders whose mtime changed (a folder's mtime changes when an entry is
+added, removed or renamed, not when a file inside is updated). It is saved as
+JSON in the data dir, so cron runs share it. Symlinks that resolve outside the
+root are never followed; they are kept aside so that a glob matching one can
+be reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from rrdalarm.fileutil import atomic_write_text
+
+CACHE_VERSION = 1
+
+
+@dataclass
+class Folder:
+    mtime_ns: int
+    subdirs: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    escapes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Matches:
+    files: list[str]
+    escapes: list[str]
+
+
+def translate_component(part: str) -> str:
+    """Regex for one path component of a glob: * and ? never cross '/'."""
+    out = [] if part.startswith(".") else [r"(?!\.)"]
+    i, n = 0, len(part)
+    while i < n:
+        c = part[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = i + 1
+            if j < n and part[j] in "!^":
+                j += 1
+            if j < n and part[j] == "]":
+                j += 1
+            while j < n and part[j] != "]":
+                j += 1
+            if j >= n:
+                out.append(re.escape(c))
+            else:
+                body = part[i + 1 : j]
+                if body[:1] in ("!", "^"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+@lru_cache(maxsize=256)
+def compile_glob(glob: str) -> tuple[str, re.Pattern[str], re.Pattern[str]]:
+    """(literal folder prefix, folder regex, file-name regex) for a relative glob."""
+    parts = [p for p in glob.strip("/").split("/") if p not in ("", ".")]
+    if not parts:
+        parts = ["*"]
+    if parts[-1] == "**":
+        parts.append("*")
+    dir_parts, base = parts[:-1], parts[-1]
+    prefix_parts = []
+    for p in dir_parts:
+        if any(ch in p for ch in "*?["):
+            break
+        prefix_parts.append(p)
+    pieces = [r"(?:(?!\.)[^/]+/)*" if p == "**" else translate_component(p) + "/" for p in dir_parts]
+    dir_re = re.compile("".join(pieces) + r"\Z")
+    base_re = re.compile(translate_component(base) + r"\Z")
+    return "/".join(prefix_parts), dir_re, base_re
+
+
+def cache_path_for(data_dir: Path, root: Path) -> Path:
+    digest = hashlib.sha1(str(root).encode()).hexdigest()[:16]
+    return data_dir / "index" / f"{digest}.json"
+
+
+class FileIndex:
+    """Folder listings of one RRD root, refreshed where folders changed."""
+
+    def __init__(self, root: Path, cache: Path | None = None) -> None:
+        self.root = Path(os.path.realpath(root))
+        self.cache = cache
+        self.folders: dict[str, Folder] = {}
+        self.relisted = 0
+        self._loaded = False
+
+    def _load(self) -> None:
+        self._loaded = True
+        if self.cache is None:
+            return
+        try:
+            data = json.loads(self.cache.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if data.get("version") != CACHE_VERSION or data.get("root") != str(self.root):
+            return
+        self.folders = {
+            rel: Folder(int(v[0]), list(v[1]), list(v[2]), list(v[3]))
+            for rel, v in data.get("folders", {}).items()
+        }
+
+    def _save(self) -> None:
+        if self.cache is None:
+            return
+        data = {
+            "version": CACHE_VERSION,
+            "root": str(self.root),
+            "folders": {
+                rel: [f.mtime_ns, f.subdirs, f.files, f.escapes] for rel, f in self.folders.items()
+            },
+        }
+        # A cache that cannot be written only costs a walk next time.
+        with contextlib.suppress(OSError):
+            atomic_write_text(self.cache, json.dumps(data, separators=(",", ":")))
+
+    def _inside(self, target: str) -> bool:
+        root = str(self.root)
+        return target == root or target.startswith(root + os.sep)
+
+    def _list(self, path: str, mtime_ns: int) -> Folder:
+        folder = Folder(mtime_ns)
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            return folder
+        for entry in entries:
+            try:
+                if entry.is_symlink():
+                    target = os.path.realpath(entry.path)
+                    if not self._inside(target):
+                        folder.escapes.append(entry.name)
+                    elif os.path.isdir(target):
+                        folder.subdirs.append(entry.name)
+                    else:  # a file, or dangling: the fetch reports which
+                        folder.files.append(entry.name)
+                elif entry.is_dir(follow_symlinks=False):
+                    folder.subdirs.append(entry.name)
+                elif entry.is_file(follow_symlinks=False):
+                    folder.files.append(entry.name)
+            except OSError:
+                continue
+        folder.subdirs.sort()
+        folder.files.sort()
+        folder.escapes.sort()
+        return folder
+
+    def refresh(self) -> None:
+        """Bring the index up to date with the tree, re-listing changed folders only."""
+        if not self._loaded:
+            self._load()
+        old = self.folders
+        new: dict[str, Folder] = {}
+        seen: set[tuple[int, int]] = set()
+        stack = [""]
+        self.relisted = 0
+        while stack:
+            rel = stack.pop()
+            path = os.path.join(self.root, rel) if rel else str(self.root)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            ident = (st.st_dev, st.st_ino)
+            if ident in seen:  # a symlink loop inside the root
+                continue
+            seen.add(ident)
+            cached = old.get(rel)
+            if cached is not None and cached.mtime_ns == st.st_mtime_ns:
+                folder = cached
+            else:
+                folder = self._list(path, st.st_mtime_ns)
+                self.relisted += 1
+            new[rel] = folder
+            stack.extend(f"{rel}/{d}" if rel else d for d in reversed(folder.subdirs))
+        self.folders = new
+        if self.relisted or len(new) != len(old):
+            self._save()
+
+    def _candidate_folders(self, prefix: str) -> Iterator[tuple[str, Folder]]:
+        if not prefix:
+            yield from self.folders.items()
+            return
+        for rel, folder in self.folders.items():
+            if rel == prefix or rel.startswith(prefix + "/"):
+                yield rel, folder
+
+    def match(self, glob: str) -> Matches:
+        """Files (and escaping symlinks) matching a relative glob, sorted."""
+        prefix, dir_re, base_re = compile_glob(glob)
+        files: list[str] = []
+        escapes: list[str] = []
+        for rel, folder in self._candidate_folders(prefix):
+            if not dir_re.match(rel + "/" if rel else ""):
+                continue
+            lead = rel + "/" if rel else ""
+            files.extend(lead + f for f in folder.files if base_re.match(f))
+            escapes.extend(lead + f for f in folder.escapes if base_re.match(f))
+        files.sort()
+        escapes.sort()
+        return Matches(files, escapes)
+
+    @property
+    def file_count(self) -> int:
+        return sum(len(f.files) for f in self.folders.values())

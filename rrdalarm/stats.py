@@ -1,0 +1,47 @@
+"""The check's own statistics: two RRDs in the data dir (duration, alarms fired)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import rrdtool  # type: ignore[import-untyped]
+
+STEP = 60
+FILES = {"duration": ("check_duration.rrd", "duration"), "alarms": ("alarms_fired.rrd", "alarms")}
+# A day of minutes, a week of 5 minutes, a year of hours.
+RRAS = [
+    f"RRA:{cf}:0.5:{steps}:{rows}"
+    for cf in ("AVERAGE", "MAX")
+    for steps, rows in ((1, 1440), (5, 2016), (60, 8784))
+]
+
+
+def stats_dir(data_dir: Path) -> Path:
+    return data_dir / "stats"
+
+
+def stats_path(data_dir: Path, which: str) -> Path:
+    return stats_dir(data_dir) / FILES[which][0]
+
+
+def _ensure(path: Path, ds: str, at: int) -> None:
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Checks may run every minute or every hour: a heartbeat of two hours keeps both known.
+    rrdtool.create(str(path), "--start", str(at - 1), "--step", str(STEP), f"DS:{ds}:GAUGE:7200:0:U", *RRAS)
+
+
+def record_check(data_dir: Path, at: int, duration_s: float, alarms_fired: int) -> str | None:
+    """Add one check to the statistics; returns a warning instead of raising."""
+    try:
+        for which, value in (("duration", f"{duration_s:.3f}"), ("alarms", str(alarms_fired))):
+            path = stats_path(data_dir, which)
+            _ensure(path, FILES[which][1], at)
+            last = int(rrdtool.last(str(path)))
+            if at <= last:
+                continue  # checks replayed with --at, or two in the same second
+            rrdtool.update(str(path), f"{at}:{value}")
+    except (rrdtool.OperationalError, OSError) as exc:
+        return f"statistics not updated: {exc}"
+    return None

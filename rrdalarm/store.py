@@ -1,0 +1,281 @@
+"""SQL history: check runs, per-series state and alarm events (SQLAlchemy 2).
+
+The store owns the engine's lifetime and the schema (Alembic migrations in
+rrdalarm/migrations, applied on open). SQLite runs in WAL mode so that
+readers (the web pages, `rrdalarm history`) never block a check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from rrdalarm.evaluate import State
+
+
+class StoreError(Exception):
+    """The database cannot be opened or used; the message is one line."""
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CheckRun(Base):
+    __tablename__ = "check_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[int] = mapped_column(Integer, index=True)
+    duration_s: Mapped[float] = mapped_column(Float)
+    files_checked: Mapped[int] = mapped_column(Integer)
+    series_checked: Mapped[int] = mapped_column(Integer)
+    alarms_fired: Mapped[int] = mapped_column(Integer)
+    firing: Mapped[int] = mapped_column(Integer)
+    errors: Mapped[int] = mapped_column(Integer)
+
+
+class SeriesState(Base):
+    """One row per series that has ever fired; a series never seen firing is OK by default."""
+
+    __tablename__ = "series_state"
+    __table_args__ = (UniqueConstraint("threshold_id", "series", "ds", name="uq_series_state_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    threshold_id: Mapped[int] = mapped_column(Integer)
+    series: Mapped[str] = mapped_column(String(1024))
+    ds: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    active_at: Mapped[int | None] = mapped_column(Integer)
+    fired_at: Mapped[int | None] = mapped_column(Integer)
+    resolved_at: Mapped[int | None] = mapped_column(Integer)
+    last_sent_at: Mapped[int | None] = mapped_column(Integer)
+    last_value: Mapped[float | None] = mapped_column(Float)
+    last_time: Mapped[int | None] = mapped_column(Integer)
+
+
+class AlarmEvent(Base):
+    __tablename__ = "alarm_events"
+    __table_args__ = (Index("ix_alarm_events_threshold_at", "threshold_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("check_runs.id"), index=True)
+    at: Mapped[int] = mapped_column(Integer, index=True)
+    threshold_id: Mapped[int] = mapped_column(Integer)
+    threshold_name: Mapped[str] = mapped_column(String(255))
+    series: Mapped[str] = mapped_column(String(1024))
+    ds: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(8))
+    limit: Mapped[float] = mapped_column(Float)
+    value: Mapped[float | None] = mapped_column(Float)
+    time: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(Text, default="")
+
+
+@dataclass(frozen=True)
+class StateView:
+    """A series' stored state as the engine needs it."""
+
+    state: State
+    active_at: int | None
+    fired_at: int | None
+    resolved_at: int | None
+    last_sent_at: int | None
+
+
+@dataclass(frozen=True)
+class StateChange:
+    key: tuple[int, str, str]
+    state: State
+    active_at: int | None
+    fired_at: int | None
+    resolved_at: int | None
+    last_sent_at: int | None
+    last_value: float | None
+    last_time: int | None
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    threshold_id: int
+    threshold_name: str
+    series: str
+    ds: str
+    status: str
+    kind: str
+    type: str
+    limit: float
+    value: float | None
+    time: int | None
+    message: str
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    started_at: int
+    duration_s: float
+    files_checked: int
+    series_checked: int
+    alarms_fired: int
+    firing: int
+    errors: int
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An SQLAlchemy engine; SQLite files and their folder are created as needed."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(url, future=True)
+    except (ArgumentError, ImportError, SQLAlchemyError) as exc:
+        raise StoreError(f"database {parsed.render_as_string(hide_password=True)}: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Store:
+    """Database access for checks and history; every write is one transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.safe_url = make_url(url).render_as_string(hide_password=True)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (no-op when current)."""
+        from rrdalarm.migrate import upgrade
+
+        try:
+            upgrade(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database {self.safe_url}: {exc.__class__.__name__}: {_first_line(exc)}") from None
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database {self.safe_url}: {_first_line(exc)}") from None
+
+    def states(self, threshold_ids: Iterable[int]) -> dict[tuple[int, str, str], StateView]:
+        ids = list(threshold_ids)
+        with self.session() as s:
+            rows = s.scalars(select(SeriesState).where(SeriesState.threshold_id.in_(ids))).all()
+            return {
+                (r.threshold_id, r.series, r.ds): StateView(
+                    State(r.state), r.active_at, r.fired_at, r.resolved_at, r.last_sent_at
+                )
+                for r in rows
+            }
+
+    def record_check(
+        self, summary: RunSummary, changes: Sequence[StateChange], events: Sequence[NewEvent]
+    ) -> tuple[int, list[int]]:
+        """Write the run, changed states and new events in one transaction; returns their ids."""
+        with self.session() as s:
+            run = CheckRun(**summary.__dict__)
+            s.add(run)
+            s.flush()
+            if changes:
+                existing = {
+                    (r.threshold_id, r.series, r.ds): r
+                    for r in s.scalars(
+                        select(SeriesState).where(
+                            SeriesState.threshold_id.in_({c.key[0] for c in changes})
+                        )
+                    )
+                }
+                for c in changes:
+                    row = existing.get(c.key)
+                    if row is None:
+                        row = SeriesState(threshold_id=c.key[0], series=c.key[1], ds=c.key[2])
+                        s.add(row)
+                    row.state = c.state.value
+                    row.active_at = c.active_at
+                    row.fired_at = c.fired_at
+                    row.resolved_at = c.resolved_at
+                    row.last_sent_at = c.last_sent_at
+                    row.last_value = c.last_value
+                    row.last_time = c.last_time
+            rows = [AlarmEvent(run_id=run.id, at=summary.started_at, **e.__dict__) for e in events]
+            s.add_all(rows)
+            s.flush()
+            return run.id, [r.id for r in rows]
+
+    def events(
+        self,
+        threshold: int | None = None,
+        status: str | None = None,
+        since: int | None = None,
+        limit: int = 50,
+    ) -> list[AlarmEvent]:
+        """Newest events first, filtered."""
+        q = select(AlarmEvent).order_by(AlarmEvent.at.desc(), AlarmEvent.id.desc()).limit(limit)
+        if threshold is not None:
+            q = q.where(AlarmEvent.threshold_id == threshold)
+        if status:
+            q = q.where(func.upper(AlarmEvent.status) == status.upper())
+        if since is not None:
+            q = q.where(AlarmEvent.at >= since)
+        with self.session() as s:
+            return list(s.scalars(q).all())
+
+    def runs(self, limit: int = 20) -> list[CheckRun]:
+        with self.session() as s:
+            return list(s.scalars(select(CheckRun).order_by(CheckRun.id.desc()).limit(limit)).all())
+
+    def count(self, model: type[Base]) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else exc.__class__.__name__
+
+
+def open_store(url: str) -> Store:
+    """Open (creating if needed) and migrate the database at `url`."""
+    store = Store(url)
+    store.migrate()
+    return store

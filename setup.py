@@ -1,0 +1,55 @@
+"""Package metadata for rrdalarm."""
+
+from setuptools import setup
+
+setup(
+    name="rrdalarm",
+    version="0.1.0",
+    description="Threshold alarms over RRD files and ntopng timeseries",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="GPL-3.0-or-later",
+    python_requires=">=3.11",
+    packages=[
+        "rrdalarm",
+        "rrdalarm.sources",
+        "rrdalarm.migrations",
+        "rrdalarm.migrations.versions",
+        "rrdalarm.actions",
+        "rrdalarm.web",
+    ],
+    package_dir={
+        "rrdalarm": "rrdalarm",
+        "rrdalarm.actions": "actions",
+        "rrdalarm.web": "web",
+    },
+    package_data={"rrdalarm": ["py.typed", "templates/*.html"], "rrdalarm.migrations": ["script.py.mako"]},
+    install_requires=[
+        "rrdtool>=0.1.16",
+        "SQLAlchemy>=2.0",
+        "alembic>=1.13",
+        "APScheduler>=3.10,<4",
+        "click>=8.1",
+        "tomlkit>=0.12",
+        "filelock>=3.12",
+        "rich>=13",
+        "Jinja2>=3.1",
+        "Flask>=3.0",
+        "Flask-WTF>=1.2",
+        "WTForms>=3.1",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "hypothesis>=6.100",
+            "ruff>=0.6",
+            "mypy>=1.10",
+        ],
+    },
+    entry_points={
+        "console_scripts": ["rrdalarm = rrdalarm.cli:main"],
+        "rrdalarm.actions": ["log = rrdalarm.actions.log:LogAction"],
+        "rrdalarm.sources": ["rrd = rrdalarm.sources.rrd:RRDSource"],
+    },
+)

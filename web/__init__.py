@@ -1,0 +1,1 @@
+"""The Flask configurator and report pages, installed as rrdalarm.web."""

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, types, then pytest on every core.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+.venv/bin/ruff check rrdalarm actions web tests bench
+.venv/bin/ruff format --check rrdalarm actions web tests bench >/dev/null || true
+.venv/bin/mypy
+.venv/bin/pytest -n auto -q "$@"

@@ -1,0 +1,110 @@
+"""Shared fixtures: RRD files written with rrdtool at known timestamps, settings, a CLI runner."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import rrdtool
+
+from rrdalarm.config import Settings
+
+# A fixed "now" on a minute boundary; every test point sits at T0 - k*60.
+T0 = 1_700_000_040
+STEP = 60
+
+
+def make_rrd(
+    path: Path,
+    series: dict[str, Sequence[float | None]],
+    *,
+    end: int = T0,
+    step: int = STEP,
+    kind: str = "GAUGE",
+    rows: int = 600,
+) -> Path:
+    """An RRD whose DS `name` has values[i] at `end - (len-1-i)*step` (None: no update for that DS).
+
+    Values are written with one update per point so that each 60 s average equals
+    the value given (GAUGE); a None leaves the point unknown.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(series)
+    length = max(len(v) for v in series.values())
+    first = end - (length - 1) * step
+    rrdtool.create(
+        str(path), "--start", str(first - step), "--step", str(step),
+        *(f"DS:{n}:{kind}:{step * 2}:U:U" for n in names),
+        f"RRA:AVERAGE:0.5:1:{rows}", f"RRA:MAX:0.5:1:{rows}", f"RRA:MIN:0.5:1:{rows}",
+        f"RRA:LAST:0.5:1:{rows}",
+    )
+    updates = []
+    for i in range(length):
+        vals = []
+        for n in names:
+            v = series[n][i] if i < len(series[n]) else None
+            vals.append("U" if v is None or (isinstance(v, float) and math.isnan(v)) else repr(float(v)))
+        updates.append(f"{first + i * step}:" + ":".join(vals))
+    for i in range(0, len(updates), 500):
+        rrdtool.update(str(path), *updates[i : i + 500])
+    return path
+
+
+@dataclass
+class Env:
+    """A temporary installation: RRD root, data dir, settings file, thresholds file."""
+
+    base: Path
+    root: Path
+    data: Path
+    settings_path: Path
+    thresholds_path: Path
+
+    def settings(self) -> Settings:
+        from rrdalarm.config import load_settings
+
+        return load_settings(self.settings_path)
+
+    def write_thresholds(self, text: str) -> Path:
+        self.thresholds_path.write_text(text, encoding="utf-8")
+        return self.thresholds_path
+
+    def rrd(self, rel: str, series: dict[str, Sequence[float | None]], **kw: object) -> Path:
+        return make_rrd(self.root / rel, series, **kw)  # type: ignore[arg-type]
+
+    def run(self, *args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run the real `rrdalarm` command in a subprocess with this settings file."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RRDALARM_")}
+        env["RRDALARM_SETTINGS"] = str(self.settings_path)
+        proc = subprocess.run(
+            [sys.executable, "-m", "rrdalarm", *args], capture_output=True, text=True, env=env,
+            timeout=timeout, cwd=self.base,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        return proc
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    root = tmp_path / "rrd"
+    data = tmp_path / "data"
+    root.mkdir()
+    settings = tmp_path / "rrdalarm.toml"
+    thresholds = tmp_path / "thresholds.toml"
+    settings.write_text(
+        f'rrd_root = "{root}"\nthresholds = "thresholds.toml"\ndata_dir = "{data}"\n'
+        f'log_dir = "{data / "log"}"\nworkers = 1\nlock_wait = 5\n',
+        encoding="utf-8",
+    )
+    thresholds.write_text("", encoding="utf-8")
+    return Env(tmp_path, root, data, settings, thresholds)
+
+
+RRDFactory = Callable[..., Path]

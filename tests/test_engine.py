@@ -1,0 +1,336 @@
+"""One check end to end in-process: real RRD files, real SQLite database, real log action."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import rrdtool
+from conftest import T0, Env
+
+from rrdalarm import stats
+from rrdalarm.config import load_thresholds
+from rrdalarm.engine import CheckResult, run_check
+from rrdalarm.store import AlarmEvent, CheckRun, SeriesState, Store, open_store
+
+
+def threshold(ident: int = 1, glob: str = "a.rrd", **fields: object) -> str:
+    body = {"type": "above", "value": 5, "start": "now-1h", "end": "now"} | fields
+    lines = [f"id = {ident}", f'glob = "{glob}"']
+    actions = body.pop("actions", [])
+    for key, value in body.items():
+        if isinstance(value, str):
+            lines.append(f'{key} = "{value}"')
+        elif isinstance(value, bool):
+            lines.append(f"{key} = {str(value).lower()}")
+        elif isinstance(value, list):
+            lines.append(f"{key} = [" + ", ".join(f'"{v}"' for v in value) + "]")
+        else:
+            lines.append(f"{key} = {value}")
+    text = "[[threshold]]\n" + "\n".join(lines) + "\n"
+    for action in actions:  # type: ignore[attr-defined]
+        text += "[[threshold.action]]\n" + "".join(f'{k} = "{v}"\n' for k, v in action.items())
+    return text
+
+
+def check(env: Env, store: Store, at: int = T0, **kw: object) -> CheckResult:
+    settings = env.settings()
+    assert settings.thresholds is not None
+    return run_check(settings, load_thresholds(settings.thresholds), store, at=at, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(env: Env) -> Store:
+    s = open_store(env.settings().db_url)
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def statuses(result: CheckResult) -> dict[tuple[str, str], str]:
+    return {(r.file, r.ds): r.status.value for r in result.rows}
+
+
+def test_above_fires_with_newest_point_of_run(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [1, 1, 6, 7, 8]})
+    env.write_thresholds(threshold(repetitions=3))
+    r = check(env, store)
+    [row] = r.rows
+    assert (row.status.value, row.value, row.time) == ("ALARM FIRED", 8.0, T0)
+    assert r.alarms_fired == 1 and r.exit_status == 1
+
+
+def test_below_fires(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [9, 9, 2, 1]})
+    env.write_thresholds(threshold(type="below", value=3, repetitions=2))
+    [row] = check(env, store).rows
+    assert (row.status.value, row.value) == ("ALARM FIRED", 1.0)
+
+
+def test_equality_does_not_fire(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [5, 5, 5]})
+    env.write_thresholds(threshold(value=5) + threshold(2, type="below", value=5))
+    r = check(env, store)
+    assert [row.status.value for row in r.rows] == ["OK", "OK"]
+    assert r.exit_status == 0
+
+
+@pytest.mark.parametrize(("reps", "fires"), [(0, True), (1, True), (3, False), (2, True)])
+def test_repetitions(env: Env, store: Store, reps: int, fires: bool) -> None:
+    env.rrd("a.rrd", {"x": [9, 1, 9, 9]})
+    env.write_thresholds(threshold(repetitions=reps))
+    [row] = check(env, store).rows
+    assert (row.status.value == "ALARM FIRED") is fires
+
+
+def test_unknown_points_inside_a_run_are_skipped(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [1, 9, None, 9, None, 9, None]})
+    env.write_thresholds(threshold(repetitions=3))
+    [row] = check(env, store).rows
+    assert (row.status.value, row.time) == ("ALARM FIRED", T0 - 60)
+
+
+def test_all_unknown_is_no_data(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [9, 9] + [None] * 70})
+    env.write_thresholds(threshold(start="now-30min"))
+    [row] = check(env, store).rows
+    assert row.status.value == "NO DATA"
+    assert check(env, store).exit_status == 3
+
+
+def test_window_edges(env: Env, store: Store) -> None:
+    # A point at t covers (t-60, t]: the window (T0-600, T0] holds points T0-540 .. T0.
+    vals: list[float | None] = [1.0] * 30
+    vals[-10] = 9.0  # T0 - 540, the oldest point inside now-10min
+    vals[-11] = 9.0  # T0 - 600, just outside it
+    env.rrd("a.rrd", {"x": vals})
+    env.write_thresholds(
+        threshold(start="now-10min", repetitions=1)
+        + threshold(2, start="now-9min")
+        + threshold(3, start="now-10min", repetitions=2)
+        + threshold(4, start="now-11min", repetitions=2)
+    )
+    r = check(env, store)
+    by_id = {row.threshold: row for row in r.rows}
+    assert by_id[1].status.value == "ALARM FIRED" and by_id[1].time == T0 - 540
+    assert by_id[2].status.value == "OK"
+    assert by_id[3].status.value == "OK"
+    assert by_id[4].status.value == "ALARM FIRED" and by_id[4].time == T0 - 540
+
+
+def test_at_excludes_points_after_the_window(env: Env, store: Store) -> None:
+    vals: list[float | None] = [1.0] * 20 + [9.0] * 5
+    env.rrd("a.rrd", {"x": vals})
+    env.write_thresholds(threshold(repetitions=2))
+    # 5 minutes before the spike starts nothing fires, even though the file has later data.
+    assert check(env, store, at=T0 - 300, dry_run=True).rows[0].status.value == "OK"
+    assert check(env, store, at=T0 - 240, dry_run=True).rows[0].status.value == "OK"
+    fired = check(env, store, at=T0 - 180, dry_run=True).rows[0]
+    assert (fired.status.value, fired.time) == ("ALARM FIRED", T0 - 180)
+
+
+def test_rearm_zero_fires_every_check(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [9] * 10})
+    env.write_thresholds(threshold(rearm=0, actions=[{"type": "log", "file": "a.log"}]))
+    for at in (T0, T0 + 60, T0 + 120):
+        assert check(env, store, at=at).rows[0].status.value == "ALARM FIRED"
+    log = (env.data / "log" / "a.log").read_text().splitlines()
+    assert len(log) == 3 and all("ALARM FIRED" in line for line in log)
+
+
+def test_rearm_holds_back_then_repeats(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [9] * 30})
+    env.write_thresholds(threshold(rearm=600, actions=[{"type": "log", "file": "a.log"}]))
+    seen = [check(env, store, at=T0 + d).rows[0].status.value for d in (0, 60, 599, 600, 660)]
+    assert seen == ["ALARM FIRED", "FIRING", "FIRING", "ALARM FIRED", "FIRING"]
+    assert len((env.data / "log" / "a.log").read_text().splitlines()) == 2
+    kinds = [e.kind for e in reversed(store.events(limit=10))]
+    assert kinds == ["fired", "repeat"]
+
+
+def test_resolved_event_when_breach_ends(env: Env, store: Store) -> None:
+    path = env.rrd("a.rrd", {"x": [9] * 5})
+    env.write_thresholds(threshold(actions=[{"type": "log", "file": "a.log"}]))
+    assert check(env, store).exit_status == 1
+    rrdtool.update(str(path), *(f"{T0 + 60 * i}:1" for i in range(1, 70)))
+    r = check(env, store, at=T0 + 69 * 60)
+    [row] = r.rows
+    assert row.status.value == "OK" and row.message.startswith("resolved")
+    assert r.exit_status == 0
+    events = store.events()
+    assert [e.status for e in events] == ["RESOLVED", "ALARM FIRED"]
+    assert "RESOLVED" in (env.data / "log" / "a.log").read_text().splitlines()[-1]
+    # And stays quiet afterwards.
+    assert check(env, store, at=T0 + 69 * 60 + 60).rows[0].status.value == "OK"
+    assert len(store.events()) == 2
+
+
+def test_error_does_not_resolve_a_firing_series(env: Env, store: Store) -> None:
+    path = env.rrd("a.rrd", {"x": [9] * 5})
+    env.write_thresholds(threshold(rearm=0))
+    assert check(env, store).exit_status == 1
+    path.write_bytes(b"garbage" * 100)
+    r = check(env, store, at=T0 + 60)
+    assert [row.status.value for row in r.rows] == ["ERROR"]
+    assert r.exit_status == 1  # still FIRING in the database: FIRING wins over unreadable
+    assert store.states([1])[(1, "a.rrd", "x")].state.value == "FIRING"
+
+
+def test_several_data_sources_are_separate_series(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"in": [9, 9], "out": [1, 1], "err": [None, None]})
+    env.write_thresholds(threshold())
+    assert statuses(check(env, store)) == {
+        ("a.rrd", "in"): "ALARM FIRED", ("a.rrd", "out"): "OK", ("a.rrd", "err"): "NO DATA",
+    }
+
+
+def test_listed_data_sources_only_and_unknown_ds(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"in": [9, 9], "out": [9, 9]})
+    env.write_thresholds(threshold(ds=["out", "nope"]))
+    got = statuses(check(env, store))
+    assert got == {("a.rrd", "out"): "ALARM FIRED", ("a.rrd", "nope"): "ERROR"}
+
+
+def test_consolidation_function(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [1, 2, 3]})
+    env.write_thresholds(threshold(cf="MAX", value=2.5))
+    assert check(env, store).rows[0].status.value == "ALARM FIRED"
+
+
+def test_glob_with_many_files_under_one_id(env: Env, store: Store) -> None:
+    for i in range(30):
+        env.rrd(f"hosts/10/0/{i // 10}/{i}/bytes.rrd", {"sent": [9 if i % 3 == 0 else 1] * 3})
+    env.write_thresholds(threshold(glob="hosts/**/bytes.rrd"))
+    r = check(env, store)
+    assert r.files_checked == 30 and r.series_checked == 30
+    fired = sorted(row.file for row in r.rows if row.status.value == "ALARM FIRED")
+    assert fired == sorted(f"hosts/10/0/{i // 10}/{i}/bytes.rrd" for i in range(0, 30, 3))
+    assert {row.threshold for row in r.rows} == {1}
+    # Each file has its own counter: a run in one file never adds to another's.
+
+
+def test_counters_are_per_file(env: Env, store: Store) -> None:
+    env.rrd("d/a.rrd", {"x": [1, 9]})
+    env.rrd("d/b.rrd", {"x": [1, 9]})
+    env.write_thresholds(threshold(glob="d/*.rrd", repetitions=2))
+    assert {row.status.value for row in check(env, store).rows} == {"OK"}
+
+
+def test_glob_without_match_is_reported(env: Env, store: Store) -> None:
+    env.write_thresholds(threshold(glob="nothing/*.rrd"))
+    r = check(env, store)
+    [row] = r.rows
+    assert row.status.value == "ERROR" and "matches no file" in row.message
+    assert r.exit_status == 3
+
+
+@pytest.mark.parametrize("kind", ["zero", "truncated", "corrupt", "dangling"])
+def test_broken_files_are_error_rows_and_the_check_goes_on(env: Env, store: Store, kind: str) -> None:
+    good = env.rrd("d/good.rrd", {"x": [9, 9]})
+    bad = env.root / "d" / "bad.rrd"
+    data = good.read_bytes()
+    if kind == "zero":
+        bad.write_bytes(b"")
+    elif kind == "truncated":
+        bad.write_bytes(data[: len(data) // 2])
+    elif kind == "corrupt":
+        bad.write_bytes(b"XYZ" + data[3:])
+    else:
+        bad.symlink_to(env.root / "d" / "gone.rrd")
+    env.write_thresholds(threshold(glob="d/*.rrd"))
+    r = check(env, store)
+    got = {row.file: row for row in r.rows}
+    assert got["d/good.rrd"].status.value == "ALARM FIRED"
+    assert got["d/bad.rrd"].status.value == "ERROR"
+    assert got["d/bad.rrd"].message.startswith("cannot read RRD")
+    assert str(env.root) not in got["d/bad.rrd"].message
+    assert r.exit_status == 1
+
+
+def test_symlink_leaving_the_root_is_skipped_and_reported(env: Env, store: Store, tmp_path: Path) -> None:
+    from conftest import make_rrd
+
+    outside = make_rrd(tmp_path / "outside" / "secret.rrd", {"x": [9, 9]})
+    (env.root / "d").mkdir()
+    (env.root / "d" / "link.rrd").symlink_to(outside)
+    (env.root / "dirlink").symlink_to(outside.parent)
+    env.write_thresholds(threshold(glob="d/*.rrd") + threshold(2, glob="**/*.rrd"))
+    r = check(env, store)
+    assert {(row.threshold, row.file, row.status.value) for row in r.rows} == {
+        (1, "d/link.rrd", "ERROR"), (2, "d/link.rrd", "ERROR"), (2, "dirlink", "ERROR"),
+    } or all("outside the RRD root" in row.message for row in r.rows)
+    assert r.files_checked == 0
+    assert all("outside the RRD root" in row.message for row in r.rows)
+
+
+def test_disabled_thresholds_are_skipped(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [9]})
+    env.write_thresholds(threshold(enabled=False))
+    assert check(env, store).rows == []
+
+
+def test_dry_run_records_nothing_and_runs_no_action(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [9, 9]})
+    env.write_thresholds(threshold(actions=[{"type": "log", "file": "a.log"}]))
+    r = check(env, store, dry_run=True)
+    assert r.alarms_fired == 1
+    assert store.count(CheckRun) == 0 and store.count(AlarmEvent) == 0 and store.count(SeriesState) == 0
+    assert not (env.data / "log" / "a.log").exists()
+    assert not stats.stats_path(env.data, "duration").exists()
+
+
+def test_rows_written_only_when_something_changed(env: Env, store: Store) -> None:
+    for i in range(20):
+        env.rrd(f"d/{i}.rrd", {"x": [9 if i == 0 else 1] * 3})
+    env.write_thresholds(threshold(glob="d/*.rrd", rearm=3600))
+    check(env, store)
+    before = (store.count(CheckRun), store.count(SeriesState), store.count(AlarmEvent))
+    assert before == (1, 1, 1)
+    check(env, store, at=T0 + 60)  # still firing but held back; the rest unchanged
+    assert (store.count(CheckRun), store.count(SeriesState), store.count(AlarmEvent)) == (2, 1, 1)
+
+
+def test_self_statistics_rrds(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [9, 9]})
+    env.write_thresholds(threshold(rearm=0))
+    check(env, store, at=T0)
+    check(env, store, at=T0 + 60)
+    check(env, store, at=T0 + 60)  # same second: skipped, not an error
+    duration = stats.stats_path(env.data, "duration")
+    alarms = stats.stats_path(env.data, "alarms")
+    assert rrdtool.last(str(duration)) == T0 + 60
+    (_, _, _), names, rows = rrdtool.fetch(str(alarms), "AVERAGE", "-s", str(T0), "-e", str(T0 + 60))
+    assert names == ("alarms",)
+    assert [r[0] for r in rows if r[0] is not None] == [1.0]
+
+
+def test_legacy_unavailable_action_is_reported_not_fatal(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [9, 9]})
+    env.write_thresholds("1\ta.rrd\tabove\t5\t0\tnow-1h\tnow\tsendmail\tops@example.org\t60\n")
+    r = check(env, store)
+    assert r.rows[0].status.value == "ALARM FIRED"
+    assert r.rows[0].action == "email (unavailable)"
+    assert any("'email' is not installed" in w for w in r.warnings)
+
+
+def test_workers_in_processes_give_the_same_result(env: Env, store: Store) -> None:
+    from dataclasses import replace
+
+    from rrdalarm.sources import rrd as rrd_source
+
+    for i in range(50):
+        env.rrd(f"h/{i}.rrd", {"a": [float(i)] * 3, "b": [None, 1.0, None]})
+    env.write_thresholds(threshold(glob="h/*.rrd", value=40) + threshold(2, glob="h/*.rrd", type="below", value=3))
+    settings = env.settings()
+    assert settings.thresholds is not None
+    ths = load_thresholds(settings.thresholds)
+    serial = run_check(settings, ths, store, at=T0, dry_run=True)
+    old = rrd_source.MIN_FILES_PER_WORKER
+    rrd_source.MIN_FILES_PER_WORKER = 5
+    try:
+        parallel = run_check(replace(settings, workers=2), ths, store, at=T0, dry_run=True)
+    finally:
+        rrd_source.MIN_FILES_PER_WORKER = old
+    assert parallel.rows == serial.rows
+    assert (parallel.files_checked, parallel.series_checked) == (50, 200)
+    # above 40: a of files 41..49; below 3: a of files 0..2 and b (1.0) of every file.
+    assert sum(1 for r in serial.rows if r.status.value == "ALARM FIRED") == 9 + 3 + 50

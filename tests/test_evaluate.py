@@ -1,0 +1,206 @@
+"""The run rule and state transitions, against a deliberately naive reference."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rrdalarm.evaluate import (
+    Direction,
+    EventKind,
+    State,
+    Status,
+    crosses,
+    decide,
+    find_breach,
+    needed_run,
+    newest_known,
+    rearm_elapsed,
+)
+
+NaN = float("nan")
+
+
+def naive_breach(
+    values: list[float | None], first: int, step: int, direction: str, limit: float, reps: int
+) -> tuple[float, int] | None:
+    """Reference: collect runs oldest to newest, ignoring unknowns, then take the newest long one."""
+    need = reps if reps > 1 else 1
+    known = [(first + i * step, v) for i, v in enumerate(values) if v is not None and not math.isnan(v)]
+    runs: list[list[tuple[int, float]]] = []
+    current: list[tuple[int, float]] = []
+    for t, v in known:
+        hit = v > limit if direction == "above" else v < limit
+        if hit:
+            current.append((t, v))
+        else:
+            if current:
+                runs.append(current)
+            current = []
+    if current:
+        runs.append(current)
+    # The walk goes from the newest point back and stops at the first run reaching `need`:
+    # in a long run, that is when `need` points of it (counted from its newest end) are seen.
+    for run in reversed(runs):
+        if len(run) >= need:
+            t, v = run[-1]
+            return v, t
+    return None
+
+
+values_st = st.lists(
+    st.one_of(
+        st.none(),
+        st.just(NaN),
+        st.integers(min_value=-5, max_value=5).map(float),
+        st.floats(min_value=-1e9, max_value=1e9, allow_nan=False),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=800, deadline=None)
+@given(
+    values=values_st,
+    direction=st.sampled_from(["above", "below"]),
+    limit=st.integers(min_value=-3, max_value=3).map(float),
+    reps=st.integers(min_value=0, max_value=6),
+    first=st.integers(min_value=0, max_value=2_000_000_000),
+    step=st.sampled_from([1, 60, 300]),
+)
+def test_find_breach_matches_naive_reference(
+    values: list[float | None], direction: str, limit: float, reps: int, first: int, step: int
+) -> None:
+    got = find_breach(values, first, step, Direction(direction), limit, reps)
+    want = naive_breach(values, first, step, direction, limit, reps)
+    if want is None:
+        assert got is None
+    else:
+        assert got is not None
+        assert (got.value, got.time) == want
+        assert got.run == needed_run(reps)
+
+
+@pytest.mark.parametrize(
+    ("direction", "value", "limit", "expected"),
+    [
+        ("above", 10.0, 10.0, False),
+        ("above", 10.000001, 10.0, True),
+        ("below", 10.0, 10.0, False),
+        ("below", 9.999, 10.0, True),
+        ("above", -1.0, 0.0, False),
+        ("below", -1.0, 0.0, True),
+    ],
+)
+def test_crossing_is_strict(direction: str, value: float, limit: float, expected: bool) -> None:
+    assert crosses(value, Direction(direction), limit) is expected
+
+
+@pytest.mark.parametrize(("reps", "need"), [(0, 1), (1, 1), (2, 2), (3, 3)])
+def test_repetitions_zero_and_one_mean_one(reps: int, need: int) -> None:
+    assert needed_run(reps) == need
+
+
+def test_equality_never_breaches() -> None:
+    assert find_breach([5.0, 5.0, 5.0], 0, 60, Direction.ABOVE, 5.0, 0) is None
+    assert find_breach([5.0, 5.0, 5.0], 0, 60, Direction.BELOW, 5.0, 0) is None
+
+
+def test_unknown_points_neither_count_nor_reset() -> None:
+    vals: list[float | None] = [9.0, None, 9.0, NaN, 9.0]
+    b = find_breach(vals, 100, 60, Direction.ABOVE, 5.0, 3)
+    assert b is not None
+    assert (b.value, b.time, b.run) == (9.0, 100 + 4 * 60, 3)
+
+
+def test_non_crossing_point_ends_the_run() -> None:
+    assert find_breach([9.0, 9.0, 1.0, 9.0], 0, 60, Direction.ABOVE, 5.0, 3) is None
+
+
+def test_older_run_still_breaches_and_reports_its_newest_point() -> None:
+    b = find_breach([9.0, 8.0, 7.0, 1.0, 9.0], 0, 60, Direction.ABOVE, 5.0, 3)
+    assert b is not None
+    assert (b.value, b.time) == (7.0, 120)
+
+
+def test_breach_value_is_newest_point_of_the_run() -> None:
+    b = find_breach([1.0, 6.0, 7.0, 8.0], 1000, 60, Direction.ABOVE, 5.0, 2)
+    assert b is not None
+    assert (b.value, b.time) == (8.0, 1180)
+
+
+def test_empty_and_all_unknown() -> None:
+    assert find_breach([], 0, 60, Direction.ABOVE, 0.0, 0) is None
+    assert find_breach([None, NaN], 0, 60, Direction.BELOW, 0.0, 0) is None
+    assert newest_known([None, NaN], 0, 60) is None
+    assert newest_known([], 0, 60) is None
+
+
+def test_newest_known_skips_trailing_unknowns() -> None:
+    assert newest_known([1.0, 2.0, None, NaN], 100, 10) == (110, 2.0)
+
+
+# ---------------------------------------------------------------- transitions
+
+
+def test_ok_to_firing_fires() -> None:
+    d = decide(State.OK, True, None, 1000, 600)
+    assert (d.state, d.status, d.event) == (State.FIRING, Status.ALARM_FIRED, EventKind.FIRED)
+    assert d.runs_actions
+
+
+def test_firing_held_back_by_rearm() -> None:
+    d = decide(State.FIRING, True, 1000, 1599, 600)
+    assert (d.state, d.status, d.event) == (State.FIRING, Status.FIRING, None)
+    assert not d.runs_actions
+
+
+def test_firing_repeats_once_rearm_has_passed() -> None:
+    d = decide(State.FIRING, True, 1000, 1600, 600)
+    assert (d.state, d.status, d.event) == (State.FIRING, Status.ALARM_FIRED, EventKind.REPEAT)
+
+
+def test_rearm_zero_repeats_on_every_check() -> None:
+    d = decide(State.FIRING, True, 1000, 1000, 0)
+    assert d.event is EventKind.REPEAT
+
+
+def test_firing_to_ok_resolves() -> None:
+    d = decide(State.FIRING, False, 1000, 2000, 600)
+    assert (d.state, d.status, d.event) == (State.OK, Status.OK, EventKind.RESOLVED)
+
+
+def test_ok_stays_ok_quietly() -> None:
+    d = decide(State.OK, False, None, 2000, 600)
+    assert (d.state, d.status, d.event) == (State.OK, Status.OK, None)
+
+
+@given(
+    last=st.integers(min_value=0, max_value=10**9),
+    delta=st.integers(min_value=-(10**6), max_value=10**6),
+    rearm=st.integers(min_value=0, max_value=10**5),
+)
+def test_rearm_elapsed_property(last: int, delta: int, rearm: int) -> None:
+    now = last + delta
+    expected = rearm == 0 or delta >= rearm
+    assert rearm_elapsed(last, now, rearm) is expected
+    assert rearm_elapsed(None, now, rearm) is True
+
+
+@given(
+    previous=st.sampled_from(list(State)),
+    breaching=st.booleans(),
+    last=st.one_of(st.none(), st.integers(min_value=0, max_value=10**6)),
+    now=st.integers(min_value=0, max_value=2 * 10**6),
+    rearm=st.integers(min_value=0, max_value=10**4),
+)
+def test_decide_invariants(previous: State, breaching: bool, last: int | None, now: int, rearm: int) -> None:
+    d = decide(previous, breaching, last, now, rearm)
+    assert d.state is (State.FIRING if breaching else State.OK)
+    # ALARM FIRED exactly when an event that fires is recorded.
+    assert (d.status is Status.ALARM_FIRED) == (d.event in (EventKind.FIRED, EventKind.REPEAT))
+    assert (d.event is EventKind.RESOLVED) == (previous is State.FIRING and not breaching)
+    assert (d.event is EventKind.FIRED) == (previous is State.OK and breaching)

@@ -1,0 +1,82 @@
+"""The database: migrations, WAL, transactions, one-line errors."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from rrdalarm.evaluate import State
+from rrdalarm.migrate import HEAD, current_revision, head_revision, upgrade
+from rrdalarm.store import AlarmEvent, NewEvent, RunSummary, StateChange, StoreError, open_store
+
+
+def test_head_constant_matches_the_scripts() -> None:
+    assert head_revision() == HEAD
+
+
+def test_open_creates_migrates_and_is_idempotent(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/sub/dir/x.db"
+    store = open_store(url)
+    assert current_revision(store.engine) == HEAD
+    upgrade(store.engine)  # second time: nothing to do
+    store.close()
+    with sqlite3.connect(tmp_path / "sub" / "dir" / "x.db") as db:
+        tables = {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
+        assert {"check_runs", "series_state", "alarm_events", "alembic_version"} <= tables
+        assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+
+
+def test_concurrent_opens_of_a_new_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/race.db"
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            open_store(url).close()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_record_check_is_one_transaction(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/t.db")
+    summary = RunSummary(100, 0.5, 1, 1, 1, 1, 0)
+    change = StateChange((1, "a.rrd", "x"), State.FIRING, 100, 100, None, 100, 9.0, 60)
+    event = NewEvent(1, "t", "a.rrd", "x", "ALARM FIRED", "fired", "above", 5.0, 9.0, 60, "m")
+    run_id, ids = store.record_check(summary, [change], [event])
+    assert run_id == 1 and len(ids) == 1
+    bad = NewEvent(1, None, "a.rrd", "x", "ALARM FIRED", "fired", "above", 5.0, 9.0, 60, "m")  # type: ignore[arg-type]
+    with pytest.raises(StoreError):
+        store.record_check(RunSummary(200, 0.5, 1, 1, 1, 1, 0), [change], [bad])
+    assert store.count(AlarmEvent) == 1
+    assert len(store.runs()) == 1
+    assert store.states([1])[(1, "a.rrd", "x")].state is State.FIRING
+    store.close()
+
+
+def test_bad_urls_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="not a valid SQLAlchemy URL"):
+        open_store("not a url")
+    with pytest.raises(StoreError) as info:
+        open_store("nosuchdriver://x/y")
+    assert "\n" not in str(info.value)
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro" / "x.db").mkdir()  # a folder where the database file should be
+    with pytest.raises(StoreError) as info:
+        open_store(f"sqlite:///{tmp_path}/ro/x.db")
+    assert "\n" not in str(info.value)
+
+
+def test_password_is_hidden_in_errors() -> None:
+    with pytest.raises(StoreError) as info:
+        open_store("postgresql+psycopg2://user:s3cret@127.0.0.1:1/db")
+    assert "s3cret" not in str(info.value)

@@ -4,6 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 .venv/bin/ruff check rrdalarm actions web tests bench
-.venv/bin/ruff format --check rrdalarm actions web tests bench >/dev/null || true
 .venv/bin/mypy
 .venv/bin/pytest -n auto -q "$@"

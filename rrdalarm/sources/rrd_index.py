@@ -6,7 +6,8 @@ only folders whose mtime changed (a folder's mtime changes when an entry is
 added, removed or renamed, not when a file inside is updated). It is saved as
 JSON in the data dir, so cron runs share it. Symlinks that resolve outside the
 root are never followed; they are kept aside so that a glob matching one can
-be reported.
+be reported. Symlinked folders inside the root are not followed either: their
+files are already indexed under their real path.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ class FileIndex:
                     if not self._inside(target):
                         folder.escapes.append(entry.name)
                     elif os.path.isdir(target):
-                        folder.subdirs.append(entry.name)
+                        continue  # inside the root: its files are indexed under their real path
                     else:  # a file, or dangling: the fetch reports which
                         folder.files.append(entry.name)
                 elif entry.is_dir(follow_symlinks=False):

@@ -203,3 +203,58 @@ def test_original_example_row_runs(env: Env) -> None:
     }
     log = (env.data / "log" / "Aslog.txt").read_text()
     assert "interfaces/eth0/inBytes.rrd" in log and "ALARM FIRED" in log
+
+
+def test_unreadable_file_is_an_error_row(env: Env) -> None:
+    """A file the check may not read (mode 000) is an ERROR row, exit 3, and the rest is checked."""
+    env.rrd("d/good.rrd", {"x": [1, 1]})
+    secret = env.rrd("d/secret.rrd", {"x": [9, 9]})
+    secret.chmod(0o000)
+    env.write_thresholds(threshold(glob="d/*.rrd"))
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        # root reads anything; without these two capabilities it obeys file modes like everyone.
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    envvars = {k: v for k, v in os.environ.items() if not k.startswith("RRDALARM_")}
+    envvars["RRDALARM_SETTINGS"] = str(env.settings_path)
+    p = subprocess.run(
+        [*prefix, sys.executable, "-m", "rrdalarm", "check", "--at", str(T0), "--json"],
+        capture_output=True, text=True, env=envvars, timeout=60,
+    )
+    assert p.returncode == 3, p.stderr
+    rows = {r["file"]: r for r in json.loads(p.stdout)["results"]}
+    assert rows["d/good.rrd"]["status"] == "OK"
+    assert rows["d/secret.rrd"]["status"] == "ERROR"
+    assert "Permission denied" in rows["d/secret.rrd"]["message"]
+
+
+def test_progress_bar_on_a_terminal_only(env: Env) -> None:
+    import pty
+    import shutil
+
+    # Long enough (over a second) for the bar to show: many files with a long window each.
+    template = env.rrd("t/template.rrd", {"x": [1.0] * 300}, rows=300)
+    for i in range(10000):
+        dest = env.root / "h" / str(i // 500) / f"{i}.rrd"
+        if i % 500 == 0:
+            dest.parent.mkdir(parents=True)
+        shutil.copyfile(template, dest)
+    env.write_thresholds(threshold(glob="h/**/*.rrd", start="now-5h"))
+    envvars = {k: v for k, v in os.environ.items() if not k.startswith("RRDALARM_")}
+    envvars |= {"RRDALARM_SETTINGS": str(env.settings_path), "COLUMNS": "100", "TERM": "xterm"}
+    cmd = [sys.executable, "-m", "rrdalarm", "check", "--at", str(T0), "--workers", "1"]
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(cmd, env=envvars, stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.wait(timeout=300) == 0
+    os.close(leader)
+    assert b"checking" in seen and b"/10000" in seen

@@ -150,7 +150,8 @@ def _epoch(_ctx: click.Context, _param: click.Parameter, value: str | None) -> i
 @cli.command()
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False),
               help="Thresholds file: TOML or a legacy rrdAlarmConfig.txt.")
-@click.option("--rrd-root", type=click.Path(path_type=Path, file_okay=False), help="Root of the RRD tree.")
+@click.option("--rrd-root", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Root of the RRD tree.")
 @click.option("--db", help="SQLAlchemy database URL (default: SQLite in the data dir).")
 @click.option("--quiet", "output", flag_value="quiet", help="Print nothing (for cron); only the exit status.")
 @click.option("--json", "output", flag_value="json", help="Print one JSON object.")
@@ -206,7 +207,7 @@ def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: st
 
 @cli.command()
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False), help="Thresholds file to check.")
-@click.option("--rrd-root", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--rrd-root", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Also check that the RRD root exists and count what each glob matches.")
 @click.pass_context
 @user_errors
@@ -338,4 +339,16 @@ def demo(directory: Path, now: int | None, days: float) -> None:
 
 
 def main() -> None:
-    cli(prog_name="rrdalarm")
+    """Entry point; usage errors are one line (cron mails stay short)."""
+    try:
+        cli.main(prog_name="rrdalarm", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "rrdalarm"
+        hint = f" (see '{where} --help')" if exc.ctx else ""
+        fail(f"{exc.format_message()}{hint}", exc.exit_code)
+    except click.ClickException as exc:
+        fail(exc.format_message(), exc.exit_code)
+    except click.exceptions.Abort:
+        fail("aborted", 1)

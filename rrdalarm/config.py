@@ -41,11 +41,11 @@ class ConfigError(Exception):
         self.field = field
 
     def __str__(self) -> str:
-        where = self.path or "<config>"
+        where = self.path or ""
         if self.line is not None:
             where += f":{self.line}"
         what = f"field '{self.field}': " if self.field else ""
-        return f"{where}: {what}{self.message}"
+        return f"{where}: {what}{self.message}" if where else f"{what}{self.message}"
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,22 @@ _TABLE_RE = re.compile(r"^\s*\[\[\s*threshold\s*\]\]\s*(#.*)?$")
 _SUBTABLE_RE = re.compile(r"^\s*\[\[\s*threshold\s*\.\s*action\s*\]\]\s*(#.*)?$")
 _ANY_TABLE_RE = re.compile(r"^\s*\[")
 _KEY_RE = re.compile(r"""^\s*(?:"([^"]+)"|'([^']+)'|([A-Za-z0-9_-]+))\s*=""")
+
+
+def top_level_line(text: str, key: str) -> int | None:
+    """Line of a top-level `key = ...`, `[key]` or `[[key]]` (the first one), for messages."""
+    header = re.compile(r"^\s*\[{1,2}\s*" + re.escape(key) + r"\s*[\].]")
+    in_table = False
+    for i, ln in enumerate(text.splitlines()):
+        if header.match(ln):
+            return i + 1
+        if _ANY_TABLE_RE.match(ln):
+            in_table = True
+            continue
+        m = _KEY_RE.match(ln)
+        if m and not in_table and (m.group(1) or m.group(2) or m.group(3)) == key:
+            return i + 1
+    return None
 
 
 class _Lines:
@@ -334,7 +350,7 @@ def parse_thresholds_toml(text: str, path: str, sources: Sequence[str] = ("rrd",
     extra = [k for k in data if k != "threshold"]
     if extra:
         raise ConfigError(path, f"unknown top-level key {extra[0]!r} (thresholds are [[threshold]] tables)",
-                          None, extra[0])
+                          top_level_line(text, extra[0]), extra[0])
     tables = data.get("threshold", [])
     if not isinstance(tables, list):
         raise ConfigError(path, "'threshold' must be an array of tables: write [[threshold]]", None, "threshold")
@@ -360,11 +376,15 @@ def _toml_error_line(message: str) -> int | None:
 
 
 def is_legacy_text(text: str) -> bool:
-    """A legacy rrdAlarmConfig.txt has tab or space separated rows and no TOML syntax."""
+    """A legacy rrdAlarmConfig.txt has rows of ten tab (or space) separated fields, not TOML."""
+    from rrdalarm.legacy import FIELDS, split_fields
+
     for line in text.splitlines():
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
+        if len(split_fields(line)) == len(FIELDS) and not stripped.startswith("["):
+            return True
         if stripped.startswith("[") or "=" in stripped.split("#", 1)[0]:
             return False
         return len(stripped.split("\t")) >= 2 or len(stripped.split()) >= 8
@@ -474,14 +494,8 @@ def load_settings(path: Path | None) -> Settings:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, f"not valid TOML: {exc}", _toml_error_line(str(exc))) from None
-    lines = text.splitlines()
-
     def line_of(key: str) -> int | None:
-        for i, ln in enumerate(lines):
-            m = _KEY_RE.match(ln)
-            if m and (m.group(1) or m.group(2) or m.group(3)) == key:
-                return i + 1
-        return None
+        return top_level_line(text, key)
 
     def fail(key: str, message: str) -> ConfigError:
         return ConfigError(path, message, line_of(key), key)

@@ -76,6 +76,8 @@ def parse_legacy(text: str, path: str, sources: Sequence[str] = ("rrd",)) -> lis
 
 def _number(text: str, name: str, path: str, line: int, kind: type[int] | type[float]) -> int | float:
     try:
+        if kind is int and "." in text and float(text).is_integer():
+            return int(float(text))  # "60.0" seconds is a whole number too
         return kind(text)
     except ValueError:
         what = "a whole number" if kind is int else "a number"

@@ -158,7 +158,10 @@ def make_engine(url: str) -> Engine:
     except ArgumentError:
         raise StoreError(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"database {url}: cannot create its folder: {exc.strerror}") from None
     try:
         engine = create_engine(url, future=True)
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:

@@ -1,0 +1,358 @@
+"""The configuration side of the real `rrdalarm` command: validate, import-legacy, init, check --config."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import T0, Env
+
+from rrdalarm.config import load_settings, load_thresholds
+from rrdalarm.legacy import parse_legacy
+
+SAMPLE = Path(__file__).resolve().parent.parent / "config" / "rrdAlarmConfig.txt"
+
+GOOD = """\
+# two thresholds, one disabled
+[[threshold]]
+id = 1
+name = "eth0 bytes"
+glob = "interfaces/eth0/*Bytes.rrd"
+type = "above"
+value = 100
+
+[[threshold.action]]
+type = "log"
+file = "alarms.log"
+
+[[threshold]]
+id = 2
+glob = "hosts/**/bytes.rrd"
+type = "below"
+value = 1
+enabled = false
+"""
+
+LEGACY_ROW = "7\tinterfaces/eth0/*Bytes.rrd\tabove\t100\t0\tnow-1h\tnow\tsavelog\tAslog.txt\t0"
+
+
+def stderr_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return [ln for ln in proc.stderr.splitlines() if ln.strip()]
+
+
+def assert_one_clear_line(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    """Exit 2, exactly one non-empty line on stderr containing every fragment, no traceback."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = stderr_lines(proc)
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+# ---------------------------------------------------------------- validate
+
+
+def test_validate_good_file_prints_counts(env: Env) -> None:
+    path = env.write_thresholds(GOOD)
+    env.rrd("interfaces/eth0/ifInBytes.rrd", {"bytes": [1.0, 2.0]})
+    env.rrd("interfaces/eth0/ifOutBytes.rrd", {"bytes": [1.0, 2.0]})
+    proc = env.run("validate")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    out = proc.stdout.strip()
+    assert str(path) in out
+    assert "2 thresholds" in out
+    assert "1 enabled" in out
+    assert "OK" in out
+    assert "1: 2" in out  # files matched by threshold 1
+
+
+def test_validate_with_explicit_config(env: Env) -> None:
+    other = env.base / "elsewhere" / "rules.toml"
+    other.parent.mkdir()
+    other.write_text(GOOD, encoding="utf-8")
+    proc = env.run("validate", "--config", str(other))
+    assert proc.returncode == 0, proc.stderr
+    assert str(other) in proc.stdout
+    assert "2 thresholds" in proc.stdout
+
+
+def test_validate_warns_about_globs_matching_nothing(env: Env) -> None:
+    env.write_thresholds(GOOD)
+    proc = env.run("validate")
+    assert proc.returncode == 0, proc.stderr
+    assert "matches no file" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "replacement", "field"),
+    [
+        (4, "name = 5", "name"),
+        (5, 'glob = "../../etc/*.rrd"', "glob"),
+        (6, 'type = "sideways"', "type"),
+        (7, "value = nan", "value"),
+        (7, "value = true", "value"),
+        (16, "value = -", None),  # not TOML: the parser's line
+    ],
+)
+def test_validate_bad_file_exits_2_with_one_line(env: Env, line: int, replacement: str, field: str | None) -> None:
+    lines = GOOD.splitlines()
+    lines[line - 1] = replacement
+    path = env.write_thresholds("\n".join(lines) + "\n")
+    proc = env.run("validate")
+    msg = assert_one_clear_line(proc, f"{path}:{line}:")
+    if field is not None:
+        assert field in msg
+
+
+def test_validate_unknown_field_and_duplicate_id(env: Env) -> None:
+    path = env.write_thresholds(GOOD.replace("enabled = false", "colour = 'red'"))
+    assert_one_clear_line(env.run("validate"), f"{path}:18:", "colour")
+    path = env.write_thresholds(GOOD.replace("id = 2", "id = 1"))
+    assert_one_clear_line(env.run("validate"), f"{path}:14:", f"{path}:3", "id")
+
+
+def test_validate_bad_action_parameter_exits_2(env: Env) -> None:
+    path = env.write_thresholds(GOOD.replace('file = "alarms.log"', 'file = "alarms.log"\ncolour = "red"'))
+    msg = assert_one_clear_line(env.run("validate"), str(path), "colour")
+    assert "action" in msg
+
+
+def test_validate_warns_about_actions_that_are_not_installed(env: Env) -> None:
+    legacy = env.base / "rrdAlarmConfig.txt"
+    legacy.write_text(SAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    proc = env.run("validate", "--config", str(legacy))
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "2 thresholds" in proc.stdout
+    warnings = [ln for ln in stderr_lines(proc) if "not installed" in ln]
+    assert len(warnings) == 1, proc.stderr
+    assert "'email'" in warnings[0]
+    assert "threshold 2" in warnings[0]
+    assert str(legacy) in warnings[0]
+
+
+def test_validate_missing_file(env: Env) -> None:
+    missing = env.base / "nope.toml"
+    assert_one_clear_line(env.run("validate", "--config", str(missing)), str(missing), "not found")
+
+
+def test_validate_bad_settings_file(env: Env) -> None:
+    env.settings_path.write_text("rrd_root = 'rrd'\nworkers = -2\n", encoding="utf-8")
+    assert_one_clear_line(env.run("validate"), f"{env.settings_path}:2:", "workers")
+
+
+# ---------------------------------------------------------------- import-legacy
+
+
+def test_import_legacy_writes_a_file_validate_accepts(env: Env) -> None:
+    source = env.base / "rrdAlarmConfig.txt"
+    source.write_text(SAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    target = env.base / "converted" / "thresholds.toml"
+    proc = env.run("import-legacy", str(source), str(target))
+    assert proc.returncode == 0, proc.stderr
+    assert "2 thresholds" in proc.stdout
+    assert target.is_file()
+    assert load_thresholds(target) == parse_legacy(source.read_text(encoding="utf-8"), str(source))
+    assert sorted(p.name for p in target.parent.iterdir()) == ["thresholds.toml"]
+
+    check = env.run("validate", "--config", str(target))
+    assert check.returncode == 0, check.stderr
+    assert "2 thresholds (2 enabled) OK" in check.stdout
+
+
+def test_import_legacy_refuses_to_overwrite_without_force(env: Env) -> None:
+    source = env.base / "legacy.txt"
+    source.write_text(LEGACY_ROW + "\n", encoding="utf-8")
+    target = env.base / "out.toml"
+    target.write_text("# precious\n", encoding="utf-8")
+
+    proc = env.run("import-legacy", str(source), str(target))
+    assert_one_clear_line(proc, str(target), "--force")
+    assert target.read_text(encoding="utf-8") == "# precious\n"
+
+    proc = env.run("import-legacy", "--force", str(source), str(target))
+    assert proc.returncode == 0, proc.stderr
+    [t] = load_thresholds(target)
+    assert t.id == 7
+
+
+def test_import_legacy_refuses_a_toml_source(env: Env) -> None:
+    source = env.write_thresholds(GOOD)
+    target = env.base / "out.toml"
+    assert_one_clear_line(env.run("import-legacy", str(source), str(target)), str(source))
+    assert not target.exists()
+
+
+def test_import_legacy_bad_row_names_the_line(env: Env) -> None:
+    source = env.base / "legacy.txt"
+    source.write_text(
+        f"# c\n{LEGACY_ROW}\n{LEGACY_ROW.replace('7', '8', 1).replace('100', 'lots')}\n", encoding="utf-8"
+    )
+    target = env.base / "out.toml"
+    assert_one_clear_line(env.run("import-legacy", str(source), str(target)), f"{source}:3:", "value")
+    assert not target.exists()
+
+
+# ---------------------------------------------------------------- init
+
+
+def test_init_writes_settings_that_load(env: Env) -> None:
+    root = env.base / "rrd tree with 'quotes'"
+    root.mkdir()
+    target = env.base / "site" / "rrdalarm.toml"
+    proc = env.run("init", str(target), "--rrd-root", str(root))
+    assert proc.returncode == 0, proc.stderr
+    assert target.is_file()
+    settings = load_settings(target)
+    assert settings.rrd_root == root.resolve()
+    assert settings.thresholds == target.parent.resolve() / "thresholds.toml"
+    assert settings.data_dir == target.parent.resolve() / "data"
+    assert settings.workers == 0
+    assert settings.thresholds is not None
+    assert settings.thresholds.is_file()
+    assert load_thresholds(settings.thresholds) == []
+
+    # the new installation validates as it is
+    proc = env.run("--settings", str(target), "validate")
+    assert proc.returncode == 0, proc.stderr
+    assert "0 thresholds" in proc.stdout
+
+
+def test_init_with_data_dir(env: Env) -> None:
+    target = env.base / "site.toml"
+    proc = env.run("init", str(target), "--rrd-root", str(env.root), "--data-dir", str(env.base / "state"))
+    assert proc.returncode == 0, proc.stderr
+    settings = load_settings(target)
+    assert settings.data_dir == (env.base / "state").resolve()
+
+
+def test_init_refuses_to_overwrite(env: Env) -> None:
+    target = env.base / "site.toml"
+    target.write_text("# mine\n", encoding="utf-8")
+    proc = env.run("init", str(target), "--rrd-root", str(env.root))
+    assert_one_clear_line(proc, str(target), "--force")
+    assert target.read_text(encoding="utf-8") == "# mine\n"
+
+    proc = env.run("init", str(target), "--rrd-root", str(env.root), "--force")
+    assert proc.returncode == 0, proc.stderr
+    assert load_settings(target).rrd_root == env.root.resolve()
+
+
+def test_init_keeps_an_existing_thresholds_file(env: Env) -> None:
+    env.write_thresholds(GOOD)
+    target = env.base / "second.toml"
+    proc = env.run("init", str(target), "--rrd-root", str(env.root))
+    assert proc.returncode == 0, proc.stderr
+    assert env.thresholds_path.read_text(encoding="utf-8") == GOOD
+
+
+# ---------------------------------------------------------------- check --config
+
+
+@pytest.mark.parametrize("name", ["rrdAlarmConfig.txt", "rules.toml", "alarms"])
+def test_check_reads_a_legacy_file_whatever_its_name(env: Env, name: str) -> None:
+    env.rrd("interfaces/eth0/ifInBytes.rrd", {"bytes": [50.0, 150.0, 250.0]})
+    legacy = env.base / name
+    legacy.write_text(f"# RRDAlarm configuration\n{LEGACY_ROW}\n", encoding="utf-8")
+    proc = env.run("check", "--config", str(legacy), "--json", "--at", str(T0))
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    report = json.loads(proc.stdout)
+    assert report["alarms_fired"] == 1
+    assert report["files_checked"] == 1
+    [result] = report["results"]
+    assert result["threshold"] == 7
+    assert result["file"] == "interfaces/eth0/ifInBytes.rrd"
+    assert result["status"] == "ALARM FIRED"
+    assert result["value"] == 250.0
+    assert result["type"] == "above"
+    assert result["limit"] == 100.0
+    # the legacy savelog action became the log action, writing into the log dir
+    log = env.data / "log" / "Aslog.txt"
+    assert log.is_file()
+    assert "threshold=7" in log.read_text(encoding="utf-8")
+
+
+def test_check_legacy_file_with_nothing_crossing(env: Env) -> None:
+    env.rrd("interfaces/eth0/ifInBytes.rrd", {"bytes": [50.0, 60.0, 70.0]})
+    legacy = env.base / "rrdAlarmConfig.txt"
+    legacy.write_text(LEGACY_ROW + "\n", encoding="utf-8")
+    proc = env.run("check", "--config", str(legacy), "--json", "--at", str(T0))
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    [result] = json.loads(proc.stdout)["results"]
+    assert result["threshold"] == 7
+    assert result["status"] == "OK"
+
+
+def test_check_missing_config_file(env: Env) -> None:
+    missing = env.base / "missing.toml"
+    assert_one_clear_line(env.run("check", "--config", str(missing)), str(missing), "not found")
+
+
+def test_check_missing_thresholds_file_from_settings(env: Env) -> None:
+    env.thresholds_path.unlink()
+    assert_one_clear_line(env.run("check"), str(env.thresholds_path), "not found")
+
+
+def test_check_bad_config_file(env: Env) -> None:
+    path = env.write_thresholds(GOOD.replace("value = 100", "value = 'high'"))
+    assert_one_clear_line(env.run("check", "--json"), f"{path}:7:", "value")
+
+
+def test_check_missing_rrd_root(env: Env) -> None:
+    env.write_thresholds(GOOD)
+    missing = env.base / "no-such-root"
+    assert_one_clear_line(env.run("check", "--rrd-root", str(missing)), str(missing), "rrd_root")
+
+
+def test_check_rrd_root_that_is_a_file(env: Env) -> None:
+    env.write_thresholds(GOOD)
+    afile = env.base / "afile"
+    afile.write_text("x", encoding="utf-8")
+    # on the command line click refuses it (its usual usage message, exit 2)
+    proc = env.run("check", "--rrd-root", str(afile))
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert str(afile) in proc.stderr
+    # from the settings file: one line naming the setting
+    env.settings_path.write_text(
+        f"rrd_root = 'afile'\nthresholds = 'thresholds.toml'\ndata_dir = '{env.data}'\n", encoding="utf-8"
+    )
+    assert_one_clear_line(env.run("check"), str(afile), "rrd_root")
+
+
+def test_check_missing_rrd_root_from_settings(env: Env) -> None:
+    env.write_thresholds(GOOD)
+    env.settings_path.write_text(
+        f"rrd_root = 'gone'\nthresholds = 'thresholds.toml'\ndata_dir = '{env.data}'\n", encoding="utf-8"
+    )
+    assert_one_clear_line(env.run("check"), str(env.base / "gone"), str(env.settings_path), "rrd_root")
+
+
+@pytest.mark.parametrize("url", ["notaurl", "nosuchdialect://somewhere/db", "sqlite+nosuchdriver:///x.db"])
+def test_check_bad_db_url(env: Env, url: str) -> None:
+    env.write_thresholds(GOOD)
+    line = assert_one_clear_line(env.run("check", "--db", url), "database")
+    assert "rrdalarm" in line
+
+
+def test_check_sqlite_url_under_a_file(env: Env) -> None:
+    env.write_thresholds(GOOD)
+    blocker = env.base / "blocker"
+    blocker.write_text("x", encoding="utf-8")
+    assert_one_clear_line(env.run("check", "--db", f"sqlite:///{blocker}/state/x.db"), "database")
+
+
+@pytest.mark.parametrize("at", ["notanumber", "now-1h", "1.5"])
+def test_check_at_must_be_an_epoch(env: Env, at: str) -> None:
+    env.write_thresholds(GOOD)
+    proc = env.run("check", "--at", at)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert "--at" in proc.stderr
+    assert proc.stdout == ""

@@ -109,6 +109,38 @@ def newest_known(values: Sequence[Value], first: int, step: int) -> tuple[int, f
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """One series' points with what every threshold over them needs first.
+
+    Computed once per series and window, so that several thresholds over the
+    same data cost a comparison each unless the limit is actually crossed.
+    """
+
+    values: Sequence[Value]
+    first: int
+    step: int
+    low: float | None
+    high: float | None
+    newest: tuple[int, float] | None
+
+
+def summarize(values: Sequence[Value], first: int, step: int) -> Summary:
+    known = [v for v in values if v is not None and v == v]
+    if not known:
+        return Summary(values, first, step, None, None, None)
+    return Summary(values, first, step, min(known), max(known), newest_known(values, first, step))
+
+
+def breach_of(summary: Summary, direction: Direction, limit: float, repetitions: int) -> Breach | None:
+    """find_breach, skipped when no known point crosses the limit at all."""
+    if summary.high is None or summary.low is None:
+        return None
+    if summary.high <= limit if direction is Direction.ABOVE else summary.low >= limit:
+        return None
+    return find_breach(summary.values, summary.first, summary.step, direction, limit, repetitions)
+
+
 @dataclass(frozen=True)
 class Decision:
     """What one check does to one series: its new state, row status and event."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from typing import Any
-
-import jinja2
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from rrdalarm.engine import CheckResult, Row
 from rrdalarm.evaluate import Status
+
+if TYPE_CHECKING:
+    import jinja2
 
 COLUMNS = ("ID", "File", "DS", "Value", "Type", "Threshold", "Time", "Action", "Status", "Message")
 
@@ -90,17 +92,21 @@ def to_json(result: CheckResult) -> str:
     return json.dumps(to_dict(result), indent=1) + "\n"
 
 
-_env = jinja2.Environment(
-    loader=jinja2.PackageLoader("rrdalarm", "templates"),
-    autoescape=jinja2.select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+@cache
+def _templates() -> jinja2.Environment:
+    import jinja2  # only HTML output needs it; cron runs with --quiet skip the import
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("rrdalarm", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def to_html(result: CheckResult) -> str:
     """A standalone HTML page (no external resources)."""
-    return _env.get_template("report.html").render(
+    return _templates().get_template("report.html").render(
         result=result,
         summary=summary_line(result),
         rows=[(r, _cells(r)) for r in ordered(result.rows)],

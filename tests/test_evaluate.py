@@ -204,3 +204,24 @@ def test_decide_invariants(previous: State, breaching: bool, last: int | None, n
     assert (d.status is Status.ALARM_FIRED) == (d.event in (EventKind.FIRED, EventKind.REPEAT))
     assert (d.event is EventKind.RESOLVED) == (previous is State.FIRING and not breaching)
     assert (d.event is EventKind.FIRED) == (previous is State.OK and breaching)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    values=values_st,
+    direction=st.sampled_from(["above", "below"]),
+    limit=st.integers(min_value=-3, max_value=3).map(float),
+    reps=st.integers(min_value=0, max_value=6),
+)
+def test_summary_shortcut_agrees_with_the_full_walk(
+    values: list[float | None], direction: str, limit: float, reps: int
+) -> None:
+    from rrdalarm.evaluate import breach_of, summarize
+
+    summary = summarize(values, 1000, 60)
+    assert breach_of(summary, Direction(direction), limit, reps) == find_breach(
+        values, 1000, 60, Direction(direction), limit, reps
+    )
+    assert summary.newest == newest_known(values, 1000, 60)
+    known = [v for v in values if v is not None and not math.isnan(v)]
+    assert (summary.low, summary.high) == ((min(known), max(known)) if known else (None, None))

@@ -11,15 +11,17 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.pool import Pool
 from pathlib import Path
 
 import rrdtool  # type: ignore[import-untyped]
 
 from rrdalarm import timespec
 from rrdalarm.config import ConfigError, Threshold
-from rrdalarm.evaluate import Direction, find_breach, newest_known
+from rrdalarm.evaluate import Direction, Summary, breach_of, summarize
 from rrdalarm.sources.base import (
     Outcome,
     OutcomeKind,
@@ -28,7 +30,7 @@ from rrdalarm.sources.base import (
     Source,
     SourceReport,
 )
-from rrdalarm.sources.rrd_index import FileIndex, cache_path_for
+from rrdalarm.sources.rrd_index import FileIndex, Matches, cache_path_for
 
 # Below this many files per worker, starting processes costs more than it saves.
 MIN_FILES_PER_WORKER = 200
@@ -54,12 +56,13 @@ class Job:
 
     root: str
     rules: tuple[Rule, ...]
-    firing: frozenset[SeriesKey]
     want_ok: bool
 
 
-Task = list[tuple[str, tuple[int, ...]]]
-"""(relative file, indexes into Job.rules) per file."""
+Item = tuple[str, tuple[int, ...], tuple[tuple[int, str], ...]]
+"""(relative file, indexes into Job.rules, (threshold id, ds) of its series now FIRING)."""
+
+Task = list[Item]
 
 TaskResult = tuple[list[Outcome], int, int]
 """(outcomes, files fetched, series evaluated)."""
@@ -87,65 +90,79 @@ def _error_message(exc: Exception, path: str) -> str:
     return f"cannot read RRD: {text}"
 
 
+class _Fetched:
+    """One fetch of one file and window; each data source summarised once, on first use."""
+
+    __slots__ = ("columns", "first", "names", "step", "summaries")
+
+    def __init__(self, first: int, step: int, names: Sequence[str], rows: list[tuple[float | None, ...]],
+                 end: int) -> None:
+        # Points after the window's end belong to the future of an --at check.
+        count = len(rows)
+        while count and first + (count - 1) * step > end:
+            count -= 1
+        self.first, self.step, self.names = first, step, list(names)
+        self.columns = list(zip(*rows[:count], strict=True)) if count else [() for _ in names]
+        self.summaries: dict[int, Summary] = {}
+
+    def summary(self, col: int) -> Summary:
+        got = self.summaries.get(col)
+        if got is None:
+            got = self.summaries[col] = summarize(self.columns[col], self.first, self.step)
+        return got
+
+
 def check_files(job: Job, task: Task) -> TaskResult:
     """Fetch and evaluate the files of one task; never raises for a bad file."""
     outcomes: list[Outcome] = []
     series = 0
-    fetched = 0
-    for rel, rule_ids in task:
+    for rel, rule_ids, firing in task:
         path = os.path.join(job.root, rel)
-        cache: dict[tuple[str, int, int], tuple[int, int, Sequence[str], list[tuple[float | None, ...]]] | str] = {}
-        fetched += 1
+        fetches: dict[tuple[str, int, int], _Fetched | str] = {}
         for rid in rule_ids:
             rule = job.rules[rid]
             window = (rule.cf, rule.start, rule.end)
-            got = cache.get(window)
+            got = fetches.get(window)
             if got is None:
                 try:
                     (start, _end, step), names, rows = rrdtool.fetch(
                         path, rule.cf, "-s", str(rule.start), "-e", str(rule.end)
                     )
-                    got = (start + step, step, names, rows)
+                    got = _Fetched(start + step, step, names, rows, rule.end)
                 except rrdtool.OperationalError as exc:
                     got = _error_message(exc, path)
-                cache[window] = got
+                fetches[window] = got
             if isinstance(got, str):
-                wanted = rule.ds or tuple(sorted({k[2] for k in job.firing if k[0] == rule.id and k[1] == rel}))
+                wanted = rule.ds or tuple(ds for tid, ds in firing if tid == rule.id)
                 for ds in wanted or ("",):
                     series += 1
                     outcomes.append(Outcome(rule.id, rel, ds, OutcomeKind.ERROR, message=got))
                 continue
-            first, step, names, rows = got
-            # Points after the window's end belong to the future of an --at check.
-            count = len(rows)
-            while count and first + (count - 1) * step > rule.end:
-                count -= 1
-            for ds in rule.ds or names:
+            for ds in rule.ds or got.names:
                 series += 1
                 try:
-                    col = names.index(ds)
+                    col = got.names.index(ds)
                 except ValueError:
                     outcomes.append(
                         Outcome(rule.id, rel, ds, OutcomeKind.ERROR,
-                                message=f"no data source '{ds}' (file has: {', '.join(names)})")
+                                message=f"no data source '{ds}' (file has: {', '.join(got.names)})")
                     )
                     continue
-                values = [rows[i][col] for i in range(count)]
-                breach = find_breach(values, first, step, rule.direction, rule.limit, rule.repetitions)
+                summary = got.summary(col)
+                breach = breach_of(summary, rule.direction, rule.limit, rule.repetitions)
                 if breach is not None:
                     outcomes.append(Outcome(rule.id, rel, ds, OutcomeKind.BREACH, breach.value, breach.time))
-                    continue
-                newest = newest_known(values, first, step)
-                if newest is None:
+                elif summary.newest is None:
                     outcomes.append(
                         Outcome(rule.id, rel, ds, OutcomeKind.NO_DATA, message="no known point in the window")
                     )
-                elif job.want_ok or (rule.id, rel, ds) in job.firing:
-                    outcomes.append(Outcome(rule.id, rel, ds, OutcomeKind.OK, newest[1], newest[0]))
-    return outcomes, fetched, series
+                elif job.want_ok or (rule.id, ds) in firing:
+                    t, v = summary.newest
+                    outcomes.append(Outcome(rule.id, rel, ds, OutcomeKind.OK, v, t))
+    return outcomes, len(task), series
 
 
-def chunk(items: Sequence[tuple[str, tuple[int, ...]]], size: int) -> Iterable[Task]:
+def chunk(items: Sequence[Item], size: int) -> Iterable[Task]:
     for i in range(0, len(items), size):
         yield list(items[i : i + size])
 
@@ -163,10 +180,12 @@ class RRDSource(Source):
             raise ConfigError(self.settings.path, f"RRD root {root} is not a directory", field="rrd_root")
         return root
 
+    def _cache(self, root: Path) -> Path:
+        return cache_path_for(self.settings.data_dir, Path(os.path.realpath(root)))
+
     def index(self) -> FileIndex:
         root = self._root()
-        cache = cache_path_for(self.settings.data_dir, Path(os.path.realpath(root)))
-        index = FileIndex(root, cache)
+        index = FileIndex(root, self._cache(root))
         index.refresh()
         return index
 
@@ -182,54 +201,90 @@ class RRDSource(Source):
         want_ok: bool,
         progress: ProgressCallback | None = None,
     ) -> SourceReport:
-        index = self.index()
-        report = SourceReport()
-        rules: list[Rule] = []
-        per_file: dict[str, list[int]] = {}
+        root = self._root()
+        cache = self._cache(root)
+        rules = []
         for t in thresholds:
             start, end = timespec.resolve_window(t.start, t.end, now)
-            rid = len(rules)
             rules.append(Rule(t.id, t.ds, t.cf, start, end, t.type, t.value, t.repetitions))
-            matches = index.match(t.glob)
-            for rel in matches.escapes:
+        job = Job(os.path.realpath(root), tuple(rules), want_ok)
+        # Start the workers while this process walks the tree, when the last walk says it is big.
+        expected = cache.stat().st_size // 40 if cache.exists() else 0
+        with self._pool(job, expected) as early:
+            index = FileIndex(root, cache)
+            index.refresh()
+            report = SourceReport()
+            items = self._plan(thresholds, index, firing, report)
+            total = len(items)
+            for outcomes, fetched, evaluated in self._run(job, items, early):
+                report.outcomes.extend(outcomes)
+                report.files_checked += fetched
+                report.series_checked += evaluated
+                if progress:
+                    progress(report.files_checked, total)
+        return report
+
+    def _plan(
+        self, thresholds: Sequence[Threshold], index: FileIndex, firing: frozenset[SeriesKey],
+        report: SourceReport,
+    ) -> list[Item]:
+        """Files to fetch with the rules that apply to each; unmatched things become outcomes."""
+        per_file: dict[str, list[int]] = {}
+        matched: dict[str, Matches] = {}
+        for rid, t in enumerate(thresholds):
+            m = matched.get(t.glob)
+            if m is None:
+                m = matched[t.glob] = index.match(t.glob)
+            for rel in m.escapes:
                 report.outcomes.append(
                     Outcome(t.id, rel, "", OutcomeKind.ERROR, message="symlink leads outside the RRD root; skipped")
                 )
-            if not matches.files and not matches.escapes:
+            if not m.files and not m.escapes:
                 report.outcomes.append(
-                    Outcome(t.id, t.glob, "", OutcomeKind.ERROR,
-                            message=f"glob matches no file under {index.root}")
+                    Outcome(t.id, t.glob, "", OutcomeKind.ERROR, message=f"glob matches no file under {index.root}")
                 )
-            for rel in matches.files:
+            for rel in m.files:
                 per_file.setdefault(rel, []).append(rid)
-        # Series whose file no longer matches keep their state; say so instead of forgetting them.
-        matched = {(rules[r].id, rel) for rel, rids in per_file.items() for r in rids}
-        for key in sorted(firing):
-            tid, series, ds = key
-            if any(t.id == tid for t in thresholds) and (tid, series) not in matched:
+        firing_by_file: dict[str, list[tuple[int, str]]] = {}
+        rule_of = {t.id: rid for rid, t in enumerate(thresholds)}
+        for tid, series, ds in sorted(firing):
+            if tid not in rule_of:
+                continue
+            if rule_of[tid] in per_file.get(series, ()):
+                firing_by_file.setdefault(series, []).append((tid, ds))
+            else:
+                # Its file no longer matches: keep the state and say so instead of forgetting it.
                 report.outcomes.append(
                     Outcome(tid, series, ds, OutcomeKind.ERROR, message="file no longer matched by the glob")
                 )
-        job = Job(str(index.root), tuple(rules), firing, want_ok)
-        items = [(rel, tuple(rids)) for rel, rids in per_file.items()]
-        total = len(items)
-        for outcomes, fetched, evaluated in self._run(job, items, progress):
-            report.outcomes.extend(outcomes)
-            report.files_checked += fetched
-            report.series_checked += evaluated
-            if progress:
-                progress(report.files_checked, total)
-        return report
+        return [(rel, tuple(rids), tuple(firing_by_file.get(rel, ()))) for rel, rids in per_file.items()]
 
-    def _run(
-        self, job: Job, items: list[tuple[str, tuple[int, ...]]], progress: ProgressCallback | None
-    ) -> Iterable[TaskResult]:
+    @contextmanager
+    def _pool(self, job: Job, expected_files: int) -> Iterator[Pool | None]:
+        workers = min(self.workers(), expected_files // MIN_FILES_PER_WORKER)
+        if workers <= 1:
+            yield None
+            return
+        # forkserver: workers start small and clean, whatever this process holds (threads, big index).
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["rrdalarm.sources.rrd"])
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(job,))
+        try:
+            yield pool
+        finally:
+            pool.terminate()
+            pool.join()
+
+    def _run(self, job: Job, items: list[Item], pool: Pool | None) -> Iterable[TaskResult]:
         workers = min(self.workers(), math.ceil(len(items) / MIN_FILES_PER_WORKER))
         if workers <= 1:
             for task in chunk(items, 500):
                 yield check_files(job, task)
             return
+        if pool is None:
+            with self._pool(job, len(items)) as late:
+                assert late is not None
+                yield from self._run(job, items, late)
+            return
         size = max(32, min(1000, len(items) // (workers * 16) or 1))
-        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(job,)) as pool:
-            yield from pool.imap_unordered(_run_task, chunk(items, size))
+        yield from pool.imap_unordered(_run_task, chunk(items, size))

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -27,7 +26,7 @@ from rrdalarm.fileutil import atomic_write_text
 CACHE_VERSION = 1
 
 
-@dataclass
+@dataclass(slots=True)
 class Folder:
     mtime_ns: int
     subdirs: list[str] = field(default_factory=list)
@@ -73,9 +72,23 @@ def translate_component(part: str) -> str:
     return "".join(out)
 
 
+@dataclass(frozen=True)
+class CompiledGlob:
+    """A relative glob split for matching against folder listings."""
+
+    prefix: str  # leading folders without wildcards
+    folder_re: re.Pattern[str]  # the whole folder part (matched against "rel/")
+    any_below_prefix: bool  # folder part is the prefix then only "**": every folder under it matches
+    name_re: re.Pattern[str]
+    literal_name: str | None  # the file name when it has no wildcard
+
+
+def _magic(part: str) -> bool:
+    return any(ch in part for ch in "*?[")
+
+
 @lru_cache(maxsize=256)
-def compile_glob(glob: str) -> tuple[str, re.Pattern[str], re.Pattern[str]]:
-    """(literal folder prefix, folder regex, file-name regex) for a relative glob."""
+def compile_glob(glob: str) -> CompiledGlob:
     parts = [p for p in glob.strip("/").split("/") if p not in ("", ".")]
     if not parts:
         parts = ["*"]
@@ -84,13 +97,18 @@ def compile_glob(glob: str) -> tuple[str, re.Pattern[str], re.Pattern[str]]:
     dir_parts, base = parts[:-1], parts[-1]
     prefix_parts = []
     for p in dir_parts:
-        if any(ch in p for ch in "*?["):
+        if _magic(p):
             break
         prefix_parts.append(p)
+    rest = dir_parts[len(prefix_parts) :]
     pieces = [r"(?:(?!\.)[^/]+/)*" if p == "**" else translate_component(p) + "/" for p in dir_parts]
-    dir_re = re.compile("".join(pieces) + r"\Z")
-    base_re = re.compile(translate_component(base) + r"\Z")
-    return "/".join(prefix_parts), dir_re, base_re
+    return CompiledGlob(
+        prefix="/".join(prefix_parts),
+        folder_re=re.compile("".join(pieces) + r"\Z"),
+        any_below_prefix=bool(rest) and all(p == "**" for p in rest),
+        name_re=re.compile(translate_component(base) + r"\Z"),
+        literal_name=None if _magic(base) else base,
+    )
 
 
 def cache_path_for(data_dir: Path, root: Path) -> Path:
@@ -200,25 +218,26 @@ class FileIndex:
         if self.relisted or len(new) != len(old):
             self._save()
 
-    def _candidate_folders(self, prefix: str) -> Iterator[tuple[str, Folder]]:
-        if not prefix:
-            yield from self.folders.items()
-            return
-        for rel, folder in self.folders.items():
-            if rel == prefix or rel.startswith(prefix + "/"):
-                yield rel, folder
-
     def match(self, glob: str) -> Matches:
         """Files (and escaping symlinks) matching a relative glob, sorted."""
-        prefix, dir_re, base_re = compile_glob(glob)
+        g = compile_glob(glob)
         files: list[str] = []
         escapes: list[str] = []
-        for rel, folder in self._candidate_folders(prefix):
-            if not dir_re.match(rel + "/" if rel else ""):
+        below = g.prefix + "/"
+        for rel, folder in self.folders.items():
+            if g.prefix and rel != g.prefix and not rel.startswith(below):
                 continue
+            if not g.any_below_prefix and not g.folder_re.match(rel + "/" if rel else ""):
+                continue
+            if g.any_below_prefix and "/." in "/" + rel[len(g.prefix) :]:
+                continue  # ** does not descend into hidden folders, as in glob
             lead = rel + "/" if rel else ""
-            files.extend(lead + f for f in folder.files if base_re.match(f))
-            escapes.extend(lead + f for f in folder.escapes if base_re.match(f))
+            if g.literal_name is not None:
+                if g.literal_name in folder.files:
+                    files.append(lead + g.literal_name)
+            else:
+                files.extend(lead + f for f in folder.files if g.name_re.match(f))
+            escapes.extend(lead + f for f in folder.escapes if g.name_re.match(f))
         files.sort()
         escapes.sort()
         return Matches(files, escapes)

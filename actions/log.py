@@ -13,10 +13,18 @@ from rrdalarm.plugins import ActionContext, ActionError, Param
 from .base import Action, Event
 
 
+def file_name_problem(name: object) -> str | None:
+    """Why `name` is not a plain file name that stays inside the log dir, or None."""
+    if not isinstance(name, str) or not name or name in (".", "..") or any(c in name for c in "/\\\x00"):
+        return f"{name!r} must be a plain file name inside the log dir (no folders, no '..')"
+    return None
+
+
 def confined_log_path(log_dir: Path, name: str) -> Path:
     """The file `name` inside log_dir; a name that would leave it is refused."""
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
-        raise ActionError(f"log file name {name!r} must be a plain file name inside the log dir")
+    problem = file_name_problem(name)
+    if problem:
+        raise ActionError(f"log: {problem}")
     return log_dir / name
 
 
@@ -33,13 +41,13 @@ def format_line(event: Event) -> str:
 class LogAction(Action):
     name = "log"
     params: ClassVar[Mapping[str, Param]] = {
-        "file": Param(str, default="rrdalarm.log", help="file name inside the log dir"),
+        "file": Param(str, default="rrdalarm.log", help="file name inside the log dir", check=file_name_problem),
     }
     legacy_param = "file"
 
     def __init__(self, params: Mapping[str, Any], context: ActionContext) -> None:
         super().__init__(params, context)
-        self.path = confined_log_path(context.log_dir, str(self.config.get("file") or "rrdalarm.log"))
+        self.path = confined_log_path(context.log_dir, str(self.config.get("file", "rrdalarm.log")))
 
     def run(self, events: Sequence[Event]) -> None:
         lines = "".join(format_line(e).replace("\n", " ") + "\n" for e in events)

@@ -7,7 +7,7 @@ that plugins subclass lives in `rrdalarm.actions.base`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
@@ -31,6 +31,8 @@ class Param:
     default: Any = None
     help: str = ""
     secret: bool = False
+    check: Callable[[Any], str | None] | None = None
+    """Returns why a value is not acceptable, or None."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,9 @@ def validate_params(plugin: type[ActionPlugin], params: Mapping[str, Any]) -> di
             raise ValueError(
                 f"action '{plugin.name}' parameter '{key}' must be {spec.type.__name__}, not {value!r}"
             )
+        problem = spec.check(value) if spec.check else None
+        if problem:
+            raise ValueError(f"action '{plugin.name}' parameter '{key}': {problem}")
         out[key] = value
     return out
 

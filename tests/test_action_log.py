@@ -16,11 +16,12 @@ from rrdalarm.plugins import ActionContext, ActionError, action_plugins, validat
 
 
 def event(i: int = 1, **kw: object) -> Event:
-    base: dict[str, object] = dict(
-        id=i, at=T0, threshold_id=3, threshold_name="t", source="rrd", series="hosts/1/bytes.rrd", ds="sent",
-        status="ALARM FIRED", kind=EventKind.FIRED, type="above", limit=5.0, value=9.5, time=T0 - 60,
-        message="9.5 above 5",
-    )
+    base: dict[str, object] = {
+        "id": i, "at": T0, "threshold_id": 3, "threshold_name": "t", "source": "rrd",
+        "series": "hosts/1/bytes.rrd", "ds": "sent",
+        "status": "ALARM FIRED", "kind": EventKind.FIRED, "type": "above", "limit": 5.0, "value": 9.5, "time": T0 - 60,
+        "message": "9.5 above 5",
+    }
     return Event(**(base | kw))  # type: ignore[arg-type]
 
 

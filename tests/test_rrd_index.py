@@ -132,15 +132,15 @@ def test_only_changed_folders_are_listed_again(tree: Path, tmp_path: Path) -> No
 
 
 def test_a_corrupt_cache_is_ignored(tree: Path, tmp_path: Path) -> None:
-    cache = tmp_path / "c.json"
-    cache.write_text("{not json")
+    cache = tmp_path / "c.marshal"
+    cache.write_bytes(b"\x00garbage")
     assert index_of(tree, cache).match("a.rrd").files == ["a.rrd"]
 
 
 def test_removed_folder_disappears(tree: Path, tmp_path: Path) -> None:
     import shutil
 
-    cache = tmp_path / "c.json"
+    cache = tmp_path / "c.marshal"
     index_of(tree, cache)
     shutil.rmtree(tree / "hosts" / "10")
     assert index_of(tree, cache).match("hosts/**/bytes.rrd").files == [

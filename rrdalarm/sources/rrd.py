@@ -30,7 +30,7 @@ from rrdalarm.sources.base import (
     Source,
     SourceReport,
 )
-from rrdalarm.sources.rrd_index import FileIndex, Matches, cache_path_for
+from rrdalarm.sources.rrd_index import FileIndex, Matches, cache_path_for, gc_paused
 
 # Below this many files per worker, starting processes costs more than it saves.
 MIN_FILES_PER_WORKER = 200
@@ -210,7 +210,7 @@ class RRDSource(Source):
         job = Job(os.path.realpath(root), tuple(rules), want_ok)
         # Start the workers while this process walks the tree, when the last walk says it is big.
         expected = cache.stat().st_size // 40 if cache.exists() else 0
-        with self._pool(job, expected) as early:
+        with self._pool(job, expected) as early, gc_paused():
             index = FileIndex(root, cache)
             index.refresh()
             report = SourceReport()

@@ -3,8 +3,8 @@
 Walking a tree of 100,000 files on every check is the expensive part of a
 glob. The index remembers each folder's listing with its mtime and re-lists
 only folders whose mtime changed (a folder's mtime changes when an entry is
-added, removed or renamed, not when a file inside is updated). It is saved as
-JSON in the data dir, so cron runs share it. Symlinks that resolve outside the
+added, removed or renamed, not when a file inside is updated). It is saved
+in the data dir, so cron runs share it. Symlinks that resolve outside the
 root are never followed; they are kept aside so that a glob matching one can
 be reported. Symlinked folders inside the root are not followed either: their
 files are already indexed under their real path.
@@ -13,25 +13,29 @@ files are already indexed under their real path.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
-import json
+import marshal
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
-from rrdalarm.fileutil import atomic_write_text
+from rrdalarm.fileutil import atomic_write_bytes
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
-@dataclass(slots=True)
-class Folder:
+class Folder(NamedTuple):
+    """One folder's listing, with the mtime it had when listed."""
+
     mtime_ns: int
-    subdirs: list[str] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-    escapes: list[str] = field(default_factory=list)
+    subdirs: list[str]
+    files: list[str]
+    escapes: list[str]
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,19 @@ def compile_glob(glob: str) -> CompiledGlob:
 
 def cache_path_for(data_dir: Path, root: Path) -> Path:
     digest = hashlib.sha1(str(root).encode()).hexdigest()[:16]
-    return data_dir / "index" / f"{digest}.json"
+    return data_dir / "index" / f"{digest}.marshal"
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Building 100,000 small lists triggers the cycle collector over and over; none are cyclic."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 class FileIndex:
@@ -131,36 +147,29 @@ class FileIndex:
         if self.cache is None:
             return
         try:
-            data = json.loads(self.cache.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            # marshal: several times faster than JSON for 100,000 folders, and it
+            # only ever builds plain data (unlike pickle). The file is ours, in the data dir.
+            version, root, folders = marshal.loads(self.cache.read_bytes())
+            if version != CACHE_VERSION or root != str(self.root):
+                return
+            self.folders = {rel: Folder._make(v) for rel, v in folders.items()}
+        except (OSError, ValueError, EOFError, TypeError):
             return
-        if data.get("version") != CACHE_VERSION or data.get("root") != str(self.root):
-            return
-        self.folders = {
-            rel: Folder(int(v[0]), list(v[1]), list(v[2]), list(v[3]))
-            for rel, v in data.get("folders", {}).items()
-        }
 
     def _save(self) -> None:
         if self.cache is None:
             return
-        data = {
-            "version": CACHE_VERSION,
-            "root": str(self.root),
-            "folders": {
-                rel: [f.mtime_ns, f.subdirs, f.files, f.escapes] for rel, f in self.folders.items()
-            },
-        }
+        data = (CACHE_VERSION, str(self.root), {rel: tuple(f) for rel, f in self.folders.items()})
         # A cache that cannot be written only costs a walk next time.
         with contextlib.suppress(OSError):
-            atomic_write_text(self.cache, json.dumps(data, separators=(",", ":")))
+            atomic_write_bytes(self.cache, marshal.dumps(data))
 
     def _inside(self, target: str) -> bool:
         root = str(self.root)
         return target == root or target.startswith(root + os.sep)
 
     def _list(self, path: str, mtime_ns: int) -> Folder:
-        folder = Folder(mtime_ns)
+        folder = Folder(mtime_ns, [], [], [])
         try:
             entries = list(os.scandir(path))
         except OSError:
@@ -188,6 +197,10 @@ class FileIndex:
 
     def refresh(self) -> None:
         """Bring the index up to date with the tree, re-listing changed folders only."""
+        with gc_paused():
+            self._refresh()
+
+    def _refresh(self) -> None:
         if not self._loaded:
             self._load()
         old = self.folders
@@ -195,25 +208,31 @@ class FileIndex:
         seen: set[tuple[int, int]] = set()
         stack = [""]
         self.relisted = 0
-        while stack:
-            rel = stack.pop()
-            path = os.path.join(self.root, rel) if rel else str(self.root)
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            ident = (st.st_dev, st.st_ino)
-            if ident in seen:  # a symlink loop inside the root
-                continue
-            seen.add(ident)
-            cached = old.get(rel)
-            if cached is not None and cached.mtime_ns == st.st_mtime_ns:
-                folder = cached
-            else:
-                folder = self._list(path, st.st_mtime_ns)
-                self.relisted += 1
-            new[rel] = folder
-            stack.extend(f"{rel}/{d}" if rel else d for d in reversed(folder.subdirs))
+        root = str(self.root)
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            while stack:
+                rel = stack.pop()
+                try:
+                    st = os.stat(rel or ".", dir_fd=root_fd)
+                except OSError:
+                    continue
+                ident = (st.st_dev, st.st_ino)
+                if ident in seen:  # a bind mount or loop inside the root
+                    continue
+                seen.add(ident)
+                cached = old.get(rel)
+                if cached is not None and cached.mtime_ns == st.st_mtime_ns:
+                    folder = cached
+                else:
+                    folder = self._list(os.path.join(root, rel) if rel else root, st.st_mtime_ns)
+                    self.relisted += 1
+                new[rel] = folder
+                if folder.subdirs:
+                    lead = rel + "/" if rel else ""
+                    stack.extend([lead + d for d in reversed(folder.subdirs)])
+        finally:
+            os.close(root_fd)
         self.folders = new
         if self.relisted or len(new) != len(old):
             self._save()

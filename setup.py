@@ -37,6 +37,7 @@ setup(
         "Flask>=3.0",
         "Flask-WTF>=1.2",
         "WTForms>=3.1",
+        "requests>=2.31",
     ],
     extras_require={
         "test": [
@@ -45,11 +46,23 @@ setup(
             "hypothesis>=6.100",
             "ruff>=0.6",
             "mypy>=1.10",
+            "types-requests",
+            "aiosmtpd>=1.4",
+            "pytest-httpserver>=1.0",
+            "apprise>=1.7",
         ],
+        "apprise": ["apprise>=1.7"],
     },
     entry_points={
         "console_scripts": ["rrdalarm = rrdalarm.cli:main"],
-        "rrdalarm.actions": ["log = rrdalarm.actions.log:LogAction"],
+        "rrdalarm.actions": [
+            "log = rrdalarm.actions.log:LogAction",
+            "email = rrdalarm.actions.email:EmailAction",
+            "webhook = rrdalarm.actions.webhook:WebhookAction",
+            "script = rrdalarm.actions.script:ScriptAction",
+            "syslog = rrdalarm.actions.syslog:SyslogAction",
+            "apprise = rrdalarm.actions.apprise:AppriseAction",
+        ],
         "rrdalarm.sources": ["rrd = rrdalarm.sources.rrd:RRDSource"],
     },
 )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from rrdalarm.plugins import ActionContext, ActionError, Param
 
-from .base import Action, Event
+from .base import Action, Delivery, Event
 
 
 def file_name_problem(name: object) -> str | None:
@@ -49,8 +49,8 @@ class LogAction(Action):
         super().__init__(params, context)
         self.path = confined_log_path(context.log_dir, str(self.config.get("file", "rrdalarm.log")))
 
-    def run(self, events: Sequence[Event]) -> None:
-        lines = "".join(format_line(e).replace("\n", " ") + "\n" for e in events)
+    def run(self, delivery: Delivery) -> None:
+        lines = "".join(format_line(e).replace("\n", " ") + "\n" for e in delivery.events)
         try:
             self.context.log_dir.mkdir(parents=True, exist_ok=True)
             # O_APPEND keeps lines from concurrent writers whole.

@@ -34,6 +34,8 @@ from rrdalarm.sources.base import ProgressCallback
 from rrdalarm.store import StoreError, open_store
 
 EXIT_USAGE = 2
+# Parameters never printed in full (their references are: { env = ... }, { file = ... }).
+SECRET_KEYS = {"password", "secret", "token", "urls", "url"}
 EXIT_BUSY = 4
 EXIT_INTERNAL = 70
 
@@ -214,10 +216,11 @@ def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: st
 def validate(ctx: click.Context, config: Path | None, rrd_root: Path | None) -> None:
     """Check the settings and thresholds without running a check."""
     from rrdalarm.dispatch import plan_actions
+    from rrdalarm.plugins import available_actions
 
     settings = settings_from(ctx, rrd_root, None, config)
     thresholds = thresholds_of(settings)
-    plan = plan_actions(thresholds)
+    plan = plan_actions(thresholds, available_actions(settings.scripts_dir))
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
     counts = ""
@@ -262,11 +265,12 @@ def import_legacy(source: Path, target: Path, force: bool) -> None:
 @click.option("--since", help="Only events at or after this AT-style time or epoch (e.g. now-1d).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+@click.option("--deliveries", is_flag=True, help="List deliveries with their attempts instead of events.")
 @click.pass_context
 @user_errors
 def history(ctx: click.Context, db: str | None, threshold: int | None, status: str | None,
-            since: str | None, limit: int, as_json: bool) -> None:
-    """List recent alarm events, newest first."""
+            since: str | None, limit: int, as_json: bool, deliveries: bool) -> None:
+    """List recent alarm events (or deliveries), newest first."""
     from rrdalarm.report import fmt_time, fmt_value
 
     settings = settings_from(ctx, None, db)
@@ -277,6 +281,9 @@ def history(ctx: click.Context, db: str | None, threshold: int | None, status: s
         except timespec.TimeSpecError as exc:
             raise click.BadParameter(str(exc), param_hint="--since") from None
     wanted = {"fired": "ALARM FIRED", "resolved": "RESOLVED"}.get((status or "").lower(), status)
+    if deliveries:
+        show_deliveries(settings, since_epoch, limit, as_json)
+        return
     store = open_store(settings.db_url)
     try:
         events = store.events(threshold=threshold, status=wanted, since=since_epoch, limit=limit)
@@ -297,6 +304,58 @@ def history(ctx: click.Context, db: str | None, threshold: int | None, status: s
         series = f"{e.series}:{e.ds}" if e.ds else e.series
         click.echo(f"{fmt_time(e.at)}  {e.status:<11}  #{e.threshold_id:<4} {series}  "
                    f"{fmt_value(e.value)} {e.type} {e.limit:g}  {e.message}")
+
+
+def show_deliveries(settings: Settings, since: int | None, limit: int, as_json: bool) -> None:
+    from rrdalarm.report import fmt_time
+    from rrdalarm.secrets import describe
+
+    store = open_store(settings.db_url)
+    try:
+        rows = store.deliveries(since=since, limit=limit)
+    finally:
+        store.close()
+    if not rows:
+        click.echo("no deliveries")
+        return
+    for d, attempts in rows:
+        params = {k: describe(v) if k in SECRET_KEYS else v for k, v in json.loads(d.params).items()}
+        if as_json:
+            click.echo(json.dumps({
+                "id": d.id, "created_at": d.created_at, "action": d.action, "params": params, "status": d.status,
+                "attempts": [{"at": a.at, "ok": a.ok, "error": a.error, "duration_s": round(a.duration_s, 3)}
+                             for a in attempts],
+                "events": json.loads(d.event_ids), "last_error": d.last_error,
+            }))
+            continue
+        click.echo(f"{fmt_time(d.created_at)}  {d.status:<7}  {d.action:<8} {d.id}  "
+                   f"{len(json.loads(d.event_ids))} events, {len(attempts)} attempts")
+        for a in attempts:
+            result = "ok" if a.ok else f"failed: {a.error}"
+            click.echo(f"    {fmt_time(a.at)}  {a.duration_s:.2f} s  {result}")
+
+
+@cli.command()
+@click.option("--db", help="SQLAlchemy database URL (default: SQLite in the data dir).")
+@click.option("--quiet", is_flag=True, help="Print nothing; the exit status says if something failed.")
+@click.pass_context
+@user_errors
+def deliver(ctx: click.Context, db: str | None, quiet: bool) -> None:
+    """Send the outbox's due deliveries (for cron setups); exit 1 if any attempt failed."""
+    from rrdalarm.delivery import deliver_pending, summarize
+
+    settings = settings_from(ctx, None, db)
+    store = open_store(settings.db_url)
+    try:
+        results = deliver_pending(store, settings)
+    finally:
+        store.close()
+    if not quiet:
+        for r in results:
+            if not r.ok:
+                click.echo(f"rrdalarm: delivery {r.delivery_id} ({r.action}): {r.error}", err=True)
+        click.echo(summarize(results))
+    sys.exit(1 if any(not r.ok for r in results) else 0)
 
 
 @cli.command()

@@ -20,6 +20,7 @@ import tomlkit
 from rrdalarm import timespec
 from rrdalarm.evaluate import Direction
 from rrdalarm.fileutil import atomic_write_text
+from rrdalarm.secrets import SecretRef, secret_problem
 
 CONSOLIDATION_FUNCTIONS = ("AVERAGE", "MIN", "MAX", "LAST")
 SETTINGS_ENV = "RRDALARM_SETTINGS"
@@ -93,6 +94,28 @@ class Threshold:
 
 
 @dataclass(frozen=True)
+class SmtpSettings:
+    """The mail server of the `email` action."""
+
+    host: str = "localhost"
+    port: int = 25
+    security: str = "none"  # none, starttls or ssl
+    username: str = ""
+    password: SecretRef | None = None
+    sender: str = "rrdalarm@localhost"
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """How the outbox sends: per-attempt timeout and retries with exponential backoff."""
+
+    timeout: float = 10.0
+    max_attempts: int = 8
+    backoff: float = 30.0
+    max_backoff: float = 3600.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """Where things live and how a check runs."""
 
@@ -104,6 +127,9 @@ class Settings:
     database_url: str = ""
     workers: int = 0
     lock_wait: float = 30.0
+    scripts_dir: Path | None = None
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
     @property
     def db_url(self) -> str:
@@ -468,8 +494,11 @@ def save_thresholds(path: Path, thresholds: Sequence[Threshold], header: Sequenc
 # ---------------------------------------------------------------- settings
 
 _SETTINGS_KEYS = {
-    "rrd_root", "thresholds", "data_dir", "log_dir", "database_url", "workers", "lock_wait",
+    "rrd_root", "thresholds", "data_dir", "log_dir", "database_url", "workers", "lock_wait", "scripts_dir",
+    "smtp", "delivery",
 }
+_SMTP_KEYS = {"host", "port", "security", "username", "password", "sender"}
+_DELIVERY_KEYS = {"timeout", "max_attempts", "backoff", "max_backoff"}
 
 
 def find_settings_file(explicit: Path | None) -> Path | None:
@@ -523,8 +552,38 @@ def load_settings(path: Path | None) -> Settings:
     lock_wait = data.get("lock_wait", 30)
     if isinstance(lock_wait, bool) or not isinstance(lock_wait, (int, float)) or lock_wait < 0:
         raise fail("lock_wait", f"must be a number of seconds, not {lock_wait!r}")
+    smtp = _table(data, "smtp", _SMTP_KEYS, fail)
+    smtp_security = smtp.get("security", "none")
+    if smtp_security not in ("none", "starttls", "ssl"):
+        raise fail("security", f"[smtp] security must be none, starttls or ssl, not {smtp_security!r}")
+    for key in ("host", "username", "sender"):
+        if key in smtp and not isinstance(smtp[key], str):
+            raise fail(key, f"[smtp] {key} must be text")
+    smtp_port = smtp.get("port", 465 if smtp_security == "ssl" else 25)
+    if isinstance(smtp_port, bool) or not isinstance(smtp_port, int) or not 0 < smtp_port < 65536:
+        raise fail("port", f"[smtp] port must be a TCP port number, not {smtp_port!r}")
+    if "password" in smtp and secret_problem(smtp["password"]):
+        raise fail("password", f"[smtp] password {secret_problem(smtp['password'])}")
+    delivery = _table(data, "delivery", _DELIVERY_KEYS, fail)
+    for key in _DELIVERY_KEYS:
+        v = delivery.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+            raise fail(key, f"[delivery] {key} must be a positive number, not {v!r}")
+    defaults = DeliverySettings()
     return Settings(
         path=Path(path),
+        scripts_dir=path_value("scripts_dir"),
+        smtp=SmtpSettings(
+            host=smtp.get("host", "localhost"), port=smtp_port, security=smtp_security,
+            username=smtp.get("username", ""), password=smtp.get("password"),
+            sender=smtp.get("sender", "rrdalarm@localhost"),
+        ),
+        delivery=DeliverySettings(
+            timeout=float(delivery.get("timeout", defaults.timeout)),
+            max_attempts=int(delivery.get("max_attempts", defaults.max_attempts)),
+            backoff=float(delivery.get("backoff", defaults.backoff)),
+            max_backoff=float(delivery.get("max_backoff", defaults.max_backoff)),
+        ),
         rrd_root=path_value("rrd_root"),
         thresholds=path_value("thresholds"),
         data_dir=path_value("data_dir") or default_data_dir(),
@@ -533,6 +592,18 @@ def load_settings(path: Path | None) -> Settings:
         workers=workers,
         lock_wait=float(lock_wait),
     )
+
+
+def _table(
+    data: Mapping[str, Any], name: str, known: set[str], fail: Callable[[str, str], ConfigError]
+) -> dict[str, Any]:
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise fail(name, f"must be a [{name}] table")
+    for key in table:
+        if key not in known:
+            raise fail(key, f"unknown key in [{name}] (known: {', '.join(sorted(known))})")
+    return table
 
 
 STARTER_SETTINGS = """\

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 from rrdalarm import stats
 from rrdalarm.config import Settings, Threshold
-from rrdalarm.dispatch import ActionPlan, plan_actions, run_actions
+from rrdalarm.delivery import AttemptResult, deliver_pending
+from rrdalarm.dispatch import ActionPlan, plan_actions, plan_deliveries
 from rrdalarm.evaluate import EventKind, State, Status, decide
-from rrdalarm.events import Event
-from rrdalarm.plugins import source_plugins
+from rrdalarm.plugins import available_actions, source_plugins
 from rrdalarm.sources.base import Outcome, OutcomeKind, ProgressCallback, SeriesKey, Source
 from rrdalarm.store import NewEvent, RunSummary, StateChange, StateView, Store
 
@@ -51,6 +51,7 @@ class CheckResult:
     errors: int
     dry_run: bool = False
     warnings: list[str] = field(default_factory=list)
+    deliveries: list[AttemptResult] = field(default_factory=list)
 
     @property
     def exit_status(self) -> int:
@@ -152,13 +153,17 @@ def run_check(
     want_ok: bool = True,
     progress: ProgressCallback | None = None,
     sources: Mapping[str, type[Source]] | None = None,
+    deliver: bool = True,
 ) -> CheckResult:
-    """Run one check. The caller holds the check lock."""
+    """Run one check, then (unless `deliver` is false) send what is due in the outbox.
+
+    The caller holds the check lock.
+    """
     clock_start = time.monotonic()
     now = int(time.time()) if at is None else int(at)
     active = [t for t in thresholds if t.enabled]
     by_id = {t.id: t for t in active}
-    plan = plan_actions(active)
+    plan = plan_actions(active, available_actions(settings.scripts_dir))
     warnings = list(plan.warnings)
     states = store.states(by_id)
     firing = frozenset(k for k, v in states.items() if v.state is State.FIRING and k[0] in by_id)
@@ -189,16 +194,15 @@ def run_check(
         return result
 
     summary = RunSummary(now, duration, files_checked, series_checked, alarms_fired, tr.firing, tr.errors)
-    _run_id, event_ids = store.record_check(summary, tr.changes, tr.events)
-    events = [
-        Event(id=eid, at=now, threshold_id=e.threshold_id, threshold_name=e.threshold_name,
-              source=by_id[e.threshold_id].source, series=e.series, ds=e.ds, status=e.status,
-              kind=EventKind(e.kind), type=e.type, limit=e.limit, value=e.value, time=e.time,
-              message=e.message)
-        for eid, e in zip(event_ids, tr.events, strict=True)
-    ]
-    result.warnings.extend(run_actions(plan, events, settings))
+    store.record_check(summary, tr.changes, tr.events, plan_deliveries(plan, tr.events))
     problem = stats.record_check(settings.data_dir, now, duration, alarms_fired)
     if problem:
         result.warnings.append(problem)
+    if deliver:
+        result.deliveries = deliver_pending(store, settings)
+        result.warnings.extend(
+            f"delivery {r.delivery_id} ({r.action}): {r.error}" + (" (will retry)" if r.status == "pending" else
+                                                                    " (gave up)")
+            for r in result.deliveries if not r.ok
+        )
     return result

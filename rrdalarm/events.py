@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rrdalarm.evaluate import EventKind
@@ -36,3 +37,28 @@ class Event:
         data = asdict(self)
         data["kind"] = self.kind.value
         return data
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message to send: an action, its parameters and the events it carries.
+
+    `id` is the same on every attempt of this delivery: receivers use it to drop
+    duplicates (delivery is at least once).
+    """
+
+    id: str
+    action: str
+    params: Mapping[str, Any]
+    events: tuple[Event, ...]
+    attempt: int = 1
+    created_at: int = 0
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Events by status, e.g. {"ALARM FIRED": 2, "RESOLVED": 1}."""
+        out: dict[str, int] = {}
+        for e in self.events:
+            out[e.status] = out.get(e.status, 0) + 1
+        return out

@@ -31,6 +31,8 @@ def legacy_action(name: str, parameter: str) -> tuple[ActionSpec, ...]:
     params: dict[str, Any] = {}
     if parameter and parameter.lower() != "none":
         params[param_name] = parameter
+    # The original acted on every firing check once "time before next" had passed, and never on recovery.
+    params["on"] = ["fire", "repeat"]
     return (ActionSpec(type=plugin, params=params),)
 
 

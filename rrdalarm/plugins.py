@@ -7,19 +7,32 @@ that plugins subclass lives in `rrdalarm.actions.base`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from rrdalarm.events import Event
+from rrdalarm.events import Delivery
+from rrdalarm.secrets import secret_problem
 from rrdalarm.sources.base import Source
+
+if TYPE_CHECKING:
+    from rrdalarm.config import SmtpSettings
 
 
 class ActionError(Exception):
-    """An action could not do its job; the message is one line, without secrets."""
+    """An action could not do its job; the message is one line, without secrets.
+
+    `permanent` says that trying again cannot help (a receiver that refuses the
+    request, a script that does not exist): the delivery is marked dead at once.
+    """
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,9 @@ class ActionContext:
 
     log_dir: Path
     data_dir: Path
+    scripts_dir: Path | None = None
+    timeout: float = 10.0
+    smtp: SmtpSettings | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -48,10 +64,11 @@ class ActionPlugin(Protocol):
     name: ClassVar[str]
     params: ClassVar[Mapping[str, Param]]
     legacy_param: ClassVar[str | None]
+    split_param: ClassVar[str | None]
 
     def __init__(self, params: Mapping[str, Any], context: ActionContext) -> None: ...
 
-    def run(self, events: Sequence[Event]) -> None: ...
+    def run(self, delivery: Delivery) -> None: ...
 
 
 def validate_params(plugin: type[ActionPlugin], params: Mapping[str, Any]) -> dict[str, Any]:
@@ -68,6 +85,14 @@ def validate_params(plugin: type[ActionPlugin], params: Mapping[str, Any]) -> di
             out[key] = spec.default
             continue
         value = params[key]
+        if spec.secret and not isinstance(value, str):
+            problem = secret_problem(value)
+            if problem:
+                raise ValueError(f"action '{plugin.name}' parameter '{key}' {problem}")
+            out[key] = dict(value)
+            continue
+        if spec.type is list and isinstance(value, str):
+            value = [value]
         if spec.type is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, spec.type) or (spec.type is int and isinstance(value, bool)):
@@ -103,3 +128,26 @@ def source_plugins() -> dict[str, type[Source]]:
         except Exception:  # noqa: BLE001
             continue
     return found
+
+
+def drop_in_actions(scripts_dir: Path | None) -> dict[str, type[ActionPlugin]]:
+    """Each executable in the drop-in folder, as an action named after the file.
+
+    They run through the `script` action (no shell, the events as JSON on stdin).
+    """
+    base = action_plugins().get("script")
+    if scripts_dir is None or base is None or not scripts_dir.is_dir():
+        return {}
+    found: dict[str, type[ActionPlugin]] = {}
+    for entry in sorted(scripts_dir.iterdir()):
+        if entry.is_file() and os.access(entry, os.X_OK) and not entry.name.startswith("."):
+            params = {k: v for k, v in base.params.items() if k != "script"}
+            found[entry.name] = type(  # a subclass per script, with the script fixed
+                f"DropIn_{entry.name}", (base,), {"name": entry.name, "params": params, "fixed_script": entry.name}
+            )
+    return found
+
+
+def available_actions(scripts_dir: Path | None) -> dict[str, type[ActionPlugin]]:
+    """Installed actions, then drop-in scripts whose names no installed action takes."""
+    return drop_in_actions(scripts_dir) | action_plugins()

@@ -7,13 +7,15 @@ readers (the web pages, `rrdalarm history`) never block a check.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -91,6 +93,47 @@ class AlarmEvent(Base):
     value: Mapped[float | None] = mapped_column(Float)
     time: Mapped[int | None] = mapped_column(Integer)
     message: Mapped[str] = mapped_column(Text, default="")
+
+
+class DeliveryRow(Base):
+    """The outbox: one message to send, written in the same transaction as its events."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("check_runs.id"), index=True)
+    created_at: Mapped[int] = mapped_column(Integer, index=True)
+    action: Mapped[str] = mapped_column(String(255))
+    params: Mapped[str] = mapped_column(Text)  # JSON; secrets only as references or inline as configured
+    event_ids: Mapped[str] = mapped_column(Text)  # JSON list
+    status: Mapped[str] = mapped_column(String(16))  # pending, sent, dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[int] = mapped_column(Integer)
+    lease_until: Mapped[int | None] = mapped_column(Integer)
+    sent_at: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    at: Mapped[int] = mapped_column(Integer)
+    duration_s: Mapped[float] = mapped_column(Float)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+@dataclass(frozen=True)
+class PlannedDelivery:
+    """A delivery to write with a check: its action, parameters and events (indexes into the check's events)."""
+
+    id: str
+    action: str
+    params: Mapping[str, Any]
+    events: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -209,9 +252,13 @@ class Store:
             }
 
     def record_check(
-        self, summary: RunSummary, changes: Sequence[StateChange], events: Sequence[NewEvent]
+        self,
+        summary: RunSummary,
+        changes: Sequence[StateChange],
+        events: Sequence[NewEvent],
+        deliveries: Sequence[PlannedDelivery] = (),
     ) -> tuple[int, list[int]]:
-        """Write the run, changed states and new events in one transaction; returns their ids."""
+        """Write the run, changed states, new events and their outbox rows in one transaction."""
         with self.session() as s:
             run = CheckRun(**summary.__dict__)
             s.add(run)
@@ -240,7 +287,16 @@ class Store:
             rows = [AlarmEvent(run_id=run.id, at=summary.started_at, **e.__dict__) for e in events]
             s.add_all(rows)
             s.flush()
-            return run.id, [r.id for r in rows]
+            ids = [r.id for r in rows]
+            s.add_all(
+                DeliveryRow(
+                    id=d.id, run_id=run.id, created_at=summary.started_at, action=d.action,
+                    params=json.dumps(d.params, sort_keys=True), event_ids=json.dumps([ids[i] for i in d.events]),
+                    status="pending", attempts=0, next_attempt_at=0,
+                )
+                for d in deliveries
+            )
+            return run.id, ids
 
     def events(
         self,
@@ -259,6 +315,22 @@ class Store:
             q = q.where(AlarmEvent.at >= since)
         with self.session() as s:
             return list(s.scalars(q).all())
+
+    def deliveries(
+        self, since: int | None = None, limit: int = 50
+    ) -> list[tuple[DeliveryRow, list[DeliveryAttempt]]]:
+        """Newest deliveries first, each with its attempts (oldest first)."""
+        q = select(DeliveryRow).order_by(DeliveryRow.created_at.desc(), DeliveryRow.id).limit(limit)
+        if since is not None:
+            q = q.where(DeliveryRow.created_at >= since)
+        with self.session() as s:
+            rows = list(s.scalars(q).all())
+            attempts: dict[str, list[DeliveryAttempt]] = {r.id: [] for r in rows}
+            for a in s.scalars(
+                select(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(attempts)).order_by(DeliveryAttempt.id)
+            ):
+                attempts[a.delivery_id].append(a)
+            return [(r, attempts[r.id]) for r in rows]
 
     def runs(self, limit: int = 20) -> list[CheckRun]:
         with self.session() as s:

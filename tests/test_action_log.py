@@ -11,7 +11,7 @@ from test_engine import threshold
 
 from rrdalarm.actions.log import LogAction, format_line
 from rrdalarm.evaluate import EventKind
-from rrdalarm.events import Event
+from rrdalarm.events import Delivery, Event
 from rrdalarm.plugins import ActionContext, ActionError, action_plugins, validate_params
 
 
@@ -25,14 +25,18 @@ def event(i: int = 1, **kw: object) -> Event:
     return Event(**(base | kw))  # type: ignore[arg-type]
 
 
+def deliver(*events: Event) -> Delivery:
+    return Delivery(id="d-1", action="log", params={}, events=events)
+
+
 def test_log_is_registered_through_its_entry_point() -> None:
     assert action_plugins()["log"] is LogAction
 
 
 def test_appends_one_line_per_event(tmp_path: Path) -> None:
     ctx = ActionContext(log_dir=tmp_path / "log", data_dir=tmp_path)
-    LogAction({"file": "x.log"}, ctx).run([event(1), event(2, status="RESOLVED", kind=EventKind.RESOLVED)])
-    LogAction({"file": "x.log"}, ctx).run([event(3, message="line\nbreak")])
+    LogAction({"file": "x.log"}, ctx).run(deliver(event(1), event(2, status="RESOLVED", kind=EventKind.RESOLVED)))
+    LogAction({"file": "x.log"}, ctx).run(deliver(event(3, message="line\nbreak")))
     lines = (tmp_path / "log" / "x.log").read_text().splitlines()
     assert len(lines) == 3
     assert "ALARM FIRED threshold=3 series=hosts/1/bytes.rrd:sent value=9.5 above 5 event=1" in lines[0]
@@ -44,7 +48,7 @@ def test_concurrent_writers_keep_lines_whole(tmp_path: Path) -> None:
 
     def write(n: int) -> None:
         for i in range(50):
-            LogAction({"file": "c.log"}, ctx).run([event(n * 1000 + i, message="x" * 300)])
+            LogAction({"file": "c.log"}, ctx).run(deliver(event(n * 1000 + i, message="x" * 300)))
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
     for t in threads:
@@ -78,7 +82,7 @@ def test_unwritable_log_dir_is_a_warning_not_a_crash(env: Env) -> None:
     env.write_thresholds(threshold(actions=[{"type": "log", "file": "a.log"}]))
     p = env.run("check", "--at", str(T0), "--json")
     assert p.returncode == 1
-    assert "warning: action log: log: cannot write" in p.stderr and "Traceback" not in p.stderr
+    assert "(log): log: cannot write" in p.stderr and "will retry" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_escaping_log_file_is_a_config_error(env: Env) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def threshold(ident: int = 1, glob: str = "a.rrd", **fields: object) -> str:
             lines.append(f"{key} = {value}")
     text = "[[threshold]]\n" + "\n".join(lines) + "\n"
     for action in actions:  # type: ignore[attr-defined]
-        text += "[[threshold.action]]\n" + "".join(f'{k} = "{v}"\n' for k, v in action.items())
+        text += "[[threshold.action]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in action.items())
     return text
 
 
@@ -130,7 +131,7 @@ def test_at_excludes_points_after_the_window(env: Env, store: Store) -> None:
 
 def test_rearm_zero_fires_every_check(env: Env, store: Store) -> None:
     env.rrd("a.rrd", {"x": [9] * 10})
-    env.write_thresholds(threshold(rearm=0, actions=[{"type": "log", "file": "a.log"}]))
+    env.write_thresholds(threshold(rearm=0, actions=[{"type": "log", "file": "a.log", "on": ["fire", "repeat"]}]))
     for at in (T0, T0 + 60, T0 + 120):
         assert check(env, store, at=at).rows[0].status.value == "ALARM FIRED"
     log = (env.data / "log" / "a.log").read_text().splitlines()
@@ -139,7 +140,7 @@ def test_rearm_zero_fires_every_check(env: Env, store: Store) -> None:
 
 def test_rearm_holds_back_then_repeats(env: Env, store: Store) -> None:
     env.rrd("a.rrd", {"x": [9] * 30})
-    env.write_thresholds(threshold(rearm=600, actions=[{"type": "log", "file": "a.log"}]))
+    env.write_thresholds(threshold(rearm=600, actions=[{"type": "log", "file": "a.log", "on": ["fire", "repeat"]}]))
     seen = [check(env, store, at=T0 + d).rows[0].status.value for d in (0, 60, 599, 600, 660)]
     assert seen == ["ALARM FIRED", "FIRING", "FIRING", "ALARM FIRED", "FIRING"]
     assert len((env.data / "log" / "a.log").read_text().splitlines()) == 2

@@ -23,6 +23,9 @@ SAMPLE = Path(__file__).resolve().parent.parent / "config" / "rrdAlarmConfig.txt
 # The example row of the original's documentation.
 EXAMPLE = "1\tinterfaces/eth0/*Bytes.rrd\tabove\t0.0\t0\tnow-3h\tnow\tsavelog\tAslog.txt\t60"
 
+# The original acted on firing checks (after "time before next"), never on recovery.
+LEGACY_ON = ["fire", "repeat"]
+
 
 def row(**changes: str) -> str:
     """The example row with some fields replaced (by their legacy names)."""
@@ -40,7 +43,7 @@ def test_the_original_example_row() -> None:
     assert t.repetitions == 0
     assert t.start == "now-3h"
     assert t.end == "now"
-    assert t.actions == (ActionSpec("log", {"file": "Aslog.txt"}),)
+    assert t.actions == (ActionSpec("log", {"file": "Aslog.txt", "on": LEGACY_ON}),)
     assert t.rearm == 60
     # what the legacy format cannot say takes the defaults
     assert t.source == "rrd"
@@ -54,7 +57,7 @@ def test_the_original_example_row() -> None:
 
 def test_sendmail_becomes_an_email_action_with_to() -> None:
     [t] = parse_legacy(row(action="sendmail", parameter="ops@example.org"), "x")
-    assert t.actions == (ActionSpec("email", {"to": "ops@example.org"}),)
+    assert t.actions == (ActionSpec("email", {"to": "ops@example.org", "on": LEGACY_ON}),)
 
 
 @pytest.mark.parametrize(("action", "parameter"), [("None", "None"), ("none", "Aslog.txt"), ("NONE", "x")])
@@ -65,8 +68,8 @@ def test_none_means_no_action(action: str, parameter: str) -> None:
 
 def test_a_none_parameter_is_no_parameter() -> None:
     [t] = parse_legacy(row(action="savelog", parameter="None"), "x")
-    assert t.actions == (ActionSpec("log", {}),)
-    assert legacy_action("sendmail", "None") == (ActionSpec("email", {}),)
+    assert t.actions == (ActionSpec("log", {"on": LEGACY_ON}),)
+    assert legacy_action("sendmail", "None") == (ActionSpec("email", {"on": LEGACY_ON}),)
 
 
 def test_below_and_other_numbers() -> None:
@@ -183,13 +186,13 @@ def test_the_sample_file_parses() -> None:
     first, second = thresholds
     assert first.glob == "interfaces/eth0/*Bytes.rrd"
     assert (first.type, first.value, first.repetitions, first.rearm) == (Direction.ABOVE, 0.0, 0, 60)
-    assert first.actions == (ActionSpec("log", {"file": "Aslog.txt"}),)
+    assert first.actions == (ActionSpec("log", {"file": "Aslog.txt", "on": LEGACY_ON}),)
     assert second.glob == "interfaces/eth1/*Packets.rrd"
     assert second.type is Direction.BELOW
     assert second.value == 10.0
     assert second.repetitions == 3
     assert (second.start, second.end) == ("now-1h", "now")
-    assert second.actions == (ActionSpec("email", {"to": "ops@example.org"}),)
+    assert second.actions == (ActionSpec("email", {"to": "ops@example.org", "on": LEGACY_ON}),)
     assert second.rearm == 600
     assert load_thresholds(SAMPLE) == thresholds
 
@@ -241,7 +244,7 @@ def test_legacy_thresholds_compare_like_toml_ones() -> None:
         repetitions=0,
         start="now-3h",
         end="now",
-        actions=(ActionSpec("log", {"file": "Aslog.txt"}),),
+        actions=(ActionSpec("log", {"file": "Aslog.txt", "on": LEGACY_ON}),),
         rearm=60,
     )
 

@@ -1,0 +1,223 @@
+"""The outbox: grouping, transactions, retries with backoff, leases, dead letters."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import T0, Env
+from hypothesis import given
+from hypothesis import strategies as st
+from test_engine import threshold
+
+from rrdalarm.config import ActionSpec, DeliverySettings, Threshold, load_thresholds
+from rrdalarm.delivery import backoff_delay, deliver_pending
+from rrdalarm.dispatch import plan_actions, plan_deliveries
+from rrdalarm.engine import run_check
+from rrdalarm.evaluate import Direction
+from rrdalarm.plugins import ActionContext, ActionError, Param, available_actions
+from rrdalarm.store import DeliveryAttempt, DeliveryRow, NewEvent, Store, open_store
+
+
+@given(attempts=st.integers(min_value=1, max_value=60), base=st.integers(1, 600), cap=st.integers(1, 86400))
+def test_backoff_doubles_and_is_capped(attempts: int, base: int, cap: int) -> None:
+    d = backoff_delay(attempts, base, cap)
+    assert d == min(cap, base * 2 ** (attempts - 1))
+    assert backoff_delay(attempts + 1, base, cap) >= d
+
+
+def ev(tid: int, kind: str = "fired", series: str = "a.rrd") -> NewEvent:
+    status = "RESOLVED" if kind == "resolved" else "ALARM FIRED"
+    return NewEvent(tid, f"t{tid}", series, "x", status, kind, "above", 1.0, 2.0, T0, "m")
+
+
+class Mail:
+    """A stand-in plugin class used only for planning (never run): declares a split parameter."""
+
+    name = "mail"
+    params = {"to": Param(list, required=True)}  # noqa: RUF012
+    legacy_param = None
+    split_param = "to"
+
+    def __init__(self, params: object, context: ActionContext) -> None:
+        raise AssertionError("not run in planning")
+
+    def run(self, delivery: object) -> None:
+        raise ActionError("not run")
+
+
+def th(tid: int, *actions: ActionSpec) -> Threshold:
+    return Threshold(id=tid, name=f"t{tid}", type=Direction.ABOVE, value=1.0, glob="*.rrd", actions=actions)
+
+
+def test_grouping_per_action_parameters_and_recipient() -> None:
+    plugins = {"mail": Mail, **available_actions(None)}
+    thresholds = [
+        th(1, ActionSpec("mail", {"to": ["a@x.org", "b@x.org"]}), ActionSpec("log", {"file": "one.log"})),
+        th(2, ActionSpec("mail", {"to": "a@x.org"}), ActionSpec("log", {"file": "one.log", "on": ["resolve"]})),
+    ]
+    plan = plan_actions(thresholds, plugins)
+    events = [ev(1), ev(2), ev(2, "resolved", "b.rrd"), ev(1, "repeat")]
+    got = {(d.action, json.dumps(d.params, sort_keys=True)): d.events for d in plan_deliveries(plan, events)}
+    assert got == {
+        # a@x.org gets one message with both thresholds' fired and resolved events; repeats are off by default.
+        ("mail", '{"to": ["a@x.org"]}'): (0, 1, 2),
+        ("mail", '{"to": ["b@x.org"]}'): (0,),
+        # threshold 1 logs fire and resolve; threshold 2 only resolve, same file: one delivery.
+        ("log", '{"file": "one.log"}'): (0, 2),
+    }
+    assert len({d.id for d in plan_deliveries(plan, events)}) == 3
+
+
+def test_bad_on_value_is_a_config_error() -> None:
+    from rrdalarm.config import ConfigError
+
+    with pytest.raises(ConfigError, match="'on' must be a list of fire, repeat, resolve"):
+        plan_actions([th(1, ActionSpec("log", {"on": ["always"]}))], available_actions(None))
+
+
+@pytest.fixture
+def store(env: Env) -> Store:
+    s = open_store(env.settings().db_url)
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def check(env: Env, store: Store, at: int = T0, **kw: object) -> object:
+    settings = env.settings()
+    assert settings.thresholds is not None
+    return run_check(settings, load_thresholds(settings.thresholds), store, at=at, **kw)  # type: ignore[arg-type]
+
+
+def rows(store: Store) -> list[DeliveryRow]:
+    return [d for d, _ in store.deliveries(limit=1000)]
+
+
+def test_outbox_rows_are_written_with_the_events(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [9]})
+    env.write_thresholds(threshold(actions=[{"type": "log", "file": "a.log"}]))
+    check(env, store, deliver=False)
+    [d] = rows(store)
+    assert (d.status, d.attempts, json.loads(d.event_ids)) == ("pending", 0, [store.events()[0].id])
+    assert not (env.data / "log" / "a.log").exists()
+    check(env, store, at=T0 + 60, dry_run=True)
+    assert len(rows(store)) == 1
+
+
+def test_failure_then_retry_after_backoff_then_success(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [9]})
+    env.write_thresholds(threshold(actions=[{"type": "log", "file": "a.log"}]))
+    blocker = env.data / "log" / "a.log"
+    blocker.mkdir(parents=True)  # the log file cannot be opened while a folder sits there
+    settings = replace(env.settings(), delivery=DeliverySettings(timeout=2, max_attempts=5, backoff=30))
+    thresholds = load_thresholds(env.thresholds_path)
+    result = run_check(settings, thresholds, store, at=T0)
+    assert [r.status for r in result.deliveries] == ["pending"]
+    assert any("will retry" in w for w in result.warnings)
+    [d] = rows(store)
+    first_retry = d.next_attempt_at
+    assert 29 <= first_retry - time.time() <= 31
+    # Not due yet: nothing happens.
+    assert deliver_pending(store, settings, clock=lambda: first_retry - 1) == []
+    blocker.rmdir()
+    [r] = deliver_pending(store, settings, clock=lambda: first_retry + 1)
+    assert r.ok and r.status == "sent"
+    [(d, attempts)] = store.deliveries()
+    assert d.status == "sent" and [a.ok for a in attempts] == [False, True]
+    assert "cannot write" in (attempts[0].error or "")
+    assert len((env.data / "log" / "a.log").read_text().splitlines()) == 1
+    assert deliver_pending(store, settings, clock=lambda: first_retry + 10_000) == []
+
+
+def test_gives_up_after_max_attempts(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [9]})
+    env.write_thresholds(threshold(actions=[{"type": "log", "file": "a.log"}]))
+    (env.data / "log" / "a.log").mkdir(parents=True)
+    settings = replace(env.settings(), delivery=DeliverySettings(timeout=2, max_attempts=3, backoff=1, max_backoff=1))
+    run_check(settings, load_thresholds(env.thresholds_path), store, at=T0)
+    # Deliveries run on the real clock, whatever --at said about the check.
+    now = time.time()
+    statuses = [deliver_pending(store, settings, clock=lambda t=t: now + t)[0].status for t in (10, 20)]
+    assert statuses == ["pending", "dead"]
+    assert deliver_pending(store, settings, clock=lambda: now + 99999) == []
+    assert store.count(DeliveryAttempt) == 3
+
+
+def test_uninstalled_action_waits_and_retries(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [9]})
+    env.write_thresholds(threshold(actions=[{"type": "log", "file": "a.log"}]))
+    check(env, store, deliver=False)
+    settings = env.settings()
+    [r] = deliver_pending(store, settings, plugins={})
+    assert (r.ok, r.status, r.error) == (False, "pending", "action 'log' is not installed")
+
+
+def test_concurrent_deliver_processes_send_each_delivery_once(env: Env, store: Store) -> None:
+    for i in range(40):
+        env.rrd(f"d/{i}.rrd", {"x": [9]})
+    actions = "".join(f'[[threshold.action]]\ntype = "log"\nfile = "f{i}.log"\n' for i in range(30))
+    env.write_thresholds(threshold(glob="d/*.rrd") + actions)
+    check(env, store, deliver=False)
+    assert len(rows(store)) == 30
+    envvars = {k: v for k, v in os.environ.items() if not k.startswith("RRDALARM_")}
+    envvars["RRDALARM_SETTINGS"] = str(env.settings_path)
+    cmd = [sys.executable, "-m", "rrdalarm", "deliver", "--quiet"]
+    procs = [subprocess.Popen(cmd, env=envvars) for _ in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    assert {d.status for d in rows(store)} == {"sent"}
+    assert store.count(DeliveryAttempt) == 30
+    for i in range(30):
+        assert len((env.data / "log" / f"f{i}.log").read_text().splitlines()) == 40
+
+
+def test_history_deliveries_and_deliver_command(env: Env) -> None:
+    env.rrd("a.rrd", {"x": [9]})
+    env.write_thresholds(threshold(actions=[{"type": "log", "file": "a.log"}]))
+    (env.data / "log" / "a.log").mkdir(parents=True)
+    first = env.run("check", "--at", str(T0), "--quiet")
+    assert first.returncode == 1 and first.stderr == ""
+    failed = env.run("history", "--deliveries", "--json")
+    [doc] = [json.loads(line) for line in failed.stdout.splitlines()]
+    assert doc["status"] == "pending" and doc["action"] == "log" and not doc["attempts"][0]["ok"]
+    assert "cannot write" in doc["attempts"][0]["error"]
+    shutil.rmtree(env.data / "log" / "a.log")
+    with store_of(env) as s, s.session() as session:
+        session.query(DeliveryRow).update({"next_attempt_at": 0})
+    p = env.run("deliver")
+    assert p.returncode == 0 and "1 delivered" in p.stdout
+    text = env.run("history", "--deliveries").stdout
+    assert "sent" in text and "ok" in text and "failed: log: cannot write" in text
+
+
+class store_of:  # noqa: N801 - used as a context manager
+    def __init__(self, env: Env) -> None:
+        self.store = open_store(env.settings().db_url)
+
+    def __enter__(self) -> Store:
+        return self.store
+
+    def __exit__(self, *_: object) -> None:
+        self.store.close()
+
+
+def test_secret_references_are_stored_not_values(env: Env, store: Store, tmp_path: Path) -> None:
+    from rrdalarm.secrets import SecretError, describe, resolve_secret, secret_problem
+
+    (tmp_path / "pw").write_text("s3cret-value\n")
+    os.environ["RRDALARM_TEST_SECRET"] = "from-env"
+    try:
+        assert resolve_secret({"env": "RRDALARM_TEST_SECRET"}, "x") == "from-env"
+        assert resolve_secret({"file": str(tmp_path / "pw")}, "x") == "s3cret-value"
+    finally:
+        del os.environ["RRDALARM_TEST_SECRET"]
+    with pytest.raises(SecretError, match="environment variable NOPE_NOT_SET is not set"):
+        resolve_secret({"env": "NOPE_NOT_SET"}, "x")
+    assert secret_problem({"vault": "x"}) is not None and secret_problem("plain") is None
+    assert describe("inline-secret") == "***" and describe({"env": "A"}) == {"env": "A"}

@@ -196,7 +196,7 @@ def test_history_deliveries_and_deliver_command(env: Env) -> None:
     assert "sent" in text and "ok" in text and "failed: log: cannot write" in text
 
 
-class store_of:  # noqa: N801 - used as a context manager
+class store_of:
     def __init__(self, env: Env) -> None:
         self.store = open_store(env.settings().db_url)
 

@@ -23,6 +23,7 @@ from rrdalarm.config import Settings
 from rrdalarm.evaluate import EventKind
 from rrdalarm.events import Delivery, Event
 from rrdalarm.plugins import ActionContext, ActionError, ActionPlugin, available_actions
+from rrdalarm.secrets import SecretError, redact, resolve_secret
 from rrdalarm.store import AlarmEvent, DeliveryAttempt, DeliveryRow, Store
 
 
@@ -85,6 +86,22 @@ def claim(store: Store, now: int, lease_s: int, limit: int) -> list[Delivery]:
     return claimed
 
 
+def secret_values(plugin: type[ActionPlugin] | None, params: Mapping[str, Any], context: ActionContext) -> list[str]:
+    """Every secret this delivery could know, to scrub from its error text."""
+    refs: list[Any] = [context.smtp.password if context.smtp else None]
+    if plugin is not None:
+        refs += [params.get(k) for k, spec in plugin.params.items() if spec.secret]
+    values = []
+    for ref in refs:
+        try:
+            value = resolve_secret(ref, "secret")
+        except SecretError:
+            continue
+        if value:
+            values.append(value)
+    return values
+
+
 def _run_one(plugin: type[ActionPlugin] | None, delivery: Delivery, context: ActionContext,
              out: dict[str, tuple[bool, str | None, bool]]) -> None:
     try:
@@ -92,10 +109,13 @@ def _run_one(plugin: type[ActionPlugin] | None, delivery: Delivery, context: Act
             raise ActionError(f"action '{delivery.action}' is not installed")
         plugin(delivery.params, context).run(delivery)
         out[delivery.id] = (True, None, False)
+        return
     except ActionError as exc:
-        out[delivery.id] = (False, str(exc).splitlines()[0] if str(exc) else "failed", exc.permanent)
+        error, permanent = (str(exc).splitlines() or ["failed"])[0], exc.permanent
     except Exception as exc:  # noqa: BLE001 - a broken plugin is one failed delivery, not a crash
-        out[delivery.id] = (False, f"{exc.__class__.__name__}: {exc}".splitlines()[0], False)
+        error, permanent = f"{exc.__class__.__name__}: {exc}".splitlines()[0], False
+    # Actions promise secret-free messages; this is the second line of defence.
+    out[delivery.id] = (False, redact(error, secret_values(plugin, delivery.params, context)), permanent)
 
 
 def deliver_pending(

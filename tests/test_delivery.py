@@ -221,3 +221,38 @@ def test_secret_references_are_stored_not_values(env: Env, store: Store, tmp_pat
         resolve_secret({"env": "NOPE_NOT_SET"}, "x")
     assert secret_problem({"vault": "x"}) is not None and secret_problem("plain") is None
     assert describe("inline-secret") == "***" and describe({"env": "A"}) == {"env": "A"}
+
+
+class Leaky:
+    """A careless plugin whose error message contains its secret."""
+
+    name = "leaky"
+    params = {"token": Param(str, secret=True), "target": Param(str)}  # noqa: RUF012
+    legacy_param = None
+    split_param = None
+
+    def __init__(self, params: dict[str, object], context: ActionContext) -> None:
+        self.params = params
+
+    def run(self, delivery: object) -> None:
+        from rrdalarm.secrets import resolve_secret
+
+        raise RuntimeError(f"server said: bad token {resolve_secret(self.params['token'], 'token')}")  # type: ignore[arg-type]
+
+
+def test_secret_values_never_reach_the_recorded_error(env: Env, store: Store) -> None:
+    from rrdalarm.store import PlannedDelivery, RunSummary
+
+    store.record_check(
+        RunSummary(T0, 0.1, 1, 1, 1, 1, 0), [], [ev(1)],
+        [PlannedDelivery("d-leaky", "leaky", {"token": {"env": "LEAKY_TOKEN"}, "target": "x"}, (0,))],
+    )
+    os.environ["LEAKY_TOKEN"] = "tok-123456"
+    try:
+        [r] = deliver_pending(store, env.settings(), plugins={"leaky": Leaky})  # type: ignore[dict-item]
+    finally:
+        del os.environ["LEAKY_TOKEN"]
+    assert not r.ok
+    assert r.error == "RuntimeError: server said: bad token ***"
+    [(row, attempts)] = store.deliveries()
+    assert "tok-123456" not in (row.last_error or "") + (attempts[0].error or "") + row.params

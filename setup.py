@@ -23,7 +23,7 @@ setup(
         "rrdalarm.actions": "actions",
         "rrdalarm.web": "web",
     },
-    package_data={"rrdalarm": ["py.typed", "templates/*.html"], "rrdalarm.migrations": ["script.py.mako"]},
+    package_data={"rrdalarm": ["py.typed", "templates/*.html", "templates/*.js"], "rrdalarm.web": ["templates/*.html"], "rrdalarm.migrations": ["script.py.mako"]},
     install_requires=[
         "rrdtool>=0.1.16",
         "SQLAlchemy>=2.0",
@@ -38,6 +38,8 @@ setup(
         "Flask-WTF>=1.2",
         "WTForms>=3.1",
         "requests>=2.31",
+        "waitress>=3.0",
+        "prometheus-client>=0.20",
     ],
     extras_require={
         "test": [

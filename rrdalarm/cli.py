@@ -102,6 +102,7 @@ def cli(ctx: click.Context, settings_path: Path | None) -> None:
     """Threshold alarms over RRD files."""
     ctx.ensure_object(dict)
     path = find_settings_file(settings_path)
+    ctx.obj["settings_path"] = path
     try:
         ctx.obj["settings"] = load_settings(path)
     except ConfigError as exc:
@@ -359,6 +360,29 @@ def deliver(ctx: click.Context, db: str | None, quiet: bool) -> None:
 
 
 @cli.command()
+@click.option("--listen", help="HOST:PORT to serve on (default: [service] listen, 127.0.0.1:8080).")
+@click.option("--no-scheduler", is_flag=True, help="Serve pages only; cron drives the checks.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              show_default=True)
+@click.option("--rrd-root", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Root of the RRD tree.")
+@click.option("--db", help="SQLAlchemy database URL (default: SQLite in the data dir).")
+@click.pass_context
+@user_errors
+def serve(ctx: click.Context, listen: str | None, no_scheduler: bool, log_level: str, rrd_root: Path | None,
+          db: str | None) -> None:
+    """Run the web app and the scheduler until SIGTERM or Ctrl-C."""
+    from rrdalarm.serve import serve_forever
+
+    overrides: dict[str, Any] = {}
+    if rrd_root is not None:
+        overrides["rrd_root"] = rrd_root
+    if db is not None:
+        overrides["database_url"] = db
+    sys.exit(serve_forever(ctx.obj["settings_path"], overrides, listen, not no_scheduler, log_level))
+
+
+@cli.command()
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False), default="rrdalarm.toml")
 @click.option("--rrd-root", type=click.Path(path_type=Path, file_okay=False), required=True,
               help="Root of the RRD tree to watch.")
@@ -375,11 +399,15 @@ def init(path: Path, rrd_root: Path, data_dir: Path | None, force: bool) -> None
     base = path.resolve().parent
     data = (data_dir or base / "data").resolve()
     thresholds = base / "thresholds.toml"
+    from rrdalarm.tokens import ensure_token_file
+
     atomic_write_text(path, starter_settings(rrd_root.resolve(), thresholds, data, data / "log"))
     if not thresholds.exists():
         atomic_write_text(thresholds, "# rrdalarm thresholds: one [[threshold]] table each "
                           "(see config/thresholds.toml in the sources).\n")
-    click.echo(f"{path}: written; thresholds in {thresholds}, state in {data}")
+    ensure_token_file(data / "api_token")
+    click.echo(f"{path}: written; thresholds in {thresholds}, state in {data}; "
+               f"API token for /start in {data / 'api_token'}")
 
 
 @cli.command()

@@ -116,6 +116,22 @@ class DeliverySettings:
 
 
 @dataclass(frozen=True)
+class ServiceSettings:
+    """`rrdalarm serve`: where it listens, how often it checks and delivers, how /start is guarded."""
+
+    listen: str = "127.0.0.1:8080"
+    check_interval: float = 60.0
+    deliver_interval: float = 30.0
+    min_start_interval: float = 60.0
+    api_token: SecretRef | None = None
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "127.0.0.1", int(port)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Where things live and how a check runs."""
 
@@ -130,6 +146,12 @@ class Settings:
     scripts_dir: Path | None = None
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+
+    @property
+    def config_dir(self) -> Path:
+        """Where /start may find alternative thresholds files: the settings file's folder."""
+        return self.path.resolve().parent if self.path else Path.cwd()
 
     @property
     def db_url(self) -> str:
@@ -495,8 +517,9 @@ def save_thresholds(path: Path, thresholds: Sequence[Threshold], header: Sequenc
 
 _SETTINGS_KEYS = {
     "rrd_root", "thresholds", "data_dir", "log_dir", "database_url", "workers", "lock_wait", "scripts_dir",
-    "smtp", "delivery",
+    "smtp", "delivery", "service",
 }
+_SERVICE_KEYS = {"listen", "check_interval", "deliver_interval", "min_start_interval", "api_token"}
 _SMTP_KEYS = {"host", "port", "security", "username", "password", "sender"}
 _DELIVERY_KEYS = {"timeout", "max_attempts", "backoff", "max_backoff"}
 
@@ -570,7 +593,27 @@ def load_settings(path: Path | None) -> Settings:
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
             raise fail(key, f"[delivery] {key} must be a positive number, not {v!r}")
     defaults = DeliverySettings()
+    service = _table(data, "service", _SERVICE_KEYS, fail)
+    listen = service.get("listen", ServiceSettings.listen)
+    if not isinstance(listen, str) or not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[\w.-]*):\d{1,5}", listen):
+        raise fail("listen", f"[service] listen must be HOST:PORT such as 127.0.0.1:8080, not {listen!r}")
+    for key in ("check_interval", "deliver_interval", "min_start_interval"):
+        v = service.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
+            raise fail(key, f"[service] {key} must be a number of seconds, not {v!r}")
+    if "api_token" in service and secret_problem(service["api_token"]):
+        raise fail("api_token", f"[service] api_token {secret_problem(service['api_token'])}")
+    token = service.get("api_token")
+    if isinstance(token, dict) and "file" in token and not os.path.isabs(token["file"]):
+        token = {"file": str(base / token["file"])}
     return Settings(
+        service=ServiceSettings(
+            listen=listen,
+            check_interval=float(service.get("check_interval", ServiceSettings.check_interval)),
+            deliver_interval=float(service.get("deliver_interval", ServiceSettings.deliver_interval)),
+            min_start_interval=float(service.get("min_start_interval", ServiceSettings.min_start_interval)),
+            api_token=token,
+        ),
         path=Path(path),
         scripts_dir=path_value("scripts_dir"),
         smtp=SmtpSettings(
@@ -631,6 +674,14 @@ workers = 0
 
 # Seconds a second `rrdalarm check` waits for a running one.
 lock_wait = 30
+
+[service]
+# `rrdalarm serve`: the web app and the scheduler.
+listen = "127.0.0.1:8080"
+check_interval = 60       # seconds between scheduled checks
+min_start_interval = 60   # GET /start refuses (429) to run again sooner
+# The token for /start (Authorization: Bearer …); the file is made by `rrdalarm init`.
+api_token = {{ file = {token} }}
 """
 
 
@@ -639,5 +690,6 @@ def starter_settings(rrd_root: Path, thresholds: Path, data_dir: Path, log_dir: 
         return tomlkit.string(str(p)).as_string()
 
     return STARTER_SETTINGS.format(
-        rrd_root=q(rrd_root), thresholds=q(thresholds), data_dir=q(data_dir), log_dir=q(log_dir)
+        rrd_root=q(rrd_root), thresholds=q(thresholds), data_dir=q(data_dir), log_dir=q(log_dir),
+        token=q(data_dir / "api_token"),
     )

@@ -50,6 +50,8 @@ from pathlib import Path
 
 import rrdtool  # type: ignore[import-not-found, unused-ignore]
 
+from rrdalarm.tokens import ensure_token_file
+
 STEP = 60
 HEARTBEAT = 2 * STEP
 NDPI_PROTOCOLS = ("HTTP", "TLS", "DNS")
@@ -393,5 +395,10 @@ def write_demo_config(dir: Path, rrd_root: Path, data_dir: Path) -> Path:
         'database_url = ""\n'
         "workers = 0\n"
         "lock_wait = 30\n"
+        "\n[service]\n"
+        'listen = "127.0.0.1:8080"\n'
+        "check_interval = 60\n"
+        f"api_token = {{ file = {_toml_string(_settings_path(data / 'api_token', base))} }}\n"
     ))
+    ensure_token_file(data / "api_token")
     return settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -104,11 +104,34 @@ def _templates() -> jinja2.Environment:
     )
 
 
-def to_html(result: CheckResult) -> str:
-    """A standalone HTML page (no external resources)."""
+FIRST_PAGE = 200
+GraphLink = Callable[[Row, int], str | None]
+
+
+def to_html(result: CheckResult, graph_link: GraphLink | None = None, nav: Mapping[str, str] | None = None) -> str:
+    """A standalone HTML page (no external resources): fired rows first, filters and pages in the page.
+
+    `graph_link(row, check_time)` gives the URL of a row's graph, when the page is served.
+    """
+    rows = ordered(result.rows)
+
+    def link(r: Row) -> str | None:
+        if graph_link is None or r.status not in (Status.ALARM_FIRED, Status.FIRING):
+            return None
+        return graph_link(r, result.started_at)
+
+    table = [(r, _cells(r), link(r)) for r in rows]
+    data = {"rows": [[r.threshold, *cells[1:], g] for r, cells, g in table]}
+    # "<" escaped keeps "</script>" in a file name from closing the data block.
+    data_json = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
     return _templates().get_template("report.html").render(
         result=result,
         summary=summary_line(result),
-        rows=[(r, _cells(r)) for r in ordered(result.rows)],
+        first_page=table[:FIRST_PAGE],
+        rows_total=len(rows),
         columns=COLUMNS,
+        statuses=[s.value for s in Status],
+        thresholds=sorted({r.threshold for r in rows}),
+        data_json=data_json,
+        nav=nav,
     )

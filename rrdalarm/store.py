@@ -336,6 +336,9 @@ class Store:
         with self.session() as s:
             return list(s.scalars(select(CheckRun).order_by(CheckRun.id.desc()).limit(limit)).all())
 
+    def count_runs(self) -> int:
+        return self.count(CheckRun)
+
     def count(self, model: type[Base]) -> int:
         with self.session() as s:
             return int(s.scalar(select(func.count()).select_from(model)) or 0)

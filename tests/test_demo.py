@@ -326,8 +326,15 @@ def test_write_demo_config(tmp_path: Path) -> None:
         "database_url": "",
         "workers": 0,
         "lock_wait": 30,
+        "service": {
+            "listen": "127.0.0.1:8080",
+            "check_interval": 60,
+            "api_token": {"file": str(tmp_path / "state" / "api_token")},
+        },
     }
     assert sorted(p.name for p in folder.iterdir()) == ["rrdalarm.toml", "thresholds.toml"]
+    token = (tmp_path / "state" / "api_token")
+    assert len(token.read_text().strip()) >= 40 and token.stat().st_mode & 0o777 == 0o600
 
     # A second write replaces both files in place.
     write_demo_config(folder, tmp_path / "elsewhere", folder / "data")

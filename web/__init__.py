@@ -1,1 +1,51 @@
-"""The Flask configurator and report pages, installed as rrdalarm.web."""
+"""The Flask app: /start for cron, the HTML report and graphs, /metrics and /healthz.
+
+A thin face over rrdalarm.service.CheckService: every rule lives in the core.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from rrdalarm.service import CheckService
+
+
+def secret_key(data_dir: Path) -> bytes:
+    """The session-signing key, made once and kept (mode 0600) in the data dir."""
+    path = data_dir / "secret_key"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key)
+        return key
+
+
+def create_app(service: CheckService, test_config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__)
+    settings = service.settings()
+    app.config.update(
+        SECRET_KEY=secret_key(settings.data_dir),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=1 << 20,
+    )
+    if test_config:
+        app.config.update(test_config)
+    app.extensions["rrdalarm"] = service
+    CSRFProtect(app)
+
+    from . import report, status
+
+    app.register_blueprint(report.bp)
+    app.register_blueprint(status.bp)
+    return app

@@ -1,0 +1,107 @@
+"""PNG graphs made with rrdtool.graph, on demand and cached in the data dir."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import rrdtool  # type: ignore[import-untyped]
+
+from rrdalarm import stats
+from rrdalarm.config import CONSOLIDATION_FUNCTIONS, ConfigError, Settings, glob_problem
+
+# A cached graph is reused for this long: long enough for a page of links, short enough to stay current.
+CACHE_SECONDS = 60
+_DS_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+class GraphError(Exception):
+    """The graph cannot be drawn; one line, no absolute paths."""
+
+
+def _escape(text: str) -> str:
+    # rrdtool graph arguments treat ':' as a separator; a file name may contain one.
+    return text.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def confined_file(settings: Settings, rel: str) -> Path:
+    """The RRD file `rel` under the root; anything that would leave the root is refused."""
+    if settings.rrd_root is None:
+        raise ConfigError(settings.path, "no RRD root", field="rrd_root")
+    problem = glob_problem(rel)
+    if problem or any(ch in rel for ch in "*?["):
+        raise GraphError(f"not a file under the RRD root: {rel!r}")
+    root = Path(os.path.realpath(settings.rrd_root))
+    path = Path(os.path.realpath(root / rel))
+    if root not in path.parents or not path.is_file():
+        raise GraphError(f"no such RRD file under the root: {rel!r}")
+    return path
+
+
+def _cached(cache_dir: Path, key: str, now: float, draw: Callable[[str], None]) -> Path:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    out = cache_dir / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".png")
+    try:
+        fresh = now - out.stat().st_mtime < CACHE_SECONDS
+    except FileNotFoundError:
+        fresh = False
+    if not fresh:
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            draw(str(tmp))
+        except rrdtool.OperationalError as exc:
+            tmp.unlink(missing_ok=True)
+            raise GraphError(str(exc).replace(str(cache_dir), "")) from None
+        os.replace(tmp, out)
+    return out
+
+
+def series_graph(settings: Settings, rel: str, ds: str, cf: str, start: int, end: int, limit: float | None,
+                 now: float, title: str = "") -> Path:
+    """A graph of one data source over [start, end] with a red rule at the threshold."""
+    if cf not in CONSOLIDATION_FUNCTIONS:
+        raise GraphError(f"unknown consolidation function {cf!r}")
+    if not ds or not set(ds) <= _DS_CHARS:
+        raise GraphError(f"not a data source name: {ds!r}")
+    if end <= start:
+        raise GraphError("the window is empty")
+    path = confined_file(settings, rel)
+
+    def draw(target: str) -> None:
+        args = [
+            target, "--imgformat", "PNG", "--start", str(start), "--end", str(end), "--width", "640",
+            "--height", "200", "--title", (title or f"{rel} {ds}")[:120], "--slope-mode",
+            f"DEF:v={_escape(str(path))}:{ds}:{cf}", f"LINE2:v#1f77b4:{_escape(ds)}",
+        ]
+        if limit is not None:
+            args.append(f"HRULE:{limit!r}#d62728:threshold {limit:g}")
+        rrdtool.graph(*args)
+
+    key = f"{path}|{ds}|{cf}|{start}|{end}|{limit}|{title}|{path.stat().st_mtime_ns}"
+    return _cached(settings.data_dir / "graphs", key, now, draw)
+
+
+PERIODS = {"day": 86400, "week": 7 * 86400}
+
+
+def stats_graph(settings: Settings, which: str, period: str, now: float) -> Path:
+    """The check's own statistics (duration or alarms fired) over the last day or week."""
+    if which not in stats.FILES or period not in PERIODS:
+        raise GraphError("unknown statistics graph")
+    path = stats.stats_path(settings.data_dir, which)
+    if not path.exists():
+        raise GraphError("no statistics yet: no check has run")
+    ds = stats.FILES[which][1]
+    label = {"duration": "check duration (s)", "alarms": "alarms fired"}[which]
+
+    def draw(target: str) -> None:
+        rrdtool.graph(
+            target, "--imgformat", "PNG", "--start", f"end-{PERIODS[period]}", "--end", str(int(now)),
+            "--width", "640", "--height", "160", "--title", f"{label}, last {period}", "--lower-limit", "0",
+            f"DEF:v={_escape(str(path))}:{ds}:AVERAGE", f"DEF:m={_escape(str(path))}:{ds}:MAX",
+            "AREA:v#9ecae1:average", "LINE1:m#08519c:max",
+        )
+
+    return _cached(settings.data_dir / "graphs", f"stats|{which}|{period}|{int(now) // 60}", now, draw)

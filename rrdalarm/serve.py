@@ -1,0 +1,86 @@
+"""`rrdalarm serve`: waitress serving the web app, APScheduler running checks, clean stops.
+
+This module wires the web app in (rrdalarm.web); the rest of the core never
+imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+log = logging.getLogger("rrdalarm.serve")
+
+# How long a stop waits for a running check before abandoning it; its results
+# are written in one transaction at its end, so an abandoned check loses nothing.
+STOP_GRACE_S = 5.0
+
+
+class Stop(Exception):
+    """Raised in the main thread by SIGTERM / SIGINT."""
+
+
+def _raise_stop(signum: int, _frame: FrameType | None) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+def serve_forever(settings_path: Path | None, overrides: dict[str, Any], listen: str | None,
+                  with_scheduler: bool, log_level: str) -> int:
+    import importlib
+    import os
+
+    import waitress
+
+    from rrdalarm.config import ServiceSettings
+    from rrdalarm.scheduler import make_scheduler
+    from rrdalarm.service import CheckService
+
+    # rrdalarm.web is installed from web/; imported by name so the core holds no static tie to Flask.
+    create_app = importlib.import_module("rrdalarm.web").create_app
+
+    logging.basicConfig(stream=sys.stderr, level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    service = CheckService(settings_path, overrides)
+    settings = service.settings()
+    host, port = ServiceSettings(listen=listen).host_port if listen else settings.service.host_port
+    app = create_app(service)
+    server = waitress.create_server(app, host=host, port=port, threads=8, ident="rrdalarm")
+    scheduler = make_scheduler(service) if with_scheduler else None
+    service.scheduler = scheduler
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    actual_port = server.effective_port  # type: ignore[attr-defined]
+    log.info("serving on http://%s:%s/ (%s)", host, actual_port,
+             f"scheduler every {settings.service.check_interval:g} s" if scheduler else "no scheduler: cron checks")
+    if settings.service.api_token is None:
+        log.warning("no [service] api_token is set: /start and the report need a logged-in user")
+    if scheduler is not None:
+        scheduler.start()
+    try:
+        server.run()
+    except Stop as stop:
+        log.info("%s: stopping", stop)
+    finally:
+        server.close()
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while service.busy.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        abandoned = service.busy.is_set()
+        if abandoned:
+            log.warning("a check is still running: abandoned (nothing of it was recorded)")
+        service.close()
+        logging.shutdown()
+        if abandoned or threading.active_count() > 1:
+            # Worker threads of a check or a delivery would keep the process alive.
+            os._exit(0)
+    return 0

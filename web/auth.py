@@ -1,0 +1,55 @@
+"""Who may run checks and see reports: an API token (Bearer or token=) or, later, a logged-in user."""
+
+from __future__ import annotations
+
+import functools
+import hmac
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Response, current_app, request
+
+from rrdalarm.secrets import SecretError, resolve_secret
+from rrdalarm.service import CheckService
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def service() -> CheckService:
+    svc: CheckService = current_app.extensions["rrdalarm"]
+    return svc
+
+
+def presented_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.args.get("token") or None
+
+
+def token_ok(given: str | None) -> bool:
+    if not given:
+        return False
+    try:
+        expected = resolve_secret(service().settings().service.api_token, "api_token")
+    except SecretError:
+        current_app.logger.error("api_token cannot be read; token access is refused")
+        return False
+    # Compared in constant time, so the token cannot be guessed byte by byte from timings.
+    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())  # type: ignore[union-attr]
+
+
+def logged_in() -> bool:
+    checker = current_app.extensions.get("rrdalarm.login")
+    return bool(checker and checker())
+
+
+def require_access(view: F) -> F:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if token_ok(presented_token()) or logged_in():
+            return view(*args, **kwargs)
+        return Response("authentication required: send the API token as 'Authorization: Bearer …'\n", 401,
+                        {"WWW-Authenticate": 'Bearer realm="rrdalarm"', "Content-Type": "text/plain"})
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,94 @@
+"""/start (cron and scripts), the report of the last check, and graphs of fired series."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, jsonify, request, send_file, url_for
+
+from rrdalarm import report
+from rrdalarm.config import ConfigError, load_thresholds
+from rrdalarm.engine import Row
+from rrdalarm.graphs import GraphError, series_graph
+from rrdalarm.lock import CheckBusy
+from rrdalarm.service import TooSoon
+from rrdalarm.store import StoreError
+from rrdalarm.timespec import TimeSpecError, resolve_window
+
+from .auth import require_access, service
+
+bp = Blueprint("report", __name__)
+
+
+def _text(body: str, status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(body + "\n", status, {"Content-Type": "text/plain; charset=utf-8", **(headers or {})})
+
+
+def graph_link(row: Row, at: int) -> str:
+    return url_for("report.graph") + "?" + urlencode(
+        {"threshold": row.threshold, "file": row.file, "ds": row.ds, "at": at}
+    )
+
+
+def nav() -> dict[str, str]:
+    return {"report": url_for("report.last_report"), "stats": url_for("status.stats_page")}
+
+
+@bp.get("/start")
+@require_access
+def start() -> Response:
+    """Run a check now. noHTML=true: empty 200 (for cron); format=json: the check --json document."""
+    svc = service()
+    quiet = request.args.get("noHTML", "").lower() == "true"
+    as_json = request.args.get("format") == "json"
+    try:
+        result = svc.run_check(config=request.args.get("config"), wait=svc.settings().lock_wait,
+                               want_ok=not quiet, from_start=True)
+    except TooSoon as exc:
+        return _text(f"too soon: try again in {exc.retry_after} s", 429, {"Retry-After": str(exc.retry_after)})
+    except CheckBusy as exc:
+        return _text(str(exc), 503, {"Retry-After": "30"})
+    except (ConfigError, StoreError) as exc:
+        return _text(str(exc), 400 if isinstance(exc, ConfigError) else 500)
+    if quiet:
+        return Response("", 200, {"Content-Type": "text/plain"})
+    if as_json:
+        return jsonify(report.to_dict(result))
+    return Response(report.to_html(result, graph_link, nav()), 200, {"Content-Type": "text/html; charset=utf-8"})
+
+
+@bp.get("/")
+@bp.get("/report")
+@require_access
+def last_report() -> Response:
+    last = service().last
+    if last.result is None:
+        message = f"No check has run yet in this process.{' Last error: ' + last.error if last.error else ''}"
+        return _text(message, 200)
+    return Response(report.to_html(last.result, graph_link, nav()), 200, {"Content-Type": "text/html; charset=utf-8"})
+
+
+@bp.get("/graph")
+@require_access
+def graph() -> Response:
+    """PNG of one series over its threshold's window at the check's time, with the threshold as a rule."""
+    svc = service()
+    settings = svc.settings()
+    try:
+        tid = int(request.args["threshold"])
+        rel, ds = request.args["file"], request.args["ds"]
+        at = int(request.args.get("at") or time.time())
+    except (KeyError, ValueError):
+        return _text("graph needs threshold, file, ds (and optionally at)", 400)
+    try:
+        path = svc.thresholds_file(settings, None)
+        threshold = next((t for t in load_thresholds(path) if t.id == tid), None)
+        if threshold is None:
+            return _text(f"no threshold {tid}", 404)
+        start, end = resolve_window(threshold.start, threshold.end, at)
+        png = series_graph(settings, rel, ds, threshold.cf, start, end, threshold.value, time.time(),
+                           title=f"#{tid} {threshold.name}: {rel} {ds}")
+    except (GraphError, TimeSpecError, ConfigError) as exc:
+        return _text(str(exc), 404)
+    return send_file(png, mimetype="image/png", max_age=60)

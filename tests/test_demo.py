@@ -341,7 +341,8 @@ def test_write_demo_config(tmp_path: Path) -> None:
     data = tomllib.loads(settings.read_text(encoding="utf-8"))
     assert (data["rrd_root"], data["data_dir"], data["log_dir"]) == (
         str(tmp_path / "elsewhere"), "data", "data/log")
-    assert sorted(p.name for p in folder.iterdir()) == ["rrdalarm.toml", "thresholds.toml"]
+    # The data dir holds the API token file the settings point at.
+    assert sorted(p.name for p in folder.iterdir()) == ["data", "rrdalarm.toml", "thresholds.toml"]
 
 
 def test_demo_config_loads_with_the_real_loader(tmp_path: Path) -> None:

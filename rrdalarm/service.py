@@ -80,12 +80,12 @@ class CheckService:
     def run_check(self, *, config: str | None = None, wait: float = 0.0, want_ok: bool = True,
                   from_start: bool = False) -> CheckResult:
         """One check under the cross-process lock; CheckBusy if another runs past `wait` seconds."""
-        if from_start:
-            self._guard_start()
         try:
             settings = self.settings()
             path = self.thresholds_file(settings, config)
             thresholds = load_thresholds(path, sources=sorted(source_plugins()))
+            if from_start:  # after validation: a refused request does not use up the interval
+                self._guard_start(settings.service.min_start_interval)
             with check_lock(settings.data_dir, wait):
                 self.busy.set()
                 try:
@@ -108,8 +108,7 @@ class CheckService:
                  result.duration_s)
         return result
 
-    def _guard_start(self) -> None:
-        interval = self.settings().service.min_start_interval
+    def _guard_start(self, interval: float) -> None:
         with self._start_lock:
             now = self.clock()
             if self._last_start is not None and now - self._last_start < interval:

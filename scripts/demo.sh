@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Runs rrdalarm on a freshly generated demo RRD tree (embedded SQLite in .demo/data).
+# Runs the rrdalarm service on a freshly generated demo RRD tree (embedded SQLite
+# in .demo/data) until Ctrl-C or SIGTERM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 .venv/bin/rrdalarm demo .demo
-status=0
-.venv/bin/rrdalarm --settings .demo/rrdalarm.toml check || status=$?
-case $status in
-  0) echo "Nothing is firing." ;;
-  1) echo "Exit status 1: some series are firing (see ALARM FIRED above; log lines in .demo/data/log/)." ;;
-  3) echo "Exit status 3: some series could not be read." ;;
-  *) exit "$status" ;;
-esac
-echo "History: .venv/bin/rrdalarm --settings .demo/rrdalarm.toml history"
+listen=$(sed -n 's/^listen = "\(.*\)"$/\1/p' .demo/rrdalarm.toml)
+cat <<INFO
+
+rrdalarm demo
+  web report:  http://${listen}/report?token=$(cat .demo/data/api_token)
+  API token:   $(cat .demo/data/api_token)
+  cron-style:  curl -H "Authorization: Bearer \$(cat .demo/data/api_token)" "http://${listen}/start?noHTML=true"
+  history:     .venv/bin/rrdalarm --settings .demo/rrdalarm.toml history
+  Ctrl-C stops the service.
+
+INFO
+exec .venv/bin/rrdalarm --settings .demo/rrdalarm.toml serve

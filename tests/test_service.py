@@ -199,3 +199,13 @@ def test_no_scheduler_serves_pages_only(env: Env) -> None:
     finally:
         srv.proc.send_signal(signal.SIGINT)
         assert srv.proc.wait(timeout=10) == 0
+
+
+def test_token_link_opens_a_browser_session(server: Server) -> None:
+    server.get("/start", noHTML="true")
+    browser = requests.Session()
+    assert browser.get(server.url + "/report", timeout=10).status_code == 401
+    assert browser.get(server.url + "/report", params={"token": TOKEN}, timeout=10).status_code == 200
+    cookie = next(c for c in browser.cookies)
+    assert cookie.has_nonstandard_attr("HttpOnly")
+    assert browser.get(server.url + "/stats", timeout=10).status_code == 200

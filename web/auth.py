@@ -7,7 +7,7 @@ import hmac
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Response, current_app, request
+from flask import Response, current_app, request, session
 
 from rrdalarm.secrets import SecretError, resolve_secret
 from rrdalarm.service import CheckService
@@ -40,6 +40,8 @@ def token_ok(given: str | None) -> bool:
 
 
 def logged_in() -> bool:
+    if session.get("token_session"):
+        return True
     checker = current_app.extensions.get("rrdalarm.login")
     return bool(checker and checker())
 
@@ -47,7 +49,13 @@ def logged_in() -> bool:
 def require_access(view: F) -> F:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if token_ok(presented_token()) or logged_in():
+        if token_ok(presented_token()):
+            if request.args.get("token"):
+                # A browser that opened a link with ?token= keeps access (graphs, pages) through its
+                # signed, HttpOnly session cookie instead of carrying the token in every URL.
+                session["token_session"] = True
+            return view(*args, **kwargs)
+        if logged_in():
             return view(*args, **kwargs)
         return Response("authentication required: send the API token as 'Authorization: Bearer …'\n", 401,
                         {"WWW-Authenticate": 'Bearer realm="rrdalarm"', "Content-Type": "text/plain"})

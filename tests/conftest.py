@@ -108,3 +108,12 @@ def env(tmp_path: Path) -> Env:
 
 
 RRDFactory = Callable[..., Path]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

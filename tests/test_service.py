@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,11 @@ from dataclasses import dataclass
 
 import pytest
 import requests
-from conftest import Env, make_rrd
+from conftest import Env, free_port, make_rrd
 from prometheus_client.parser import text_string_to_metric_families
 from test_engine import threshold
 
 TOKEN = "test-token-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -1,0 +1,276 @@
+"""`email`: one mail per delivery (one check, one recipient) listing its events, sent over SMTP.
+
+The outbox calls `run(delivery)` and retries on a retryable ActionError. Every
+attempt of a delivery carries the same `Message-ID: <delivery.id@rrdalarm>`
+and `X-Rrdalarm-Delivery`, so receivers can drop the duplicates that
+at-least-once delivery produces. Server, security, login and sender come
+from the `[smtp]` settings (`context.smtp`); only the recipients and the
+subject prefix are per-action parameters.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import smtplib
+import ssl
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rrdalarm.config import SmtpSettings
+from rrdalarm.plugins import ActionError, Param
+from rrdalarm.secrets import SecretError, redact, resolve_secret
+
+from .base import Action, Delivery, Event
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+# A bare addr-spec (user@host): no display names, nothing that could end a header or add a recipient.
+_ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"\\]+@[^\W_][\w-]*(?:\.[^\W_][\w-]*)*")
+
+# Plural forms for the subject; other statuses are shown lower-cased as they are.
+_LABELS: dict[str, tuple[str, str]] = {
+    "ALARM FIRED": ("alarm fired", "alarms fired"),
+    "RESOLVED": ("resolved", "resolved"),
+}
+
+_COLUMNS = ("Status", "Threshold", "Series", "Value", "Type", "Limit", "Time", "Message")
+
+
+def address_list(value: object) -> list[str] | None:
+    """`value` as a list of recipients (a single string is one recipient), or None if it is neither."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None
+
+
+def recipients_problem(value: object) -> str | None:
+    """Why `value` is not a non-empty list of e-mail addresses, or None."""
+    addresses = address_list(value)
+    if not addresses:
+        return "needs at least one e-mail address"
+    for a in addresses:
+        if not _ADDRESS.fullmatch(a):
+            return f"{a!r} is not an e-mail address (expected user@example.org)"
+    return None
+
+
+def prefix_problem(value: object) -> str | None:
+    """Why `value` cannot start a subject line (control characters would break the header), or None."""
+    if not isinstance(value, str) or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "must be one line of text"
+    return None
+
+
+def summary(counts: Mapping[str, int]) -> str:
+    """'2 alarms fired, 1 resolved': fired first, resolved next, any other status after."""
+    order = [*_LABELS, *(s for s in counts if s not in _LABELS)]
+    parts = []
+    for status in order:
+        n = counts.get(status, 0)
+        if n:
+            one, many = _LABELS.get(status, (status.lower(), status.lower()))
+            parts.append(f"{n} {one if n == 1 else many}")
+    return ", ".join(parts) or "no events"
+
+
+def _iso(stamp: int | None) -> str:
+    # Local time with its offset: what the operator reads, still unambiguous.
+    return "-" if stamp is None else datetime.fromtimestamp(stamp).astimezone().isoformat()
+
+
+def event_fields(e: Event) -> tuple[str, ...]:
+    """The event's cells, in the order of _COLUMNS, as plain (unescaped) text."""
+    return (
+        e.status,
+        f"{e.threshold_id} {e.threshold_name}".rstrip(),
+        f"{e.series}:{e.ds}" if e.ds else e.series,
+        "-" if e.value is None else f"{e.value:.6g}",
+        e.type,
+        f"{e.limit:g}",
+        _iso(e.time),
+        e.message,
+    )
+
+
+def text_line(e: Event) -> str:
+    """One line per event; newlines in the message would split it, so they become spaces."""
+    status, threshold, series, value, kind, limit, when, message = event_fields(e)
+    line = f"{status}  threshold {threshold}  {series}  value={value} {kind} {limit}  time={when}  {message}"
+    return line.replace("\r\n", " ").replace("\r", " ").replace("\n", " ").rstrip()
+
+
+def html_body(title: str, events: Sequence[Event], delivery_id: str) -> str:
+    """A small table; every value goes through html.escape (file names and messages are not trusted)."""
+    esc = html.escape
+    head = "".join(f"<th>{esc(c)}</th>" for c in _COLUMNS)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in event_fields(e)) + "</tr>\n" for e in events
+    )
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + esc(title) + "</title></head><body>\n"
+        f"<p>{esc(title)}</p>\n"
+        "<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\">\n"
+        f"<tr>{head}</tr>\n{rows}</table>\n"
+        f"<p><small>delivery {esc(delivery_id)}</small></p>\n</body></html>\n"
+    )
+
+
+def build_message(delivery: Delivery, recipients: Sequence[str], sender: str, prefix: str) -> EmailMessage:
+    """The mail for one delivery: text and HTML alternatives, ids that stay the same on every attempt."""
+    title = summary(delivery.counts)
+    msg = EmailMessage()
+    msg["Subject"] = f"{prefix} {title}".strip()
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg["Date"] = formatdate(localtime=True)
+    msg["Message-ID"] = f"<{delivery.id}@rrdalarm>"
+    msg["X-Rrdalarm-Delivery"] = delivery.id
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: vacation responders must not answer alarms
+    lines = [f"rrdalarm: {title}", "", *(text_line(e) for e in delivery.events), "", f"delivery {delivery.id}"]
+    msg.set_content("\n".join(lines) + "\n")
+    msg.add_alternative(html_body(title, delivery.events, delivery.id), subtype="html")
+    return msg
+
+
+class _Deadline(smtplib.SMTP):
+    """Bounds the whole conversation: smtplib's timeout is per socket operation, so a
+    server answering slowly line by line could otherwise outlast context.timeout."""
+
+    def __init__(self, host: str, port: int, *, deadline: float, **kwargs: Any) -> None:
+        # Set before the base constructor: it connects and reads the greeting.
+        self.deadline = deadline
+        super().__init__(host, port, **kwargs)
+
+    def _arm(self) -> None:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("deadline passed")
+        if self.sock is not None:
+            self.sock.settimeout(remaining)
+
+    def send(self, s: ReadableBuffer | str) -> None:
+        self._arm()
+        super().send(s)
+
+    def getreply(self) -> tuple[int, bytes]:
+        self._arm()
+        return super().getreply()
+
+
+class _DeadlineSSL(_Deadline, smtplib.SMTP_SSL):
+    """SMTP over implicit TLS (port 465) with the same deadline."""
+
+
+def _one_line(value: bytes | str) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return " ".join(text.split())
+
+
+def _auth_forms(username: str, password: str | None) -> list[str]:
+    """The password and the base64 forms AUTH PLAIN/LOGIN send, in case a server echoes them back."""
+    if not password:
+        return []
+    forms = [password]
+    for raw in (password, f"\0{username}\0{password}"):
+        forms.append(base64.b64encode(raw.encode("utf-8")).decode("ascii"))
+    return forms
+
+
+def _failure(exc: BaseException, where: str, timeout: float, deadline: float) -> ActionError:
+    """One line naming the server and the error; permanent when the server said no with a 5xx."""
+    name = exc.__class__.__name__
+    permanent = False
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        refused = exc.recipients
+        permanent = bool(refused) and all(500 <= code < 600 for code, _ in refused.values())
+        what = "recipients refused: " + "; ".join(f"{r}: {c} {_one_line(m)}" for r, (c, m) in refused.items())
+    elif isinstance(exc, smtplib.SMTPResponseException):
+        # Covers authentication failure (535), sender refused, data refused, greeting refused.
+        permanent = 500 <= exc.smtp_code < 600
+        what = f"{name}: {exc.smtp_code} {_one_line(exc.smtp_error)}"
+    elif isinstance(exc, smtplib.SMTPNotSupportedError):
+        permanent = True  # no STARTTLS / AUTH / SMTPUTF8 on the server: a setting has to change
+        what = f"{name}: {exc}"
+    elif isinstance(exc, TimeoutError) or time.monotonic() >= deadline:
+        what = f"no answer within {timeout:g} s ({name}: {exc})"
+    else:
+        what = f"{name}: {exc}"
+    return ActionError(_one_line(f"email: {where}: {what}"), permanent=permanent)
+
+
+class EmailAction(Action):
+    """Sends the delivery's events as one mail to the addresses in `to`."""
+
+    name = "email"
+    params: ClassVar[Mapping[str, Param]] = {
+        "to": Param(list, required=True, help="recipient addresses", check=recipients_problem),
+        "subject_prefix": Param(str, default="[rrdalarm]", help="start of the subject line", check=prefix_problem),
+    }
+    legacy_param = "to"
+    split_param = "to"
+
+    def recipients(self) -> list[str]:
+        """The `to` parameter as a list; the outbox passes one address, as a string or a one-item list."""
+        value = self.config.get("to")
+        problem = recipients_problem(value)
+        if problem:
+            raise ActionError(f"email: parameter 'to' {problem}", permanent=True)
+        return address_list(value) or []
+
+    def run(self, delivery: Delivery) -> None:
+        smtp = self.context.smtp or SmtpSettings()
+        recipients = self.recipients()
+        prefix = self.config.get("subject_prefix")
+        prefix = "[rrdalarm]" if prefix is None else str(prefix)
+        if prefix_problem(prefix):
+            raise ActionError("email: parameter 'subject_prefix' must be one line of text", permanent=True)
+        if smtp.security not in ("none", "starttls", "ssl"):
+            raise ActionError(f"email: [smtp] security {smtp.security!r} is not none, starttls or ssl", permanent=True)
+        try:
+            password = resolve_secret(smtp.password, "email: [smtp] password") if smtp.username else None
+        except SecretError as exc:
+            raise ActionError(str(exc)) from None
+        try:
+            msg = build_message(delivery, recipients, smtp.sender, prefix)
+        except (ValueError, TypeError) as exc:  # e.g. a sender the header parser refuses
+            raise ActionError(_one_line(f"email: cannot build the message: {exc}"), permanent=True) from None
+
+        where = f"{smtp.host}:{smtp.port}"
+        timeout = self.context.timeout
+        deadline = time.monotonic() + timeout
+        client: _Deadline | None = None
+        try:
+            if smtp.security == "ssl":
+                client = _DeadlineSSL(
+                    smtp.host, smtp.port, deadline=deadline, timeout=timeout, context=ssl.create_default_context()
+                )
+            else:
+                client = _Deadline(smtp.host, smtp.port, deadline=deadline, timeout=timeout)
+            if smtp.security == "starttls":
+                # Verification stays on: a mail server with a bad certificate is an error, not a warning.
+                client.starttls(context=ssl.create_default_context())
+            if smtp.username:
+                client.login(smtp.username, password or "")
+            refused = client.send_message(msg, from_addr=smtp.sender, to_addrs=recipients)
+            if refused:  # some recipients accepted, some not: report the refused ones
+                raise smtplib.SMTPRecipientsRefused(refused)
+        except (smtplib.SMTPException, OSError) as exc:
+            error = _failure(exc, where, timeout, deadline)
+            if client is not None:
+                client.close()
+            # Servers may echo what they were sent; the password must not reach the outbox or logs.
+            raise ActionError(redact(str(error), _auth_forms(smtp.username, password)), error.permanent) from None
+        try:
+            client.quit()
+        except (smtplib.SMTPException, OSError):
+            # The server has the message: a failed QUIT must not make the outbox send it again.
+            client.close()

@@ -307,9 +307,19 @@ def history(ctx: click.Context, db: str | None, threshold: int | None, status: s
                    f"{fmt_value(e.value)} {e.type} {e.limit:g}  {e.message}")
 
 
+def shown_param(key: str, value: Any) -> Any:
+    """What history may print of an action parameter: secrets only as references or ***."""
+    from rrdalarm.secrets import describe, secret_problem
+
+    if key == "headers" and isinstance(value, dict):
+        return {k: describe(v) if isinstance(v, dict) else "***" for k, v in value.items()}
+    if key in SECRET_KEYS:
+        return describe(value) if isinstance(value, dict) and not secret_problem(value) else "***"
+    return value
+
+
 def show_deliveries(settings: Settings, since: int | None, limit: int, as_json: bool) -> None:
     from rrdalarm.report import fmt_time
-    from rrdalarm.secrets import describe
 
     store = open_store(settings.db_url)
     try:
@@ -320,7 +330,7 @@ def show_deliveries(settings: Settings, since: int | None, limit: int, as_json: 
         click.echo("no deliveries")
         return
     for d, attempts in rows:
-        params = {k: describe(v) if k in SECRET_KEYS else v for k, v in json.loads(d.params).items()}
+        params = {k: shown_param(k, v) for k, v in json.loads(d.params).items()}
         if as_json:
             click.echo(json.dumps({
                 "id": d.id, "created_at": d.created_at, "action": d.action, "params": params, "status": d.status,

@@ -22,8 +22,12 @@ log = logging.getLogger("rrdalarm.serve")
 STOP_GRACE_S = 5.0
 
 
-class Stop(Exception):
-    """Raised in the main thread by SIGTERM / SIGINT."""
+class Stop(BaseException):
+    """Raised in the main thread by SIGTERM / SIGINT.
+
+    A BaseException, like KeyboardInterrupt, so that the server loop's own
+    `except Exception` handlers cannot swallow it.
+    """
 
 
 def _raise_stop(signum: int, _frame: FrameType | None) -> None:

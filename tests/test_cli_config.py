@@ -124,14 +124,16 @@ def test_validate_bad_action_parameter_exits_2(env: Env) -> None:
 
 def test_validate_warns_about_actions_that_are_not_installed(env: Env) -> None:
     legacy = env.base / "rrdAlarmConfig.txt"
-    legacy.write_text(SAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    # The original's scripts folder could hold any action; "sendsms" has no plugin here.
+    text = SAMPLE.read_text(encoding="utf-8").replace("sendmail", "sendsms")
+    legacy.write_text(text, encoding="utf-8")
     proc = env.run("validate", "--config", str(legacy))
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "2 thresholds" in proc.stdout
     warnings = [ln for ln in stderr_lines(proc) if "not installed" in ln]
     assert len(warnings) == 1, proc.stderr
-    assert "'email'" in warnings[0]
+    assert "'sendsms'" in warnings[0]
     assert "threshold 2" in warnings[0]
     assert str(legacy) in warnings[0]
 

@@ -256,3 +256,16 @@ def test_secret_values_never_reach_the_recorded_error(env: Env, store: Store) ->
     assert r.error == "RuntimeError: server said: bad token ***"
     [(row, attempts)] = store.deliveries()
     assert "tok-123456" not in (row.last_error or "") + (attempts[0].error or "") + row.params
+
+
+def test_history_never_prints_secret_parameters() -> None:
+    from rrdalarm.cli import shown_param
+
+    assert shown_param("secret", "hunter2") == "***"
+    assert shown_param("secret", {"env": "HOOK_SECRET"}) == {"env": "HOOK_SECRET"}
+    assert shown_param("url", "https://hooks.example.org/T000/B000/XXXX") == "***"
+    assert shown_param("urls", ["tgram://123:abc/42"]) == "***"
+    assert shown_param("headers", {"Authorization": "Bearer x", "X-Key": {"file": "/k"}}) == {
+        "Authorization": "***", "X-Key": {"file": "/k"},
+    }
+    assert shown_param("to", ["ops@x.org"]) == ["ops@x.org"]

@@ -306,11 +306,11 @@ def test_self_statistics_rrds(env: Env, store: Store) -> None:
 
 def test_legacy_unavailable_action_is_reported_not_fatal(env: Env, store: Store) -> None:
     env.rrd("a.rrd", {"x": [9, 9]})
-    env.write_thresholds("1\ta.rrd\tabove\t5\t0\tnow-1h\tnow\tsendmail\tops@example.org\t60\n")
+    env.write_thresholds("1\ta.rrd\tabove\t5\t0\tnow-1h\tnow\tsendsms\t+4912345\t60\n")
     r = check(env, store)
     assert r.rows[0].status.value == "ALARM FIRED"
-    assert r.rows[0].action == "email (unavailable)"
-    assert any("'email' is not installed" in w for w in r.warnings)
+    assert r.rows[0].action == "sendsms (unavailable)"
+    assert any("'sendsms' is not installed" in w for w in r.warnings)
 
 
 def test_workers_in_processes_give_the_same_result(env: Env, store: Store) -> None:

@@ -1,0 +1,70 @@
+"""Third-party actions are found through the `rrdalarm.actions` entry-point group.
+
+tests/plugin_pkg is a tiny installable package. Instead of pip-installing it
+into the running venv (slow, and it would outlive the test), the test writes
+the `*.dist-info` that an install would create into tmp_path, with the entry
+points read from the package's own pyproject.toml, and puts it and the
+package's source on sys.path: importlib.metadata finds it exactly as it finds
+an installed distribution.
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rrdalarm.events import Delivery
+from rrdalarm.plugins import ActionContext, action_plugins, available_actions, validate_params
+
+PLUGIN_PKG = Path(__file__).parent / "plugin_pkg"
+
+
+def write_dist_info(site: Path, name: str, version: str, entry_points: dict[str, dict[str, str]]) -> None:
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    lines = []
+    for group, eps in entry_points.items():
+        lines.append(f"[{group}]")
+        lines += [f"{k} = {v}" for k, v in eps.items()]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def plugin_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    project = tomllib.loads((PLUGIN_PKG / "pyproject.toml").read_text())["project"]
+    site = tmp_path / "site"
+    write_dist_info(site, project["name"], project["version"], project["entry-points"])
+    # A second distribution whose entry point cannot load: it must not hide the others.
+    write_dist_info(site, "rrdalarm-broken-plugin", "1.0", {"rrdalarm.actions": {"broken": "no_such_module:X"}})
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(str(PLUGIN_PKG))
+    action_plugins.cache_clear()
+    yield
+    action_plugins.cache_clear()  # the next test sees the installed actions only
+    sys.modules.pop("rrdalarm_test_plugin", None)
+
+
+@pytest.mark.usefixtures("plugin_on_path")
+def test_third_party_action_is_listed_and_runs(tmp_path: Path) -> None:
+    plugins = action_plugins()
+    assert "touch" in plugins and "broken" not in plugins
+    assert {"log", "email", "webhook", "script", "syslog", "apprise"} <= set(plugins)
+    assert "touch" in available_actions(None)
+    touch = plugins["touch"]
+    params = validate_params(touch, {"file": "touched.txt"})
+    with pytest.raises(ValueError, match="plain file name"):
+        validate_params(touch, {"file": "../escape"})
+    data = tmp_path / "data"
+    data.mkdir()
+    touch(params, ActionContext(log_dir=tmp_path, data_dir=data)).run(Delivery("d-1", "touch", params, ()))
+    assert (data / "touched.txt").exists()
+
+
+def test_without_the_plugin_touch_is_not_listed() -> None:
+    action_plugins.cache_clear()
+    assert "touch" not in action_plugins()

@@ -9,11 +9,14 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import rrdtool
 
 from rrdalarm.config import Settings
+from rrdalarm.evaluate import EventKind
+from rrdalarm.events import Event
 
 # A fixed "now" on a minute boundary; every test point sits at T0 - k*60.
 T0 = 1_700_000_040
@@ -108,6 +111,23 @@ def env(tmp_path: Path) -> Env:
 
 
 RRDFactory = Callable[..., Path]
+
+
+def make_event(i: int = 1, **kw: Any) -> Event:
+    """An alarm event as actions receive it; fields given in `kw` replace the defaults."""
+    base: dict[str, Any] = {
+        "id": i, "at": T0, "threshold_id": 3, "threshold_name": "uplink busy", "source": "rrd",
+        "series": "hosts/1/bytes.rrd", "ds": "sent", "status": "ALARM FIRED", "kind": EventKind.FIRED,
+        "type": "above", "limit": 5.0, "value": 9.5, "time": T0 - 60, "message": "9.5 above 5",
+    }
+    return Event(**(base | kw))
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every receiver in the tests is local; a proxy from the environment must not get in the way.
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
 
 
 def free_port() -> int:

@@ -11,33 +11,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port
+from conftest import free_port, make_event
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from rrdalarm.actions.apprise import AppriseAction, scheme
 from rrdalarm.evaluate import EventKind
-from rrdalarm.events import Delivery, Event
+from rrdalarm.events import Delivery
 from rrdalarm.plugins import ActionContext, ActionError, action_plugins, validate_params
 
 pytest.importorskip("apprise")
 
-T0 = 1_700_000_040
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
 
 
-def event(i: int = 1, **kw: Any) -> Event:
-    base: dict[str, Any] = {
-        "id": i, "at": T0, "threshold_id": 3, "threshold_name": "uplink busy", "source": "rrd",
-        "series": "hosts/1/bytes.rrd", "ds": "sent", "status": "ALARM FIRED", "kind": EventKind.FIRED,
-        "type": "above", "limit": 5.0, "value": 9.5, "time": T0 - 60, "message": "9.5 above 5",
-    }
-    return Event(**(base | kw))
+event = make_event
 
 
 def delivery() -> Delivery:

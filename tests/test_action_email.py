@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from conftest import free_port, make_event
 
 from rrdalarm.actions.email import EmailAction, summary
 from rrdalarm.config import SmtpSettings
@@ -25,24 +26,13 @@ from rrdalarm.evaluate import EventKind
 from rrdalarm.events import Delivery, Event
 from rrdalarm.plugins import ActionContext, ActionError, action_plugins, validate_params
 
-T0 = 1_700_000_040
 EVIL = "<img src=x onerror=alert(1)>.rrd"
 PASSWORD = "s3cret-Pa55word"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def event(i: int = 1, **kw: Any) -> Event:
-    base: dict[str, Any] = {
-        "id": i, "at": T0, "threshold_id": 3, "threshold_name": "uplink busy", "source": "rrd",
-        "series": "hosts/1/bytes.rrd", "ds": "sent", "status": "ALARM FIRED", "kind": EventKind.FIRED,
-        "type": "above", "limit": 5.0, "value": 9.5, "time": T0 - 60, "message": "9.5 above 5",
-    }
-    return Event(**(base | kw))
+event = make_event
 
 
 def delivery(*events: Event, to: Any = "ops@example.org", ident: str = "d-1", attempt: int = 1) -> Delivery:

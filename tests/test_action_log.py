@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import T0, Env
+from conftest import T0, Env, make_event
 from test_engine import threshold
 
 from rrdalarm.actions.log import LogAction, format_line
@@ -14,15 +14,7 @@ from rrdalarm.evaluate import EventKind
 from rrdalarm.events import Delivery, Event
 from rrdalarm.plugins import ActionContext, ActionError, action_plugins, validate_params
 
-
-def event(i: int = 1, **kw: object) -> Event:
-    base: dict[str, object] = {
-        "id": i, "at": T0, "threshold_id": 3, "threshold_name": "t", "source": "rrd",
-        "series": "hosts/1/bytes.rrd", "ds": "sent",
-        "status": "ALARM FIRED", "kind": EventKind.FIRED, "type": "above", "limit": 5.0, "value": 9.5, "time": T0 - 60,
-        "message": "9.5 above 5",
-    }
-    return Event(**(base | kw))  # type: ignore[arg-type]
+event = make_event
 
 
 def deliver(*events: Event) -> Delivery:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import T0, make_event
 
 from rrdalarm.actions.script import ScriptAction
 from rrdalarm.evaluate import EventKind
@@ -22,8 +23,6 @@ from rrdalarm.plugins import (
     validate_params,
 )
 
-T0 = 1_700_000_040
-
 # Records what it got: stdin, argv (NUL-separated, so any byte but NUL survives), the delivery id, the environment.
 RECORDER = """#!/bin/sh
 cat > "$OUT_DIR/stdin.json"
@@ -33,13 +32,7 @@ env > "$OUT_DIR/env"
 """
 
 
-def event(i: int = 1, **kw: Any) -> Event:
-    base: dict[str, Any] = {
-        "id": i, "at": T0, "threshold_id": 3, "threshold_name": "uplink busy", "source": "rrd",
-        "series": "hosts/1/bytes.rrd", "ds": "sent", "status": "ALARM FIRED", "kind": EventKind.FIRED,
-        "type": "above", "limit": 5.0, "value": 9.5, "time": T0 - 60, "message": "9.5 above 5",
-    }
-    return Event(**(base | kw))
+event = make_event
 
 
 def delivery(*events: Event) -> Delivery:

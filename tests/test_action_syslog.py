@@ -11,25 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port
+from conftest import free_port, make_event
 
 from rrdalarm.actions.syslog import SyslogAction, default_address, parse_address
 from rrdalarm.evaluate import EventKind
-from rrdalarm.events import Delivery, Event
+from rrdalarm.events import Delivery
 from rrdalarm.plugins import ActionContext, ActionError, action_plugins, validate_params
 
-T0 = 1_700_000_040
 DAEMON, LOCAL0 = 3, 16
 WARNING, NOTICE = 4, 5
 
 
-def event(i: int = 1, **kw: Any) -> Event:
-    base: dict[str, Any] = {
-        "id": i, "at": T0, "threshold_id": 3, "threshold_name": "uplink busy", "source": "rrd",
-        "series": "hosts/1/bytes.rrd", "ds": "sent", "status": "ALARM FIRED", "kind": EventKind.FIRED,
-        "type": "above", "limit": 5.0, "value": 9.5, "time": T0 - 60, "message": "9.5 above 5",
-    }
-    return Event(**(base | kw))
+event = make_event
 
 
 def delivery() -> Delivery:

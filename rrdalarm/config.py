@@ -86,6 +86,8 @@ class Threshold:
     actions: tuple[ActionSpec, ...] = ()
     rearm: int = 0
     enabled: bool = True
+    schema: str = ""  # ntopng: timeseries schema, e.g. host:traffic
+    query: str = ""  # ntopng: tag:value list, e.g. ifid:0,host:*
     location: Location | None = field(default=None, compare=False)
 
     @property
@@ -113,6 +115,20 @@ class DeliverySettings:
     max_attempts: int = 8
     backoff: float = 30.0
     max_backoff: float = 3600.0
+
+
+@dataclass(frozen=True)
+class NtopngSettings:
+    """The ntopng instance of `source = "ntopng"` thresholds (REST API v2)."""
+
+    url: str = ""
+    token: SecretRef | None = None  # sent as "Authorization: Token …"
+    user: str = ""
+    password: SecretRef | None = None  # HTTP basic auth, when there is no token
+    timeout: float = 10.0
+    concurrency: int = 8
+    retries: int = 2
+    verify_tls: bool = True
 
 
 @dataclass(frozen=True)
@@ -147,6 +163,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     service: ServiceSettings = field(default_factory=ServiceSettings)
+    ntopng: NtopngSettings = field(default_factory=NtopngSettings)
 
     @property
     def config_dir(self) -> Path:
@@ -266,7 +283,7 @@ def threshold_from_dict(
 
     known = {
         "id", "name", "source", "glob", "ds", "cf", "type", "value", "repetitions",
-        "start", "end", "rearm", "enabled", "action",
+        "start", "end", "rearm", "enabled", "action", "schema", "query", "label",
     }
     for key in raw:
         if key not in known:
@@ -280,18 +297,37 @@ def threshold_from_dict(
         raise fail("source", f"unknown source {source!r} (available: {', '.join(sources)})")
 
     glob = raw.get("glob", "")
+    schema = raw.get("schema", "")
+    query = raw.get("query", "")
     if source == "rrd":
         if not isinstance(glob, str) or not glob.strip():
             raise fail("glob", "an RRD threshold needs a non-empty glob relative to the RRD root")
         problem = glob_problem(glob)
         if problem:
             raise fail("glob", problem)
+        for key in ("schema", "query", "label"):
+            if key in raw:
+                raise fail(key, f"'{key}' belongs to ntopng thresholds (source = \"ntopng\")")
+    elif source == "ntopng":
+        if "glob" in raw:
+            raise fail("glob", "an ntopng threshold has schema and query, not a glob")
+        if not isinstance(schema, str) or not re.fullmatch(r"[A-Za-z0-9_]+:[A-Za-z0-9_:]+", schema):
+            raise fail("schema", f"must be an ntopng timeseries schema such as 'host:traffic', not {schema!r}")
+        problem = ntopng_query_problem(query)
+        if problem:
+            raise fail("query", problem)
 
-    ds_raw = raw.get("ds", [])
+    if source == "ntopng" and "label" in raw:
+        if "ds" in raw:
+            raise fail("label", "give 'label' (ntopng) or 'ds' (RRD), not both")
+        ds_raw = raw["label"]
+    else:
+        ds_raw = raw.get("ds", [])
     if isinstance(ds_raw, str):
         ds_raw = [ds_raw]
     if not isinstance(ds_raw, list) or not all(isinstance(d, str) and d for d in ds_raw):
-        raise fail("ds", "must be a list of data source names")
+        what = "label", "must be a list of series labels such as 'bytes_sent'"
+        raise fail(*(what if source == "ntopng" else ("ds", "must be a list of data source names")))
 
     cf = raw.get("cf", "AVERAGE")
     if not isinstance(cf, str) or cf.upper() not in CONSOLIDATION_FUNCTIONS:
@@ -360,8 +396,30 @@ def threshold_from_dict(
         actions=tuple(actions),
         rearm=_int(raw.get("rearm", 0), "rearm", fail),
         enabled=enabled,
+        schema=schema if source == "ntopng" else "",
+        query=query.replace(" ", "") if source == "ntopng" else "",
         location=Location(path, locate("id")),
     )
+
+
+def ntopng_query_problem(query: object) -> str | None:
+    """Why `query` is not an ntopng ts_query (tag:value,... with * allowed as a value), or None."""
+    if not isinstance(query, str) or not query.strip():
+        return "must be an ntopng ts_query such as 'ifid:0,host:*'"
+    tags = [part.strip() for part in query.split(",")]
+    names = []
+    for tag in tags:
+        name, sep, value = tag.partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or not value:
+            return f"{tag!r} is not tag:value (as in 'ifid:0,host:192.168.1.1')"
+        if any(c in value for c in " \"'&;") or ("*" in value and value != "*"):
+            return f"{tag!r}: a value is literal or exactly '*'"
+        names.append(name)
+    if "ifid" not in names:
+        return "needs an 'ifid' tag (ntopng requires it), e.g. 'ifid:0,host:*'"
+    if len(set(names)) != len(names):
+        return "a tag appears twice"
+    return None
 
 
 def glob_problem(glob: str) -> str | None:
@@ -471,9 +529,15 @@ def threshold_to_table(t: Threshold) -> tomlkit.items.Table:
     table.add("name", t.name)
     if t.source != "rrd":
         table.add("source", t.source)
-    table.add("glob", t.glob)
-    if t.ds:
-        table.add("ds", list(t.ds))
+    if t.source == "ntopng":
+        table.add("schema", t.schema)
+        table.add("query", t.query)
+        if t.ds:
+            table.add("label", list(t.ds))
+    else:
+        table.add("glob", t.glob)
+        if t.ds:
+            table.add("ds", list(t.ds))
     if t.cf != "AVERAGE":
         table.add("cf", t.cf)
     table.add("type", t.type.value)
@@ -517,8 +581,9 @@ def save_thresholds(path: Path, thresholds: Sequence[Threshold], header: Sequenc
 
 _SETTINGS_KEYS = {
     "rrd_root", "thresholds", "data_dir", "log_dir", "database_url", "workers", "lock_wait", "scripts_dir",
-    "smtp", "delivery", "service",
+    "smtp", "delivery", "service", "ntopng",
 }
+_NTOPNG_KEYS = {"url", "token", "user", "password", "timeout", "concurrency", "retries", "verify_tls"}
 _SERVICE_KEYS = {"listen", "check_interval", "deliver_interval", "min_start_interval", "api_token"}
 _SMTP_KEYS = {"host", "port", "security", "username", "password", "sender"}
 _DELIVERY_KEYS = {"timeout", "max_attempts", "backoff", "max_backoff"}
@@ -606,7 +671,27 @@ def load_settings(path: Path | None) -> Settings:
     token = service.get("api_token")
     if isinstance(token, dict) and "file" in token and not os.path.isabs(token["file"]):
         token = {"file": str(base / token["file"])}
+    nt = _table(data, "ntopng", _NTOPNG_KEYS, fail)
+    nt_url = nt.get("url", "")
+    if not isinstance(nt_url, str) or (nt_url and not re.match(r"^https?://[^\s/]+", nt_url)):
+        raise fail("url", f"[ntopng] url must be http(s)://host[:port], not {nt_url!r}")
+    for key in ("token", "password"):
+        if key in nt and secret_problem(nt[key]):
+            raise fail(key, f"[ntopng] {key} {secret_problem(nt[key])}")
+    for key, kind in (("timeout", (int, float)), ("concurrency", int), ("retries", int)):
+        v = nt.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, kind) or v < (0 if key == "retries" else 1)):
+            raise fail(key, f"[ntopng] {key} must be a positive number, not {v!r}")
+    if not isinstance(nt.get("verify_tls", True), bool) or not isinstance(nt.get("user", ""), str):
+        raise fail("verify_tls", "[ntopng] verify_tls must be true or false and user text")
+    nt_defaults = NtopngSettings()
     return Settings(
+        ntopng=NtopngSettings(
+            url=nt_url.rstrip("/"), token=nt.get("token"), user=nt.get("user", ""), password=nt.get("password"),
+            timeout=float(nt.get("timeout", nt_defaults.timeout)),
+            concurrency=int(nt.get("concurrency", nt_defaults.concurrency)),
+            retries=int(nt.get("retries", nt_defaults.retries)), verify_tls=nt.get("verify_tls", True),
+        ),
         service=ServiceSettings(
             listen=listen,
             check_interval=float(service.get("check_interval", ServiceSettings.check_interval)),

@@ -156,14 +156,48 @@ def test_example_thresholds_file_loads() -> None:
 
 
 def test_other_sources_only_when_installed(tmp_path: Path) -> None:
-    text = '[[threshold]]\nid = 3\nsource = "ntopng"\ntype = "above"\nvalue = 1\n'
+    text = ('[[threshold]]\nid = 3\nsource = "ntopng"\nschema = "host:traffic"\nquery = "ifid:0, host:*"\n'
+            'label = "bytes_sent"\ntype = "above"\nvalue = 1\n')
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
         load_thresholds(path)
     assert_located(info.value, path, 3, "source")
     [t] = load_thresholds(path, sources=("rrd", "ntopng"))
-    assert t.source == "ntopng"
-    assert t.glob == ""
+    assert (t.source, t.glob, t.schema, t.query) == ("ntopng", "", "host:traffic", "ifid:0,host:*")
+    assert t.ds == ("bytes_sent",)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "fragment"),
+    [
+        ('schema = "host traffic"\nquery = "ifid:0"', "schema", "schema such as"),
+        ('schema = "host:traffic"\nquery = "host:*"', "query", "needs an 'ifid' tag"),
+        ('schema = "host:traffic"\nquery = "ifid:0,host:19*"', "query", "exactly '*'"),
+        ('schema = "host:traffic"\nquery = "ifid:0,host"', "query", "not tag:value"),
+        ('schema = "host:traffic"\nquery = "ifid:0"\nglob = "x"', "glob", "not a glob"),
+    ],
+)
+def test_ntopng_fields_are_validated(tmp_path: Path, body: str, field: str, fragment: str) -> None:
+    path = write(tmp_path, f'[[threshold]]\nid = 4\nsource = "ntopng"\ntype = "above"\nvalue = 1\n{body}\n')
+    with pytest.raises(ConfigError) as info:
+        load_thresholds(path, sources=("rrd", "ntopng"))
+    assert info.value.field == field and fragment in str(info.value)
+
+
+def test_ntopng_threshold_round_trips_through_toml(tmp_path: Path) -> None:
+    from rrdalarm.config import parse_thresholds_toml, thresholds_to_toml
+
+    text = ('[[threshold]]\nid = 5\nsource = "ntopng"\nschema = "iface:traffic"\nquery = "ifid:*"\n'
+            'label = ["bytes"]\ntype = "below"\nvalue = 10\n')
+    [t] = parse_thresholds_toml(text, "x", sources=("rrd", "ntopng"))
+    assert parse_thresholds_toml(thresholds_to_toml([t]), "x", sources=("rrd", "ntopng")) == [t]
+
+
+def test_rrd_thresholds_refuse_ntopng_fields(tmp_path: Path) -> None:
+    text = '[[threshold]]\nid = 6\nglob = "a.rrd"\nschema = "host:traffic"\ntype = "above"\nvalue = 1\n'
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match="belongs to ntopng thresholds"):
+        load_thresholds(path)
 
 
 # ---------------------------------------------------------------- validation errors with locations

@@ -22,16 +22,21 @@ log = logging.getLogger("rrdalarm.serve")
 STOP_GRACE_S = 5.0
 
 
-class Stop(BaseException):
+class Stop(SystemExit):
     """Raised in the main thread by SIGTERM / SIGINT.
 
-    A BaseException, like KeyboardInterrupt, so that the server loop's own
-    `except Exception` handlers cannot swallow it.
+    A SystemExit, because waitress's loop swallows every other exception raised
+    while it handles a socket, and ends cleanly (stopping its worker threads)
+    on SystemExit and KeyboardInterrupt only.
     """
 
 
+_received: list[str] = []
+
+
 def _raise_stop(signum: int, _frame: FrameType | None) -> None:
-    raise Stop(signal.Signals(signum).name)
+    _received.append(signal.Signals(signum).name)
+    raise Stop(0)
 
 
 def serve_forever(settings_path: Path | None, overrides: dict[str, Any], listen: str | None,
@@ -69,10 +74,11 @@ def serve_forever(settings_path: Path | None, overrides: dict[str, Any], listen:
     if scheduler is not None:
         scheduler.start()
     try:
-        server.run()
-    except Stop as stop:
-        log.info("%s: stopping", stop)
+        server.run()  # returns when a Stop ends its loop
+    except Stop:
+        pass
     finally:
+        log.info("%s: stopping", _received[0] if _received else "server loop ended")
         server.close()
         if scheduler is not None and scheduler.running:
             scheduler.shutdown(wait=False)

@@ -65,6 +65,9 @@ setup(
             "syslog = rrdalarm.actions.syslog:SyslogAction",
             "apprise = rrdalarm.actions.apprise:AppriseAction",
         ],
-        "rrdalarm.sources": ["rrd = rrdalarm.sources.rrd:RRDSource"],
+        "rrdalarm.sources": [
+            "rrd = rrdalarm.sources.rrd:RRDSource",
+            "ntopng = rrdalarm.sources.ntopng:NtopngSource",
+        ],
     },
 )

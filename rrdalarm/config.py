@@ -678,10 +678,13 @@ def load_settings(path: Path | None) -> Settings:
     for key in ("token", "password"):
         if key in nt and secret_problem(nt[key]):
             raise fail(key, f"[ntopng] {key} {secret_problem(nt[key])}")
-    for key, kind in (("timeout", (int, float)), ("concurrency", int), ("retries", int)):
+    for key, kind, least in (("timeout", (int, float), None), ("concurrency", int, 1), ("retries", int, 0)):
         v = nt.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, kind) or v < (0 if key == "retries" else 1)):
-            raise fail(key, f"[ntopng] {key} must be a positive number, not {v!r}")
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, kind) or (v <= 0 if least is None else v < least):
+            what = "a number of seconds above 0" if least is None else f"a whole number of at least {least}"
+            raise fail(key, f"[ntopng] {key} must be {what}, not {v!r}")
     if not isinstance(nt.get("verify_tls", True), bool) or not isinstance(nt.get("user", ""), str):
         raise fail("verify_tls", "[ntopng] verify_tls must be true or false and user text")
     nt_defaults = NtopngSettings()

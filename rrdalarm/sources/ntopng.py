@@ -1,0 +1,392 @@
+"""ntopng timeseries through REST API v2: wildcard expansion, concurrent ts.lua fetches, the breach rule.
+
+The sibling of `sources/rrd.py`, used for `source = "ntopng"` thresholds. A
+threshold names a schema (`host:traffic`) and a query (`ifid:0,host:*`). `ifid:*`
+expands through interfaces.lua and `host:*` through host/active.lua. Then
+every concrete (schema, query, window) is fetched once, with at most
+`[ntopng] concurrency` requests in flight. Each label of the answer
+(`bytes_sent`, ...) is one series, named `ntopng:<schema>{<query>}`, with the
+label as its data source. It is evaluated with the same pure rule as RRD
+files. The HTTP side (auth, retries, both answer shapes) lives in `ntopng_client`.
+
+Window: as for RRD files, the points with `start < time <= end`, whatever
+ntopng version answers (they shift their first point by one step).
+Missing labels: ntopng 5.6 drops every series whose points sum to zero, so a
+label listed in the threshold but absent from a 5.x answer is evaluated as
+zeros. A 6.x answer lists every metric of the schema, so a label absent from
+it is a mistake and gets an ERROR row (a typo must not stay silent).
+Failures: an unreachable ntopng, a 5xx after retries, `rc != 0` or an auth
+failure become ERROR outcomes. There is one per FIRING series of the threshold,
+so those stay FIRING, or one with ds "" when none is firing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from rrdalarm import timespec
+from rrdalarm.config import ConfigError, Threshold
+from rrdalarm.evaluate import Value, breach_of, summarize
+from rrdalarm.secrets import SecretError
+from rrdalarm.sources.base import (
+    Outcome,
+    OutcomeKind,
+    ProgressCallback,
+    SeriesKey,
+    Source,
+    SourceReport,
+)
+from rrdalarm.sources.ntopng_client import (
+    ACTIVE_HOSTS_PATH,
+    INTERFACES_PATH,
+    TS_PATH,
+    NtopngClient,
+    NtopngError,
+    TsAnswer,
+    ts_query,
+)
+
+_T = TypeVar("_T")
+
+Tags = tuple[tuple[str, str], ...]
+"""A ts_query as ordered (tag, value) pairs; order is kept so series names are stable."""
+
+# The finest step ntopng writes (the ts_second schemas). With `limit` at least
+# window / MIN_STEP, ntopng never averages points together, whatever the schema's step.
+MIN_STEP = 1
+LIMIT_MARGIN = 2
+WILDCARD_TAGS = ("ifid", "host")
+
+_SERIES_RE = re.compile(r"^ntopng:(?P<schema>[^{}]+)\{(?P<query>[^{}]*)\}$")
+
+
+def parse_query(query: str) -> Tags:
+    """`ifid:0,host:*` -> (("ifid", "0"), ("host", "*")); the value may hold ':' (IPv6), as in ntopng."""
+    tags = []
+    for part in query.split(","):
+        name, sep, value = part.strip().partition(":")
+        if not sep or not name or not value:
+            raise ValueError(f"{part!r} is not tag:value")
+        tags.append((name, value))
+    return tuple(tags)
+
+
+def series_name(schema: str, tags: Tags) -> str:
+    """The series name in reports and the database: `ntopng:host:traffic{ifid:0,host:192.168.1.10}`."""
+    return f"ntopng:{schema}{{{ts_query(tags)}}}"
+
+
+def parse_series_name(name: str) -> tuple[str, Tags] | None:
+    """(schema, tags) of a name made by series_name, or None."""
+    m = _SERIES_RE.match(name)
+    if not m:
+        return None
+    try:
+        return m.group("schema"), parse_query(m.group("query"))
+    except ValueError:
+        return None
+
+
+def matches(pattern: Tags, tags: Tags) -> bool:
+    """True when concrete `tags` is one expansion of `pattern` (same tags in order, `*` matches any value)."""
+    return len(pattern) == len(tags) and all(
+        pk == k and (pv == "*" or pv == v) for (pk, pv), (k, v) in zip(pattern, tags, strict=True)
+    )
+
+
+def window_slice(first: int, step: int, start: int, end: int) -> tuple[int, int]:
+    """Indexes [lo, hi) of the points at `first + i * step` with start < time <= end (hi may exceed the data)."""
+    lo = max(0, (start - first) // step + 1)
+    hi = max(lo, (end - first) // step + 1)
+    return lo, hi
+
+
+def expand(client: NtopngClient, pattern: Tags) -> list[Tags]:
+    """The concrete queries of `pattern` (`ifid:*` and `host:*` listed now), one request at a time.
+
+    For one-off use such as `rrdalarm ntopng series`; a check expands all its
+    thresholds together and concurrently. Raises NtopngError.
+    """
+    tags = dict(pattern)
+    ifids = [str(i) for i, _ in client.interfaces()] if tags.get("ifid") == "*" else [tags.get("ifid", "")]
+    out: list[Tags] = []
+    for ifid in ifids:
+        base = tuple((k, ifid) if k == "ifid" else (k, v) for k, v in pattern)
+        if tags.get("host") != "*":
+            out.append(base)
+            continue
+        out.extend(tuple((k, h) if k == "host" else (k, v) for k, v in base) for h in client.active_hosts(int(ifid)))
+    return out
+
+
+def _guarded(path: str, fn: Callable[..., _T], *args: object) -> _T:
+    """Run one client call in a worker: any surprise in an answer becomes an NtopngError, never a crash."""
+    try:
+        return fn(*args)
+    except NtopngError:
+        raise
+    except Exception as exc:  # the contract: a bad answer is an ERROR row, the check goes on
+        raise NtopngError(path, f"unexpected answer ({type(exc).__name__}: {exc})") from exc
+
+
+@dataclass
+class _Plan:
+    """One threshold on its way: resolved window and pattern, then the concrete queries it covers."""
+
+    t: Threshold
+    start: int
+    end: int
+    pattern: Tags
+    firing: list[tuple[str, str]]  # (series, ds) of this threshold now FIRING
+    concretes: list[Tags] = field(default_factory=list)
+    listing_error: str | None = None
+
+
+FetchKey = tuple[str, Tags, int, int]
+
+
+class NtopngSource(Source):
+    """Thresholds over ntopng timeseries, read through its REST API v2."""
+
+    name = "ntopng"
+
+    def check(
+        self,
+        thresholds: Sequence[Threshold],
+        now: int,
+        *,
+        firing: frozenset[SeriesKey],
+        want_ok: bool,
+        progress: ProgressCallback | None = None,
+    ) -> SourceReport:
+        report = SourceReport()
+        if not thresholds:
+            return report
+        nt = self.settings.ntopng
+        if not nt.url:
+            raise ConfigError(self.settings.path, "ntopng thresholds need the ntopng address: set [ntopng] url",
+                              field="url")
+        firing_of: dict[int, list[tuple[str, str]]] = {}
+        for tid, series, ds in sorted(firing):
+            firing_of.setdefault(tid, []).append((series, ds))
+        try:
+            client = NtopngClient(nt)
+        except SecretError as exc:
+            for t in thresholds:
+                self._fail_threshold(report, t, _raw_name(t), str(exc), firing_of.get(t.id, []))
+            return report
+        with client, ThreadPoolExecutor(max_workers=max(1, nt.concurrency),
+                                        thread_name_prefix="ntopng") as pool:
+            plans = self._plans(thresholds, now, firing_of, report)
+            self._expand(plans, client, pool)
+            answers = self._fetch(plans, client, pool, progress)
+            for plan in plans:
+                self._evaluate(plan, answers, want_ok, report)
+            report.files_checked = client.calls
+        return report
+
+    # ------------------------------------------------------------ planning
+
+    def _plans(self, thresholds: Sequence[Threshold], now: int, firing_of: dict[int, list[tuple[str, str]]],
+               report: SourceReport) -> list[_Plan]:
+        plans = []
+        for t in thresholds:
+            mine = firing_of.get(t.id, [])
+            try:
+                start, end = timespec.resolve_window(t.start, t.end, now)
+                pattern = parse_query(t.query)
+            except (timespec.TimeSpecError, ValueError) as exc:
+                self._fail_threshold(report, t, _raw_name(t), str(exc), mine)
+                continue
+            bad = [k for k, v in pattern if v == "*" and k not in WILDCARD_TAGS]
+            problem = f"wildcard only for ifid and host, not for {', '.join(bad)}" if bad else None
+            if "ifid" not in dict(pattern):
+                problem = "the query needs an ifid tag (ntopng requires it), e.g. 'ifid:0,host:*'"
+            if problem:
+                self._fail_threshold(report, t, _raw_name(t), problem, mine)
+                continue
+            plans.append(_Plan(t, start, end, pattern, mine))
+        return plans
+
+    def _expand(self, plans: list[_Plan], client: NtopngClient, pool: ThreadPoolExecutor) -> None:
+        """Fill each plan's concrete queries; listings are asked once per check and run concurrently."""
+        interfaces: Future[list[tuple[int, str]]] | None = None
+        if any(dict(p.pattern).get("ifid") == "*" for p in plans):
+            interfaces = pool.submit(_guarded, INTERFACES_PATH, client.interfaces)
+        hosts: dict[int, Future[list[str]]] = {}
+        ifids_of: dict[int, list[str]] = {}
+        # First every listing request is sent, then every plan waits for its answers.
+        for i, p in enumerate(plans):
+            tags = dict(p.pattern)
+            if tags.get("ifid") == "*":
+                assert interfaces is not None
+                try:
+                    ifids_of[i] = [str(ifid) for ifid, _name in interfaces.result()]
+                except NtopngError as exc:
+                    p.listing_error = str(exc)
+                    continue
+            else:
+                ifids_of[i] = [tags["ifid"]]
+            if tags.get("host") == "*":
+                for ifid in ifids_of[i]:
+                    if ifid.isdigit() and int(ifid) not in hosts:
+                        hosts[int(ifid)] = pool.submit(_guarded, ACTIVE_HOSTS_PATH, client.active_hosts, int(ifid))
+        for i, p in enumerate(plans):
+            if p.listing_error is not None:
+                continue
+            problems = []
+            for ifid in ifids_of[i]:
+                base = tuple((k, ifid) if k == "ifid" else (k, v) for k, v in p.pattern)
+                if dict(p.pattern).get("host") != "*":
+                    p.concretes.append(base)
+                    continue
+                if not ifid.isdigit():
+                    problems.append(f"ifid {ifid!r} is not a number, so its hosts cannot be listed")
+                    continue
+                try:
+                    found = hosts[int(ifid)].result()
+                except NtopngError as exc:
+                    problems.append(str(exc))
+                    continue
+                p.concretes.extend(tuple((k, h) if k == "host" else (k, v) for k, v in base) for h in found)
+            if problems:
+                p.listing_error = "; ".join(problems)
+            self._add_firing(p)
+
+    @staticmethod
+    def _add_firing(p: _Plan) -> None:
+        """FIRING series outside the expansion are fetched too, so an idle host can still resolve."""
+        known = {series_name(p.t.schema, c) for c in p.concretes}
+        for series, _ds in p.firing:
+            if series in known:
+                continue
+            parsed = parse_series_name(series)
+            if parsed is not None and parsed[0] == p.t.schema and matches(p.pattern, parsed[1]) \
+                    and p.listing_error is None:
+                p.concretes.append(parsed[1])
+                known.add(series)
+
+    def _fetch(self, plans: list[_Plan], client: NtopngClient, pool: ThreadPoolExecutor,
+               progress: ProgressCallback | None) -> dict[FetchKey, TsAnswer | NtopngError]:
+        """Every distinct (schema, query, window) once, concurrently."""
+        futures: dict[Future[TsAnswer], FetchKey] = {}
+        seen: set[FetchKey] = set()
+        for p in plans:
+            limit = (p.end - p.start) // MIN_STEP + LIMIT_MARGIN
+            for tags in p.concretes:
+                key = (p.t.schema, tags, p.start, p.end)
+                if key not in seen:
+                    seen.add(key)
+                    fut = pool.submit(_guarded, TS_PATH, client.timeseries, p.t.schema, dict(tags), p.start, p.end,
+                                      limit)
+                    futures[fut] = key
+        answers: dict[FetchKey, TsAnswer | NtopngError] = {}
+        total = len(futures)
+        for done, fut in enumerate(as_completed(futures), 1):
+            try:
+                answers[futures[fut]] = fut.result()
+            except NtopngError as exc:
+                answers[futures[fut]] = exc
+            if progress:
+                progress(done, total)
+        return answers
+
+    # ------------------------------------------------------------ evaluation
+
+    def _evaluate(self, p: _Plan, answers: dict[FetchKey, TsAnswer | NtopngError], want_ok: bool,
+                  report: SourceReport) -> None:
+        t = p.t
+        covered: set[str] = set()
+        firing_by_series: dict[str, list[str]] = {}
+        for s, ds in p.firing:
+            if ds:
+                firing_by_series.setdefault(s, []).append(ds)
+        for tags in p.concretes:
+            series = series_name(t.schema, tags)
+            covered.add(series)
+            firing_ds = firing_by_series.get(series, [])
+            got = answers[(t.schema, tags, p.start, p.end)]
+            if isinstance(got, NtopngError):
+                for ds in firing_ds or [""]:
+                    self._add(report, Outcome(t.id, series, ds, OutcomeKind.ERROR, message=str(got)))
+                continue
+            self._evaluate_answer(p, series, got, firing_ds, want_ok, report)
+        stray = [(s, ds) for s, ds in p.firing if s not in covered]
+        if p.listing_error is not None:
+            # Listing failed: keep every FIRING series as it is, and say why.
+            for s, ds in stray:
+                self._add(report, Outcome(t.id, s, ds, OutcomeKind.ERROR, message=p.listing_error))
+            if not stray:
+                self._add(report, Outcome(t.id, _raw_name(t), "", OutcomeKind.ERROR, message=p.listing_error))
+            return
+        for s, ds in stray:
+            self._add(report, Outcome(t.id, s, ds, OutcomeKind.ERROR,
+                                      message="series no longer matched by the threshold's schema and query"))
+        if not p.concretes and not stray:
+            self._add(report, Outcome(t.id, _raw_name(t), "", OutcomeKind.ERROR,
+                                      message="query matches no series (no interface or no active local host)"))
+
+    def _evaluate_answer(self, p: _Plan, series: str, answer: TsAnswer, firing_ds: list[str], want_ok: bool,
+                         report: SourceReport) -> None:
+        t = p.t
+        if not answer.found:
+            for ds in list(t.ds) or firing_ds or [""]:
+                self._add(report, Outcome(t.id, series, ds, OutcomeKind.NO_DATA,
+                                          message=f"ntopng has no {t.schema} data for this query "
+                                                  "(unknown schema, tags or host, or nothing stored yet)"))
+            return
+        wanted = list(t.ds) or [*answer.labels, *(ds for ds in firing_ds if ds not in answer.labels)]
+        if not wanted:
+            self._add(report, Outcome(t.id, series, "", OutcomeKind.NO_DATA,
+                                      message="no series in ntopng's answer (5.6 drops all-zero series; "
+                                              "list the labels to evaluate them as zeros)"))
+            return
+        lo, hi = window_slice(answer.first, answer.step, p.start, p.end)
+        first = answer.first + lo * answer.step
+        for label in wanted:
+            got = answer.labels.get(label)
+            values: Sequence[Value]
+            if got is not None:
+                values = got[lo:hi]
+            elif answer.may_drop_zero_series:
+                values = [0.0] * (hi - lo)  # ntopng 5.6 left it out because every point was zero
+            else:
+                have = ", ".join(answer.labels) or "none"
+                self._add(report, Outcome(t.id, series, label, OutcomeKind.ERROR,
+                                          message=f"no series '{label}' in ntopng's {t.schema} answer "
+                                                  f"(it has: {have})"))
+                continue
+            summary = summarize(values, first, answer.step)
+            breach = breach_of(summary, t.type, t.value, t.repetitions)
+            if breach is not None:
+                self._add(report, Outcome(t.id, series, label, OutcomeKind.BREACH, breach.value, breach.time))
+            elif summary.newest is None:
+                self._add(report, Outcome(t.id, series, label, OutcomeKind.NO_DATA,
+                                          message="no known point in the window"))
+            elif want_ok or label in firing_ds:
+                when, value = summary.newest
+                self._add(report, Outcome(t.id, series, label, OutcomeKind.OK, value, when))
+            else:
+                report.series_checked += 1
+
+    @staticmethod
+    def _add(report: SourceReport, outcome: Outcome) -> None:
+        report.outcomes.append(outcome)
+        report.series_checked += 1
+
+    def _fail_threshold(self, report: SourceReport, t: Threshold, pattern_series: str, message: str,
+                        firing: list[tuple[str, str]]) -> None:
+        """The whole threshold could not be read: an ERROR per FIRING series (they stay FIRING), else one."""
+        for series, ds in firing:
+            self._add(report, Outcome(t.id, series, ds, OutcomeKind.ERROR, message=message))
+        if not firing:
+            self._add(report, Outcome(t.id, pattern_series, "", OutcomeKind.ERROR, message=message))
+
+
+def _raw_name(t: Threshold) -> str:
+    """The series name of a threshold's own query, wildcards included (for errors about the whole threshold)."""
+    return f"ntopng:{t.schema}{{{t.query}}}"

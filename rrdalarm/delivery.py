@@ -48,10 +48,12 @@ def action_context(settings: Settings) -> ActionContext:
     )
 
 
-def _event(row: AlarmEvent, sources: Mapping[int, str]) -> Event:
+def _event(row: AlarmEvent) -> Event:
+    # ntopng series are named "ntopng:<schema>{<query>}"; every other series is an RRD file.
+    source = "ntopng" if row.series.startswith("ntopng:") else "rrd"
     return Event(
         id=row.id, at=row.at, threshold_id=row.threshold_id, threshold_name=row.threshold_name,
-        source=sources.get(row.threshold_id, "rrd"), series=row.series, ds=row.ds, status=row.status,
+        source=source, series=row.series, ds=row.ds, status=row.status,
         kind=EventKind(row.kind), type=row.type, limit=row.limit, value=row.value, time=row.time,
         message=row.message,
     )
@@ -81,7 +83,7 @@ def claim(store: Store, now: int, lease_s: int, limit: int) -> list[Delivery]:
                 continue  # another process took it
             ids = json.loads(event_ids)
             rows = s.scalars(select(AlarmEvent).where(AlarmEvent.id.in_(ids)).order_by(AlarmEvent.id)).all()
-            events = tuple(_event(r, {}) for r in rows)
+            events = tuple(_event(r) for r in rows)
         claimed.append(Delivery(ident, action, json.loads(params), events, attempts + 1, created))
     return claimed
 

@@ -269,3 +269,33 @@ def test_history_never_prints_secret_parameters() -> None:
         "Authorization": "***", "X-Key": {"file": "/k"},
     }
     assert shown_param("to", ["ops@x.org"]) == ["ops@x.org"]
+
+
+class Capture:
+    """Records what it is given."""
+
+    name = "capture"
+    params: dict[str, Param] = {}  # noqa: RUF012
+    legacy_param = None
+    split_param = None
+    seen: list[object] = []  # noqa: RUF012
+
+    def __init__(self, params: object, context: ActionContext) -> None:
+        pass
+
+    def run(self, delivery: object) -> None:
+        Capture.seen.append(delivery)
+
+
+def test_events_carry_their_source(env: Env, store: Store) -> None:
+    from rrdalarm.store import PlannedDelivery, RunSummary
+
+    ntop = NewEvent(1, "t1", "ntopng:host:traffic{ifid:0,host:10.0.0.1}", "bytes_sent", "ALARM FIRED", "fired",
+                    "above", 1.0, 2.0, T0, "m")
+    store.record_check(RunSummary(T0, 0.1, 1, 2, 2, 2, 0), [], [ev(1), ntop],
+                       [PlannedDelivery("d-cap", "capture", {}, (0, 1))])
+    Capture.seen = []
+    [r] = deliver_pending(store, env.settings(), plugins={"capture": Capture})  # type: ignore[dict-item]
+    assert r.ok
+    [delivery] = Capture.seen
+    assert [e.source for e in delivery.events] == ["rrd", "ntopng"]  # type: ignore[attr-defined]

@@ -69,6 +69,10 @@ def plan_actions(thresholds: Sequence[Threshold], plugins: Mapping[str, type[Act
                 )
                 continue
             raw = dict(spec.params)
+            # A legacy row names its one parameter "parameter"; the plugin says which of its own it is.
+            legacy = getattr(plugin, "legacy_param", None)
+            if "parameter" in raw and legacy and "parameter" not in plugin.params:
+                raw[legacy] = raw.pop("parameter")
             try:
                 when = parse_when(raw.pop("on", list(DEFAULT_WHEN)))
                 params = validate_params(plugin, raw)

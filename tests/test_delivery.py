@@ -299,3 +299,22 @@ def test_events_carry_their_source(env: Env, store: Store) -> None:
     assert r.ok
     [delivery] = Capture.seen
     assert [e.source for e in delivery.events] == ["rrd", "ntopng"]  # type: ignore[attr-defined]
+
+
+def test_legacy_action_name_runs_a_drop_in_script_with_its_parameter(env: Env, store: Store) -> None:
+    scripts = env.base / "scripts"
+    scripts.mkdir()
+    out = env.base / "got.txt"
+    script = scripts / "sendsms"
+    script.write_text(f'#!/bin/sh\necho "$1" > {out}\ncat >> {out}\n')
+    script.chmod(0o755)
+    with env.settings_path.open("a") as fh:
+        fh.write(f'scripts_dir = "{scripts}"\n')
+    env.rrd("a.rrd", {"x": [9]})
+    env.write_thresholds("1\ta.rrd\tabove\t5\t0\tnow-1h\tnow\tsendsms\t+4912345\t60\n")
+    settings = env.settings()
+    result = run_check(settings, load_thresholds(env.thresholds_path), store, at=T0)
+    assert [r.ok for r in result.deliveries] == [True], result.warnings
+    first, rest = out.read_text().split("\n", 1)
+    assert first == "+4912345"
+    assert json.loads(rest)["events"][0]["series"] == "a.rrd"

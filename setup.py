@@ -38,6 +38,8 @@ setup(
         "Flask-WTF>=1.2",
         "WTForms>=3.1",
         "requests>=2.31",
+        "argon2-cffi>=23.1",
+        "Flask-Login>=0.6",
         "waitress>=3.0",
         "prometheus-client>=0.20",
     ],

@@ -436,6 +436,114 @@ def demo(directory: Path, now: int | None, days: float) -> None:
 
 
 @cli.group()
+def user() -> None:
+    """Users of the web pages (admin: edit; viewer: read). There is no default account."""
+
+
+def _new_password(password_file: Path | None, random_pw: bool) -> tuple[str, bool]:
+    """(password, whether to print it) from a file, a random one, or a prompt on a terminal."""
+    from rrdalarm.users import random_password
+
+    if password_file is not None:
+        return read_config_text(password_file).strip(), False
+    if random_pw:
+        return random_password(), True
+    if not sys.stdin.isatty():
+        raise click.UsageError("no terminal to ask for the password: use --password-file FILE or --random")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True), False
+
+
+def _users_store(ctx: click.Context, db: str | None) -> Any:
+    return open_store(settings_from(ctx, None, db).db_url)
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "viewer"]), default="viewer", show_default=True)
+@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Read the password from this file (never from the command line).")
+@click.option("--random", "random_pw", is_flag=True, help="Make a random password and print it once.")
+@click.option("--db", help="SQLAlchemy database URL (default: SQLite in the data dir).")
+@click.pass_context
+@user_errors
+def user_add(ctx: click.Context, name: str, role: str, password_file: Path | None, random_pw: bool,
+             db: str | None) -> None:
+    """Add a user."""
+    from rrdalarm.users import UserError, add_user
+
+    password, show = _new_password(password_file, random_pw)
+    store = _users_store(ctx, db)
+    try:
+        add_user(store, name, password, role)
+    except UserError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    click.echo(f"user {name} added ({role})" + (f"; password: {password}" if show else ""))
+
+
+@user.command("passwd")
+@click.argument("name")
+@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--random", "random_pw", is_flag=True, help="Make a random password and print it once.")
+@click.option("--db", help="SQLAlchemy database URL (default: SQLite in the data dir).")
+@click.pass_context
+@user_errors
+def user_passwd(ctx: click.Context, name: str, password_file: Path | None, random_pw: bool, db: str | None) -> None:
+    """Set a user's password."""
+    from rrdalarm.users import UserError, set_password
+
+    password, show = _new_password(password_file, random_pw)
+    store = _users_store(ctx, db)
+    try:
+        set_password(store, name, password)
+    except UserError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    click.echo(f"password of {name} changed" + (f": {password}" if show else ""))
+
+
+@user.command("del")
+@click.argument("name")
+@click.option("--db", help="SQLAlchemy database URL (default: SQLite in the data dir).")
+@click.pass_context
+@user_errors
+def user_del(ctx: click.Context, name: str, db: str | None) -> None:
+    """Delete a user."""
+    from rrdalarm.users import UserError, delete_user
+
+    store = _users_store(ctx, db)
+    try:
+        delete_user(store, name)
+    except UserError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    click.echo(f"user {name} deleted")
+
+
+@user.command("list")
+@click.option("--db", help="SQLAlchemy database URL (default: SQLite in the data dir).")
+@click.pass_context
+@user_errors
+def user_list(ctx: click.Context, db: str | None) -> None:
+    """List users and their roles."""
+    from rrdalarm.report import fmt_time
+    from rrdalarm.users import list_users
+
+    store = _users_store(ctx, db)
+    try:
+        accounts = list_users(store)
+    finally:
+        store.close()
+    for a in accounts:
+        click.echo(f"{a.name:<24} {a.role:<7} since {fmt_time(a.created_at)}")
+    if not accounts:
+        click.echo("no users")
+
+
+@cli.group()
 def ntopng() -> None:
     """What an ntopng instance offers ([ntopng] url and credentials in the settings)."""
 

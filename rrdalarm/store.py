@@ -126,6 +126,18 @@ class DeliveryAttempt(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class User(Base):
+    """Someone who may log in to the web pages: an admin edits, a viewer reads."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(Integer)
+
+
 @dataclass(frozen=True)
 class PlannedDelivery:
     """A delivery to write with a check: its action, parameters and events (indexes into the check's events)."""

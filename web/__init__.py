@@ -45,7 +45,9 @@ def create_app(service: CheckService, test_config: dict[str, Any] | None = None)
     CSRFProtect(app)
 
     from . import report, status
+    from .login import init_login
 
+    init_login(app)
     app.register_blueprint(report.bp)
     app.register_blueprint(status.bp)
     return app

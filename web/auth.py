@@ -7,7 +7,7 @@ import hmac
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Response, current_app, request, session
+from flask import Response, current_app, redirect, request, session, url_for
 
 from rrdalarm.secrets import SecretError, resolve_secret
 from rrdalarm.service import CheckService
@@ -57,6 +57,9 @@ def require_access(view: F) -> F:
             return view(*args, **kwargs)
         if logged_in():
             return view(*args, **kwargs)
+        if presented_token() is None and "text/html" in request.headers.get("Accept", ""):
+            # A browser: to the login page, and back here afterwards.
+            return redirect(url_for("login.login", next=request.full_path.rstrip("?")))
         return Response("authentication required: send the API token as 'Authorization: Bearer …'\n", 401,
                         {"WWW-Authenticate": 'Bearer realm="rrdalarm"', "Content-Type": "text/plain"})
 

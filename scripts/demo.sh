@@ -5,11 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 .venv/bin/rrdalarm demo .demo
+# A demo admin with a random password, printed once (kept across runs: the database stays).
+admin=$(.venv/bin/rrdalarm --settings .demo/rrdalarm.toml user add admin --role admin --random 2>/dev/null \
+        || echo "user admin exists already (reset: .venv/bin/rrdalarm --settings .demo/rrdalarm.toml user passwd admin --random)")
 listen=$(sed -n 's/^listen = "\(.*\)"$/\1/p' .demo/rrdalarm.toml)
 cat <<INFO
 
 rrdalarm demo
-  web report:  http://${listen}/report?token=$(cat .demo/data/api_token)
+  web report:  http://${listen}/report  (log in: ${admin})
+  or directly: http://${listen}/report?token=$(cat .demo/data/api_token)
   API token:   $(cat .demo/data/api_token)
   cron-style:  curl -H "Authorization: Bearer \$(cat .demo/data/api_token)" "http://${listen}/start?noHTML=true"
   history:     .venv/bin/rrdalarm --settings .demo/rrdalarm.toml history

@@ -6,8 +6,11 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 .venv/bin/rrdalarm demo .demo
 # A demo admin with a random password, printed once (kept across runs: the database stays).
-admin=$(.venv/bin/rrdalarm --settings .demo/rrdalarm.toml user add admin --role admin --random 2>/dev/null \
-        || echo "user admin exists already (reset: .venv/bin/rrdalarm --settings .demo/rrdalarm.toml user passwd admin --random)")
+if out=$(.venv/bin/rrdalarm --settings .demo/rrdalarm.toml user add admin --role admin --random 2>/dev/null); then
+  admin="user admin, password ${out##*password: }"
+else
+  admin="user admin, password printed by an earlier run (new one: .venv/bin/rrdalarm --settings .demo/rrdalarm.toml user passwd admin --random)"
+fi
 listen=$(sed -n 's/^listen = "\(.*\)"$/\1/p' .demo/rrdalarm.toml)
 cat <<INFO
 

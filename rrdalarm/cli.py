@@ -90,7 +90,7 @@ def thresholds_of(settings: Settings) -> list[Threshold]:
     if settings.thresholds is None:
         raise ConfigError(settings.path, "no thresholds file: pass --config or set 'thresholds' in settings",
                           field="thresholds")
-    return load_thresholds(settings.thresholds, sources=sorted(source_plugins()))
+    return load_thresholds(settings.thresholds)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

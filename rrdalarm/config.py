@@ -497,10 +497,14 @@ def is_legacy_text(text: str) -> bool:
     return False
 
 
-def load_thresholds(path: Path, sources: Sequence[str] = ("rrd",)) -> list[Threshold]:
-    """Load a thresholds file, TOML or legacy (detected by content)."""
+def load_thresholds(path: Path, sources: Sequence[str] | None = None) -> list[Threshold]:
+    """Load a thresholds file, TOML or legacy (detected by content); `sources` default: the installed ones."""
     from rrdalarm.legacy import parse_legacy
 
+    if sources is None:
+        from rrdalarm.plugins import source_plugins
+
+        sources = sorted(source_plugins())
     text = read_config_text(path)
     if is_legacy_text(text):
         return parse_legacy(text, str(path), sources=sources)

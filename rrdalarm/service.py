@@ -20,7 +20,6 @@ from rrdalarm.delivery import AttemptResult, deliver_pending
 from rrdalarm.engine import CheckResult, run_check
 from rrdalarm.lock import CheckBusy, check_lock
 from rrdalarm.metrics import Metrics
-from rrdalarm.plugins import source_plugins
 from rrdalarm.store import Store, StoreError, open_store
 
 log = logging.getLogger("rrdalarm.service")
@@ -55,7 +54,6 @@ class CheckService:
         self._last_start: float | None = None
         first = self.settings()
         self.store: Store = open_store(first.db_url)
-        self.scheduler_beat: float | None = None
         self.scheduler: Any = None  # an APScheduler scheduler when `serve` runs one
         self.busy = threading.Event()
 
@@ -83,7 +81,7 @@ class CheckService:
         try:
             settings = self.settings()
             path = self.thresholds_file(settings, config)
-            thresholds = load_thresholds(path, sources=sorted(source_plugins()))
+            thresholds = load_thresholds(path)
             if from_start:  # after validation: a refused request does not use up the interval
                 self._guard_start(settings.service.min_start_interval)
             with check_lock(settings.data_dir, wait):
@@ -117,7 +115,6 @@ class CheckService:
 
     def scheduled_check(self) -> None:
         """The scheduler's job: skip (do not queue) when a check is already running elsewhere."""
-        self.scheduler_beat = self.clock()
         try:
             self.run_check(wait=0.0, want_ok=True)
         except CheckBusy:
@@ -126,7 +123,6 @@ class CheckService:
             log.error("check failed: %s", exc)
 
     def deliver(self) -> list[AttemptResult]:
-        self.scheduler_beat = self.clock()
         try:
             results = deliver_pending(self.store, self.settings())
         except (ConfigError, StoreError) as exc:

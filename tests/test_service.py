@@ -206,3 +206,27 @@ def test_token_link_opens_a_browser_session(server: Server) -> None:
     cookie = next(c for c in browser.cookies)
     assert cookie.has_nonstandard_attr("HttpOnly")
     assert browser.get(server.url + "/stats", timeout=10).status_code == 200
+
+
+def test_graph_when_the_thresholds_file_also_watches_ntopng(env: Env) -> None:
+    from rrdalarm.service import CheckService
+    from rrdalarm.web import create_app
+
+    now = int(time.time()) // 60 * 60
+    make_rrd(env.root / "a.rrd", {"x": [1.0, 9.0, 9.0]}, end=now)
+    env.write_thresholds(
+        threshold(glob="a.rrd")
+        + '\n[[threshold]]\nid = 2\nsource = "ntopng"\nschema = "host:traffic"\nquery = "ifid:0,host:*"\n'
+        'type = "above"\nvalue = 1\n'
+    )
+    (env.base / "token").write_text(TOKEN)
+    with env.settings_path.open("a") as fh:
+        fh.write('\n[service]\napi_token = { file = "token" }\n')
+    service = CheckService(env.settings_path)
+    try:
+        client = create_app(service).test_client()
+        png = client.get("/graph", query_string={"threshold": 1, "file": "a.rrd", "ds": "x", "at": now,
+                                                 "token": TOKEN})
+        assert png.status_code == 200 and png.data.startswith(b"\x89PNG")
+    finally:
+        service.close()

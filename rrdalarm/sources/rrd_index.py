@@ -260,7 +260,3 @@ class FileIndex:
         files.sort()
         escapes.sort()
         return Matches(files, escapes)
-
-    @property
-    def file_count(self) -> int:
-        return sum(len(f.files) for f in self.folders.values())

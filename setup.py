@@ -23,7 +23,7 @@ setup(
         "rrdalarm.actions": "actions",
         "rrdalarm.web": "web",
     },
-    package_data={"rrdalarm": ["py.typed", "templates/*.html", "templates/*.js"], "rrdalarm.web": ["templates/*.html"], "rrdalarm.migrations": ["script.py.mako"]},
+    package_data={"rrdalarm": ["py.typed", "templates/*.html", "templates/*.js"], "rrdalarm.web": ["templates/*.html", "static/*"], "rrdalarm.migrations": ["script.py.mako"]},
     install_requires=[
         "rrdtool>=0.1.16",
         "SQLAlchemy>=2.0",

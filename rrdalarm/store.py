@@ -140,6 +140,21 @@ class User(Base):
     created_at: Mapped[int] = mapped_column(Integer)
 
 
+class AuditEntry(Base):
+    """One change to the thresholds file made through the web pages: who, when, what (a unified diff)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[int] = mapped_column(Integer, index=True)
+    user: Mapped[str] = mapped_column(String(64))
+    change: Mapped[str] = mapped_column(String(16))  # add, edit, duplicate, enable, disable, delete
+    threshold_id: Mapped[int | None] = mapped_column(Integer)
+    threshold_name: Mapped[str] = mapped_column(String(255))
+    file: Mapped[str] = mapped_column(String(1024))
+    diff: Mapped[str] = mapped_column(Text)
+
+
 @dataclass(frozen=True)
 class PlannedDelivery:
     """A delivery to write with a check: its action, parameters and events (indexes into the check's events)."""
@@ -357,6 +372,20 @@ class Store:
             ):
                 attempts[a.delivery_id].append(a)
             return [(r, attempts[r.id]) for r in rows]
+
+    def add_audit(self, *, at: int, user: str, change: str, threshold_id: int | None, threshold_name: str,
+                  file: str, diff: str) -> None:
+        with self.session() as s:
+            s.add(AuditEntry(at=at, user=user, change=change, threshold_id=threshold_id,
+                             threshold_name=threshold_name[:255], file=file, diff=diff))
+
+    def audit(self, threshold: int | None = None, limit: int = 100, offset: int = 0) -> list[AuditEntry]:
+        """Newest changes first."""
+        q = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit).offset(offset)
+        if threshold is not None:
+            q = q.where(AuditEntry.threshold_id == threshold)
+        with self.session() as s:
+            return list(s.scalars(q).all())
 
     def runs(self, limit: int = 20) -> list[CheckRun]:
         with self.session() as s:

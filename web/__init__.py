@@ -1,4 +1,4 @@
-"""The Flask app: /start for cron, the HTML report and graphs, /metrics and /healthz.
+"""The Flask app: /start for cron, reports, the threshold editor, history, /metrics and /healthz.
 
 A thin face over rrdalarm.service.CheckService: every rule lives in the core.
 """
@@ -44,10 +44,11 @@ def create_app(service: CheckService, test_config: dict[str, Any] | None = None)
     app.extensions["rrdalarm"] = service
     CSRFProtect(app)
 
-    from . import report, status
+    from . import history, report, status, suggest, thresholds
     from .login import init_login
 
     init_login(app)
-    app.register_blueprint(report.bp)
-    app.register_blueprint(status.bp)
+    for module in (report, status, thresholds, suggest, history):
+        app.register_blueprint(module.bp)
+    app.context_processor(lambda: {"nav_links": report.nav})
     return app

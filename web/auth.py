@@ -64,3 +64,30 @@ def require_access(view: F) -> F:
                         {"WWW-Authenticate": 'Bearer realm="rrdalarm"', "Content-Type": "text/plain"})
 
     return wrapper  # type: ignore[return-value]
+
+
+def current_account() -> Any:
+    """The logged-in user's rrdalarm.users.Account, or None (token access, or nobody)."""
+    from flask_login import current_user
+
+    return current_user.account if current_user.is_authenticated else None
+
+
+def require_admin(view: F) -> F:
+    """Edits: a logged-in admin only. A viewer or a token gets 403, nobody is sent to log in."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        account = current_account()
+        if account is not None and account.role == "admin":
+            return view(*args, **kwargs)
+        if account is not None or token_ok(presented_token()) or session.get("token_session"):
+            # Edits are recorded under a user's name, so the shared API token cannot make them.
+            return Response("forbidden: changing thresholds needs a user with the admin role\n", 403,
+                            {"Content-Type": "text/plain; charset=utf-8"})
+        if "text/html" in request.headers.get("Accept", ""):
+            return redirect(url_for("login.login", next=request.full_path.rstrip("?")))
+        return Response("authentication required: log in as an admin\n", 401,
+                        {"Content-Type": "text/plain; charset=utf-8"})
+
+    return wrapper  # type: ignore[return-value]

@@ -32,7 +32,15 @@ def graph_link(row: Row, at: int) -> str:
 
 
 def nav() -> dict[str, str]:
-    return {"report": url_for("report.last_report"), "stats": url_for("status.stats_page")}
+    """The links every page shows, label -> URL."""
+    return {
+        "Report": url_for("report.last_report"),
+        "Thresholds": url_for("thresholds.table"),
+        "Events": url_for("history.events"),
+        "Deliveries": url_for("history.deliveries"),
+        "Audit": url_for("history.audit"),
+        "Statistics": url_for("status.stats_page"),
+    }
 
 
 @bp.get("/start")

@@ -1,0 +1,10 @@
+"""(being written)"""
+
+from flask import Blueprint
+
+bp = Blueprint("thresholds", __name__)
+
+
+@bp.get("/thresholds")
+def table() -> str:
+    return ""

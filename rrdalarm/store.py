@@ -401,6 +401,127 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    # Read-only queries for the history pages (web/history.py).
+
+    def find_events(
+        self,
+        *,
+        threshold: int | None = None,
+        status: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        series: str | None = None,
+        ds: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[AlarmEvent]:
+        """Newest events first; `since` and `until` are inclusive check times."""
+        q = select(AlarmEvent).order_by(AlarmEvent.at.desc(), AlarmEvent.id.desc()).limit(limit).offset(offset)
+        if threshold is not None:
+            q = q.where(AlarmEvent.threshold_id == threshold)
+        if status:
+            q = q.where(func.upper(AlarmEvent.status) == status.upper())
+        if since is not None:
+            q = q.where(AlarmEvent.at >= since)
+        if until is not None:
+            q = q.where(AlarmEvent.at <= until)
+        if series is not None:
+            q = q.where(AlarmEvent.series == series)
+        if ds is not None:
+            q = q.where(AlarmEvent.ds == ds)
+        with self.session() as s:
+            return list(s.scalars(q).all())
+
+    def event_statuses(self) -> list[str]:
+        """Every status that some event carries, sorted."""
+        with self.session() as s:
+            return sorted(s.scalars(select(AlarmEvent.status).distinct()).all())
+
+    def event_thresholds(self) -> dict[int, str]:
+        """Threshold id -> the name its newest event was recorded under."""
+        q = select(AlarmEvent.threshold_id, AlarmEvent.threshold_name, func.max(AlarmEvent.id)).group_by(
+            AlarmEvent.threshold_id, AlarmEvent.threshold_name
+        )
+        with self.session() as s:
+            rows = s.execute(q).all()
+        # A threshold renamed over time has one group per name; the newest event's name wins.
+        return {tid: name for tid, name, _ in sorted(rows, key=lambda r: r[2])}
+
+    def series_state(self, threshold_id: int, series: str, ds: str) -> SeriesState | None:
+        """The stored state of one series; None when it never fired."""
+        q = select(SeriesState).where(
+            SeriesState.threshold_id == threshold_id, SeriesState.series == series, SeriesState.ds == ds
+        )
+        with self.session() as s:
+            return s.scalars(q).first()
+
+    def find_deliveries(
+        self, *, status: str | None = None, action: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[tuple[DeliveryRow, list[DeliveryAttempt]]]:
+        """Newest deliveries first, filtered, each with its attempts (oldest first)."""
+        q = (
+            select(DeliveryRow)
+            .order_by(DeliveryRow.created_at.desc(), DeliveryRow.run_id.desc(), DeliveryRow.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        if status:
+            q = q.where(DeliveryRow.status == status)
+        if action:
+            q = q.where(DeliveryRow.action == action)
+        with self.session() as s:
+            return self._with_attempts(s, list(s.scalars(q).all()))
+
+    def deliveries_with_events(self, event_ids: Iterable[int]) -> list[tuple[DeliveryRow, list[DeliveryAttempt]]]:
+        """Deliveries that carried any of these events, newest first, each with its attempts."""
+        wanted = set(event_ids)
+        if not wanted:
+            return []
+        with self.session() as s:
+            # A delivery is written in its events' run: narrow by run in SQL, then read the JSON list.
+            runs = set(s.scalars(select(AlarmEvent.run_id).where(AlarmEvent.id.in_(wanted))).all())
+            candidates = s.scalars(
+                select(DeliveryRow)
+                .where(DeliveryRow.run_id.in_(runs))
+                .order_by(DeliveryRow.created_at.desc(), DeliveryRow.run_id.desc(), DeliveryRow.id)
+            ).all()
+            rows = [d for d in candidates if wanted.intersection(self.event_ids_of(d))]
+            return self._with_attempts(s, rows)
+
+    def delivery_actions(self) -> list[str]:
+        """Every action that some delivery was made for, sorted."""
+        with self.session() as s:
+            return sorted(s.scalars(select(DeliveryRow.action).distinct()).all())
+
+    def audit_thresholds(self) -> dict[int, str]:
+        """Threshold id -> the name of its newest audit entry."""
+        q = (
+            select(AuditEntry.threshold_id, AuditEntry.threshold_name, func.max(AuditEntry.id))
+            .where(AuditEntry.threshold_id.is_not(None))
+            .group_by(AuditEntry.threshold_id, AuditEntry.threshold_name)
+        )
+        with self.session() as s:
+            rows = s.execute(q).all()
+        return {tid: name for tid, name, _ in sorted(rows, key=lambda r: r[2]) if tid is not None}
+
+    @staticmethod
+    def _with_attempts(s: Session, rows: list[DeliveryRow]) -> list[tuple[DeliveryRow, list[DeliveryAttempt]]]:
+        attempts: dict[str, list[DeliveryAttempt]] = {r.id: [] for r in rows}
+        if attempts:
+            q = select(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(attempts)).order_by(DeliveryAttempt.id)
+            for a in s.scalars(q):
+                attempts[a.delivery_id].append(a)
+        return [(r, attempts[r.id]) for r in rows]
+
+    @staticmethod
+    def event_ids_of(delivery: DeliveryRow) -> list[int]:
+        """A delivery's event ids; an unreadable list counts as none rather than breaking a page."""
+        try:
+            ids = json.loads(delivery.event_ids)
+        except ValueError:
+            return []
+        return [i for i in ids if isinstance(i, int)] if isinstance(ids, list) else []
+
 
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)

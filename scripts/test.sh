@@ -2,7 +2,8 @@
 # The whole test suite: lint, types, then pytest on every core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+# Debian's chromium drives the browser tests (Playwright cannot download its own here).
+scripts/setup.sh chromium fonts-dejavu-core
 .venv/bin/ruff check rrdalarm actions web tests bench
 .venv/bin/mypy
 .venv/bin/pytest -n auto -q "$@"

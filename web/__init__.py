@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
+from rrdalarm.report import fmt_time
 from rrdalarm.service import CheckService
 
 
@@ -51,4 +52,5 @@ def create_app(service: CheckService, test_config: dict[str, Any] | None = None)
     for module in (report, status, thresholds, suggest, history):
         app.register_blueprint(module.bp)
     app.context_processor(lambda: {"nav_links": report.nav})
+    app.add_template_filter(fmt_time, "datetime")
     return app

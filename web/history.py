@@ -1,25 +1,315 @@
-"""(being written)"""
+"""History pages: events, one series' timeline, deliveries, the audit log, and "Check now".
 
-from flask import Blueprint
+Pages only read (queries live in rrdalarm.store); /check-now runs a check through the
+service like the scheduler does. Filters are parsed by pure functions that take the
+clock as `now`, so a bad value becomes a one-line 400 message, never a traceback.
+"""
 
-bp = Blueprint("history", __name__)
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+
+from rrdalarm.config import ConfigError, load_thresholds
+from rrdalarm.lock import CheckBusy
+from rrdalarm.report import fmt_time, fmt_value
+from rrdalarm.store import AlarmEvent, Store, StoreError
+
+from .auth import require_access, service
+
+bp = Blueprint("history", __name__, template_folder="templates")
+
+PAGE_SIZE = 50
+EVENT_STATUSES = ("ALARM FIRED", "RESOLVED")
+DELIVERY_STATUSES = ("pending", "sent", "dead")
+MAX_PAGE = 1_000_000
+MAX_ID = 2**31 - 1  # larger numbers would overflow the database's integer before they could match
+_EPOCH = re.compile(r"\d{1,11}(\.\d+)?")
+# What a datetime-local input sends (seconds when step < 60), and the same typed with a space.
+_LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
+_EARLIEST = "315360001"  # the smallest epoch rrdtool's time specs accept as a reference
+
+
+class FilterError(ValueError):
+    """A query parameter that cannot be used; str() is one line for the page."""
+
+
+# Pure parsing helpers (no request, no clock).
+
+
+def parse_time(text: str | None, now: int, name: str) -> int | None:
+    """A local date-time (as datetime-local sends it), epoch seconds or now-1d style; None when empty."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if _EPOCH.fullmatch(text):
+        return int(float(text))
+    for fmt in _LOCAL_FORMATS:
+        try:
+            # A naive datetime's timestamp() reads it in the server's local time, as the page says.
+            return int(datetime.strptime(text, fmt).timestamp())
+        except (ValueError, OverflowError, OSError):
+            continue
+    if text.lower().startswith(("now", "-")):
+        from rrdalarm.timespec import TimeSpecError, resolve_window
+
+        try:
+            return resolve_window(_EARLIEST, text, now)[1]
+        except TimeSpecError:
+            pass
+    raise FilterError(f"{name}: {text!r} is not a date and time (YYYY-MM-DDTHH:MM), epoch seconds or now-1d")
+
+
+def parse_int(text: str | None, name: str, minimum: int = 0, maximum: int = MAX_ID) -> int | None:
+    """A whole number in [minimum, maximum]; None when empty."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if not re.fullmatch(r"[+-]?\d{1,19}", text) or not minimum <= int(text) <= maximum:
+        raise FilterError(f"{name}: {text!r} is not a whole number from {minimum} to {maximum}")
+    return int(text)
+
+
+def parse_page(text: str | None) -> int:
+    return parse_int(text, "page", 1, MAX_PAGE) or 1
+
+
+def parse_choice(text: str | None, choices: Iterable[str], name: str) -> str | None:
+    """One of `choices` (matched without regard to case, returned as spelled there); None when empty."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    options = list(choices)
+    for option in options:
+        if option.lower() == text.lower():
+            return option
+    raise FilterError(f"{name}: {text!r} is not one of {', '.join(options)}")
+
+
+def local_input(epoch: int | None) -> str:
+    """An epoch as a datetime-local input's value, in the server's local time."""
+    return "" if epoch is None else time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(epoch))
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    threshold: int | None = None
+    status: str | None = None
+    since: int | None = None
+    until: int | None = None
+    page: int = 1
+
+    def query(self) -> dict[str, str]:
+        """The filter as query arguments without the page: links to other pages keep it."""
+        pairs = {"threshold": self.threshold, "status": self.status, "from": self.since, "to": self.until}
+        return {k: str(v) for k, v in pairs.items() if v is not None}
+
+    def form(self) -> dict[str, str]:
+        """The values the filter form shows."""
+        return {"threshold": "" if self.threshold is None else str(self.threshold), "status": self.status or "",
+                "from": local_input(self.since), "to": local_input(self.until)}
+
+
+def event_filter(args: Mapping[str, str], now: int, statuses: Iterable[str]) -> EventFilter:
+    """The events page's filter from its query arguments; FilterError names the bad one."""
+    since = parse_time(args.get("from"), now, "from")
+    until = parse_time(args.get("to"), now, "to")
+    if since is not None and until is not None and since > until:
+        raise FilterError(f"from ({fmt_time(since)}) is after to ({fmt_time(until)})")
+    return EventFilter(
+        threshold=parse_int(args.get("threshold"), "threshold"),
+        status=parse_choice(args.get("status"), statuses, "status"),
+        since=since,
+        until=until,
+        page=parse_page(args.get("page")),
+    )
+
+
+@dataclass(frozen=True)
+class SeriesKey:
+    threshold: int
+    series: str
+    ds: str
+
+
+def series_key(args: Mapping[str, str]) -> SeriesKey:
+    """threshold, series and ds of the timeline page; all three must be given (ds may be empty)."""
+    threshold = parse_int(args.get("threshold"), "threshold")
+    name, ds = args.get("series", ""), args.get("ds")
+    if threshold is None or not name or ds is None:
+        raise FilterError("the series page needs threshold, series and ds")
+    if len(name) > 1024 or len(ds) > 255:
+        raise FilterError("series or ds is too long")
+    return SeriesKey(threshold, name, ds)
+
+
+def page_links(endpoint: str, query: Mapping[str, str], page: int, more: bool) -> dict[str, str | None]:
+    """URLs of the newer and older pages (None where there is none), keeping the filter."""
+    def link(n: int) -> str:
+        # Page 1 is the plain URL, so the first page has one address.
+        args: dict[str, Any] = dict(query) | ({"page": str(n)} if n > 1 else {})
+        return url_for(endpoint, **args)
+
+    return {"newer": link(page - 1) if page > 1 else None, "older": link(page + 1) if more else None}
+
+
+# Views.
+
+
+@bp.errorhandler(StoreError)
+def store_error(exc: StoreError) -> Response:
+    """A database that cannot answer: its one-line message, not an error page with a traceback."""
+    return Response(f"{exc}\n", 500, {"Content-Type": "text/plain; charset=utf-8"})
+
+
+def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    tz = time.strftime("%Z") or time.strftime("%z")
+    return render_template(template, fmt_time=fmt_time, fmt_value=fmt_value, tz=tz, **context), status
+
+
+def _offset(page: int) -> int:
+    return (page - 1) * PAGE_SIZE
+
+
+def _split(rows: list[Any]) -> tuple[list[Any], bool]:
+    """A page of rows fetched with one extra, and whether an older page exists."""
+    return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+
+
+def threshold_choices(store: Store) -> dict[int, str]:
+    """Thresholds seen in events, with the names of the thresholds file where it can be read."""
+    names = store.event_thresholds()
+    svc = service()
+    try:
+        configured = load_thresholds(svc.thresholds_file(svc.settings(), None))
+    except ConfigError:
+        configured = []  # the select still offers every threshold that has events
+    names |= {t.id: t.name for t in configured}
+    return dict(sorted(names.items()))
+
+
+def series_link(event: AlarmEvent) -> str:
+    return url_for("history.series", threshold=event.threshold_id, series=event.series, ds=event.ds)
 
 
 @bp.get("/events")
-def events() -> str:
-    return ""
+@require_access
+def events() -> tuple[str, int]:
+    """Alarm events, newest first: filter by threshold, status and time range."""
+    store = service().store
+    statuses = sorted(set(EVENT_STATUSES) | set(store.event_statuses()))
+    thresholds = threshold_choices(store)
+    try:
+        f = event_filter(request.args, int(time.time()), statuses)
+    except FilterError as exc:
+        return _render("events.html", 400, error=str(exc), form=dict(request.args), statuses=statuses,
+                       thresholds=thresholds, rows=[], links={}, page=1, series_link=series_link)
+    rows, more = _split(store.find_events(threshold=f.threshold, status=f.status, since=f.since, until=f.until,
+                                          limit=PAGE_SIZE + 1, offset=_offset(f.page)))
+    if f.threshold is not None and f.threshold not in thresholds:
+        thresholds[f.threshold] = "(not in the thresholds file)"
+    return _render("events.html", error=None, form=f.form(), statuses=statuses, thresholds=thresholds,
+                   rows=rows, links=page_links("history.events", f.query(), f.page, more), page=f.page,
+                   series_link=series_link)
+
+
+@bp.get("/series")
+@require_access
+def series() -> tuple[str, int]:
+    """One series: its stored state, a graph, its events and the deliveries that carried them."""
+    store = service().store
+    try:
+        key = series_key(request.args)
+        page = parse_page(request.args.get("page"))
+    except FilterError as exc:
+        return _render("series.html", 400, error=str(exc), key=None)
+    rows, more = _split(store.find_events(threshold=key.threshold, series=key.series, ds=key.ds,
+                                          limit=PAGE_SIZE + 1, offset=_offset(page)))
+    deliveries = store.deliveries_with_events(e.id for e in rows)
+    # ntopng series have no RRD file to draw; the graph route would only answer 404.
+    graph = None if key.series.startswith("ntopng:") else url_for(
+        "report.graph", threshold=key.threshold, file=key.series, ds=key.ds, at=int(time.time()))
+    query = {"threshold": str(key.threshold), "series": key.series, "ds": key.ds}
+    return _render("series.html", error=None, key=key, name=threshold_choices(store).get(key.threshold, ""),
+                   state=store.series_state(key.threshold, key.series, key.ds), graph=graph, rows=rows,
+                   deliveries=deliveries, event_ids=store.event_ids_of, shown={e.id for e in rows},
+                   links=page_links("history.series", query, page, more), page=page)
 
 
 @bp.get("/deliveries")
-def deliveries() -> str:
-    return ""
+@require_access
+def deliveries() -> tuple[str, int]:
+    """The outbox, newest first, with every attempt; never the parameters (they may hold secrets)."""
+    store = service().store
+    actions = store.delivery_actions()
+    try:
+        status = parse_choice(request.args.get("status"), DELIVERY_STATUSES, "status")
+        action = (request.args.get("action") or "").strip()[:255] or None
+        page = parse_page(request.args.get("page"))
+    except FilterError as exc:
+        return _render("deliveries.html", 400, error=str(exc), form=dict(request.args), statuses=DELIVERY_STATUSES,
+                       actions=actions, rows=[], links={}, page=1, event_ids=store.event_ids_of)
+    if action and action not in actions:
+        actions.append(action)
+    rows, more = _split(store.find_deliveries(status=status, action=action, limit=PAGE_SIZE + 1,
+                                              offset=_offset(page)))
+    query = {k: v for k, v in (("status", status), ("action", action)) if v}
+    return _render("deliveries.html", error=None, form=query, statuses=DELIVERY_STATUSES, actions=actions,
+                   rows=rows, links=page_links("history.deliveries", query, page, more), page=page,
+                   event_ids=store.event_ids_of)
 
 
 @bp.get("/audit")
-def audit() -> str:
-    return ""
+@require_access
+def audit() -> tuple[str, int]:
+    """Changes made through the threshold editor, newest first, each with its diff."""
+    store = service().store
+    thresholds = store.audit_thresholds()
+    try:
+        threshold = parse_int(request.args.get("threshold"), "threshold")
+        page = parse_page(request.args.get("page"))
+    except FilterError as exc:
+        return _render("audit.html", 400, error=str(exc), form=dict(request.args), thresholds=thresholds,
+                       rows=[], links={}, page=1)
+    if threshold is not None and threshold not in thresholds:
+        thresholds[threshold] = "(no changes recorded)"
+    rows, more = _split(store.audit(threshold=threshold, limit=PAGE_SIZE + 1, offset=_offset(page)))
+    query = {} if threshold is None else {"threshold": str(threshold)}
+    return _render("audit.html", error=None, form=query, thresholds=thresholds, rows=rows,
+                   links=page_links("history.audit", query, page, more), page=page)
+
+
+def _back() -> str:
+    """The page the form was posted from, when it is one of ours; the events page otherwise."""
+    ref = urlsplit(request.referrer or "")
+    # The report is rendered outside Flask and shows no flash messages: come back to a page that does.
+    report_paths = {"/", url_for("report.last_report")}
+    local = ref.path.startswith("/") and not ref.path.startswith(("//", "/\\"))  # "//x" would leave the site
+    if ref.netloc == request.host and local and ref.path not in report_paths:
+        return ref.path + (f"?{ref.query}" if ref.query else "")
+    return url_for("history.events")
 
 
 @bp.post("/check-now")
-def check_now() -> str:
-    return ""
+@require_access
+def check_now() -> Response:
+    """Run a check now (not rate-limited like /start, which is for cron) and show its report."""
+    svc = service()
+    try:
+        result = svc.run_check(wait=svc.settings().lock_wait, want_ok=True)
+    except CheckBusy:
+        flash("Check not run: a check is already running; try again in a moment.", "error")
+        return redirect(_back(), 303)  # type: ignore[return-value]
+    except (ConfigError, StoreError) as exc:
+        flash(f"Check failed: {(str(exc).splitlines() or ['error'])[0]}", "error")
+        return redirect(_back(), 303)  # type: ignore[return-value]
+    flash(f"Check done: {result.files_checked} files checked, {result.alarms_fired} alarms fired, "
+          f"{result.firing} firing, {result.errors} unreadable.")
+    return redirect(url_for("report.last_report"), 303)  # type: ignore[return-value]

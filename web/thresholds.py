@@ -1,10 +1,305 @@
-"""(being written)"""
+"""The threshold table and editor: add, edit, duplicate, enable/disable, delete, preview.
 
-from flask import Blueprint
+Reading is open to every user; changes need an admin. Every change goes through
+rrdalarm.thresholds_edit.commit (conflict check, whole-file validation, backup,
+atomic write) and is recorded in the audit log. The service reads the file again
+before each check, so a saved change applies at the next check.
+"""
 
-bp = Blueprint("thresholds", __name__)
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file, url_for
+from flask_wtf import FlaskForm
+from wtforms import HiddenField
+from wtforms.fields.choices import SelectChoice
+
+from rrdalarm.config import ConfigError, Settings, Threshold
+from rrdalarm.graphs import GraphError, series_graph
+from rrdalarm.overview import live_states
+from rrdalarm.plugins import ActionPlugin, available_actions, source_plugins
+from rrdalarm.sources.rrd import RRDSource
+from rrdalarm.thresholds_edit import (
+    Conflict,
+    EditError,
+    Snapshot,
+    add_threshold,
+    commit,
+    delete_threshold,
+    next_id,
+    read_snapshot,
+    replace_threshold,
+    set_enabled,
+)
+from rrdalarm.timespec import TimeSpecError, resolve_window
+
+from .auth import current_account, require_access, require_admin, service
+from .threshold_form import (
+    ThresholdForm,
+    action_slots,
+    actions_from_request,
+    fill_form,
+    form_values,
+    raw_actions,
+    validate_values,
+)
+
+bp = Blueprint("thresholds", __name__, template_folder="templates")
+
+BACKTEST_PERIOD = 86400
+SOURCE_LABELS = {"rrd": "RRD files", "ntopng": "ntopng REST API"}
+
+
+class VersionForm(FlaskForm):  # type: ignore[misc]
+    """The small forms of the table (enable, disable, delete): CSRF plus the file version they saw."""
+
+    version = HiddenField()
+
+
+def _snapshot() -> tuple[Settings, Snapshot]:
+    svc = service()
+    settings = svc.settings()
+    return settings, read_snapshot(svc.thresholds_file(settings, None))
+
+
+def _matched(settings: Settings, thresholds: list[Threshold]) -> dict[int, int | None]:
+    rrd = [t for t in thresholds if t.source == "rrd"]
+    counts: dict[int, int | None] = {t.id: None for t in thresholds}
+    if not rrd:
+        return counts
+    try:
+        index = RRDSource(settings).index()
+    except ConfigError:
+        return counts
+    for t in rrd:
+        counts[t.id] = len(index.match(t.glob).files)
+    return counts
+
+
+def _is_admin() -> bool:
+    account = current_account()
+    return account is not None and account.role == "admin"
 
 
 @bp.get("/thresholds")
-def table() -> str:
-    return ""
+@require_access
+def table() -> Response | str | tuple[str, int]:
+    try:
+        settings, snap = _snapshot()
+    except (ConfigError, EditError) as exc:
+        return render_template("thresholds.html", error=str(exc), rows=[], admin=False, form=None), 200
+    ids = [t.id for t in snap.thresholds]
+    live = live_states(service().store, ids)
+    matched = _matched(settings, snap.thresholds)
+    rows = [(t, live[t.id], matched[t.id]) for t in snap.thresholds]
+    form = VersionForm(version=snap.version)
+    return render_template("thresholds.html", rows=rows, admin=_is_admin(), form=form, error=None,
+                           path=snap.path)
+
+
+def _fail(message: str) -> Response:
+    flash(message, "error")
+    return redirect(url_for("thresholds.table"))  # type: ignore[return-value]
+
+
+def _record(change: str, t: Threshold | None, ident: int | None, path: str, diff: str) -> None:
+    account = current_account()
+    service().store.add_audit(
+        at=int(time.time()), user=account.name if account else "?", change=change,
+        threshold_id=t.id if t else ident, threshold_name=t.name if t else "", file=path, diff=diff,
+    )
+
+
+def _plugins(settings: Settings) -> dict[str, type[ActionPlugin]]:
+    return available_actions(settings.scripts_dir)
+
+
+def _render_editor(form: ThresholdForm, slots: Any, *, ident: int | None, plugins: dict[str, type[ActionPlugin]],
+                   errors: dict[str, str] | None = None, preview: Any = None, backtest: Any = None,
+                   graph: str | None = None, status: int = 200) -> tuple[str, int]:
+    return render_template(
+        "threshold_form.html", form=form, slots=slots, ident=ident, plugins=plugins, errors=errors or {},
+        preview=preview, backtest=backtest, graph=graph, when_choices=("fire", "repeat", "resolve"),
+    ), status
+
+
+@bp.route("/thresholds/new", methods=["GET", "POST"])
+@require_admin
+def new() -> Response | tuple[str, int]:
+    return _editor(None)
+
+
+@bp.route("/thresholds/<int:ident>/edit", methods=["GET", "POST"])
+@require_admin
+def edit(ident: int) -> Response | tuple[str, int]:
+    return _editor(ident)
+
+
+@bp.get("/thresholds/<int:ident>/duplicate")
+@require_admin
+def duplicate(ident: int) -> Response | tuple[str, int]:
+    return _editor(None, copy_from=ident)
+
+
+def _editor(ident: int | None, copy_from: int | None = None) -> Response | tuple[str, int]:
+    try:
+        settings, snap = _snapshot()
+        original = snap.get(ident) if ident is not None else None
+    except (ConfigError, EditError) as exc:
+        return _fail(str(exc))
+    plugins = _plugins(settings)
+    sources = sorted(source_plugins(), key=lambda s: (s != "rrd", s))
+    form = ThresholdForm()
+    form.source.choices = [SelectChoice(s, SOURCE_LABELS.get(s, s)) for s in sources]
+    if request.method == "GET":
+        base = original
+        form.version.data = snap.version
+        if copy_from is not None:
+            try:
+                base = snap.get(copy_from)
+            except EditError as exc:
+                return _fail(str(exc))
+        if base is not None:
+            fill_form(form, base)
+        else:
+            form.start.data, form.end.data, form.repetitions.data, form.rearm.data = "now-1h", "now", "0", "0"
+            form.source.data, form.cf.data, form.type.data, form.enabled.data = "rrd", "AVERAGE", "above", True
+        if ident is None:
+            form.id.data = str(next_id(snap.thresholds))
+        if copy_from is not None and base is not None:
+            form.name.data = f"copy of {base.name}"
+            form.copy_of.data = str(copy_from)
+        return _render_editor(form, action_slots(raw_actions(base), plugins), ident=ident, plugins=plugins)
+    return _submit(form, settings, snap, original, ident, plugins, sources)
+
+
+def _submit(form: ThresholdForm, settings: Settings, snap: Snapshot, original: Threshold | None, ident: int | None,
+            plugins: dict[str, type[ActionPlugin]], sources: list[str]) -> Response | tuple[str, int]:
+    copied = None
+    if ident is None and (form.copy_of.data or "").isdigit():
+        copied = next((t for t in snap.thresholds if t.id == int(form.copy_of.data)), None)
+    previous = raw_actions(original or copied)
+    actions = actions_from_request(request.form, plugins, previous)
+    slots = action_slots(actions, plugins)
+    errors: dict[str, str] = {}
+    if not form.validate():
+        errors = {name: "; ".join(errs) for name, errs in form.errors.items()}
+        return _render_editor(form, slots, ident=ident, plugins=plugins, errors=errors, status=400)
+    values = form_values(form, actions)
+    threshold, field, message = validate_values(values, str(snap.path), sources, plugins)
+    if threshold is None:
+        return _render_editor(form, slots, ident=ident, plugins=plugins, errors={field or "form": message},
+                              status=400)
+    taken = {t.id: t for t in snap.thresholds}
+    if ident is None and threshold.id in taken:
+        errors["id"] = f"id {threshold.id} is already used by '{taken[threshold.id].name}'"
+    if ident is not None and threshold.id != ident:
+        errors["id"] = "the id of a saved threshold cannot change (its history is kept under it); duplicate it instead"
+    if errors:
+        return _render_editor(form, slots, ident=ident, plugins=plugins, errors=errors, status=400)
+    if request.form.get("op") == "preview":
+        return _preview(form, slots, settings, threshold, ident, plugins)
+    try:
+        current = read_snapshot(snap.path)
+        if current.version != form.version.data:
+            raise Conflict(f"{snap.path} was changed by someone else since this form was opened; reload the "
+                           "page to see the current version, then make the change again")
+        text = add_threshold(current.text, values) if ident is None else replace_threshold(current.text, ident, values)
+        done = commit(snap.path, form.version.data, text, plugins)
+    except Conflict as exc:
+        return _render_editor(form, slots, ident=ident, plugins=plugins, errors={"form": str(exc)}, status=409)
+    except (EditError, ConfigError) as exc:
+        return _render_editor(form, slots, ident=ident, plugins=plugins, errors={"form": str(exc)}, status=400)
+    change = "edit" if ident is not None else ("duplicate" if copied else "add")
+    _record(change, threshold, threshold.id, str(snap.path), done.diff)
+    flash(f"Saved threshold {threshold.id} ({threshold.name}); the next check uses it.", "ok")
+    return redirect(url_for("thresholds.table"))  # type: ignore[return-value]
+
+
+def _preview(form: ThresholdForm, slots: Any, settings: Settings, threshold: Threshold, ident: int | None,
+             plugins: dict[str, type[ActionPlugin]]) -> tuple[str, int]:
+    from rrdalarm.preview import backtest, preview
+
+    now = int(time.time())
+    errors: dict[str, str] = {}
+    result = report = None
+    try:
+        result = preview(settings, threshold, now)
+        report = backtest(settings, threshold, now, period=BACKTEST_PERIOD)
+    except ConfigError as exc:
+        errors["form"] = str(exc)
+    graph = None
+    if result is not None and threshold.source == "rrd":
+        row = next((r for r in result.rows if r.status in ("would fire", "ok")), None)
+        if row is not None:
+            graph = url_for("thresholds.preview_graph", file=row.file, ds=row.ds, cf=threshold.cf,
+                            value=repr(threshold.value), at=now)
+    return _render_editor(form, slots, ident=ident, plugins=plugins, errors=errors, preview=result,
+                          backtest=report, graph=graph)
+
+
+@bp.get("/thresholds/preview.png")
+@require_access
+def preview_graph() -> Response:
+    """One file's DS over the last day with a limit line (the limit is not saved anywhere yet)."""
+    try:
+        rel, ds, cf = request.args["file"], request.args["ds"], request.args.get("cf", "AVERAGE")
+        value = float(request.args["value"])
+        at = int(request.args.get("at") or time.time())
+        start, end = resolve_window(f"end-{BACKTEST_PERIOD}s", str(at), at)
+    except (KeyError, ValueError, TimeSpecError):
+        return Response("preview.png needs file, ds, value (and optionally cf, at)\n", 400,
+                        {"Content-Type": "text/plain"})
+    if cf not in ("AVERAGE", "MIN", "MAX", "LAST"):
+        abort(400)
+    try:
+        png = series_graph(service().settings(), rel, ds, cf, start, end, value, time.time(),
+                           title=f"{rel} {ds}")
+    except (GraphError, ConfigError) as exc:
+        return Response(f"{exc}\n", 404, {"Content-Type": "text/plain; charset=utf-8"})
+    return send_file(png, mimetype="image/png", max_age=60)
+
+
+def _change(ident: int, change: str, edit: Any) -> Response:
+    form = VersionForm()
+    if not form.validate():
+        abort(400)
+    try:
+        settings, snap = _snapshot()
+        threshold = snap.get(ident)
+        if snap.version != form.version.data:
+            raise Conflict(f"{snap.path} changed since this page was loaded; look again and retry")
+        done = commit(snap.path, snap.version, edit(snap.text), _plugins(settings))
+    except (ConfigError, EditError) as exc:
+        return _fail(str(exc))
+    _record(change, threshold, ident, str(snap.path), done.diff)
+    past = {"enable": "Enabled", "disable": "Disabled", "delete": "Deleted"}[change]
+    flash(f"{past} threshold {ident} ({threshold.name}).", "ok")
+    return redirect(url_for("thresholds.table"))  # type: ignore[return-value]
+
+
+@bp.post("/thresholds/<int:ident>/enable")
+@require_admin
+def enable(ident: int) -> Response:
+    return _change(ident, "enable", lambda text: set_enabled(text, ident, True))
+
+
+@bp.post("/thresholds/<int:ident>/disable")
+@require_admin
+def disable(ident: int) -> Response:
+    return _change(ident, "disable", lambda text: set_enabled(text, ident, False))
+
+
+@bp.route("/thresholds/<int:ident>/delete", methods=["GET", "POST"])
+@require_admin
+def delete(ident: int) -> Response | str:
+    if request.method == "POST":
+        return _change(ident, "delete", lambda text: delete_threshold(text, ident))
+    try:
+        _, snap = _snapshot()
+        threshold = snap.get(ident)
+    except (ConfigError, EditError) as exc:
+        return _fail(str(exc))
+    return render_template("threshold_delete.html", t=threshold, form=VersionForm(version=snap.version))

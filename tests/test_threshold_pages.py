@@ -1,0 +1,305 @@
+"""The threshold table and editor through the Flask test client: roles, CSRF, validation, saving, audit."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from rrdalarm.config import load_thresholds
+from rrdalarm.service import CheckService
+from rrdalarm.users import add_user
+from tests.conftest import Env
+
+THRESHOLDS = """\
+# site thresholds
+
+# uplink
+[[threshold]]
+id = 1  # keep
+name = "uplink"
+glob = "interfaces/*/bytes.rrd"
+type = "above"
+value = 100.0
+
+[[threshold.action]]
+type = "webhook"
+url = "https://hooks.example.org/x"
+secret = "s3cr3t-hmac-key"
+headers = { Authorization = "Bearer hidden-api-key" }
+
+# disks
+[[threshold]]
+id = 2
+name = "disks"
+glob = "df/*.rrd"
+type = "below"
+value = 5.0
+"""
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def app(env: Env) -> Iterator[Flask]:
+    from rrdalarm.web import create_app
+    from rrdalarm.web.login import failures
+
+    # Points up to the current minute: the pages check "now".
+    end = int(time.time()) // 60 * 60
+    env.rrd("interfaces/eth0/bytes.rrd", {"rx": [10.0] * 5 + [500.0] * 3}, end=end)
+    env.rrd("interfaces/eth1/bytes.rrd", {"rx": [10.0] * 8}, end=end)
+    env.rrd("df/root.rrd", {"free": [50.0] * 8}, end=end)
+    env.write_thresholds(THRESHOLDS)
+    service = CheckService(env.settings_path)
+    add_user(service.store, "alice", PASSWORD, "admin")
+    add_user(service.store, "victor", PASSWORD, "viewer")
+    failures.clear("127.0.0.1")
+    app = create_app(service)
+    yield app
+    service.close()
+
+
+def csrf(page: str) -> str:
+    m = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
+        r'name="csrf_token" value="([^"]+)"', page)
+    assert m, page
+    return m.group(1)
+
+
+def logged_in(app: Flask, name: str = "alice") -> FlaskClient:
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    resp = client.post("/login", data={"name": name, "password": PASSWORD, "csrf_token": csrf(page)})
+    assert resp.status_code == 302
+    return client
+
+
+def form_of(page: str) -> dict[str, Any]:
+    """The values a browser would submit from the threshold form as rendered (visible or not)."""
+    form = page.split('id="threshold-form"', 1)[1].split("</form>", 1)[0]
+    data: dict[str, Any] = {}
+    for m in re.finditer(r"<input ([^>]*)>", form):
+        attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', m.group(1)))
+        if "name" not in attrs:
+            continue
+        if attrs.get("type") == "checkbox":
+            if " checked" in m.group(1):
+                data.setdefault(attrs["name"], []).append(attrs.get("value", "y"))
+            continue
+        data[attrs["name"]] = attrs.get("value", "")
+    for m in re.finditer(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', form, re.S):
+        chosen = [o for o in re.findall(r"<option([^>]*)>", m.group(2)) if re.search(r"\bselected\b", o)]
+        # With nothing selected a browser submits the first option.
+        first = re.findall(r"<option([^>]*)>", m.group(2))[:1]
+        value = re.search(r'value="([^"]*)"', (chosen or first or [""])[0])
+        data[m.group(1)] = value.group(1) if value else ""
+    for m in re.finditer(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', form, re.S):
+        data[m.group(1)] = m.group(2)
+    return data
+
+
+def test_table_shows_every_threshold_with_live_state(app: Flask, env: Env) -> None:
+    client = logged_in(app, "victor")
+    page = client.get("/thresholds").get_data(as_text=True)
+    assert 'id="threshold-1"' in page and 'id="threshold-2"' in page
+    row1 = page.split('id="threshold-1"')[1].split("</tr>")[0]
+    assert re.search(r'class="num matched">2<', row1)  # two interfaces match
+    assert "Edit" not in page and "Add a threshold" not in page  # a viewer reads only
+    client = logged_in(app)
+    client.post("/check-now", data={"csrf_token": csrf(client.get("/thresholds").get_data(as_text=True))})
+    page = client.get("/thresholds").get_data(as_text=True)
+    row1 = page.split('id="threshold-1"')[1].split("</tr>")[0]
+    assert "state-firing" in row1 and ">1</a>" in row1 and "never" not in row1
+    assert "Add a threshold" in page
+
+
+@pytest.mark.parametrize("path", ["/thresholds/new", "/thresholds/1/edit", "/thresholds/1/duplicate",
+                                  "/thresholds/1/delete"])
+def test_a_viewer_cannot_open_editors(app: Flask, path: str) -> None:
+    assert logged_in(app, "victor").get(path).status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/thresholds/new", "/thresholds/1/edit", "/thresholds/1/enable",
+                                  "/thresholds/1/disable", "/thresholds/1/delete"])
+def test_a_viewer_cannot_change_anything(app: Flask, env: Env, path: str) -> None:
+    client = logged_in(app, "victor")
+    token = csrf(client.get("/thresholds").get_data(as_text=True))
+    assert client.post(path, data={"csrf_token": token, "name": "x", "glob": "*.rrd", "value": "1"}).status_code == 403
+    assert env.thresholds_path.read_text() == THRESHOLDS
+
+
+def test_the_api_token_cannot_edit(app: Flask, env: Env) -> None:
+    env.settings_path.write_text(env.settings_path.read_text() + '\n[service]\napi_token = "tok-123456789"\n')
+    client = app.test_client()
+    assert client.get("/thresholds", headers={"Authorization": "Bearer tok-123456789"}).status_code == 200
+    assert client.get("/thresholds/new", headers={"Authorization": "Bearer tok-123456789"}).status_code == 403
+    assert client.get("/thresholds/new").status_code == 401
+    browser = client.get("/thresholds/new", headers={"Accept": "text/html"})
+    assert browser.status_code == 302 and "/login" in browser.headers["Location"]
+
+
+def test_posts_without_csrf_are_refused(app: Flask, env: Env) -> None:
+    client = logged_in(app)
+    for path in ("/thresholds/new", "/thresholds/1/edit", "/thresholds/1/disable", "/thresholds/1/delete"):
+        assert client.post(path, data={"name": "x"}).status_code == 400
+    assert env.thresholds_path.read_text() == THRESHOLDS
+
+
+def test_add_a_threshold(app: Flask, env: Env) -> None:
+    client = logged_in(app)
+    page = client.get("/thresholds/new").get_data(as_text=True)
+    data = form_of(page)
+    assert data["id"] == "3" and data["start"] == "now-1h"
+    data.update({"name": "root disk", "glob": "df/root.rrd", "ds": "free", "type": "below", "value": "20",
+                 "repetitions": "2", "rearm": "600", "action-0-type": "log", "action-0-log-file": "disk.log",
+                 "op": "save"})
+    resp = client.post("/thresholds/new", data=data)
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    text = env.thresholds_path.read_text()
+    assert text.startswith(THRESHOLDS.rstrip("\n"))  # comments and the other tables untouched
+    t = load_thresholds(env.thresholds_path)[-1]
+    assert (t.id, t.name, t.glob, t.ds, t.type.value, t.value, t.repetitions, t.rearm) == (
+        3, "root disk", "df/root.rrd", ("free",), "below", 20.0, 2, 600)
+    assert [(a.type, dict(a.params)) for a in t.actions] == [("log", {"file": "disk.log"})]
+    assert (env.base / "thresholds.toml.bak").read_text() == THRESHOLDS
+    audit = client.get("/audit").get_data(as_text=True)
+    assert "alice" in audit and "root disk" in audit and "+glob = &#34;df/root.rrd&#34;" in audit
+
+
+@pytest.mark.parametrize(("change", "field", "message"), [
+    ({"glob": "../etc/*.rrd"}, "glob", "cannot leave the RRD root"),
+    ({"glob": "/etc/passwd"}, "glob", "is absolute"),
+    ({"value": "lots"}, "value", "must be a finite number"),
+    ({"repetitions": "-1"}, "repetitions", "must be 0 or more"),
+    ({"start": "yesterday-ish"}, "start", ""),
+    ({"id": "1"}, "id", "already used by"),
+    ({"action-0-type": "email"}, "action", "needs parameter 'to'"),
+    ({"action-0-type": "webhook", "action-0-webhook-url": "ftp://x"}, "action", "url"),
+])
+def test_the_form_uses_the_models_rules(app: Flask, env: Env, change: dict[str, str], field: str,
+                                        message: str) -> None:
+    client = logged_in(app)
+    data = form_of(client.get("/thresholds/new").get_data(as_text=True))
+    data.update({"name": "n", "glob": "df/*.rrd", "type": "above", "value": "1", "op": "save"})
+    data.update(change)
+    resp = client.post("/thresholds/new", data=data)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    if field == "action":
+        block = page.split('id="action-error"')[1].split("</ul>")[0]
+    else:
+        block = page.split(f'id="field-{field}"')[1].split('class="field"')[0]
+        assert 'class="errors"' in block
+    assert message in html.unescape(block) and "threshold 3:" not in block
+    assert env.thresholds_path.read_text() == THRESHOLDS
+
+
+def test_edit_keeps_secrets_out_of_the_page_and_in_the_file(app: Flask, env: Env) -> None:
+    client = logged_in(app)
+    page = client.get("/thresholds/1/edit").get_data(as_text=True)
+    assert "s3cr3t-hmac-key" not in page and "hidden-api-key" not in page
+    assert "https://hooks.example.org/x" in page  # not a secret
+    data = form_of(page)
+    assert data["action-0-type"] == "webhook" and data["action-0-webhook-secret"] == ""
+    data.update({"value": "250", "op": "save"})
+    assert client.post("/thresholds/1/edit", data=data).status_code == 302
+    text = env.thresholds_path.read_text()
+    assert "id = 1  # keep" in text and "# uplink" in text and "# disks" in text
+    t = load_thresholds(env.thresholds_path)[0]
+    assert t.value == 250.0
+    assert dict(t.actions[0].params) == {"url": "https://hooks.example.org/x", "secret": "s3cr3t-hmac-key",
+                                         "headers": {"Authorization": "Bearer hidden-api-key"}}
+    audit = client.get("/audit").get_data(as_text=True)
+    assert "-value = 100.0" in audit and "+value = 250.0" in audit
+
+
+def test_the_id_of_a_saved_threshold_cannot_change(app: Flask, env: Env) -> None:
+    client = logged_in(app)
+    data = form_of(client.get("/thresholds/2/edit").get_data(as_text=True))
+    data.update({"id": "7", "op": "save"})
+    resp = client.post("/thresholds/2/edit", data=data)
+    assert resp.status_code == 400 and "cannot change" in resp.get_data(as_text=True)
+
+
+def test_saving_refuses_when_the_file_changed_meanwhile(app: Flask, env: Env) -> None:
+    client = logged_in(app)
+    data = form_of(client.get("/thresholds/2/edit").get_data(as_text=True))
+    changed = THRESHOLDS.replace('name = "disks"', 'name = "disks (edited by hand)"')
+    env.thresholds_path.write_text(changed)
+    data.update({"value": "9", "op": "save"})
+    resp = client.post("/thresholds/2/edit", data=data)
+    assert resp.status_code == 409 and "changed by someone else" in resp.get_data(as_text=True)
+    assert env.thresholds_path.read_text() == changed
+
+
+def test_duplicate_copies_settings_and_secrets(app: Flask, env: Env) -> None:
+    client = logged_in(app)
+    page = client.get("/thresholds/1/duplicate").get_data(as_text=True)
+    assert "s3cr3t-hmac-key" not in page
+    data = form_of(page)
+    assert data["id"] == "3" and data["name"] == "copy of uplink" and data["glob"] == "interfaces/*/bytes.rrd"
+    data["op"] = "save"
+    assert client.post("/thresholds/new", data=data).status_code == 302
+    t = load_thresholds(env.thresholds_path)[-1]
+    assert t.id == 3 and t.actions[0].params["secret"] == "s3cr3t-hmac-key"
+    assert "duplicate" in client.get("/audit").get_data(as_text=True)
+
+
+def test_enable_disable_and_delete(app: Flask, env: Env) -> None:
+    client = logged_in(app)
+    token = csrf(client.get("/thresholds").get_data(as_text=True))
+    page = client.get("/thresholds").get_data(as_text=True)
+    version = re.search(r'name="version" type="hidden" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    resp = client.post("/thresholds/2/disable", data={"csrf_token": token, "version": version})
+    assert resp.status_code == 302
+    assert [t.enabled for t in load_thresholds(env.thresholds_path)] == [True, False]
+    # The table's version is now stale: a second click from the old page is refused.
+    resp = client.post("/thresholds/2/enable", data={"csrf_token": token, "version": version},
+                       follow_redirects=True)
+    assert "changed since this page was loaded" in resp.get_data(as_text=True)
+    confirm = client.get("/thresholds/2/delete").get_data(as_text=True)
+    assert "Delete threshold 2?" in confirm
+    version = re.search(r'name="version" type="hidden" value="([^"]+)"', confirm).group(1)  # type: ignore[union-attr]
+    resp = client.post("/thresholds/2/delete", data={"csrf_token": token, "version": version})
+    assert resp.status_code == 302
+    text = env.thresholds_path.read_text()
+    assert [t.id for t in load_thresholds(env.thresholds_path)] == [1] and "# disks" not in text
+    assert "# site thresholds" in text
+    audit = client.get("/audit").get_data(as_text=True)
+    assert "delete" in audit and "disable" in audit
+
+
+def test_a_legacy_file_is_shown_but_not_edited(app: Flask, env: Env) -> None:
+    env.write_thresholds("1\tdf/*.rrd\tbelow\t5.0\t0\tnow-3h\tnow\tNone\tNone\t60\n")
+    client = logged_in(app)
+    page = client.get("/thresholds").get_data(as_text=True)
+    assert "import-legacy" in page
+    resp = client.get("/thresholds/new", follow_redirects=True)
+    assert "import-legacy" in resp.get_data(as_text=True)
+
+
+def test_file_names_are_escaped(app: Flask, env: Env) -> None:
+    env.rrd("hostile/<img src=x onerror=alert(1)>.rrd", {"v": [500.0] * 8})
+    env.write_thresholds(THRESHOLDS + '\n[[threshold]]\nid = 5\nname = "<b>bold</b>"\nglob = "hostile/*.rrd"\n'
+                         'type = "above"\nvalue = 1.0\n')
+    client = logged_in(app)
+    page = client.get("/thresholds").get_data(as_text=True)
+    assert "<b>bold</b>" not in page and "&lt;b&gt;bold&lt;/b&gt;" in page
+
+
+def test_the_scheduler_uses_saved_changes_at_the_next_check(app: Flask, env: Env) -> None:
+    service: CheckService = app.extensions["rrdalarm"]
+    assert service.run_check().alarms_fired == 1  # eth0 above 100
+    client = logged_in(app)
+    data = form_of(client.get("/thresholds/1/edit").get_data(as_text=True))
+    data.update({"value": "1000", "op": "save"})
+    assert client.post("/thresholds/1/edit", data=data).status_code == 302
+    result = service.run_check()
+    assert result.alarms_fired == 0 and result.firing == 0

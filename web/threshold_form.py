@@ -1,0 +1,259 @@
+"""The threshold form: fields for one threshold and its actions, validated by the model's own rules.
+
+The form only turns text into the TOML shape; `threshold_from_dict` and the
+check's action planning decide what is valid, so the page and the loader can
+never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask_wtf import FlaskForm
+from werkzeug.datastructures import MultiDict
+from wtforms import BooleanField, HiddenField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Length
+
+from rrdalarm.config import CONSOLIDATION_FUNCTIONS, ConfigError, Threshold, threshold_from_dict
+from rrdalarm.dispatch import DEFAULT_WHEN, WHEN, plan_actions
+from rrdalarm.plugins import ActionPlugin, Param
+
+# Parameters that hold credentials although their plugin does not declare them secret:
+# an Apprise URL carries the service's token, webhook headers often an API key.
+SENSITIVE = {("apprise", "urls"), ("webhook", "headers")}
+SPARE_SLOTS = 2
+MAX_SLOTS = 20
+
+
+class ThresholdForm(FlaskForm):  # type: ignore[misc]
+    version = HiddenField()
+    copy_of = HiddenField()
+    id = StringField("Id", validators=[Length(max=12)])
+    name = StringField("Name", validators=[Length(max=255)])
+    source = SelectField("Source", choices=[SelectChoice("rrd", "RRD files")])
+    glob = StringField("Files (glob relative to the RRD root)", validators=[Length(max=1024)])
+    schema = StringField("ntopng schema", validators=[Length(max=255)])
+    query = StringField("ntopng query", validators=[Length(max=1024)])
+    ds = StringField("Data sources (comma-separated; empty: all)", validators=[Length(max=1024)])
+    cf = SelectField("Consolidation", choices=[SelectChoice(c) for c in CONSOLIDATION_FUNCTIONS])
+    type = SelectField("Alarm when the value is", choices=[SelectChoice("above"), SelectChoice("below")])
+    value = StringField("Limit", validators=[Length(max=64)])
+    repetitions = StringField("Repetitions (consecutive points)", validators=[Length(max=12)])
+    start = StringField("Window start", validators=[Length(max=64)])
+    end = StringField("Window end", validators=[Length(max=64)])
+    rearm = StringField("Re-arm (seconds before acting again)", validators=[Length(max=12)])
+    enabled = BooleanField("Enabled")
+
+
+@dataclass
+class ParamField:
+    """One parameter input of an action slot, as the template draws it."""
+
+    name: str
+    input_name: str
+    kind: str  # text, number, checkbox, lines, password
+    value: str
+    help: str
+    required: bool
+    sensitive: bool
+    is_set: bool = False
+
+
+@dataclass
+class ActionSlot:
+    index: int
+    type: str
+    on: list[str]
+    fields: dict[str, list[ParamField]] = field(default_factory=dict)
+
+
+def is_sensitive(plugin: str, name: str, spec: Param) -> bool:
+    return spec.secret or (plugin, name) in SENSITIVE
+
+
+def _number(text: str, kind: type) -> Any:
+    """A number when the text is one; otherwise the text, so the model's message names it."""
+    try:
+        return kind(text)
+    except ValueError:
+        try:
+            as_float = float(text)
+        except ValueError:
+            return text
+        return int(as_float) if kind is int and as_float.is_integer() else as_float
+
+
+def _param_text(spec: Param, value: Any) -> str:
+    if value is None:
+        return ""
+    if spec.type is list and isinstance(value, list):
+        return "\n".join(str(v) for v in value)
+    if spec.type is dict and isinstance(value, Mapping):
+        return "\n".join(f"{k}: {v if isinstance(v, str) else json.dumps(v)}" for k, v in value.items())
+    if isinstance(value, bool):
+        return "true" if value else ""
+    return str(value)
+
+
+def _param_value(spec: Param, text: str) -> Any:
+    if spec.type is list:
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    if spec.type is dict:
+        out: dict[str, Any] = {}
+        for line in text.splitlines():
+            if line.strip():
+                key, _, val = line.partition(":")
+                out[key.strip()] = val.strip()
+        return out
+    if spec.type is bool:
+        return text in ("y", "on", "true", "1")
+    if spec.type in (int, float):
+        return _number(text, spec.type)
+    return text
+
+
+def _kind(plugin: str, name: str, spec: Param) -> str:
+    if spec.type in (list, dict):
+        return "lines"
+    if is_sensitive(plugin, name, spec):
+        return "password"
+    if spec.type is bool:
+        return "checkbox"
+    return "number" if spec.type in (int, float) else "text"
+
+
+def action_slots(actions: Sequence[Mapping[str, Any]], plugins: Mapping[str, type[ActionPlugin]]) -> list[ActionSlot]:
+    """One slot per configured action plus spare empty ones; secrets are never put into the page."""
+    slots = []
+    specs = list(actions) + [{}] * SPARE_SLOTS
+    for i, spec in enumerate(specs[:MAX_SLOTS]):
+        kind = str(spec.get("type", ""))
+        params = dict(spec)
+        on = params.pop("on", list(DEFAULT_WHEN))
+        slot = ActionSlot(i, kind, [on] if isinstance(on, str) else list(on))
+        for pname, plugin in plugins.items():
+            mine = params if pname == kind else {}
+            legacy = getattr(plugin, "legacy_param", None)
+            if pname == kind and "parameter" in mine and legacy and "parameter" not in plugin.params:
+                mine = dict(mine)
+                mine[legacy] = mine.pop("parameter")
+            fields = []
+            for name, pspec in plugin.params.items():
+                sensitive = is_sensitive(pname, name, pspec)
+                present = name in mine and mine[name] not in (None, "", [], {})
+                fields.append(ParamField(
+                    name=name, input_name=f"action-{i}-{pname}-{name}", kind=_kind(pname, name, pspec),
+                    value="" if sensitive else _param_text(pspec, mine.get(name)),
+                    help=pspec.help, required=pspec.required, sensitive=sensitive, is_set=sensitive and present,
+                ))
+            slot.fields[pname] = fields
+        slots.append(slot)
+    return slots
+
+
+def actions_from_request(form: MultiDict[str, str], plugins: Mapping[str, type[ActionPlugin]],
+                         previous: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The [[threshold.action]] tables the form describes; an empty secret field keeps the previous value."""
+    out: list[dict[str, Any]] = []
+    for i in range(MAX_SLOTS):
+        kind = (form.get(f"action-{i}-type") or "").strip()
+        if not kind:
+            continue
+        plugin = plugins.get(kind)
+        if plugin is None:
+            out.append({"type": kind})  # planning names the unknown type
+            continue
+        before = dict(previous[i]) if i < len(previous) and previous[i].get("type") == kind else {}
+        legacy = getattr(plugin, "legacy_param", None)
+        if "parameter" in before and legacy and "parameter" not in plugin.params:
+            before[legacy] = before.pop("parameter")
+        spec: dict[str, Any] = {"type": kind}
+        for name, pspec in plugin.params.items():
+            text = (form.get(f"action-{i}-{kind}-{name}") or "").strip()
+            if pspec.type is bool:
+                if text:
+                    spec[name] = True
+                continue
+            if not text:
+                if is_sensitive(kind, name, pspec) and name in before:
+                    spec[name] = before[name]
+                continue
+            spec[name] = _param_value(pspec, text)
+        on = [w for w in form.getlist(f"action-{i}-on") if w in WHEN]
+        if sorted(on) != sorted(DEFAULT_WHEN):
+            spec["on"] = on or ["fire"]
+        out.append(spec)
+    return out
+
+
+def form_values(form: ThresholdForm, actions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The TOML table the form describes (numbers converted where they are numbers)."""
+    source = form.source.data or "rrd"
+    values: dict[str, Any] = {"id": _number((form.id.data or "").strip(), int), "name": (form.name.data or "").strip()}
+    if source != "rrd":
+        values["source"] = source
+    ds = [d.strip() for d in (form.ds.data or "").split(",") if d.strip()]
+    if source == "ntopng":
+        values["schema"] = (form.schema.data or "").strip()
+        values["query"] = (form.query.data or "").strip()
+        values["label"] = ds
+    else:
+        values["glob"] = (form.glob.data or "").strip()
+        values["ds"] = ds
+    values.update({
+        "cf": form.cf.data,
+        "type": form.type.data,
+        "value": _number((form.value.data or "").strip(), float),
+        "repetitions": _number((form.repetitions.data or "0").strip() or "0", int),
+        "start": (form.start.data or "").strip() or "now-1h",
+        "end": (form.end.data or "").strip() or "now",
+        "rearm": _number((form.rearm.data or "0").strip() or "0", int),
+        "enabled": bool(form.enabled.data),
+        "action": actions,
+    })
+    return values
+
+
+FIELD_OF = {"label": "ds", "action": "action", "action.type": "action", "id": "id"}
+
+
+def validate_values(values: Mapping[str, Any], where: str, sources: Sequence[str],
+                    plugins: Mapping[str, type[ActionPlugin]]) -> tuple[Threshold | None, str | None, str]:
+    """(threshold, None, '') when valid, else (None, form field name, message) from the model's rules."""
+    try:
+        threshold = threshold_from_dict(values, where, sources=sources)
+        plan = plan_actions([threshold], plugins)
+    except ConfigError as exc:
+        name = FIELD_OF.get(exc.field or "", exc.field or "")
+        # The page shows the message beside its field: "threshold 3:" would only repeat the form's title.
+        return None, name, re.sub(r"^threshold -?\d+: ", "", exc.message)
+    if plan.unavailable:
+        return None, "action", f"action {', '.join(plan.unavailable[threshold.id])} is not installed"
+    return threshold, None, ""
+
+
+def fill_form(form: ThresholdForm, t: Threshold) -> None:
+    form.id.data = str(t.id)
+    form.name.data = t.name
+    form.source.data = t.source
+    form.glob.data = t.glob
+    form.schema.data = t.schema
+    form.query.data = t.query
+    form.ds.data = ", ".join(t.ds)
+    form.cf.data = t.cf
+    form.type.data = t.type.value
+    form.value.data = repr(t.value).removesuffix(".0")
+    form.repetitions.data = str(t.repetitions)
+    form.start.data = t.start
+    form.end.data = t.end
+    form.rearm.data = str(t.rearm)
+    form.enabled.data = t.enabled
+
+
+def raw_actions(t: Threshold | None) -> list[dict[str, Any]]:
+    return [{"type": a.type, **dict(a.params)} for a in t.actions] if t else []

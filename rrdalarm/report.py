@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -108,10 +108,12 @@ FIRST_PAGE = 200
 GraphLink = Callable[[Row, int], str | None]
 
 
-def to_html(result: CheckResult, graph_link: GraphLink | None = None, nav: Mapping[str, str] | None = None) -> str:
+def to_html(result: CheckResult, graph_link: GraphLink | None = None, nav: Mapping[str, str] | None = None,
+            notices: Sequence[tuple[str, str]] = ()) -> str:
     """A standalone HTML page (no external resources): fired rows first, filters and pages in the page.
 
-    `graph_link(row, check_time)` gives the URL of a row's graph, when the page is served.
+    `graph_link(row, check_time)` gives the URL of a row's graph, when the page is served;
+    `notices` are (category, text) lines shown above the summary ("error" ones in red).
     """
     rows = ordered(result.rows)
 
@@ -134,4 +136,5 @@ def to_html(result: CheckResult, graph_link: GraphLink | None = None, nav: Mappi
         thresholds=sorted({r.threshold for r in rows}),
         data_json=data_json,
         nav=nav,
+        notices=notices,
     )

@@ -12,6 +12,7 @@ from conftest import T0, Env
 from rrdalarm import stats
 from rrdalarm.config import load_thresholds
 from rrdalarm.engine import CheckResult, run_check
+from rrdalarm.evaluate import Status
 from rrdalarm.store import AlarmEvent, CheckRun, SeriesState, Store, open_store
 
 
@@ -335,3 +336,13 @@ def test_workers_in_processes_give_the_same_result(env: Env, store: Store) -> No
     assert (parallel.files_checked, parallel.series_checked) == (50, 200)
     # above 40: a of files 41..49; below 3: a of files 0..2 and b (1.0) of every file.
     assert sum(1 for r in serial.rows if r.status.value == "ALARM FIRED") == 9 + 3 + 50
+
+
+def test_a_window_that_cannot_be_resolved_now_is_an_error_row(env: Env, store: Store) -> None:
+    # Loads fine (the start is before the end for some "now"), but at T0 the start is still ahead.
+    env.rrd("a.rrd", {"v": [10.0] * 5})
+    env.write_thresholds(threshold(1, start=str(T0 + 86400), end="now") + threshold(2))
+    result = check(env, store)
+    errors = [r for r in result.rows if r.status is Status.ERROR]
+    assert [(r.threshold, r.file) for r in errors] == [(1, "a.rrd")] and "window" in errors[0].message
+    assert [r.status for r in result.rows if r.threshold == 2] == [Status.ALARM_FIRED]

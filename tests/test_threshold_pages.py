@@ -303,3 +303,30 @@ def test_the_scheduler_uses_saved_changes_at_the_next_check(app: Flask, env: Env
     assert client.post("/thresholds/1/edit", data=data).status_code == 302
     result = service.run_check()
     assert result.alarms_fired == 0 and result.firing == 0
+
+
+def test_preview_shows_what_would_fire_and_a_backtest_without_saving(app: Flask, env: Env) -> None:
+    client = logged_in(app)
+    data = form_of(client.get("/thresholds/new").get_data(as_text=True))
+    data.update({"name": "busy", "glob": "interfaces/*/bytes.rrd", "type": "above", "value": "100",
+                 "repetitions": "2", "op": "preview"})
+    resp = client.post("/thresholds/new", data=data)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 200, page
+    assert re.search(r'id="preview-matched">2<', page) and re.search(r'id="preview-would-fire">1<', page)
+    rows = page.split('id="preview-rows"')[1].split("</table>")[0]
+    assert rows.index("interfaces/eth0/bytes.rrd") < rows.index("would fire") < rows.index("interfaces/eth1")
+    # Three points above 100 at the end of the file: one firing in the replayed day, still firing now.
+    assert re.search(r'id="backtest-fires">1<', page)
+    graph = html.unescape(re.search(r'id="preview-graph" src="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+    png = client.get(graph)
+    assert png.status_code == 200 and png.data.startswith(b"\x89PNG")
+    assert env.thresholds_path.read_text() == THRESHOLDS  # nothing saved
+    assert 'value="busy"' in page  # the form keeps what was typed
+
+
+@pytest.mark.parametrize("rel", ["../rrdalarm.toml", "/etc/passwd", "interfaces/../../thresholds.toml"])
+def test_the_preview_graph_stays_inside_the_root(app: Flask, rel: str) -> None:
+    client = logged_in(app)
+    resp = client.get("/thresholds/preview.png", query_string={"file": rel, "ds": "rx", "value": "1"})
+    assert resp.status_code in (400, 404) and not resp.data.startswith(b"\x89PNG")

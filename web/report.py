@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, jsonify, request, send_file, url_for
+from flask import Blueprint, Response, get_flashed_messages, jsonify, request, send_file, url_for
 
 from rrdalarm import report
 from rrdalarm.config import ConfigError, load_thresholds
@@ -74,7 +74,10 @@ def last_report() -> Response:
     if last.result is None:
         message = f"No check has run yet in this process.{' Last error: ' + last.error if last.error else ''}"
         return _text(message, 200)
-    return Response(report.to_html(last.result, graph_link, nav()), 200, {"Content-Type": "text/html; charset=utf-8"})
+    # "Check now" lands here: its flashed summary is shown above the report.
+    notices = get_flashed_messages(with_categories=True)
+    return Response(report.to_html(last.result, graph_link, nav(), notices), 200,
+                    {"Content-Type": "text/html; charset=utf-8"})
 
 
 @bp.get("/graph")

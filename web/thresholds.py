@@ -20,7 +20,7 @@ from rrdalarm.config import ConfigError, Settings, Threshold
 from rrdalarm.graphs import GraphError, series_graph
 from rrdalarm.overview import live_states
 from rrdalarm.plugins import ActionPlugin, available_actions, source_plugins
-from rrdalarm.sources.rrd import RRDSource
+from rrdalarm.suggest import SuggestError
 from rrdalarm.thresholds_edit import (
     Conflict,
     EditError,
@@ -36,6 +36,7 @@ from rrdalarm.thresholds_edit import (
 from rrdalarm.timespec import TimeSpecError, resolve_window
 
 from .auth import current_account, require_access, require_admin, service
+from .suggest import suggester
 from .threshold_form import (
     ThresholdForm,
     action_slots,
@@ -64,17 +65,18 @@ def _snapshot() -> tuple[Settings, Snapshot]:
     return settings, read_snapshot(svc.thresholds_file(settings, None))
 
 
-def _matched(settings: Settings, thresholds: list[Threshold]) -> dict[int, int | None]:
-    rrd = [t for t in thresholds if t.source == "rrd"]
+def _matched(thresholds: list[Threshold]) -> dict[int, int | None]:
+    """Files each RRD threshold matches now, from the autocomplete's cached index (None: not a file source)."""
     counts: dict[int, int | None] = {t.id: None for t in thresholds}
+    rrd = [t for t in thresholds if t.source == "rrd"]
     if not rrd:
         return counts
     try:
-        index = RRDSource(settings).index()
-    except ConfigError:
-        return counts
-    for t in rrd:
-        counts[t.id] = len(index.match(t.glob).files)
+        paths = suggester()
+        for t in rrd:
+            counts[t.id] = paths.matches(t.glob).count
+    except SuggestError:
+        pass  # no usable RRD root: the check reports it; the table shows "–"
     return counts
 
 
@@ -87,12 +89,12 @@ def _is_admin() -> bool:
 @require_access
 def table() -> Response | str | tuple[str, int]:
     try:
-        settings, snap = _snapshot()
+        _, snap = _snapshot()
     except (ConfigError, EditError) as exc:
         return render_template("thresholds.html", error=str(exc), rows=[], admin=False, form=None), 200
     ids = [t.id for t in snap.thresholds]
     live = live_states(service().store, ids)
-    matched = _matched(settings, snap.thresholds)
+    matched = _matched(snap.thresholds)
     rows = [(t, live[t.id], matched[t.id]) for t in snap.thresholds]
     form = VersionForm(version=snap.version)
     return render_template("thresholds.html", rows=rows, admin=_is_admin(), form=form, error=None,

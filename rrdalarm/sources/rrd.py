@@ -204,16 +204,25 @@ class RRDSource(Source):
         root = self._root()
         cache = self._cache(root)
         rules = []
+        bad: list[Outcome] = []
+        usable = []
         for t in thresholds:
-            start, end = timespec.resolve_window(t.start, t.end, now)
+            try:
+                start, end = timespec.resolve_window(t.start, t.end, now)
+            except timespec.TimeSpecError as exc:
+                # Valid when loaded, but not at this time (an epoch start that is still in the future, say).
+                bad.append(Outcome(t.id, t.glob, "", OutcomeKind.ERROR, message=f"window: {exc}"))
+                continue
+            usable.append(t)
             rules.append(Rule(t.id, t.ds, t.cf, start, end, t.type, t.value, t.repetitions))
+        thresholds = usable
         job = Job(os.path.realpath(root), tuple(rules), want_ok)
         # Start the workers while this process walks the tree, when the last walk says it is big.
         expected = cache.stat().st_size // 40 if cache.exists() else 0
         with self._pool(job, expected) as early, gc_paused():
             index = FileIndex(root, cache)
             index.refresh()
-            report = SourceReport()
+            report = SourceReport(outcomes=bad)
             items = self._plan(thresholds, index, firing, report)
             total = len(items)
             for outcomes, fetched, evaluated in self._run(job, items, early):

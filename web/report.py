@@ -75,7 +75,7 @@ def last_report() -> Response:
         message = f"No check has run yet in this process.{' Last error: ' + last.error if last.error else ''}"
         return _text(message, 200)
     # "Check now" lands here: its flashed summary is shown above the report.
-    notices = get_flashed_messages(with_categories=True)
+    notices: list[tuple[str, str]] = get_flashed_messages(with_categories=True)  # type: ignore[assignment]
     return Response(report.to_html(last.result, graph_link, nav(), notices), 200,
                     {"Content-Type": "text/html; charset=utf-8"})
 

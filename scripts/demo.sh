@@ -16,6 +16,7 @@ cat <<INFO
 
 rrdalarm demo
   web report:  http://${listen}/report  (log in: ${admin})
+  thresholds:  http://${listen}/thresholds  (edit with autocomplete, preview, save; history under Events)
   or directly: http://${listen}/report?token=$(cat .demo/data/api_token)
   API token:   $(cat .demo/data/api_token)
   cron-style:  curl -H "Authorization: Bearer \$(cat .demo/data/api_token)" "http://${listen}/start?noHTML=true"

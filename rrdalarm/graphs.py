@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from rrdalarm.config import CONSOLIDATION_FUNCTIONS, ConfigError, Settings, glob
 
 # A cached graph is reused for this long: long enough for a page of links, short enough to stay current.
 CACHE_SECONDS = 60
+_DRAW_LOCK = threading.Lock()
 _DS_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
@@ -40,21 +42,29 @@ def confined_file(settings: Settings, rel: str) -> Path:
     return path
 
 
+def _fresh(out: Path, now: float) -> bool:
+    try:
+        return now - out.stat().st_mtime < CACHE_SECONDS
+    except FileNotFoundError:
+        return False
+
+
 def _cached(cache_dir: Path, key: str, now: float, draw: Callable[[str], None]) -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
     out = cache_dir / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".png")
-    try:
-        fresh = now - out.stat().st_mtime < CACHE_SECONDS
-    except FileNotFoundError:
-        fresh = False
-    if not fresh:
-        tmp = out.with_suffix(f".{os.getpid()}.tmp")
-        try:
-            draw(str(tmp))
-        except rrdtool.OperationalError as exc:
-            tmp.unlink(missing_ok=True)
-            raise GraphError(str(exc).replace(str(cache_dir), "")) from None
-        os.replace(tmp, out)
+    if _fresh(out, now):
+        return out
+    # rrd_graph is not thread-safe (the first draws of a process can crash it when they overlap),
+    # and the web server draws from several threads: one graph at a time per process.
+    with _DRAW_LOCK:
+        if not _fresh(out, now):  # drawn by the request that held the lock before us
+            tmp = out.with_suffix(f".{os.getpid()}.tmp")
+            try:
+                draw(str(tmp))
+            except rrdtool.OperationalError as exc:
+                tmp.unlink(missing_ok=True)
+                raise GraphError(str(exc).replace(str(cache_dir), "")) from None
+            os.replace(tmp, out)
     return out
 
 

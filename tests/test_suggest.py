@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from conftest import Env, free_port, make_rrd
@@ -22,6 +22,12 @@ from pytest_httpserver import HTTPServer
 from rrdalarm.service import CheckService
 from rrdalarm.sources.rrd_index import FileIndex, cache_path_for
 from rrdalarm.suggest import PathSuggester, SuggestError, Suggestion
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+# The browser test's chromium (headless Debian chromium; skipped without it, failed on CI).
+pytest_plugins = ["browser"]
 
 TOKEN = "suggest-token-0123456789"
 XSS = "<img src=x onerror=alert(1)>.rrd"
@@ -531,10 +537,6 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <script src="/static/suggest.js" defer></script></body></html>"""
 
 
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.fixture
 def served(app: Flask, ntop: FakeNtopng) -> Iterator[str]:
     from werkzeug.serving import make_server
@@ -556,27 +558,21 @@ def served(app: Flask, ntop: FakeNtopng) -> Iterator[str]:
     assert not submitted, "Enter in the open list submitted the form"
 
 
-def test_keyboard_and_mouse_in_a_real_browser(served: str) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    executable = chromium()
-    if executable is None:
-        pytest.skip("no chromium installed")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        try:
-            context = browser.new_context(extra_http_headers={"Authorization": f"Bearer {TOKEN}"})
-            page = context.new_page()
-            dialogs: list[str] = []
+def test_keyboard_and_mouse_in_a_real_browser(served: str, chromium: Browser) -> None:
+    context = chromium.new_context(extra_http_headers={"Authorization": f"Bearer {TOKEN}"})
+    try:
+        page = context.new_page()
+        dialogs: list[str] = []
 
-            def on_dialog(dialog: Any) -> None:
-                dialogs.append(dialog.message)
-                dialog.dismiss()
+        def on_dialog(dialog: Any) -> None:
+            dialogs.append(dialog.message)
+            dialog.dismiss()
 
-            page.on("dialog", on_dialog)
-            page.goto(served + "/suggest-page")
-            run_browser_steps(page, served, dialogs)
-        finally:
-            browser.close()
+        page.on("dialog", on_dialog)
+        page.goto(served + "/suggest-page")
+        run_browser_steps(page, served, dialogs)
+    finally:
+        context.close()
 
 
 def run_browser_steps(page: Any, served: str, dialogs: list[str]) -> None:

@@ -36,11 +36,12 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -350,3 +351,22 @@ def _stats(values: Sequence[float]) -> dict[str, float]:
         return {}
     return {"average": sum(known) / len(known), "min_val": min(known), "max_val": max(known),
             "min_val_idx": values.index(min(known)), "max_val_idx": values.index(max(known))}
+
+
+class QuickServer(HTTPServer):
+    """Stops in a few milliseconds instead of half a second (serve_forever's default poll interval)."""
+
+    def thread_target(self) -> None:
+        assert self.server is not None
+        self.server.serve_forever(poll_interval=0.01)
+
+
+@pytest.fixture
+def server() -> Iterator[HTTPServer]:
+    # Threaded, so that concurrent requests really overlap (and can be counted).
+    s = QuickServer(host="127.0.0.1", port=0, threaded=True)
+    s.start()
+    yield s
+    s.clear()
+    if s.is_running():
+        s.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -30,6 +30,8 @@ from rrdalarm.store import open_store
 
 HOUR = 3600
 DAY = 86400
+
+pytest_plugins = ["fake_ntopng"]  # its `server` fixture: a quick-stopping HTTP server
 
 
 def rrd_threshold(**fields: Any) -> Threshold:
@@ -153,24 +155,6 @@ def test_preview_never_reads_outside_the_root(env: Env) -> None:
 
 
 # ---------------------------------------------------------------- preview of ntopng thresholds
-
-
-class QuickServer(HTTPServer):
-    """Stops in milliseconds rather than serve_forever's default half-second poll."""
-
-    def thread_target(self) -> None:
-        assert self.server is not None
-        self.server.serve_forever(poll_interval=0.01)
-
-
-@pytest.fixture
-def server() -> Iterator[HTTPServer]:
-    s = QuickServer(host="127.0.0.1", port=0, threaded=True)
-    s.start()
-    yield s
-    s.clear()
-    if s.is_running():
-        s.stop()
 
 
 def ntopng_threshold(**fields: Any) -> Threshold:

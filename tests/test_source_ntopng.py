@@ -34,24 +34,7 @@ SERIES = f"ntopng:host:traffic{{{QUERY}}}"
 SOURCES = {"rrd": RRDSource, "ntopng": NtopngSource}
 VERSIONS = ["6.2", "6.0", "5.6"]
 
-
-class QuickServer(HTTPServer):
-    """Stops in a few milliseconds instead of half a second (serve_forever's default poll interval)."""
-
-    def thread_target(self) -> None:
-        assert self.server is not None
-        self.server.serve_forever(poll_interval=0.01)
-
-
-@pytest.fixture
-def server() -> Iterator[HTTPServer]:
-    # Threaded, so that concurrent requests really overlap (and can be counted).
-    s = QuickServer(host="127.0.0.1", port=0, threaded=True)
-    s.start()
-    yield s
-    s.clear()
-    if s.is_running():
-        s.stop()
+pytest_plugins = ["fake_ntopng"]  # its `server` fixture: a quick-stopping HTTP server
 
 
 @pytest.fixture

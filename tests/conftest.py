@@ -18,6 +18,9 @@ from rrdalarm.config import Settings
 from rrdalarm.evaluate import EventKind
 from rrdalarm.events import Event
 
+# fake_ntopng's `server` fixture (a quick-stopping HTTP server) serves every ntopng test.
+pytest_plugins = ["fake_ntopng"]
+
 # A fixed "now" on a minute boundary; every test point sits at T0 - k*60.
 T0 = 1_700_000_040
 STEP = 60

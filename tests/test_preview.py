@@ -31,8 +31,6 @@ from rrdalarm.store import open_store
 HOUR = 3600
 DAY = 86400
 
-pytest_plugins = ["fake_ntopng"]  # its `server` fixture: a quick-stopping HTTP server
-
 
 def rrd_threshold(**fields: Any) -> Threshold:
     raw = {"id": 1, "glob": "a.rrd", "type": "above", "value": 5, "start": "now-1h", "end": "now"} | fields

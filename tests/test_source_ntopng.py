@@ -34,8 +34,6 @@ SERIES = f"ntopng:host:traffic{{{QUERY}}}"
 SOURCES = {"rrd": RRDSource, "ntopng": NtopngSource}
 VERSIONS = ["6.2", "6.0", "5.6"]
 
-pytest_plugins = ["fake_ntopng"]  # its `server` fixture: a quick-stopping HTTP server
-
 
 @pytest.fixture
 def fake(server: HTTPServer) -> FakeNtopng:

@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import Env
 from flask import Flask
 from flask.testing import FlaskClient
 
 from rrdalarm.config import load_thresholds
 from rrdalarm.service import CheckService
 from rrdalarm.users import add_user
-from tests.conftest import Env
 
 THRESHOLDS = """\
 # site thresholds

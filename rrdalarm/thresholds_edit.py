@@ -39,6 +39,10 @@ class EditError(Exception):
 class Conflict(EditError):
     """The file changed on disk since the editor read it."""
 
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path} was changed by someone else since this form was opened; "
+                         "reload the page to see the current version, then make the change again")
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -255,8 +259,7 @@ def commit(path: Path, expected_version: str, new_text: str, plugins: Mapping[st
                     raise
                 current = ""
             if version_of(current) != expected_version:
-                raise Conflict(f"{path} was changed by someone else since this form was opened; "
-                               "reload the page to see the current version, then make the change again")
+                raise Conflict(path)
             validate_text(new_text, path, plugins, sources)
             if current:
                 mode = os.stat(path).st_mode & 0o777

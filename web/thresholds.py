@@ -204,11 +204,10 @@ def _submit(form: ThresholdForm, settings: Settings, snap: Snapshot, original: T
     if request.form.get("op") == "preview":
         return _preview(form, slots, settings, threshold, ident, plugins)
     try:
-        current = read_snapshot(snap.path)
-        if current.version != form.version.data:
-            raise Conflict(f"{snap.path} was changed by someone else since this form was opened; reload the "
-                           "page to see the current version, then make the change again")
-        text = add_threshold(current.text, values) if ident is None else replace_threshold(current.text, ident, values)
+        # `snap` was read by this request; commit checks the version again under the file lock.
+        if snap.version != form.version.data:
+            raise Conflict(snap.path)
+        text = add_threshold(snap.text, values) if ident is None else replace_threshold(snap.text, ident, values)
         done = commit(snap.path, form.version.data, text, plugins)
     except Conflict as exc:
         return _render_editor(form, slots, ident=ident, plugins=plugins, errors={"form": str(exc)}, status=409)
@@ -272,7 +271,7 @@ def _change(ident: int, change: str, edit: Any) -> Response:
         settings, snap = _snapshot()
         threshold = snap.get(ident)
         if snap.version != form.version.data:
-            raise Conflict(f"{snap.path} changed since this page was loaded; look again and retry")
+            raise EditError(f"{snap.path} changed since this page was loaded; look again and retry")
         done = commit(snap.path, snap.version, edit(snap.text), _plugins(settings))
     except (ConfigError, EditError) as exc:
         return _fail(str(exc))

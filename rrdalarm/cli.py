@@ -109,9 +109,13 @@ def cli(ctx: click.Context, settings_path: Path | None) -> None:
         fail(str(exc))
 
 
+# Seconds a check runs before its progress bar shows: quick checks stay quiet.
+PROGRESS_AFTER = 1.0
+
+
 @contextmanager
 def progress_bar(enabled: bool) -> Iterator[ProgressCallback | None]:
-    """A progress bar on stderr, shown only if the check is still running after a second."""
+    """A progress bar on stderr, shown only if the check is still running after PROGRESS_AFTER seconds."""
     if not enabled:
         yield None
         return
@@ -125,7 +129,7 @@ def progress_bar(enabled: bool) -> Iterator[ProgressCallback | None]:
     def update(done: int, total: int) -> None:
         nonlocal bar, task
         if bar is None:
-            if time.monotonic() - started < 1.0:
+            if time.monotonic() - started < PROGRESS_AFTER:
                 return
             bar = Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                            console=Console(stderr=True), transient=True)

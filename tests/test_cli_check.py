@@ -232,7 +232,7 @@ def test_progress_bar_on_a_terminal_only(env: Env) -> None:
     import pty
     import shutil
 
-    # Long enough (over a second) for the bar to show: many files with a long window each.
+    # Enough files for several progress callbacks; the bar's delay is set to 0 so that timing does not matter.
     template = env.rrd("t/template.rrd", {"x": [1.0] * 300}, rows=300)
     for i in range(10000):
         dest = env.root / "h" / str(i // 500) / f"{i}.rrd"
@@ -242,7 +242,8 @@ def test_progress_bar_on_a_terminal_only(env: Env) -> None:
     env.write_thresholds(threshold(glob="h/**/*.rrd", start="now-5h"))
     envvars = {k: v for k, v in os.environ.items() if not k.startswith("RRDALARM_")}
     envvars |= {"RRDALARM_SETTINGS": str(env.settings_path), "COLUMNS": "100", "TERM": "xterm"}
-    cmd = [sys.executable, "-m", "rrdalarm", "check", "--at", str(T0), "--workers", "1"]
+    run = "import sys, rrdalarm.cli as c; c.PROGRESS_AFTER = 0.0; sys.argv[0] = 'rrdalarm'; c.main()"
+    cmd = [sys.executable, "-c", run, "check", "--at", str(T0), "--workers", "1"]
     leader, follower = pty.openpty()
     proc = subprocess.Popen(cmd, env=envvars, stdout=subprocess.DEVNULL, stderr=follower)
     os.close(follower)
@@ -258,3 +259,7 @@ def test_progress_bar_on_a_terminal_only(env: Env) -> None:
     assert proc.wait(timeout=300) == 0
     os.close(leader)
     assert b"checking" in seen and b"/10000" in seen
+    # The same check with stderr not a terminal shows no bar.
+    piped = subprocess.run(cmd, env=envvars, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
+    assert piped.returncode == 0
+    assert b"checking" not in piped.stderr

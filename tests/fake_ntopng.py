@@ -28,8 +28,7 @@ quotes it. Nothing is invented for the client's convenience:
   without epoch_begin/epoch_end fails as 6.2 does (rrd.lua:827), and no `query` is
   a 400 whose body is not JSON (a second HTTP answer glued after the rc -5 one).
 
-Where this fake and a recording in tests/ntopng-6.2/ (or the full set the
-project keeps) differ, the recording is right.
+Where this fake and a recording in tests/ntopng-6.2/ differ, the recording is right.
 
 Test knobs: `delay` (a slow ntopng), `fail_next` (HTTP statuses to answer
 first, e.g. [500]), `rc_error` (answer every REST call with that rc), and

@@ -31,7 +31,8 @@ quotes it. Nothing is invented for the client's convenience:
 Where this fake and a recording in tests/ntopng-6.2/ differ, the recording is right.
 
 Test knobs: `delay` (a slow ntopng), `fail_next` (HTTP statuses to answer
-first, e.g. [500]), `rc_error` (answer every REST call with that rc), and
+first, e.g. [500]), `rc_error` (answer every REST call with that rc),
+`starting` (the 403 "We're almost ready..." page of its first seconds), and
 `max_in_flight` / `log` (what the client did).
 """
 
@@ -70,6 +71,11 @@ RECORDED = Path(__file__).with_name("ntopng-6.2")
 CATALOG_FILES = {"host": "30-consts-host.json", "iface": "31-consts-iface-with-epochs.json"}
 # The base tags of each entity: a schema with one more (protocol, l4proto) gets a top: entry.
 ENTITY_TAGS = {"host": ("ifid", "host"), "iface": ("ifid",)}
+STARTING_PAGE = (
+    '<html><head><meta http-equiv="refresh" content="3"></head><body><center><H3>We\'re almost ready...</H3>'
+    "<center><p>ntopng is unable to serve requests at this time (possibly starting up or shutting down). "
+    "Please hold on.\n</body></html>"
+)
 RC = {  # rest_utils.lua: rc, rc_str, rc_str_hr, HTTP status
     "OK": (0, "Success", 200),
     "NOT_FOUND": (-1, "Not found", 404),
@@ -157,6 +163,7 @@ class FakeNtopng:
     delay: float = 0.0
     fail_next: deque[int] = field(default_factory=deque)
     rc_error: str | None = None
+    starting: bool = False
     interfaces: dict[int, str] = field(default_factory=lambda: {0: "eth0"})
     hosts: dict[int, list[Host]] = field(default_factory=dict)
     series: dict[tuple[str, tuple[str, ...]], Stored] = field(default_factory=dict)
@@ -211,6 +218,8 @@ class FakeNtopng:
             status = self.fail_next.popleft() if self.fail_next else None
         if status is not None:
             return Response("<html><body>Internal Server Error</body></html>", status, content_type="text/html")
+        if self.starting:
+            return Response(STARTING_PAGE, 403, content_type="text/html")
         if not self._authorized(request):
             return self._redirect_login(request)
         params: dict[str, Any] = dict(request.args.items())

@@ -373,6 +373,16 @@ def test_rc_error_carries_ntopngs_words(env: Env, store: Store, fake: FakeNtopng
                           "(Invalid arguments), HTTP 400"
 
 
+def test_ntopng_starting_is_an_error_row(env: Env, store: Store, fake: FakeNtopng) -> None:
+    fake.starting = True  # its first seconds: 403 and an HTML page
+    configure(env, fake.url)
+    env.write_thresholds(threshold(label=["bytes_sent"]))
+    r = check(env, store)
+    [row] = r.rows
+    assert row.status.value == "ERROR" and "HTTP 403 (ntopng is starting or stopping)" in row.message
+    assert r.exit_status == 3
+
+
 def test_ntopng_down_is_an_error(env: Env, store: Store) -> None:
     configure(env, f"http://127.0.0.1:{free_port()}")
     env.write_thresholds(threshold(label=["bytes_sent"]) + threshold(2, query="ifid:0,host:*"))

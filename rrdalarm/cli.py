@@ -594,7 +594,14 @@ def ntopng_series(ctx: click.Context, schema: str, query: str, since: str) -> No
     from rrdalarm.config import ntopng_query_problem
     from rrdalarm.evaluate import newest_known
     from rrdalarm.report import fmt_time, fmt_value
-    from rrdalarm.sources.ntopng import expand, parse_query, series_name, window_slice
+    from rrdalarm.sources.ntopng import (
+        expand,
+        fetch_limit,
+        not_found_message,
+        parse_query,
+        series_name,
+        window_slice,
+    )
     from rrdalarm.sources.ntopng_client import NtopngError
 
     problem = ntopng_query_problem(query)
@@ -611,9 +618,12 @@ def ntopng_series(ctx: click.Context, schema: str, query: str, since: str) -> No
             if not concrete:
                 click.echo(f"{schema} {query}: nothing matches now")
             for tags in concrete:
-                answer = client.timeseries(schema, dict(tags), begin, end, end - begin + 2)
-                lo, hi = window_slice(answer.first, answer.step, begin, end)
+                answer = client.timeseries(schema, dict(tags), begin, end, fetch_limit(begin, end))
                 name = series_name(schema, tags)
+                if not answer.found:  # no step, no points: nothing to place in the window
+                    click.echo(f"{name}  no data: {not_found_message(schema)}")
+                    continue
+                lo, hi = window_slice(answer.first, answer.step, begin, end)
                 if not answer.labels:
                     click.echo(f"{name}  (no data)")
                 for label, values in answer.labels.items():

@@ -19,11 +19,20 @@ quotes it. Nothing is invented for the client's convenience:
   above `limit` (default 60). 6.x nulls a series with fewer than 2 known points.
   Not found: 6.x `{"metadata": []}`, 5.x `[]`, both rc 0.
 * interfaces.lua, host/active.lua (ifid required: rc -2 INVALID_INTERFACE,
-  HTTP 400; paging with currentPage/perPage, default 10; `all=true` from 5.6),
+  HTTP 400; paging with currentPage/perPage, default 10; `all=true` from 5.6;
+  `key` is `127__0__0__4`, `sort` is `[[]]`, no totalRows),
   timeseries/type/consts.lua (5.6 and later; older versions have no such script).
+  consts.lua answers the catalog recorded from a real 6.2 (tests/ntopng-6.2/):
+  every schema of the entity, with data or not, plus a `top:` entry (with a
+  `query` key) for each stored series of a schema with a third tag. `query=iface`
+  without epoch_begin/epoch_end fails as 6.2 does (rrd.lua:827), and no `query` is
+  a 400 whose body is not JSON (a second HTTP answer glued after the rc -5 one).
+
+Where this fake and a recording in tests/ntopng-6.2/ differ, the recording is right.
 
 Test knobs: `delay` (a slow ntopng), `fail_next` (HTTP statuses to answer
-first, e.g. [500]), `rc_error` (answer every REST call with that rc), and
+first, e.g. [500]), `rc_error` (answer every REST call with that rc),
+`starting` (the 403 "We're almost ready..." page of its first seconds), and
 `max_in_flight` / `log` (what the client did).
 """
 
@@ -38,6 +47,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -57,6 +67,15 @@ KNOWN_PARAMS = frozenset({
     "sortOrder", "version", "vlan", "network", "query", "host", "zoom",
 })
 NUMERIC_PARAMS = frozenset({"epoch_begin", "epoch_end", "limit", "ifid", "currentPage", "perPage"})
+RECORDED = Path(__file__).with_name("ntopng-6.2")
+CATALOG_FILES = {"host": "30-consts-host.json", "iface": "31-consts-iface-with-epochs.json"}
+# The base tags of each entity: a schema with one more (protocol, l4proto) gets a top: entry.
+ENTITY_TAGS = {"host": ("ifid", "host"), "iface": ("ifid",)}
+STARTING_PAGE = (
+    '<html><head><meta http-equiv="refresh" content="3"></head><body><center><H3>We\'re almost ready...</H3>'
+    "<center><p>ntopng is unable to serve requests at this time (possibly starting up or shutting down). "
+    "Please hold on.\n</body></html>"
+)
 RC = {  # rest_utils.lua: rc, rc_str, rc_str_hr, HTTP status
     "OK": (0, "Success", 200),
     "NOT_FOUND": (-1, "Not found", 404),
@@ -74,6 +93,7 @@ class Stored:
     step: int
     points: dict[str, dict[int, float | None]]
     last_update: int
+    gauge: bool = False
 
 
 @dataclass
@@ -117,6 +137,15 @@ def sample(rows: list[float], dp: int) -> list[float]:
     return out
 
 
+def catalog(entity: str) -> list[dict[str, Any]]:
+    """consts.lua's plain entries for `entity` as a real 6.2 answered them (none for an entity not recorded)."""
+    name = CATALOG_FILES.get(entity)
+    if name is None:
+        return []
+    rsp = json.loads((RECORDED / name).read_text())["rsp"]
+    return [e for e in rsp if not str(e.get("schema", "")).startswith("top:")]
+
+
 def jsonable(values: Sequence[float]) -> list[float | None]:
     """dkjson writes NaN as null."""
     return [None if v != v else v for v in values]
@@ -134,6 +163,7 @@ class FakeNtopng:
     delay: float = 0.0
     fail_next: deque[int] = field(default_factory=deque)
     rc_error: str | None = None
+    starting: bool = False
     interfaces: dict[int, str] = field(default_factory=lambda: {0: "eth0"})
     hosts: dict[int, list[Host]] = field(default_factory=dict)
     series: dict[tuple[str, tuple[str, ...]], Stored] = field(default_factory=dict)
@@ -157,7 +187,7 @@ class FakeNtopng:
         self.hosts.setdefault(ifid, []).append(Host(ip, vlan, local))
 
     def add_series(self, schema: str, query: str, values: Mapping[str, Sequence[float | None]], *, end: int,
-                   step: int = 300) -> None:
+                   step: int = 300, gauge: bool = False) -> None:
         """Metric `label` has values[i] at `end - (len-1-i)*step`; `end` is the last update. Dict order = DS order."""
         assert end % step == 0, "ntopng writes at multiples of the step"
         tags = dict(part.split(":", 1) for part in query.split(","))
@@ -167,7 +197,7 @@ class FakeNtopng:
             first = end - (len(vals) - 1) * step
             points[label] = {first + i * step: v for i, v in enumerate(vals)}
         key = (schema, tuple(tags[k] for k in self.schema_tags[schema]))
-        self.series[key] = Stored(step, points, end)
+        self.series[key] = Stored(step, points, end, gauge)
 
     # ------------------------------------------------------------ HTTP
 
@@ -188,6 +218,8 @@ class FakeNtopng:
             status = self.fail_next.popleft() if self.fail_next else None
         if status is not None:
             return Response("<html><body>Internal Server Error</body></html>", status, content_type="text/html")
+        if self.starting:
+            return Response(STARTING_PAGE, 403, content_type="text/html")
         if not self._authorized(request):
             return self._redirect_login(request)
         params: dict[str, Any] = dict(request.args.items())
@@ -200,7 +232,9 @@ class FakeNtopng:
         self.log.append((request.method, request.path, dict(params)))
         for key in params:
             if key not in KNOWN_PARAMS:
-                return self._error_page(request, "internal_error", f"[LINT] Validation error: Unknown key {key}")
+                return self._error_page(request, "internal_error", "/usr/share/ntopng/scripts/lua/modules/"
+                                        f"http_lint.lua:2844: [LINT] Validation error: Unknown key '{key}' [1]: "
+                                        "missing validation perhaps?")
         # A value that fails its validator is removed without a word (http_lint.validationError).
         clean = {k: lua_tostring(v) for k, v in params.items()}
         for key in NUMERIC_PARAMS & clean.keys():
@@ -219,7 +253,7 @@ class FakeNtopng:
         if request.path == ACTIVE:
             return self._active(clean)
         if request.path == CONSTS and self._v >= (5, 6):
-            return self._consts(clean)
+            return self._consts(request, clean)
         return self._error_page(request, "not_found", None)
 
     def _authorized(self, request: Request) -> bool:
@@ -263,8 +297,8 @@ class FakeNtopng:
             if sep:
                 tags[name] = value
         if "ifid" not in tags:
-            return self._error_page(request, "internal_error",
-                                    "ts_data.lua: attempt to concatenate a nil value (field 'ifid')")
+            return self._error_page(request, "internal_error", "/usr/share/ntopng/scripts/lua/modules/timeseries/"
+                                    "ts_data.lua:136: attempt to concatenate a nil value (field 'ifid')")
         now = self.now()
         begin = int(p.get("epoch_begin", now - 3600))
         end = int(p.get("epoch_end", now))
@@ -286,6 +320,7 @@ class FakeNtopng:
             fetch_begin, fetch_end = begin, end
         columns = {}
         fstart = fend = 0
+        counted = False  # 6.0/6.2 count points only for a series that kept them: num_point 0 when all were nulled
         for label in stored.points:
             fstart, fend, rows = fetch_rows(stored, label, fetch_begin, fetch_end)
             if not v6:
@@ -295,6 +330,8 @@ class FakeNtopng:
                 rows = [max(0.0, v) if v == v else v for v in rows]
                 if sum(1 for v in rows if v == v) < 2:  # min_num_points
                     rows = [math.nan] * len(rows)
+                else:
+                    counted = True
             columns[label] = rows
         count = len(next(iter(columns.values()), []))
         out_step = step
@@ -303,9 +340,10 @@ class FakeNtopng:
             columns = {k: sample(v, dp) for k, v in columns.items()}
             out_step, count = step * dp, math.ceil(count / dp)
         if v6:
-            series = [{"id": k, "data": jsonable(v), "statistics": _stats(v)} for k, v in columns.items()]
+            series = [{"id": k, "data": jsonable(v), "statistics": _stats(v, out_step, stored.gauge)}
+                      for k, v in columns.items()]
             rsp: Any = {"metadata": {"epoch_begin": fstart, "epoch_end": fend, "epoch_step": out_step,
-                                     "num_point": count, "schema": schema, "query": tags},
+                                     "num_point": count if counted else 0, "schema": schema, "query": tags},
                         "series": series}
         else:
             kept = [(k, v) for k, v in columns.items() if sum(v) > 0]  # 5.6: all-zero series are dropped
@@ -325,32 +363,60 @@ class FakeNtopng:
         if p.get("all") == "true" and self._v >= (5, 6):
             per_page, page = -1, 0
         chosen = hosts if per_page < 0 else hosts[(page - 1) * per_page : page * per_page]
-        data = [{"key": f"{h.ip}@{h.vlan}", "ip": h.ip, "vlan": h.vlan, "name": h.ip, "is_localhost": h.local,
-                 "bytes": {"total": 0, "sent": 0, "recvd": 0}, "thpt": {"pps": 0, "bps": 0}} for h in chosen]
-        return self._rc("OK", {"perPage": per_page, "currentPage": page, "data": data,
-                               "sort": [["column_ip", "asc"]]})
+        data = [{"key": h.ip.replace(".", "__") + (f"@{h.vlan}" if h.vlan else ""), "ip": h.ip, "vlan": h.vlan,
+                 "name": h.ip, "is_localhost": h.local, "bytes": {"total": 0, "sent": 0, "recvd": 0},
+                 "thpt": {"pps": 0, "bps": 0}} for h in chosen]
+        return self._rc("OK", {"perPage": per_page, "currentPage": page, "data": data, "sort": [[]]})
 
-    def _consts(self, p: dict[str, str]) -> Response:
+    def _consts(self, request: Request, p: dict[str, str]) -> Response:
         entity = p.get("query", "")
         if not entity:
-            return self._rc("INVALID_ARGUMENTS", None)
+            # invalid_args is sent but the script goes on and answers again: the body is not JSON.
+            glued = json.dumps({"rc": -5, "rsp": [], "rc_str": "INVALID_ARGUMENTS", "rc_str_hr": "Invalid arguments"})
+            glued += "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"
+            return Response(glued, 400, content_type="application/json")
+        has_epochs = "epoch_begin" in p and "epoch_end" in p
+        if entity == "iface" and not has_epochs:
+            return self._error_page(request, "internal_error", "/usr/share/ntopng/scripts/lua/modules/timeseries/"
+                                    "drivers/rrd.lua:827: attempt to compare nil with number")
+        return self._rc("OK", catalog(entity) + self._top_entries(entity, p))
+
+    def _top_entries(self, entity: str, p: dict[str, str]) -> list[dict[str, Any]]:
+        """consts.lua's top: entries: one per stored series with an extra tag, updated within the window."""
+        base = ENTITY_TAGS.get(entity)
+        if base is None or "epoch_begin" not in p:
+            return []
         out = []
-        for schema in self.schema_tags:
-            if schema.split(":", 1)[0] == entity:
-                labels = next((list(s.points) for (name, _), s in self.series.items() if name == schema), [])
-                out.append({"schema": schema, "id": entity, "label": schema, "priority": 0, "measure_unit": "bps",
-                            "scale": "Traffic", "timeseries": {m: {"label": m} for m in labels}})
-        if entity == "host":
-            out.append({"schema": "top:host:ndpi", "id": entity, "label": "Top applications"})
-        return self._rc("OK", out)
+        for (schema, values), stored in self.series.items():
+            names = self.schema_tags[schema]
+            if schema.split(":", 1)[0] != entity or len(names) != len(base) + 1 or names[: len(base)] != base:
+                continue
+            tags = dict(zip(names, values, strict=True))
+            if tags["ifid"] != p.get("ifid", "0") or (entity == "host" and tags["host"] != p.get("host")):
+                continue
+            if stored.last_update < int(p["epoch_begin"]):
+                continue
+            extra = names[-1]
+            out.append({"schema": f"top:{schema}", "query": f"{extra}:{tags[extra]}", "label": tags[extra],
+                        "priority": 2, "measure_unit": "bps", "scale": "Traffic", "group": "Traffic Protocols",
+                        "timeseries": {m: {"label": m} for m in stored.points}})
+        return out
 
 
-def _stats(values: Sequence[float]) -> dict[str, float]:
+def _stats(values: Sequence[float], step: int, gauge: bool) -> dict[str, float | None]:
+    """ts_common's statistics: nulls when nothing is known; `total` (sum * step) only for counters."""
     known = [v for v in values if v == v]
     if not known:
-        return {}
-    return {"average": sum(known) / len(known), "min_val": min(known), "max_val": max(known),
-            "min_val_idx": values.index(min(known)), "max_val_idx": values.index(max(known))}
+        out: dict[str, float | None] = {"average": None, "min_val": None, "max_val": None, "95th_percentile": None,
+                                        "min_val_idx": 1, "max_val_idx": 1}
+    else:
+        ranked = sorted(known)
+        out = {"average": sum(known) / len(known), "min_val": min(known), "max_val": max(known),
+               "95th_percentile": ranked[int(0.95 * (len(ranked) - 1))],
+               "min_val_idx": values.index(min(known)), "max_val_idx": values.index(max(known))}
+    if not gauge:
+        out["total"] = sum(known) * step if known else None
+    return out
 
 
 class QuickServer(HTTPServer):

@@ -53,3 +53,28 @@ def test_check_with_an_ntopng_threshold(env: Env, ntop: FakeNtopng) -> None:
         ("ntopng:host:traffic{ifid:0,host:192.168.1.10}", "bytes_sent"): "ALARM FIRED",
         ("ntopng:host:traffic{ifid:0,host:192.168.1.11}", "bytes_sent"): "OK",
     }
+
+
+def test_series_not_found_is_a_line_not_a_crash(env: Env, ntop: FakeNtopng) -> None:
+    # A host before its first 5-minute dump, and a schema of the catalog with no data: ntopng says "not found".
+    ntop.add_host(0, "192.168.1.12")
+    p = env.run("ntopng", "series", "host:traffic", "ifid:0,host:*")
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr
+    [line] = [line for line in p.stdout.splitlines() if "192.168.1.12" in line]
+    assert line.startswith("ntopng:host:traffic{ifid:0,host:192.168.1.12}  no data: ntopng has no host:traffic data")
+    score = env.run("ntopng", "series", "host:score", "ifid:0,host:192.168.1.10")
+    assert score.returncode == 0 and "Traceback" not in score.stderr, score.stderr
+    assert score.stdout.startswith("ntopng:host:score{ifid:0,host:192.168.1.10}  no data: ntopng has no host:score")
+
+
+def test_schemas_of_hosts_and_interfaces(env: Env, ntop: FakeNtopng) -> None:
+    iface = env.run("ntopng", "schemas", "--entity", "iface")
+    assert iface.returncode == 0, iface.stderr
+    names = iface.stdout.split()
+    assert names[:2] == ["iface:traffic_rxtx", "iface:traffic_ip"] and "iface:traffic" in names and len(names) == 32
+    host = env.run("ntopng", "schemas")
+    assert host.returncode == 0, host.stderr
+    assert host.stdout.split()[:3] == ["host:traffic", "host:score", "host:active_flows"]
+    consts = [params for _m, path, params in ntop.log if path.endswith("/consts.lua")]
+    assert all({"epoch_begin", "epoch_end"} <= params.keys() for params in consts)

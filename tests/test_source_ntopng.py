@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import Env, free_port
-from fake_ntopng import TS, FakeNtopng
+from fake_ntopng import RECORDED, TS, FakeNtopng
 from pytest_httpserver import HTTPServer
 
 from rrdalarm.config import ConfigError, NtopngSettings, load_thresholds
@@ -165,6 +165,43 @@ def test_nothing_known_is_no_data_and_unknown_host_is_no_data(env: Env, store: S
     assert got[(1, "bytes_sent")] == ("NO DATA", "no known point in the window")
     assert got[(2, "")][0] == "NO DATA" and "no host:traffic data" in got[(2, "")][1]
     assert r.exit_status == 3
+
+
+def test_not_found_answers_are_clear_rows(env: Env, store: Store, fake: FakeNtopng) -> None:
+    fake.add_host(0, HOST)
+    fake.add_host(0, "192.168.1.12")  # before its first 5-minute dump: ntopng has no RRD yet
+    fake.add_host(0, "192.168.1.13")
+    traffic(fake, [1, 9])
+    traffic(fake, [9], host="192.168.1.13")  # one point: 6.2 answers all null
+    configure(env, fake.url)
+    env.write_thresholds(threshold(1, query="ifid:0,host:*", label=["bytes_sent"])
+                         + threshold(2, schema="host:score"))  # in the catalog, no data in light mode
+    r = check(env, store)
+    got = {(row.threshold, row.file, row.ds): (row.status.value, row.message) for row in r.rows}
+    assert got[(1, SERIES, "bytes_sent")][0] == "ALARM FIRED"
+    assert got[(1, "ntopng:host:traffic{ifid:0,host:192.168.1.12}", "bytes_sent")] == (
+        "NO DATA", "ntopng has no host:traffic data for this query (unknown schema, tags or host, "
+                   "or nothing stored yet)")
+    assert got[(1, "ntopng:host:traffic{ifid:0,host:192.168.1.13}", "bytes_sent")] == (
+        "NO DATA", "no known point in the window")
+    status, message = got[(2, f"ntopng:host:score{{{QUERY}}}", "")]
+    assert status == "NO DATA" and "no host:score data" in message
+    assert len(got) == 4 and r.exit_status == 1
+
+
+def test_recorded_answers_of_a_real_62_parse() -> None:
+    def rsp(name: str) -> Any:
+        text = (RECORDED / name).read_text()
+        return json.loads(text.split("\n\n", 1)[1] if name.endswith(".txt") else text)["rsp"]
+
+    for name in ("12-ts-unknown-schema.txt", "13-ts-host-unknown.txt"):
+        assert not parse_ts_answer(rsp(name)).found
+    one = parse_ts_answer(rsp("40-ts-host-traffic-1point.json"))
+    assert one.found and one.step == 300 and one.labels == {"bytes_sent": [None] * 7, "bytes_rcvd": [None] * 7}
+    counter = parse_ts_answer(rsp("41-ts-host-traffic-127.0.0.3.json"))
+    assert (counter.first, counter.labels["bytes_rcvd"][-1]) == (1796158500 + 300, 399856.46)
+    gauge = parse_ts_answer(rsp("44-ts-host-score-gauge.json"))
+    assert gauge.labels["score_as_cli"][-2:] == [14679.0, 14559.0]
 
 
 def test_threshold_sharing_a_query_fetches_it_once(env: Env, store: Store, fake: FakeNtopng) -> None:
@@ -336,6 +373,16 @@ def test_rc_error_carries_ntopngs_words(env: Env, store: Store, fake: FakeNtopng
                           "(Invalid arguments), HTTP 400"
 
 
+def test_ntopng_starting_is_an_error_row(env: Env, store: Store, fake: FakeNtopng) -> None:
+    fake.starting = True  # its first seconds: 403 and an HTML page
+    configure(env, fake.url)
+    env.write_thresholds(threshold(label=["bytes_sent"]))
+    r = check(env, store)
+    [row] = r.rows
+    assert row.status.value == "ERROR" and "HTTP 403 (ntopng is starting or stopping)" in row.message
+    assert r.exit_status == 3
+
+
 def test_ntopng_down_is_an_error(env: Env, store: Store) -> None:
     configure(env, f"http://127.0.0.1:{free_port()}")
     env.write_thresholds(threshold(label=["bytes_sent"]) + threshold(2, query="ifid:0,host:*"))
@@ -450,7 +497,12 @@ def test_client_listings(fake: FakeNtopng) -> None:
         assert client.interfaces() == [(0, "eth0"), (3, "tun0")]
         hosts = client.active_hosts(3)
         assert len(hosts) == 12 and hosts[0] == "10.1.0.0@7" and "10.1.0.11" in hosts
-        assert client.schemas("host") == ["host:traffic"]  # top: entries are not plain schemas
+        host = client.schemas("host")  # the whole catalog, with data or not
+        assert host[:2] == ["host:traffic", "host:score"] and len(host) == 23
+        fake.add_series("iface:ndpi", "ifid:0,protocol:HTTP", {"bytes": [1, 2]}, end=T0)
+        iface = client.schemas("iface")  # 6.2 fails without epochs here
+        assert iface[:2] == ["iface:traffic_rxtx", "iface:traffic_ip"] and len(iface) == 32
+        assert not any(name.startswith("top:") for name in host + iface)  # lists of top-N, not schemas
         assert expand(client, parse_query("ifid:*,host:*")) == [
             (("ifid", "3"), ("host", h)) for h in hosts]
         with pytest.raises(NtopngError, match=r"rc -2 INVALID_INTERFACE .*HTTP 400"):
@@ -459,7 +511,7 @@ def test_client_listings(fake: FakeNtopng) -> None:
 
 def test_client_script_errors_are_302_to_the_error_page(fake: FakeNtopng) -> None:
     with client_for(fake) as client:
-        with pytest.raises(NtopngError, match=r"script failed .*Unknown key no_such_param"):
+        with pytest.raises(NtopngError, match=r"script failed .*Unknown key 'no_such_param'"):
             client._call("POST", TS, json_body={"ts_schema": "host:traffic", "ts_query": QUERY,
                                                 "no_such_param": 1})
         with pytest.raises(NtopngError, match=r"script failed .*field 'ifid'"):

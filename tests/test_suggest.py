@@ -489,8 +489,10 @@ def ntop(web_env: Env, httpserver: HTTPServer) -> FakeNtopng:
 
 def test_ntopng_routes(api: Api, ntop: FakeNtopng) -> None:
     assert api.get("/api/ntopng/interfaces").get_json() == [{"ifid": 0, "name": "eth0"}, {"ifid": 2, "name": "eth2"}]
-    assert api.get("/api/ntopng/schemas", entity="host", ifid="0").get_json() == ["host:traffic", "host:ndpi"]
-    assert api.get("/api/ntopng/schemas", entity="iface").get_json() == ["iface:traffic"]
+    host = api.get("/api/ntopng/schemas", entity="host", ifid="0").get_json()  # ntopng's catalog, top: left out
+    assert host[:2] == ["host:traffic", "host:score"] and len(host) == 23 and "host:ndpi" not in host
+    iface = api.get("/api/ntopng/schemas", entity="iface").get_json()
+    assert iface[:2] == ["iface:traffic_rxtx", "iface:traffic_ip"] and "iface:traffic" in iface and len(iface) == 32
     assert api.get("/api/ntopng/hosts", ifid="0").get_json() == ["192.168.1.10", "192.168.1.11", "10.0.0.2@3"]
     for path, params in [("/api/ntopng/hosts", {"ifid": "x"}), ("/api/ntopng/hosts", {"ifid": "-1"}),
                          ("/api/ntopng/schemas", {"entity": "host;drop"}), ("/api/ntopng/schemas", {"ifid": "1.5"})]:
@@ -644,10 +646,13 @@ def run_browser_steps(page: Any, served: str, dialogs: list[str]) -> None:
     expect(options.nth(0)).to_have_text("file" + XSS)
     assert page.locator("#glob-list img").count() == 0
 
-    page.locator("#schema").focus()
-    expect(page.locator("#ntopng-schemas option")).to_have_count(2)
-    assert page.locator("#ntopng-schemas option").evaluate_all("os => os.map(o => o.value)") == [
-        "host:traffic", "host:ndpi"]
+    page.locator("#schema").focus()  # nothing typed: host and interface schemas
+    expect(page.locator("#ntopng-schemas option")).to_have_count(23 + 32)
+    schemas = page.locator("#ntopng-schemas option").evaluate_all("os => os.map(o => o.value)")
+    assert schemas[:2] == ["host:traffic", "host:score"]
+    assert schemas[23:25] == ["iface:traffic_rxtx", "iface:traffic_ip"]
+    page.locator("#schema").press_sequentially("iface:")  # an entity typed: only its schemas
+    expect(page.locator("#ntopng-schemas option")).to_have_count(32)
     page.locator("#query").focus()
     expect(page.locator("#ntopng-hosts option")).to_have_count(4)
     assert page.locator("#ntopng-hosts option").nth(3).get_attribute("value") == "ifid:0,host:10.0.0.2@3"

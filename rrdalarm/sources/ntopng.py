@@ -98,6 +98,16 @@ def matches(pattern: Tags, tags: Tags) -> bool:
     )
 
 
+def fetch_limit(start: int, end: int) -> int:
+    """ts.lua's `limit` for a window: enough points that ntopng never averages them together."""
+    return (end - start) // MIN_STEP + LIMIT_MARGIN
+
+
+def not_found_message(schema: str) -> str:
+    """Why an answer that is not found (`TsAnswer.found` false) has no points."""
+    return f"ntopng has no {schema} data for this query (unknown schema, tags or host, or nothing stored yet)"
+
+
 def window_slice(first: int, step: int, start: int, end: int) -> tuple[int, int]:
     """Indexes [lo, hi) of the points at `first + i * step` with start < time <= end (hi may exceed the data)."""
     lo = max(0, (start - first) // step + 1)
@@ -276,7 +286,7 @@ class NtopngSource(Source):
         futures: dict[Future[TsAnswer], FetchKey] = {}
         seen: set[FetchKey] = set()
         for p in plans:
-            limit = (p.end - p.start) // MIN_STEP + LIMIT_MARGIN
+            limit = fetch_limit(p.start, p.end)
             for tags in p.concretes:
                 key = (p.t.schema, tags, p.start, p.end)
                 if key not in seen:
@@ -335,9 +345,7 @@ class NtopngSource(Source):
         t = p.t
         if not answer.found:
             for ds in list(t.ds) or firing_ds or [""]:
-                self._add(report, Outcome(t.id, series, ds, OutcomeKind.NO_DATA,
-                                          message=f"ntopng has no {t.schema} data for this query "
-                                                  "(unknown schema, tags or host, or nothing stored yet)"))
+                self._add(report, Outcome(t.id, series, ds, OutcomeKind.NO_DATA, message=not_found_message(t.schema)))
             return
         wanted = list(t.ds) or [*answer.labels, *(ds for ds in firing_ds if ds not in answer.labels)]
         if not wanted:

@@ -43,6 +43,8 @@ SCHEMAS_PATH = "/lua/rest/v2/get/timeseries/type/consts.lua"
 HOSTS_PER_PAGE = 5000
 MAX_HOST_PAGES = 200
 
+SCHEMAS_WINDOW_S = 3600
+
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_REASON = 300
 
@@ -311,9 +313,16 @@ class NtopngClient:
         return hosts
 
     def schemas(self, entity: str, ifid: int = 0) -> list[str]:
-        """Timeseries schemas ntopng offers for an entity (host, iface, ...); needs ntopng 5.6 or later."""
+        """Timeseries schemas ntopng offers for an entity (host, iface, ...); needs ntopng 5.6 or later.
+
+        This is ntopng's catalog: a schema may be listed and still have no data.
+        """
+        # The window only picks the top: entries (dropped below), but 6.2 fails on
+        # query=iface without it (rrd.lua:827: attempt to compare nil with number).
+        end = int(time.time())
+        params = {"query": entity, "ifid": ifid, "epoch_begin": end - SCHEMAS_WINDOW_S, "epoch_end": end}
         try:
-            rsp = self._call("GET", SCHEMAS_PATH, params={"query": entity, "ifid": ifid})
+            rsp = self._call("GET", SCHEMAS_PATH, params=params)
         except NtopngError as exc:
             if exc.status == 404:
                 raise self._error(SCHEMAS_PATH, f"{exc.reason}; the schema catalog needs ntopng 5.6 or later",

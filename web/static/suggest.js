@@ -12,7 +12,8 @@
  *   <ul id="<aria-controls or id-list>" class="suggest-list" role="listbox"> with
  *   <li role="option" id="<list id>-<n>" aria-selected data-value data-kind><span class="kind">.
  *
- * <input data-ntopng-schemas-url="..." list="ntopng-schemas">  fills the <datalist> from the JSON list
+ * <input data-ntopng-schemas-url="..." list="ntopng-schemas">  fills the <datalist> from the JSON lists:
+ *   the entity typed before the first ':' (iface:, asn:, ...), else host and iface schemas together
  * <input data-ntopng-hosts-url="..." list="ntopng-hosts">      fills it with "ifid:N,host:<ip>" values
  *
  * Every name from the server is inserted with textContent or as an attribute value, never as markup.
@@ -56,16 +57,22 @@
         ctrl = null;
       },
       get: function (url, params) {
-        clearTimeout(timer);
-        if (ctrl) ctrl.abort();
-        var mine = (ctrl = new AbortController());
-        return getJSON(url, params, mine.signal).then(function (r) {
-          if (mine !== ctrl) throw new DOMException("superseded", "AbortError");
-          ctrl = null;
-          return r;
-        });
+        return getAll(url, [params]).then(function (rs) { return rs[0]; });
       },
+      getAll: getAll,
     };
+
+    // Several requests that stand or fall together: a newer call aborts all of them.
+    function getAll(url, list) {
+      clearTimeout(timer);
+      if (ctrl) ctrl.abort();
+      var mine = (ctrl = new AbortController());
+      return Promise.all(list.map(function (params) { return getJSON(url, params, mine.signal); })).then(function (rs) {
+        if (mine !== ctrl) throw new DOMException("superseded", "AbortError");
+        ctrl = null;
+        return rs;
+      });
+    }
   }
 
   function plural(n, one, many) {
@@ -372,34 +379,42 @@
     var failed = false;
     var requests = channel();
 
+    // One parameter set per request: schemas of the typed entity, or of hosts and interfaces
+    // (what thresholds watch most) while no entity is typed yet.
     function params() {
       if (kind === "schemas") {
         var m = /^([a-z_]+):/.exec(input.value);
         var query = document.querySelector("input[data-ntopng-hosts-url]");
-        return { entity: m ? m[1] : "host", ifid: ifidOf(query && query.value) };
+        var ifid = ifidOf(query && query.value);
+        return (m ? [m[1]] : ["host", "iface"]).map(function (entity) { return { entity: entity, ifid: ifid }; });
       }
-      return { ifid: ifidOf(input.value) };
+      return [{ ifid: ifidOf(input.value) }];
     }
 
-    function values(body, p) {
-      if (kind === "schemas") return body;
-      return ["ifid:" + p.ifid + ",host:*"].concat(body.map(function (h) { return "ifid:" + p.ifid + ",host:" + h; }));
+    function values(bodies, p) {
+      var names = [].concat.apply([], bodies);
+      if (kind === "schemas") return names;
+      return ["ifid:" + p.ifid + ",host:*"].concat(names.map(function (h) { return "ifid:" + p.ifid + ",host:" + h; }));
+    }
+
+    function usable(r) {
+      return r.ok && Array.isArray(r.body);
     }
 
     function load(retry) {
-      var p = params();
-      var key = JSON.stringify(p);
+      var ps = params();
+      var key = JSON.stringify(ps);
       if (key === loaded && !(retry && failed)) return;
       loaded = key;
-      requests.get(url, p).then(function (r) {
-        failed = !(r.ok && Array.isArray(r.body));
-        if (failed) {
-          input.title = r.body && typeof r.body.error === "string" ? r.body.error : "";
-          return;
-        }
-        input.removeAttribute("title");
+      requests.getAll(url, ps).then(function (rs) {
+        var bad = rs.filter(function (r) { return !usable(r); });
+        failed = bad.length > 0;
+        // Whatever did answer is offered; the first failure's reason goes in the tooltip.
+        if (failed) input.title = bad[0].body && typeof bad[0].body.error === "string" ? bad[0].body.error : "";
+        else input.removeAttribute("title");
+        if (bad.length === rs.length) return;
         datalist.textContent = "";
-        values(r.body, p).forEach(function (v) {
+        values(rs.filter(usable).map(function (r) { return r.body; }), ps[0]).forEach(function (v) {
           if (typeof v !== "string") return;
           var option = document.createElement("option");
           option.value = v;

@@ -35,6 +35,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from rrdalarm.evaluate import State
+from rrdalarm.fileutil import create_private_file, make_private_dirs
 
 
 class StoreError(Exception):
@@ -243,9 +244,14 @@ def make_engine(url: str) -> Engine:
         raise StoreError(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         try:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(Path(parsed.database).parent)
         except OSError as exc:
             raise StoreError(f"database {url}: cannot create its folder: {exc.strerror}") from None
+        # SQLite would create it 0644 through the umask; its -wal and -shm files copy its mode.
+        try:
+            create_private_file(Path(parsed.database))
+        except OSError as exc:
+            raise StoreError(f"database {url}: cannot create it: {exc.strerror}") from None
     try:
         engine = create_engine(url, future=True)
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    delete,
     event,
     func,
     select,
@@ -76,6 +77,8 @@ class SeriesState(Base):
     last_sent_at: Mapped[int | None] = mapped_column(Integer)
     last_value: Mapped[float | None] = mapped_column(Float)
     last_time: Mapped[int | None] = mapped_column(Integer)
+    # JSON list of the action identities told of this firing (dispatch.action_identity); NULL: not tracked.
+    notified: Mapped[str | None] = mapped_column(Text)
 
 
 class AlarmEvent(Base):
@@ -175,6 +178,8 @@ class StateView:
     fired_at: int | None
     resolved_at: int | None
     last_sent_at: int | None
+    notified: frozenset[str] | None = frozenset()
+    """Identities of the actions told of this firing; None when it fired before they were tracked."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,7 @@ class StateChange:
     last_sent_at: int | None
     last_value: float | None
     last_time: int | None
+    notified: frozenset[str] | None = frozenset()
 
 
 @dataclass(frozen=True)
@@ -291,12 +297,29 @@ class Store:
         ids = list(threshold_ids)
         with self.session() as s:
             rows = s.scalars(select(SeriesState).where(SeriesState.threshold_id.in_(ids))).all()
-            return {
-                (r.threshold_id, r.series, r.ds): StateView(
-                    State(r.state), r.active_at, r.fired_at, r.resolved_at, r.last_sent_at
-                )
-                for r in rows
-            }
+            return {(r.threshold_id, r.series, r.ds): _view(r) for r in rows}
+
+    def firing_elsewhere(self, threshold_ids: Iterable[int]) -> dict[tuple[int, str, str], StateView]:
+        """FIRING series of every threshold not in `threshold_ids` (disabled or deleted ones)."""
+        ids = list(threshold_ids)
+        q = select(SeriesState).where(SeriesState.state == State.FIRING.value, SeriesState.threshold_id.not_in(ids))
+        with self.session() as s:
+            return {(r.threshold_id, r.series, r.ds): _view(r) for r in s.scalars(q)}
+
+    def told_of_firing(self, key: tuple[int, str, str], since: int | None) -> tuple[AlarmEvent | None,
+                                                                                  list[tuple[str, Any]]]:
+        """The newest fire or repeat event of a series since `since`, and the (action, params) it was sent to."""
+        tid, series, ds = key
+        q = select(AlarmEvent).where(
+            AlarmEvent.threshold_id == tid, AlarmEvent.series == series, AlarmEvent.ds == ds,
+            AlarmEvent.kind.in_(("fired", "repeat")), AlarmEvent.at >= (since or 0),
+        ).order_by(AlarmEvent.id.desc())
+        with self.session() as s:
+            events = list(s.scalars(q))
+        targets: dict[str, tuple[str, Any]] = {}
+        for d, _ in self.deliveries_with_events(e.id for e in events):
+            targets.setdefault(f"{d.action}\0{d.params}", (d.action, json.loads(d.params)))
+        return (events[0] if events else None), list(targets.values())
 
     def record_check(
         self,
@@ -304,12 +327,16 @@ class Store:
         changes: Sequence[StateChange],
         events: Sequence[NewEvent],
         deliveries: Sequence[PlannedDelivery] = (),
+        removed: Sequence[tuple[int, str, str]] = (),
     ) -> tuple[int, list[int]]:
-        """Write the run, changed states, new events and their outbox rows in one transaction."""
+        """Write the run, changed states, new events and their outbox rows, and drop closed states, at once."""
         with self.session() as s:
             run = CheckRun(**summary.__dict__)
             s.add(run)
             s.flush()
+            for tid, series, ds in removed:
+                s.execute(delete(SeriesState).where(
+                    SeriesState.threshold_id == tid, SeriesState.series == series, SeriesState.ds == ds))
             if changes:
                 existing = {
                     (r.threshold_id, r.series, r.ds): r
@@ -331,6 +358,7 @@ class Store:
                     row.last_sent_at = c.last_sent_at
                     row.last_value = c.last_value
                     row.last_time = c.last_time
+                    row.notified = None if c.notified is None else json.dumps(sorted(c.notified))
             rows = [AlarmEvent(run_id=run.id, at=summary.started_at, **e.__dict__) for e in events]
             s.add_all(rows)
             s.flush()
@@ -527,6 +555,15 @@ class Store:
         except ValueError:
             return []
         return [i for i in ids if isinstance(i, int)] if isinstance(ids, list) else []
+
+
+def _view(row: SeriesState) -> StateView:
+    try:
+        told = json.loads(row.notified) if row.notified is not None else None
+    except ValueError:
+        told = None  # unreadable: tell every action, as before this was tracked
+    notified = frozenset(str(i) for i in told) if isinstance(told, list) else None
+    return StateView(State(row.state), row.active_at, row.fired_at, row.resolved_at, row.last_sent_at, notified)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -18,7 +18,7 @@ from rrdalarm.delivery import AttemptResult, deliver_pending
 from rrdalarm.dispatch import ActionPlan, Target, plan_actions, plan_deliveries, told_of
 from rrdalarm.evaluate import EventKind, State, Status, decide
 from rrdalarm.plugins import ActionPlugin, available_actions, source_plugins
-from rrdalarm.sources.base import Outcome, OutcomeKind, ProgressCallback, SeriesKey, Source
+from rrdalarm.sources.base import Outcome, OutcomeKind, ProgressCallback, SeriesKey, Source, SourceReport
 from rrdalarm.store import NewEvent, RunSummary, StateChange, StateView, Store
 
 
@@ -226,21 +226,10 @@ def run_check(
     warnings = list(plan.warnings)
     states = store.states(by_id)
     firing = frozenset(k for k, v in states.items() if v.state is State.FIRING and k[0] in by_id)
-    sources = source_plugins() if sources is None else sources
+    got = _collect(settings, active, firing, now, want_ok, progress, source_plugins() if sources is None else sources)
+    files_checked, series_checked = got.files_checked, got.series_checked
 
-    outcomes: list[Outcome] = []
-    files_checked = series_checked = 0
-    for name in sorted({t.source for t in active}):
-        mine = [t for t in active if t.source == name]
-        report = sources[name](settings).check(
-            mine, now, firing=frozenset(k for k in firing if by_id[k[0]].source == name),
-            want_ok=want_ok, progress=progress,
-        )
-        outcomes.extend(report.outcomes)
-        files_checked += report.files_checked
-        series_checked += report.series_checked
-
-    tr = apply_outcomes(outcomes, by_id, states, now, plan)
+    tr = apply_outcomes(got.outcomes, by_id, states, now, plan)
     elsewhere = store.firing_elsewhere(by_id)
     close_unwatched(store, elsewhere, thresholds, plan, plugins, tr)
     tr.rows.sort(key=_sort_key)
@@ -262,10 +251,31 @@ def run_check(
     if problem:
         result.warnings.append(problem)
     if deliver:
-        result.deliveries = deliver_pending(store, settings)
-        result.warnings.extend(
-            f"delivery {r.delivery_id} ({r.action}): {r.error}" + (" (will retry)" if r.status == "pending" else
-                                                                    " (gave up)")
-            for r in result.deliveries if not r.ok
-        )
+        _deliver(store, settings, result)
     return result
+
+
+def _collect(settings: Settings, active: Sequence[Threshold], firing: frozenset[SeriesKey], now: int,
+             want_ok: bool, progress: ProgressCallback | None, sources: Mapping[str, type[Source]]) -> SourceReport:
+    """Every source's outcomes and counters for the active thresholds."""
+    got = SourceReport()
+    source_of = {t.id: t.source for t in active}
+    for name in sorted(set(source_of.values())):
+        report = sources[name](settings).check(
+            [t for t in active if t.source == name], now,
+            firing=frozenset(k for k in firing if source_of[k[0]] == name), want_ok=want_ok, progress=progress,
+        )
+        got.outcomes.extend(report.outcomes)
+        got.files_checked += report.files_checked
+        got.series_checked += report.series_checked
+    return got
+
+
+def _deliver(store: Store, settings: Settings, result: CheckResult) -> None:
+    """Send what is due in the outbox; failures become warnings of the check."""
+    result.deliveries = deliver_pending(store, settings)
+    result.warnings.extend(
+        f"delivery {r.delivery_id} ({r.action}): {r.error}" + (" (will retry)" if r.status == "pending" else
+                                                                " (gave up)")
+        for r in result.deliveries if not r.ok
+    )

@@ -445,3 +445,15 @@ def test_a_threshold_disabled_or_deleted_closes_its_firing_series(env: Env, stor
     assert [line.split()[1] for line in log_lines(env, "t.log")] == ["ALARM", "RESOLVED"]
     assert check(env, store, at=T0 + 120).exit_status == 0
     assert len(store.events()) == 2
+
+
+def test_a_firing_from_before_notifications_were_tracked_resolves_to_every_action(env: Env, store: Store) -> None:
+    path = env.rrd("a.rrd", {"x": [9] * 5})
+    env.write_thresholds(threshold(actions=[{"type": "log", "file": "t.log"}]))
+    assert check(env, store).exit_status == 1
+    with store.engine.begin() as conn:  # as migration 0005 leaves a series that fired before it
+        conn.exec_driver_sql("update series_state set notified = null")
+    env.write_thresholds(threshold(actions=[{"type": "log", "file": "t.log"}, {"type": "log", "file": "u.log"}]))
+    assert check(env, store, at=resolve_a(env, path)).exit_status == 0
+    assert log_lines(env, "t.log")[-1].split()[1] == "RESOLVED"
+    assert [line.split()[1] for line in log_lines(env, "u.log")] == ["RESOLVED"]

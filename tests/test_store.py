@@ -15,7 +15,7 @@ import pytest
 
 from rrdalarm.evaluate import State
 from rrdalarm.migrate import HEAD, current_revision, head_revision, upgrade
-from rrdalarm.store import AlarmEvent, NewEvent, RunSummary, StateChange, StoreError, open_store
+from rrdalarm.store import AlarmEvent, NewEvent, RunSummary, StateChange, Store, StoreError, open_store
 
 
 def test_head_constant_matches_the_scripts() -> None:
@@ -140,3 +140,22 @@ def test_database_files_and_folders_are_private(tmp_path: Path) -> None:
     assert all(m == 0o600 for m in modes.values()), modes
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "new" / "dir").stat().st_mode) == 0o700
+
+
+def test_upgrading_keeps_firing_states_with_untracked_notifications(tmp_path: Path) -> None:
+    from alembic import command
+
+    from rrdalarm.migrate import alembic_config
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    store = Store(url)
+    command.upgrade(alembic_config(store.engine), "0004")
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("insert into series_state (threshold_id, series, ds, state, fired_at)"
+                             " values (1, 'a.rrd', 'x', 'FIRING', 5)")
+    store.migrate()
+    assert current_revision(store.engine) == HEAD
+    view = store.states([1])[(1, "a.rrd", "x")]
+    assert view.state is State.FIRING and view.fired_at == 5
+    assert view.notified is None  # its recovery goes to every action, as before the upgrade
+    store.close()

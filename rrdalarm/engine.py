@@ -8,9 +8,11 @@ printing and exit statuses belong to the faces (CLI, web).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rrdalarm import stats
 from rrdalarm.config import ConfigError, Settings, Threshold
@@ -152,36 +154,46 @@ def _evaluated(out: _Transitions, o: Outcome, t: Threshold, prev: StateView | No
     event = NewEvent(t.id, t.name, o.series, o.ds,
                      "RESOLVED" if decision.event is EventKind.RESOLVED else Status.ALARM_FIRED.value,
                      decision.event.value, t.type.value, t.value, o.value, o.time, message)
-    told = told_of(plan, event)
+    told, origin = told_of(plan, event), origin_of(t)
     if decision.event is EventKind.RESOLVED:
         assert prev is not None
         change = StateChange(o.key, State.OK, prev.active_at, prev.fired_at, now, prev.last_sent_at,
-                             o.value, o.time)
+                             o.value, o.time, frozenset(), origin)
     elif decision.event is EventKind.FIRED:
         change = StateChange(o.key, State.FIRING, now, now, prev.resolved_at if prev else None, now,
-                             o.value, o.time, told)
+                             o.value, o.time, told, origin)
     else:
         assert prev is not None
         # A repeat adds whoever it tells; a firing from before this was tracked stays untracked.
         notified = None if prev.notified is None else prev.notified | told
         change = StateChange(o.key, State.FIRING, prev.active_at, prev.fired_at, prev.resolved_at, now,
-                             o.value, o.time, notified)
+                             o.value, o.time, notified, origin)
     out.changes.append(change)
     out.events.append(event)
 
 
+def origin_of(t: Threshold) -> str | None:
+    """The real path of the thresholds file `t` came from."""
+    return os.path.realpath(t.location.path) if t.location else None
+
+
 def close_unwatched(
-    store: Store, elsewhere: Mapping[SeriesKey, StateView], thresholds: Sequence[Threshold], plan: ActionPlan,
-    plugins: Mapping[str, type[ActionPlugin]], out: _Transitions,
+    store: Store, elsewhere: Mapping[SeriesKey, StateView], thresholds: Sequence[Threshold], checked: Path | None,
+    plan: ActionPlan, plugins: Mapping[str, type[ActionPlugin]], out: _Transitions,
 ) -> None:
     """Close the FIRING series of thresholds that are disabled or deleted.
 
-    A disabled threshold's actions come from its config (into `plan`); a deleted one has
+    A threshold is deleted only when missing from the file it came from (`checked` is the
+    file this check read): a check of another file (`--config`) leaves it alone. A
+    disabled threshold's actions come from its config (into `plan`); a deleted one has
     none left, so its close goes to the targets its firing's deliveries went to.
     """
     configured = {t.id: t for t in thresholds}
+    here = os.path.realpath(checked) if checked is not None else None
     for key, view in sorted(elsewhere.items()):
         t = configured.get(key[0])
+        if t is None and None not in (view.origin, here) and view.origin != here:
+            continue
         if t is not None:
             try:
                 plan.by_threshold.update(plan_actions([t], plugins).by_threshold)
@@ -215,7 +227,7 @@ def run_check(
 ) -> CheckResult:
     """Run one check, then (unless `deliver` is false) send what is due in the outbox.
 
-    The caller holds the check lock.
+    `settings.thresholds` names the file `thresholds` were read from. The caller holds the check lock.
     """
     clock_start = time.monotonic()
     now = int(time.time()) if at is None else int(at)
@@ -231,7 +243,7 @@ def run_check(
 
     tr = apply_outcomes(got.outcomes, by_id, states, now, plan)
     elsewhere = store.firing_elsewhere(by_id)
-    close_unwatched(store, elsewhere, thresholds, plan, plugins, tr)
+    close_unwatched(store, elsewhere, thresholds, settings.thresholds, plan, plugins, tr)
     tr.rows.sort(key=_sort_key)
     duration = time.monotonic() - clock_start
     alarms_fired = sum(1 for r in tr.rows if r.status is Status.ALARM_FIRED)

@@ -79,6 +79,8 @@ class SeriesState(Base):
     last_time: Mapped[int | None] = mapped_column(Integer)
     # JSON list of the action identities told of this firing (dispatch.action_identity); NULL: not tracked.
     notified: Mapped[str | None] = mapped_column(Text)
+    # The thresholds file (real path) its threshold came from: only a check of that file may call it deleted.
+    origin: Mapped[str | None] = mapped_column(String(1024))
 
 
 class AlarmEvent(Base):
@@ -180,6 +182,7 @@ class StateView:
     last_sent_at: int | None
     notified: frozenset[str] | None = frozenset()
     """Identities of the actions told of this firing; None when it fired before they were tracked."""
+    origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,7 @@ class StateChange:
     last_value: float | None
     last_time: int | None
     notified: frozenset[str] | None = frozenset()
+    origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -359,6 +363,7 @@ class Store:
                     row.last_value = c.last_value
                     row.last_time = c.last_time
                     row.notified = None if c.notified is None else json.dumps(sorted(c.notified))
+                    row.origin = c.origin
             rows = [AlarmEvent(run_id=run.id, at=summary.started_at, **e.__dict__) for e in events]
             s.add_all(rows)
             s.flush()
@@ -563,7 +568,8 @@ def _view(row: SeriesState) -> StateView:
     except ValueError:
         told = None  # unreadable: tell every action, as before this was tracked
     notified = frozenset(str(i) for i in told) if isinstance(told, list) else None
-    return StateView(State(row.state), row.active_at, row.fired_at, row.resolved_at, row.last_sent_at, notified)
+    return StateView(State(row.state), row.active_at, row.fired_at, row.resolved_at, row.last_sent_at, notified,
+                     row.origin)
 
 
 def _first_line(exc: BaseException) -> str:

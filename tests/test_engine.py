@@ -457,3 +457,21 @@ def test_a_firing_from_before_notifications_were_tracked_resolves_to_every_actio
     assert check(env, store, at=resolve_a(env, path)).exit_status == 0
     assert log_lines(env, "t.log")[-1].split()[1] == "RESOLVED"
     assert [line.split()[1] for line in log_lines(env, "u.log")] == ["RESOLVED"]
+
+
+def test_a_check_of_another_thresholds_file_deletes_nothing(env: Env, store: Store) -> None:
+    from dataclasses import replace
+
+    env.rrd("a.rrd", {"x": [9] * 5})
+    env.rrd("b.rrd", {"x": [1] * 5})
+    env.write_thresholds(threshold())
+    assert check(env, store).exit_status == 1
+    alt = env.base / "alt.toml"
+    alt.write_text(threshold(9, "b.rrd"))
+    settings = replace(env.settings(), thresholds=alt)
+    assert run_check(settings, load_thresholds(alt), store, at=T0 + 60).exit_status == 0
+    assert store.states([1])[(1, "a.rrd", "x")].state.value == "FIRING"
+    env.write_thresholds(threshold(9, "b.rrd"))  # now deleted from the file it came from
+    check(env, store, at=T0 + 120)
+    assert store.series_state(1, "a.rrd", "x") is None
+    assert [e.message for e in store.events(limit=1)] == ["closed: threshold deleted"]

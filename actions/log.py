@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rrdalarm.fileutil import make_private_dirs
 from rrdalarm.plugins import ActionContext, ActionError, Param
 
 from .base import Action, Delivery, Event
@@ -52,7 +53,7 @@ class LogAction(Action):
     def run(self, delivery: Delivery) -> None:
         lines = "".join(format_line(e).replace("\n", " ") + "\n" for e in delivery.events)
         try:
-            self.context.log_dir.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self.context.log_dir)
             # O_APPEND keeps lines from concurrent writers whole.
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
             try:

@@ -7,6 +7,7 @@ same transaction, so that no event is ever without its deliveries.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -16,6 +17,7 @@ from typing import Any
 from rrdalarm.config import ConfigError, Threshold
 from rrdalarm.evaluate import EventKind
 from rrdalarm.plugins import ActionPlugin, validate_params
+from rrdalarm.sources.base import SeriesKey
 from rrdalarm.store import NewEvent, PlannedDelivery
 
 WHEN = {"fire": EventKind.FIRED, "repeat": EventKind.REPEAT, "resolve": EventKind.RESOLVED}
@@ -84,20 +86,70 @@ def plan_actions(thresholds: Sequence[Threshold], plugins: Mapping[str, type[Act
     return plan
 
 
-def plan_deliveries(plan: ActionPlan, events: Sequence[NewEvent]) -> list[PlannedDelivery]:
-    """One delivery per action and parameters (per item of its split parameter) with all its events."""
+def action_identity(action: str, params: Mapping[str, Any]) -> str:
+    """A stable name for one action target (type and parameters) that shows no parameter in clear."""
+    blob = json.dumps([action, params], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
+
+
+def _variants(action: PlannedAction) -> list[dict[str, Any]]:
+    """The action's targets: one per item of its split parameter, else the action itself."""
+    if action.split and isinstance(action.params.get(action.split), list):
+        return [dict(action.params, **{action.split: [item]}) for item in action.params[action.split]]
+    return [dict(action.params)]
+
+
+def told_of(plan: ActionPlan, event: NewEvent) -> frozenset[str]:
+    """Identities of the targets this fire or repeat event counts as telling of the firing.
+
+    At a firing every action of the threshold is there, including one that wants recoveries
+    only; a repeat tells only the actions that hear repeats (one added while firing, say).
+    """
+    kind = EventKind(event.kind)
+    if kind not in (EventKind.FIRED, EventKind.REPEAT):
+        return frozenset()
+    return frozenset(
+        action_identity(action.type, params)
+        for action in plan.by_threshold.get(event.threshold_id, ())
+        if kind is EventKind.FIRED or kind in action.when
+        for params in _variants(action)
+    )
+
+
+Target = tuple[str, Mapping[str, Any]]
+"""(action type, parameters of one delivery)."""
+
+
+def _targets(plan: ActionPlan, event: NewEvent, told: Mapping[SeriesKey, frozenset[str] | None]) -> list[Target]:
+    kind = EventKind(event.kind)
+    # A recovery goes only to the targets told of the firing (all of them when that was not tracked).
+    allowed = told.get((event.threshold_id, event.series, event.ds)) if kind is EventKind.RESOLVED else None
+    return [
+        (action.type, params)
+        for action in plan.by_threshold.get(event.threshold_id, ())
+        if kind in action.when
+        for params in _variants(action)
+        if allowed is None or action_identity(action.type, params) in allowed
+    ]
+
+
+def plan_deliveries(
+    plan: ActionPlan,
+    events: Sequence[NewEvent],
+    told: Mapping[SeriesKey, frozenset[str] | None] | None = None,
+    fixed: Mapping[int, Sequence[Target]] | None = None,
+) -> list[PlannedDelivery]:
+    """One delivery per action and parameters (per item of its split parameter) with all its events.
+
+    `told` holds, per series, the targets told of its firing; `fixed` gives the targets of
+    events whose threshold is gone from the plan (by index into `events`).
+    """
     groups: dict[tuple[str, str], tuple[dict[str, Any], list[int]]] = {}
     for index, event in enumerate(events):
-        kind = EventKind(event.kind)
-        for action in plan.by_threshold.get(event.threshold_id, ()):
-            if kind not in action.when:
-                continue
-            variants: list[dict[str, Any]] = [dict(action.params)]
-            if action.split and isinstance(action.params.get(action.split), list):
-                variants = [dict(action.params, **{action.split: [item]}) for item in action.params[action.split]]
-            for params in variants:
-                key = (action.type, json.dumps(params, sort_keys=True, default=str))
-                groups.setdefault(key, (params, []))[1].append(index)
+        targets = fixed[index] if fixed and index in fixed else _targets(plan, event, told or {})
+        for name, params in targets:
+            key = (name, json.dumps(params, sort_keys=True, default=str))
+            groups.setdefault(key, (dict(params), []))[1].append(index)
     return [
         PlannedDelivery(id=str(uuid.uuid4()), action=name, params=params, events=tuple(indexes))
         for (name, _), (params, indexes) in groups.items()

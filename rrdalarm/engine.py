@@ -8,17 +8,19 @@ printing and exit statuses belong to the faces (CLI, web).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rrdalarm import stats
-from rrdalarm.config import Settings, Threshold
+from rrdalarm.config import ConfigError, Settings, Threshold
 from rrdalarm.delivery import AttemptResult, deliver_pending
-from rrdalarm.dispatch import ActionPlan, plan_actions, plan_deliveries
+from rrdalarm.dispatch import ActionPlan, Target, plan_actions, plan_deliveries, told_of
 from rrdalarm.evaluate import EventKind, State, Status, decide
-from rrdalarm.plugins import available_actions, source_plugins
-from rrdalarm.sources.base import Outcome, OutcomeKind, ProgressCallback, SeriesKey, Source
+from rrdalarm.plugins import ActionPlugin, available_actions, source_plugins
+from rrdalarm.sources.base import Outcome, OutcomeKind, ProgressCallback, SeriesKey, Source, SourceReport
 from rrdalarm.store import NewEvent, RunSummary, StateChange, StateView, Store
 
 
@@ -71,6 +73,9 @@ class _Transitions:
     rows: list[Row] = field(default_factory=list)
     changes: list[StateChange] = field(default_factory=list)
     events: list[NewEvent] = field(default_factory=list)
+    removed: list[SeriesKey] = field(default_factory=list)
+    # Targets of closing events whose threshold is no longer configured, by index into `events`.
+    fixed: dict[int, list[Target]] = field(default_factory=dict)
     firing: int = 0
     errors: int = 0
 
@@ -87,56 +92,121 @@ def apply_outcomes(
     for o in outcomes:
         t = thresholds[o.threshold]
         prev = states.get(o.key)
-        prev_state = prev.state if prev else State.OK
-        label = plan.label(t)
         if o.kind in _ERROR_STATUS:
+            prev_state = prev.state if prev else State.OK
             out.errors += 1
             if prev_state is State.FIRING:
                 out.firing += 1
             out.rows.append(
                 Row(t.id, o.series, o.ds, _ERROR_STATUS[o.kind], o.value, o.time, t.type.value, t.value,
-                    o.message, label, prev_state)
+                    o.message, plan.label(t), prev_state)
             )
-            continue
-        decision = decide(prev_state, o.kind is OutcomeKind.BREACH, prev.last_sent_at if prev else None,
-                          now, t.rearm)
-        message = ""
-        if decision.event is EventKind.FIRED:
-            message = f"{o.value:.6g} {t.type.value} {t.value:g}"
-        elif decision.event is EventKind.REPEAT:
-            since = prev.fired_at if prev and prev.fired_at is not None else now
-            message = f"{o.value:.6g} {t.type.value} {t.value:g}, firing for {now - since} s"
-        elif decision.event is EventKind.RESOLVED:
-            message = f"resolved: {o.value:.6g} no longer {t.type.value} {t.value:g}"
-        elif decision.status is Status.FIRING:
-            wait = t.rearm - (now - (prev.last_sent_at or now)) if prev else 0
-            message = f"still {t.type.value} {t.value:g}; re-arm in {max(0, wait)} s"
-        if decision.state is State.FIRING:
-            out.firing += 1
-        out.rows.append(
-            Row(t.id, o.series, o.ds, decision.status, o.value, o.time, t.type.value, t.value, message,
-                label, decision.state)
-        )
-        if decision.event is None:
-            continue
-        if decision.event is EventKind.RESOLVED:
-            assert prev is not None
-            change = StateChange(o.key, State.OK, prev.active_at, prev.fired_at, now, prev.last_sent_at,
-                                 o.value, o.time)
-        elif decision.event is EventKind.FIRED:
-            change = StateChange(o.key, State.FIRING, now, now, prev.resolved_at if prev else None, now,
-                                 o.value, o.time)
+        elif o.kind is OutcomeKind.GONE:
+            close_series(out, o.key, t.name, t.type.value, t.value, prev, o.message, plan.label(t))
         else:
-            assert prev is not None
-            change = StateChange(o.key, State.FIRING, prev.active_at, prev.fired_at, prev.resolved_at, now,
-                                 o.value, o.time)
-        out.changes.append(change)
-        out.events.append(
-            NewEvent(t.id, t.name, o.series, o.ds,
+            _evaluated(out, o, t, prev, now, plan)
+    return out
+
+
+def close_series(out: _Transitions, key: SeriesKey, name: str, type_: str, limit: float, prev: StateView | None,
+                 why: str, label: str) -> None:
+    """A series no longer watched: one RESOLVED event saying why if it was firing, then no state at all."""
+    if prev is None:
+        return
+    out.removed.append(key)
+    if prev.state is not State.FIRING:
+        return
+    message = f"closed: {why}"
+    out.rows.append(Row(key[0], key[1], key[2], Status.OK, None, None, type_, limit, message, label, None))
+    out.events.append(NewEvent(key[0], name, key[1], key[2], "RESOLVED", EventKind.RESOLVED.value, type_, limit,
+                               None, None, message))
+
+
+def _message(event: EventKind | None, status: Status, o: Outcome, t: Threshold, prev: StateView | None,
+             now: int) -> str:
+    if event is EventKind.FIRED:
+        return f"{o.value:.6g} {t.type.value} {t.value:g}"
+    if event is EventKind.REPEAT:
+        since = prev.fired_at if prev and prev.fired_at is not None else now
+        return f"{o.value:.6g} {t.type.value} {t.value:g}, firing for {now - since} s"
+    if event is EventKind.RESOLVED:
+        return f"resolved: {o.value:.6g} no longer {t.type.value} {t.value:g}"
+    if status is Status.FIRING:
+        wait = t.rearm - (now - (prev.last_sent_at or now)) if prev else 0
+        return f"still {t.type.value} {t.value:g}; re-arm in {max(0, wait)} s"
+    return ""
+
+
+def _evaluated(out: _Transitions, o: Outcome, t: Threshold, prev: StateView | None, now: int,
+               plan: ActionPlan) -> None:
+    """One evaluated series: its row, and its state change and event when it has one."""
+    prev_state = prev.state if prev else State.OK
+    decision = decide(prev_state, o.kind is OutcomeKind.BREACH, prev.last_sent_at if prev else None, now, t.rearm)
+    message = _message(decision.event, decision.status, o, t, prev, now)
+    if decision.state is State.FIRING:
+        out.firing += 1
+    out.rows.append(
+        Row(t.id, o.series, o.ds, decision.status, o.value, o.time, t.type.value, t.value, message,
+            plan.label(t), decision.state)
+    )
+    if decision.event is None:
+        return
+    event = NewEvent(t.id, t.name, o.series, o.ds,
                      "RESOLVED" if decision.event is EventKind.RESOLVED else Status.ALARM_FIRED.value,
                      decision.event.value, t.type.value, t.value, o.value, o.time, message)
-        )
-    return out
+    told, origin = told_of(plan, event), origin_of(t)
+    if decision.event is EventKind.RESOLVED:
+        assert prev is not None
+        change = StateChange(o.key, State.OK, prev.active_at, prev.fired_at, now, prev.last_sent_at,
+                             o.value, o.time, frozenset(), origin)
+    elif decision.event is EventKind.FIRED:
+        change = StateChange(o.key, State.FIRING, now, now, prev.resolved_at if prev else None, now,
+                             o.value, o.time, told, origin)
+    else:
+        assert prev is not None
+        # A repeat adds whoever it tells; a firing from before this was tracked stays untracked.
+        notified = None if prev.notified is None else prev.notified | told
+        change = StateChange(o.key, State.FIRING, prev.active_at, prev.fired_at, prev.resolved_at, now,
+                             o.value, o.time, notified, origin)
+    out.changes.append(change)
+    out.events.append(event)
+
+
+def origin_of(t: Threshold) -> str | None:
+    """The real path of the thresholds file `t` came from."""
+    return os.path.realpath(t.location.path) if t.location else None
+
+
+def close_unwatched(
+    store: Store, elsewhere: Mapping[SeriesKey, StateView], thresholds: Sequence[Threshold], checked: Path | None,
+    plan: ActionPlan, plugins: Mapping[str, type[ActionPlugin]], out: _Transitions,
+) -> None:
+    """Close the FIRING series of thresholds that are disabled or deleted.
+
+    A threshold is deleted only when missing from the file it came from (`checked` is the
+    file this check read): a check of another file (`--config`) leaves it alone. A
+    disabled threshold's actions come from its config (into `plan`); a deleted one has
+    none left, so its close goes to the targets its firing's deliveries went to.
+    """
+    configured = {t.id: t for t in thresholds}
+    here = os.path.realpath(checked) if checked is not None else None
+    for key, view in sorted(elsewhere.items()):
+        t = configured.get(key[0])
+        if t is None and None not in (view.origin, here) and view.origin != here:
+            continue
+        if t is not None:
+            try:
+                plan.by_threshold.update(plan_actions([t], plugins).by_threshold)
+            except ConfigError:
+                t = None  # its actions no longer validate: fall back on whom its firing reached
+        if t is not None:
+            close_series(out, key, t.name, t.type.value, t.value, view, "threshold disabled", plan.label(t))
+            continue
+        last, targets = store.told_of_firing(key, view.fired_at)
+        name = last.threshold_name if last else f"threshold {key[0]}"
+        why = "threshold disabled" if key[0] in configured else "threshold deleted"
+        close_series(out, key, name, last.type if last else "", last.limit if last else 0.0, view, why, "")
+        out.fixed[len(out.events) - 1] = targets
 
 
 def _sort_key(row: Row) -> tuple[int, str, str]:
@@ -157,31 +227,23 @@ def run_check(
 ) -> CheckResult:
     """Run one check, then (unless `deliver` is false) send what is due in the outbox.
 
-    The caller holds the check lock.
+    `settings.thresholds` names the file `thresholds` were read from. The caller holds the check lock.
     """
     clock_start = time.monotonic()
     now = int(time.time()) if at is None else int(at)
     active = [t for t in thresholds if t.enabled]
     by_id = {t.id: t for t in active}
-    plan = plan_actions(active, available_actions(settings.scripts_dir))
+    plugins = available_actions(settings.scripts_dir)
+    plan = plan_actions(active, plugins)
     warnings = list(plan.warnings)
     states = store.states(by_id)
     firing = frozenset(k for k, v in states.items() if v.state is State.FIRING and k[0] in by_id)
-    sources = source_plugins() if sources is None else sources
+    got = _collect(settings, active, firing, now, want_ok, progress, source_plugins() if sources is None else sources)
+    files_checked, series_checked = got.files_checked, got.series_checked
 
-    outcomes: list[Outcome] = []
-    files_checked = series_checked = 0
-    for name in sorted({t.source for t in active}):
-        mine = [t for t in active if t.source == name]
-        report = sources[name](settings).check(
-            mine, now, firing=frozenset(k for k in firing if by_id[k[0]].source == name),
-            want_ok=want_ok, progress=progress,
-        )
-        outcomes.extend(report.outcomes)
-        files_checked += report.files_checked
-        series_checked += report.series_checked
-
-    tr = apply_outcomes(outcomes, by_id, states, now, plan)
+    tr = apply_outcomes(got.outcomes, by_id, states, now, plan)
+    elsewhere = store.firing_elsewhere(by_id)
+    close_unwatched(store, elsewhere, thresholds, settings.thresholds, plan, plugins, tr)
     tr.rows.sort(key=_sort_key)
     duration = time.monotonic() - clock_start
     alarms_fired = sum(1 for r in tr.rows if r.status is Status.ALARM_FIRED)
@@ -194,15 +256,38 @@ def run_check(
         return result
 
     summary = RunSummary(now, duration, files_checked, series_checked, alarms_fired, tr.firing, tr.errors)
-    store.record_check(summary, tr.changes, tr.events, plan_deliveries(plan, tr.events))
+    told = {k: v.notified for k, v in (states | elsewhere).items()}
+    store.record_check(summary, tr.changes, tr.events, plan_deliveries(plan, tr.events, told, tr.fixed),
+                       tr.removed)
     problem = stats.record_check(settings.data_dir, now, duration, alarms_fired)
     if problem:
         result.warnings.append(problem)
     if deliver:
-        result.deliveries = deliver_pending(store, settings)
-        result.warnings.extend(
-            f"delivery {r.delivery_id} ({r.action}): {r.error}" + (" (will retry)" if r.status == "pending" else
-                                                                    " (gave up)")
-            for r in result.deliveries if not r.ok
-        )
+        _deliver(store, settings, result)
     return result
+
+
+def _collect(settings: Settings, active: Sequence[Threshold], firing: frozenset[SeriesKey], now: int,
+             want_ok: bool, progress: ProgressCallback | None, sources: Mapping[str, type[Source]]) -> SourceReport:
+    """Every source's outcomes and counters for the active thresholds."""
+    got = SourceReport()
+    source_of = {t.id: t.source for t in active}
+    for name in sorted(set(source_of.values())):
+        report = sources[name](settings).check(
+            [t for t in active if t.source == name], now,
+            firing=frozenset(k for k in firing if source_of[k[0]] == name), want_ok=want_ok, progress=progress,
+        )
+        got.outcomes.extend(report.outcomes)
+        got.files_checked += report.files_checked
+        got.series_checked += report.series_checked
+    return got
+
+
+def _deliver(store: Store, settings: Settings, result: CheckResult) -> None:
+    """Send what is due in the outbox; failures become warnings of the check."""
+    result.deliveries = deliver_pending(store, settings)
+    result.warnings.extend(
+        f"delivery {r.delivery_id} ({r.action}): {r.error}" + (" (will retry)" if r.status == "pending" else
+                                                                " (gave up)")
+        for r in result.deliveries if not r.ok
+    )

@@ -1,11 +1,41 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic file writes (a reader sees the old file or the new one, never half of one) and private folders."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def make_private_dirs(path: Path) -> None:
+    """Create `path` and its missing parents as 0700 (what rrdalarm keeps is nobody else's business).
+
+    A folder that exists already keeps its mode: the operator may have opened it on purpose.
+    """
+    path = Path(path)
+    missing = []
+    here = path
+    while not os.path.lexists(here) and here != here.parent:
+        missing.append(here)
+        here = here.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:  # made by a concurrent caller a moment ago
+            continue
+        os.chmod(folder, PRIVATE_DIR)  # mkdir's mode goes through the umask
+    if not path.is_dir():
+        raise FileExistsError(errno.EEXIST, "exists and is not a folder", str(path))
+
+
+def create_private_file(path: Path) -> None:
+    """Create an empty 0600 file unless it exists, so that a library opening it later cannot make it 0644."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
 
 
 def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
@@ -16,7 +46,7 @@ def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
 def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
     """Write bytes to a temp file beside `path`, fsync it, then rename it over `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     if mode is None and path.exists():
         mode = path.stat().st_mode & 0o777
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -12,6 +12,7 @@ import rrdtool  # type: ignore[import-untyped]
 
 from rrdalarm import stats
 from rrdalarm.config import CONSOLIDATION_FUNCTIONS, ConfigError, Settings, glob_problem
+from rrdalarm.fileutil import make_private_dirs
 
 # A cached graph is reused for this long: long enough for a page of links, short enough to stay current.
 CACHE_SECONDS = 60
@@ -50,7 +51,7 @@ def _fresh(out: Path, now: float) -> bool:
 
 
 def _cached(cache_dir: Path, key: str, now: float, draw: Callable[[str], None]) -> Path:
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(cache_dir)
     out = cache_dir / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".png")
     if _fresh(out, now):
         return out

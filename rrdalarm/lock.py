@@ -8,6 +8,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from rrdalarm.fileutil import make_private_dirs
+
 
 class CheckBusy(Exception):
     """Another check held the lock for longer than we were willing to wait."""
@@ -16,9 +18,9 @@ class CheckBusy(Exception):
 @contextmanager
 def check_lock(data_dir: Path, wait: float) -> Iterator[None]:
     """Hold the data dir's check lock; raise CheckBusy after `wait` seconds."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(data_dir)
     path = data_dir / "check.lock"
-    lock = FileLock(str(path))
+    lock = FileLock(str(path), mode=0o600)
     try:
         lock.acquire(timeout=wait)
     except Timeout:

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from filelock import FileLock
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import event, inspect, text
+from sqlalchemy.engine import Connection, Engine
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -20,7 +20,7 @@ _PG_LOCK_KEY = 0x72726461
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest revision; a test keeps it equal to the scripts' head. Comparing with a
 # constant spares every command the import of Alembic and the scan of the scripts.
-HEAD = "0004"
+HEAD = "0005"
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
@@ -53,7 +53,7 @@ def migration_lock(engine: Engine) -> Iterator[None]:
     """Serialise migrations between processes that open the same database at once."""
     url = engine.url
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        with FileLock(f"{url.database}.migrate.lock"):
+        with FileLock(f"{url.database}.migrate.lock", mode=0o600):
             yield
     elif url.get_backend_name() == "postgresql":
         with engine.connect() as conn:
@@ -66,6 +66,32 @@ def migration_lock(engine: Engine) -> Iterator[None]:
                 conn.commit()
     else:
         yield
+
+
+def _emit_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def transactional_ddl(conn: Connection) -> Iterator[None]:
+    """Let SQLite roll back DDL: Python 3.11's sqlite3 runs each CREATE outside any transaction.
+
+    On this one connection the driver stops managing transactions and SQLAlchemy emits
+    BEGIN itself, so a migration killed half-way leaves nothing behind. Other backends
+    are transactional already.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    dbapi = conn.connection.driver_connection
+    saved = dbapi.isolation_level  # type: ignore[union-attr]
+    dbapi.isolation_level = None  # type: ignore[union-attr]
+    event.listen(conn, "begin", _emit_begin)
+    try:
+        yield
+    finally:
+        event.remove(conn, "begin", _emit_begin)
+        dbapi.isolation_level = saved  # type: ignore[union-attr]
 
 
 def upgrade(engine: Engine) -> None:

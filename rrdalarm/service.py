@@ -87,7 +87,8 @@ class CheckService:
             with check_lock(settings.data_dir, wait):
                 self.busy.set()
                 try:
-                    result = run_check(settings, thresholds, self.store, want_ok=want_ok)
+                    # The file read is the one checked: a threshold missing from another file is not deleted.
+                    result = run_check(replace(settings, thresholds=path), thresholds, self.store, want_ok=want_ok)
                 finally:
                     self.busy.clear()
         except CheckBusy:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import rrdtool  # type: ignore[import-untyped]
+
+from rrdalarm.fileutil import PRIVATE_FILE, make_private_dirs
 
 STEP = 60
 FILES = {"duration": ("check_duration.rrd", "duration"), "alarms": ("alarms_fired.rrd", "alarms")}
@@ -27,9 +30,10 @@ def stats_path(data_dir: Path, which: str) -> Path:
 def _ensure(path: Path, ds: str, at: int) -> None:
     if path.exists():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     # Checks may run every minute or every hour: a heartbeat of two hours keeps both known.
     rrdtool.create(str(path), "--start", str(at - 1), "--step", str(STEP), f"DS:{ds}:GAUGE:7200:0:U", *RRAS)
+    os.chmod(path, PRIVATE_FILE)
 
 
 def record_check(data_dir: Path, at: int, duration_s: float, alarms_fired: int) -> str | None:

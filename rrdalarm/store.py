@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    delete,
     event,
     func,
     select,
@@ -35,6 +36,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from rrdalarm.evaluate import State
+from rrdalarm.fileutil import create_private_file, make_private_dirs
 
 
 class StoreError(Exception):
@@ -75,6 +77,10 @@ class SeriesState(Base):
     last_sent_at: Mapped[int | None] = mapped_column(Integer)
     last_value: Mapped[float | None] = mapped_column(Float)
     last_time: Mapped[int | None] = mapped_column(Integer)
+    # JSON list of the action identities told of this firing (dispatch.action_identity); NULL: not tracked.
+    notified: Mapped[str | None] = mapped_column(Text)
+    # The thresholds file (real path) its threshold came from: only a check of that file may call it deleted.
+    origin: Mapped[str | None] = mapped_column(String(1024))
 
 
 class AlarmEvent(Base):
@@ -174,6 +180,9 @@ class StateView:
     fired_at: int | None
     resolved_at: int | None
     last_sent_at: int | None
+    notified: frozenset[str] | None = frozenset()
+    """Identities of the actions told of this firing; None when it fired before they were tracked."""
+    origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +195,8 @@ class StateChange:
     last_sent_at: int | None
     last_value: float | None
     last_time: int | None
+    notified: frozenset[str] | None = frozenset()
+    origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -243,9 +254,14 @@ def make_engine(url: str) -> Engine:
         raise StoreError(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         try:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(Path(parsed.database).parent)
         except OSError as exc:
             raise StoreError(f"database {url}: cannot create its folder: {exc.strerror}") from None
+        # SQLite would create it 0644 through the umask; its -wal and -shm files copy its mode.
+        try:
+            create_private_file(Path(parsed.database))
+        except OSError as exc:
+            raise StoreError(f"database {url}: cannot create it: {exc.strerror}") from None
     try:
         engine = create_engine(url, future=True)
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
@@ -285,12 +301,29 @@ class Store:
         ids = list(threshold_ids)
         with self.session() as s:
             rows = s.scalars(select(SeriesState).where(SeriesState.threshold_id.in_(ids))).all()
-            return {
-                (r.threshold_id, r.series, r.ds): StateView(
-                    State(r.state), r.active_at, r.fired_at, r.resolved_at, r.last_sent_at
-                )
-                for r in rows
-            }
+            return {(r.threshold_id, r.series, r.ds): _view(r) for r in rows}
+
+    def firing_elsewhere(self, threshold_ids: Iterable[int]) -> dict[tuple[int, str, str], StateView]:
+        """FIRING series of every threshold not in `threshold_ids` (disabled or deleted ones)."""
+        ids = list(threshold_ids)
+        q = select(SeriesState).where(SeriesState.state == State.FIRING.value, SeriesState.threshold_id.not_in(ids))
+        with self.session() as s:
+            return {(r.threshold_id, r.series, r.ds): _view(r) for r in s.scalars(q)}
+
+    def told_of_firing(self, key: tuple[int, str, str], since: int | None) -> tuple[AlarmEvent | None,
+                                                                                  list[tuple[str, Any]]]:
+        """The newest fire or repeat event of a series since `since`, and the (action, params) it was sent to."""
+        tid, series, ds = key
+        q = select(AlarmEvent).where(
+            AlarmEvent.threshold_id == tid, AlarmEvent.series == series, AlarmEvent.ds == ds,
+            AlarmEvent.kind.in_(("fired", "repeat")), AlarmEvent.at >= (since or 0),
+        ).order_by(AlarmEvent.id.desc())
+        with self.session() as s:
+            events = list(s.scalars(q))
+        targets: dict[str, tuple[str, Any]] = {}
+        for d, _ in self.deliveries_with_events(e.id for e in events):
+            targets.setdefault(f"{d.action}\0{d.params}", (d.action, json.loads(d.params)))
+        return (events[0] if events else None), list(targets.values())
 
     def record_check(
         self,
@@ -298,12 +331,16 @@ class Store:
         changes: Sequence[StateChange],
         events: Sequence[NewEvent],
         deliveries: Sequence[PlannedDelivery] = (),
+        removed: Sequence[tuple[int, str, str]] = (),
     ) -> tuple[int, list[int]]:
-        """Write the run, changed states, new events and their outbox rows in one transaction."""
+        """Write the run, changed states, new events and their outbox rows, and drop closed states, at once."""
         with self.session() as s:
             run = CheckRun(**summary.__dict__)
             s.add(run)
             s.flush()
+            for tid, series, ds in removed:
+                s.execute(delete(SeriesState).where(
+                    SeriesState.threshold_id == tid, SeriesState.series == series, SeriesState.ds == ds))
             if changes:
                 existing = {
                     (r.threshold_id, r.series, r.ds): r
@@ -325,6 +362,8 @@ class Store:
                     row.last_sent_at = c.last_sent_at
                     row.last_value = c.last_value
                     row.last_time = c.last_time
+                    row.notified = None if c.notified is None else json.dumps(sorted(c.notified))
+                    row.origin = c.origin
             rows = [AlarmEvent(run_id=run.id, at=summary.started_at, **e.__dict__) for e in events]
             s.add_all(rows)
             s.flush()
@@ -521,6 +560,16 @@ class Store:
         except ValueError:
             return []
         return [i for i in ids if isinstance(i, int)] if isinstance(ids, list) else []
+
+
+def _view(row: SeriesState) -> StateView:
+    try:
+        told = json.loads(row.notified) if row.notified is not None else None
+    except ValueError:
+        told = None  # unreadable: tell every action, as before this was tracked
+    notified = frozenset(str(i) for i in told) if isinstance(told, list) else None
+    return StateView(State(row.state), row.active_at, row.fired_at, row.resolved_at, row.last_sent_at, notified,
+                     row.origin)
 
 
 def _first_line(exc: BaseException) -> str:

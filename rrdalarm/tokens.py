@@ -6,6 +6,8 @@ import os
 import secrets
 from pathlib import Path
 
+from rrdalarm.fileutil import make_private_dirs
+
 
 def ensure_token_file(path: Path) -> str:
     """The token in `path`, made (mode 0600) if the file does not exist yet."""
@@ -13,7 +15,7 @@ def ensure_token_file(path: Path) -> str:
         return path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     token = secrets.token_urlsafe(32)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -263,3 +264,19 @@ def test_progress_bar_on_a_terminal_only(env: Env) -> None:
     piped = subprocess.run(cmd, env=envvars, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
     assert piped.returncode == 0
     assert b"checking" not in piped.stderr
+
+
+def test_what_a_check_creates_is_private(env: Env) -> None:
+    env.rrd("a.rrd", {"x": [9, 9]})
+    env.write_thresholds(threshold(glob="*.rrd", actions=[{"type": "log", "file": "alarms.log"}]))
+    p = env.run("check", "--at", str(T0))
+    assert p.returncode == 1, p.stderr
+    made = [env.data, *env.data.rglob("*")]
+    assert {"rrdalarm.db", "stats", "index", "log", "alarms.log"} <= {m.name for m in made}
+    wrong = {
+        str(m.relative_to(env.data)): oct(stat.S_IMODE(m.stat().st_mode))
+        for m in made
+        # The log action's file is 0640 by its own choice (a log group may read it).
+        if m.name != "alarms.log" and stat.S_IMODE(m.stat().st_mode) != (0o700 if m.is_dir() else 0o600)
+    }
+    assert wrong == {}

@@ -346,3 +346,132 @@ def test_a_window_that_cannot_be_resolved_now_is_an_error_row(env: Env, store: S
     errors = [r for r in result.rows if r.status is Status.ERROR]
     assert [(r.threshold, r.file) for r in errors] == [(1, "a.rrd")] and "window" in errors[0].message
     assert [r.status for r in result.rows if r.threshold == 2] == [Status.ALARM_FIRED]
+
+
+def log_lines(env: Env, name: str) -> list[str]:
+    path = env.data / "log" / name
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def resolve_a(env: Env, path: Path) -> int:
+    """Feed a.rrd quiet points until the breach has left the window; returns the time to check at."""
+    rrdtool.update(str(path), *(f"{T0 + 60 * i}:1" for i in range(1, 70)))
+    return T0 + 69 * 60
+
+
+def test_an_action_added_while_firing_hears_of_the_recovery_only_once_told(env: Env, store: Store) -> None:
+    path = env.rrd("a.rrd", {"x": [9] * 5})
+    # An action that wants recoveries only was there when the series fired: it hears of the recovery.
+    there = [{"type": "log", "file": "old.log"}, {"type": "log", "file": "rec.log", "on": ["resolve"]}]
+    env.write_thresholds(threshold(actions=there))
+    assert check(env, store).exit_status == 1
+    env.write_thresholds(threshold(actions=[
+        *there,
+        {"type": "log", "file": "new.log"},
+        {"type": "log", "file": "rep.log", "on": ["repeat", "resolve"]},
+    ]))
+    # rearm = 0: this check repeats; only rep.log wants repeats, so only it is told of the firing now.
+    assert [r.status.value for r in check(env, store, at=T0 + 60).rows] == ["ALARM FIRED"]
+    assert check(env, store, at=resolve_a(env, path)).exit_status == 0
+    assert [line.split()[1] for line in log_lines(env, "old.log")] == ["ALARM", "RESOLVED"]
+    assert [line.split()[1] for line in log_lines(env, "rec.log")] == ["RESOLVED"]
+    assert log_lines(env, "new.log") == []
+    assert [line.split()[1] for line in log_lines(env, "rep.log")] == ["ALARM", "RESOLVED"]
+
+
+def test_a_threshold_without_actions_then_given_one_sends_no_lone_recovery(env: Env, store: Store) -> None:
+    path = env.rrd("a.rrd", {"x": [9] * 5})
+    env.write_thresholds(threshold())
+    assert check(env, store).exit_status == 1
+    env.write_thresholds(threshold(actions=[{"type": "log", "file": "late.log"}]))
+    r = check(env, store, at=resolve_a(env, path))
+    assert r.exit_status == 0 and [e.status for e in store.events(limit=1)] == ["RESOLVED"]
+    assert log_lines(env, "late.log") == []
+
+
+@pytest.mark.parametrize("how", ["narrowed", "deleted"])
+def test_a_file_no_longer_matched_is_closed(env: Env, store: Store, how: str) -> None:
+    env.rrd("a.rrd", {"x": [1] * 5})
+    b = env.rrd("b.rrd", {"x": [9] * 5})
+    env.write_thresholds(threshold(glob="*.rrd", actions=[{"type": "log", "file": "t.log"}]))
+    assert check(env, store).exit_status == 1
+    if how == "narrowed":
+        env.write_thresholds(threshold(glob="a.rrd", actions=[{"type": "log", "file": "t.log"}]))
+        why = "file no longer matched by the glob"
+    else:
+        b.unlink()
+        why = "file removed"
+    r = check(env, store, at=T0 + 60)
+    assert r.exit_status == 0 and r.firing == 0
+    assert statuses(r) == {("a.rrd", "x"): "OK", ("b.rrd", "x"): "OK"}
+    [closed] = store.events(limit=1)
+    assert (closed.status, closed.series, closed.message) == ("RESOLVED", "b.rrd", f"closed: {why}")
+    assert store.series_state(1, "b.rrd", "x") is None
+    assert log_lines(env, "t.log")[-1].split()[1] == "RESOLVED" and why in log_lines(env, "t.log")[-1]
+    assert check(env, store, at=T0 + 120).exit_status == 0
+    assert len(store.events()) == 2
+
+
+def test_a_glob_matching_nothing_keeps_firing_states(env: Env, store: Store) -> None:
+    # An unmounted RRD root looks like this: it must not close every alarm.
+    path = env.rrd("a.rrd", {"x": [9] * 5})
+    env.write_thresholds(threshold(glob="*.rrd"))
+    assert check(env, store).exit_status == 1
+    path.unlink()
+    r = check(env, store, at=T0 + 60)
+    assert r.exit_status == 1
+    assert statuses(r)[("a.rrd", "x")] == "ERROR"
+    assert store.states([1])[(1, "a.rrd", "x")].state.value == "FIRING"
+    assert len(store.events()) == 1
+
+
+@pytest.mark.parametrize("how", ["disabled", "deleted"])
+def test_a_threshold_disabled_or_deleted_closes_its_firing_series(env: Env, store: Store, how: str) -> None:
+    env.rrd("a.rrd", {"x": [9] * 5})
+    env.write_thresholds(threshold(actions=[{"type": "log", "file": "t.log"}]))
+    assert check(env, store).exit_status == 1
+    env.rrd("b.rrd", {"x": [1] * 5})
+    other = threshold(2, "b.rrd")
+    if how == "disabled":
+        env.write_thresholds(threshold(enabled=False, actions=[{"type": "log", "file": "t.log"}]) + other)
+    else:
+        env.write_thresholds(other)
+    r = check(env, store, at=T0 + 60)
+    assert r.exit_status == 0
+    [closed] = store.events(limit=1)
+    assert (closed.status, closed.threshold_id, closed.series, closed.message) == (
+        "RESOLVED", 1, "a.rrd", f"closed: threshold {how}")
+    assert store.series_state(1, "a.rrd", "x") is None
+    assert [line.split()[1] for line in log_lines(env, "t.log")] == ["ALARM", "RESOLVED"]
+    assert check(env, store, at=T0 + 120).exit_status == 0
+    assert len(store.events()) == 2
+
+
+def test_a_firing_from_before_notifications_were_tracked_resolves_to_every_action(env: Env, store: Store) -> None:
+    path = env.rrd("a.rrd", {"x": [9] * 5})
+    env.write_thresholds(threshold(actions=[{"type": "log", "file": "t.log"}]))
+    assert check(env, store).exit_status == 1
+    with store.engine.begin() as conn:  # as migration 0005 leaves a series that fired before it
+        conn.exec_driver_sql("update series_state set notified = null")
+    env.write_thresholds(threshold(actions=[{"type": "log", "file": "t.log"}, {"type": "log", "file": "u.log"}]))
+    assert check(env, store, at=resolve_a(env, path)).exit_status == 0
+    assert log_lines(env, "t.log")[-1].split()[1] == "RESOLVED"
+    assert [line.split()[1] for line in log_lines(env, "u.log")] == ["RESOLVED"]
+
+
+def test_a_check_of_another_thresholds_file_deletes_nothing(env: Env, store: Store) -> None:
+    from dataclasses import replace
+
+    env.rrd("a.rrd", {"x": [9] * 5})
+    env.rrd("b.rrd", {"x": [1] * 5})
+    env.write_thresholds(threshold())
+    assert check(env, store).exit_status == 1
+    alt = env.base / "alt.toml"
+    alt.write_text(threshold(9, "b.rrd"))
+    settings = replace(env.settings(), thresholds=alt)
+    assert run_check(settings, load_thresholds(alt), store, at=T0 + 60).exit_status == 0
+    assert store.states([1])[(1, "a.rrd", "x")].state.value == "FIRING"
+    env.write_thresholds(threshold(9, "b.rrd"))  # now deleted from the file it came from
+    check(env, store, at=T0 + 120)
+    assert store.series_state(1, "a.rrd", "x") is None
+    assert [e.message for e in store.events(limit=1)] == ["closed: threshold deleted"]

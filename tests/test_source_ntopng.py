@@ -335,6 +335,22 @@ def test_firing_host_that_went_idle_still_resolves(env: Env, store: Store, fake:
     assert [e.kind for e in store.events(limit=5)] == ["resolved", "fired"]
 
 
+def test_a_series_the_query_no_longer_matches_is_closed(env: Env, store: Store, fake: FakeNtopng) -> None:
+    traffic(fake, [1, 9])
+    traffic(fake, [1, 1], host="192.168.1.11")
+    configure(env, fake.url)
+    env.write_thresholds(threshold(label=["bytes_sent"]))
+    assert check(env, store).exit_status == 1
+    env.write_thresholds(threshold(query="ifid:0,host:192.168.1.11", label=["bytes_sent"]))
+    r = check(env, store, at=T0 + STEP)
+    assert r.exit_status == 0
+    assert rows(r)[(SERIES, "bytes_sent")][0] == "OK"
+    [closed] = store.events(limit=1)
+    assert (closed.kind, closed.series, closed.message) == (
+        "resolved", SERIES, "closed: series no longer matched by the threshold's schema and query")
+    assert store.series_state(1, SERIES, "bytes_sent") is None
+
+
 # ---------------------------------------------------------------- auth and errors
 
 

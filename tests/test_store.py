@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -10,7 +15,7 @@ import pytest
 
 from rrdalarm.evaluate import State
 from rrdalarm.migrate import HEAD, current_revision, head_revision, upgrade
-from rrdalarm.store import AlarmEvent, NewEvent, RunSummary, StateChange, StoreError, open_store
+from rrdalarm.store import AlarmEvent, NewEvent, RunSummary, StateChange, Store, StoreError, open_store
 
 
 def test_head_constant_matches_the_scripts() -> None:
@@ -80,3 +85,77 @@ def test_password_is_hidden_in_errors() -> None:
     with pytest.raises(StoreError) as info:
         open_store("postgresql+psycopg2://user:s3cret@127.0.0.1:1/db")
     assert "s3cret" not in str(info.value)
+
+
+# A child that runs the first migration and SIGKILLs itself right after the Nth DDL statement.
+_KILL_AFTER_DDL = """
+import os, signal, sys
+from sqlalchemy import event
+from rrdalarm.store import Store
+
+store = Store(sys.argv[1])
+seen = 0
+
+def after(conn, cursor, statement, params, context, executemany):
+    global seen
+    if statement.lstrip().upper().startswith(("CREATE", "ALTER", "DROP")):
+        seen += 1
+        if seen == int(sys.argv[2]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+event.listen(store.engine, "after_cursor_execute", after)
+store.migrate()
+print("finished")
+"""
+
+
+@pytest.mark.parametrize("after", [1, 2, 9, 17, 20, 21])
+def test_a_migration_killed_midway_leaves_a_database_that_opens(tmp_path: Path, after: int) -> None:
+    url = f"sqlite:///{tmp_path}/k.db"
+    proc = subprocess.run([sys.executable, "-c", _KILL_AFTER_DDL, url, str(after)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    store = open_store(url)
+    assert current_revision(store.engine) == HEAD
+    store.close()
+    with sqlite3.connect(tmp_path / "k.db") as db:
+        tables = {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
+        assert {"check_runs", "series_state", "alarm_events", "deliveries", "users", "audit_log"} <= tables
+        assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+
+
+def test_database_files_and_folders_are_private(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        store = open_store(f"sqlite:///{tmp_path}/new/dir/p.db")
+        store.record_check(RunSummary(100, 0.5, 1, 1, 0, 0, 0), [], [])
+        # Both WAL files exist while a connection is open.
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("select count(*) from check_runs").all()
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "new" / "dir").iterdir()}
+        store.close()
+    finally:
+        os.umask(old)
+    assert {"p.db", "p.db-wal", "p.db-shm"} <= set(modes)
+    assert all(m == 0o600 for m in modes.values()), modes
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "new" / "dir").stat().st_mode) == 0o700
+
+
+def test_upgrading_keeps_firing_states_with_untracked_notifications(tmp_path: Path) -> None:
+    from alembic import command
+
+    from rrdalarm.migrate import alembic_config
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    store = Store(url)
+    command.upgrade(alembic_config(store.engine), "0004")
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("insert into series_state (threshold_id, series, ds, state, fired_at)"
+                             " values (1, 'a.rrd', 'x', 'FIRING', 5)")
+    store.migrate()
+    assert current_revision(store.engine) == HEAD
+    view = store.states([1])[(1, "a.rrd", "x")]
+    assert view.state is State.FIRING and view.fired_at == 5
+    assert view.notified is None  # its recovery goes to every action, as before the upgrade
+    store.close()

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
+from rrdalarm.fileutil import make_private_dirs
 from rrdalarm.report import fmt_time
 from rrdalarm.service import CheckService
 
@@ -23,7 +24,7 @@ def secret_key(data_dir: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(data_dir)
         key = secrets.token_bytes(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:

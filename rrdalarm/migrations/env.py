@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from rrdalarm.migrate import transactional_ddl
 from rrdalarm.store import Base
 
 config = context.config
@@ -12,7 +13,8 @@ engine = config.attributes.get("engine")
 if engine is None:
     engine = create_engine(config.get_main_option("sqlalchemy.url") or "sqlite://")
 
-with engine.begin() as connection:
+# Every pending migration and the version stamp commit together, or not at all.
+with engine.connect() as connection, transactional_ddl(connection), connection.begin():
     context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()

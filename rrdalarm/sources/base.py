@@ -30,6 +30,13 @@ class OutcomeKind(StrEnum):
     OK = "ok"
     NO_DATA = "no data"
     ERROR = "error"
+    GONE = "gone"
+    """A FIRING series no longer watched (its file gone or no longer matched): the engine closes it.
+
+    Only for what the source knows is gone, never for what it cannot see right now: an
+    unreadable file is an ERROR, and so is a pattern that matches nothing at all (an
+    unmounted root, an unreachable listing), which keeps every state as it is.
+    """
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,10 @@ zeros. A 6.x answer lists every metric of the schema, so a label absent from
 it is a mistake and gets an ERROR row (a typo must not stay silent).
 Failures: an unreachable ntopng, a 5xx after retries, `rc != 0` or an auth
 failure become ERROR outcomes. There is one per FIRING series of the threshold,
-so those stay FIRING, or one with ds "" when none is firing.
+so those stay FIRING, or one with ds "" when none is firing. A FIRING series
+that the threshold's schema and query no longer match is GONE (the engine
+closes it); one that still matches but left the listing (an idle host) is
+fetched anyway, so it resolves or stays FIRING on its own data.
 """
 
 from __future__ import annotations
@@ -333,10 +336,12 @@ class NtopngSource(Source):
             if not stray:
                 self._add(report, Outcome(t.id, _raw_name(t), "", OutcomeKind.ERROR, message=p.listing_error))
             return
+        # The listing worked and a series that still matched the pattern would have been fetched
+        # (see _add_firing): these are outside the threshold's schema and query, no longer watched.
         for s, ds in stray:
-            self._add(report, Outcome(t.id, s, ds, OutcomeKind.ERROR,
+            self._add(report, Outcome(t.id, s, ds, OutcomeKind.GONE,
                                       message="series no longer matched by the threshold's schema and query"))
-        if not p.concretes and not stray:
+        if not p.concretes:
             self._add(report, Outcome(t.id, _raw_name(t), "", OutcomeKind.ERROR,
                                       message="query matches no series (no interface or no active local host)"))
 

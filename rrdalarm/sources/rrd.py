@@ -261,11 +261,16 @@ class RRDSource(Source):
                 continue
             if rule_of[tid] in per_file.get(series, ()):
                 firing_by_file.setdefault(series, []).append((tid, ds))
-            else:
-                # Its file no longer matches: keep the state and say so instead of forgetting it.
+            elif not matched[thresholds[rule_of[tid]].glob].files:
+                # Nothing matches at all: an unmounted root looks just like this, so keep the state.
                 report.outcomes.append(
-                    Outcome(tid, series, ds, OutcomeKind.ERROR, message="file no longer matched by the glob")
+                    Outcome(tid, series, ds, OutcomeKind.ERROR, message="glob matches no file; state kept")
                 )
+            else:
+                # The glob still sees files, just not this one: it is no longer watched.
+                gone = not os.path.lexists(os.path.join(index.root, series))
+                report.outcomes.append(Outcome(tid, series, ds, OutcomeKind.GONE, message=(
+                    "file removed" if gone else "file no longer matched by the glob")))
         return [(rel, tuple(rids), tuple(firing_by_file.get(rel, ()))) for rel, rids in per_file.items()]
 
     @contextmanager

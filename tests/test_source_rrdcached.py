@@ -104,24 +104,33 @@ def test_workers_read_through_the_daemon(
     assert [r.status for r in result.rows] == [Status.ALARM_FIRED] * 12
 
 
-def test_a_daemon_that_goes_away_is_never_a_silent_read_of_the_file(env: Env, rrdcached: Rrdcached) -> None:
+@pytest.mark.parametrize("over", ["unix", "tcp"])
+def test_a_daemon_that_goes_away_is_never_a_silent_read_of_the_file(
+    env: Env, rrdcached: Rrdcached, over: str
+) -> None:
     from rrdalarm.sources.rrd import Job, Rule, check_files
     from rrdalarm.sources.rrdcached import Daemon
 
     cached_file(env, rrdcached)
+    address = rrdcached.unix if over == "unix" else rrdcached.tcp
     rule = Rule(1, (), "AVERAGE", T0 - 300, T0 + 60, Direction.ABOVE, 5.0, 0)
     task = [("a.rrd", (0,), ())]
 
     def read() -> tuple[OutcomeKind, float | None, str]:
         # A new Job per check, as the source makes; the check's own probe is left out on purpose.
-        outcomes, _files, _series = check_files(Job(str(env.root), (rule,), True, Daemon(rrdcached.unix)), task)
+        outcomes, _files, _series = check_files(Job(str(env.root), (rule,), True, Daemon(address)), task)
         [o] = outcomes
         return o.kind, o.value, o.message
 
     assert read() == (OutcomeKind.BREACH, 9.0, "")
     rrdcached.stop()  # librrd's connection in this process is now dead
-    down = f"rrdcached at {rrdcached.unix} unreachable: No such file or directory"
+    reason = "No such file or directory" if over == "unix" else "Connection refused"
+    down = f"rrdcached at {address} unreachable: {reason}"
     assert read() == (OutcomeKind.ERROR, None, down)
     rrdcached.start()
     rrdcached.update(env.root / "a.rrd", f"{T0 + 60}:20")
+    assert read() == (OutcomeKind.BREACH, 20.0, "")
+    # Restarted between two checks: the connection kept from before is dead, the read reconnects.
+    rrdcached.stop()
+    rrdcached.start()
     assert read() == (OutcomeKind.BREACH, 20.0, "")

@@ -6,9 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import rrdtool
 from conftest import T0, Env, Rrdcached
 from test_engine import check, threshold
 
+from rrdalarm import stats
 from rrdalarm.evaluate import Direction, Status
 from rrdalarm.sources.base import OutcomeKind
 from rrdalarm.store import Store, open_store
@@ -60,7 +62,11 @@ def test_tcp_address_from_the_environment_and_an_explicit_off(
     assert only_row(env, store)[:2] == ("NO DATA", None)
     env.settings_path.write_text(original)
     # Over TCP paths go relative to the RRD root, which is the daemon's -b.
-    assert only_row(env, store)[:2] == ("ALARM FIRED", 9.0)
+    result = check(env, store)
+    assert [(r.status.value, r.value) for r in result.rows] == [("ALARM FIRED", 9.0)]
+    # The check's own statistics RRDs (in the data dir, outside the daemon's -b) are written directly.
+    assert result.warnings == []
+    assert rrdtool.last("--daemon", "", str(stats.stats_path(env.data, "alarms"))) == T0
 
 
 @pytest.mark.parametrize("how", ["setting", "environment"])

@@ -31,7 +31,7 @@ class Unreachable(Exception):
         super().__init__(f"rrdcached at {address} unreachable: {reason}")
 
 
-@dataclass
+@dataclass(eq=False)
 class Daemon:
     """The daemon a check reads through, as each worker process receives it.
 

@@ -25,6 +25,7 @@ from rrdalarm.config import (
     load_settings,
     load_thresholds,
     read_config_text,
+    rrdcached_problem,
     save_thresholds,
     starter_settings,
 )
@@ -145,6 +146,17 @@ def progress_bar(enabled: bool) -> Iterator[ProgressCallback | None]:
             bar.stop()
 
 
+def _rrdcached(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    problem = rrdcached_problem(value) if value is not None else None
+    if problem:
+        raise click.BadParameter(problem)
+    return value
+
+
+RRDCACHED_HELP = "Read through this rrdcached (unix:/path or host:port; \"\" for none; default: setting, " \
+                 "then $RRDCACHED_ADDRESS)."
+
+
 def _epoch(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
     if value is None:
         return None
@@ -168,11 +180,12 @@ def _epoch(_ctx: click.Context, _param: click.Parameter, value: str | None) -> i
 @click.option("--at", callback=_epoch, metavar="EPOCH", help="Evaluate as if now were EPOCH.")
 @click.option("--wait", type=float, help="Seconds to wait for a running check (default: lock_wait).")
 @click.option("--workers", type=click.IntRange(min=0), help="Fetch processes (0: one per core).")
+@click.option("--rrdcached", callback=_rrdcached, metavar="ADDRESS", help=RRDCACHED_HELP)
 @click.pass_context
 @user_errors
 def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: str | None,
           output: str | None, html_file: Path | None, dry_run: bool, at: int | None,
-          wait: float | None, workers: int | None) -> None:
+          wait: float | None, workers: int | None, rrdcached: str | None) -> None:
     """Run one check and report it.
 
     Exit status: 0 nothing firing, 1 at least one series firing, 2 bad usage or
@@ -187,6 +200,8 @@ def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: st
     settings = settings_from(ctx, rrd_root, db, config)
     if workers is not None:
         settings = replace(settings, workers=workers)
+    if rrdcached is not None:
+        settings = replace(settings, rrdcached=rrdcached)
     thresholds = thresholds_of(settings)
     store = open_store(settings.db_url)
     try:
@@ -381,10 +396,11 @@ def deliver(ctx: click.Context, db: str | None, quiet: bool) -> None:
 @click.option("--rrd-root", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Root of the RRD tree.")
 @click.option("--db", help="SQLAlchemy database URL (default: SQLite in the data dir).")
+@click.option("--rrdcached", callback=_rrdcached, metavar="ADDRESS", help=RRDCACHED_HELP)
 @click.pass_context
 @user_errors
 def serve(ctx: click.Context, listen: str | None, no_scheduler: bool, log_level: str, rrd_root: Path | None,
-          db: str | None) -> None:
+          db: str | None, rrdcached: str | None) -> None:
     """Run the web app and the scheduler until SIGTERM or Ctrl-C."""
     from rrdalarm.serve import serve_forever
 
@@ -393,6 +409,8 @@ def serve(ctx: click.Context, listen: str | None, no_scheduler: bool, log_level:
         overrides["rrd_root"] = rrd_root
     if db is not None:
         overrides["database_url"] = db
+    if rrdcached is not None:
+        overrides["rrdcached"] = rrdcached
     sys.exit(serve_forever(ctx.obj["settings_path"], overrides, listen, not no_scheduler, log_level))
 
 

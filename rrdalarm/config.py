@@ -24,6 +24,7 @@ from rrdalarm.secrets import SecretRef, secret_problem
 
 CONSOLIDATION_FUNCTIONS = ("AVERAGE", "MIN", "MAX", "LAST")
 SETTINGS_ENV = "RRDALARM_SETTINGS"
+RRDCACHED_ENV = "RRDCACHED_ADDRESS"  # librrd's own variable, honoured the same way
 SETTINGS_SEARCH = (Path("rrdalarm.toml"), Path("/etc/rrdalarm/rrdalarm.toml"))
 # Any time works here: it only checks that start comes before end for every "now".
 _PROBE_NOW = 2_000_000_000
@@ -164,6 +165,14 @@ class Settings:
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     service: ServiceSettings = field(default_factory=ServiceSettings)
     ntopng: NtopngSettings = field(default_factory=NtopngSettings)
+    rrdcached: str | None = None  # None: not set, $RRDCACHED_ADDRESS decides; "": read the files
+
+    @property
+    def rrdcached_address(self) -> str:
+        """The rrdcached that RRD reads go through ("" for none): the setting, else $RRDCACHED_ADDRESS."""
+        if self.rrdcached is not None:
+            return self.rrdcached
+        return os.environ.get(RRDCACHED_ENV, "").strip()
 
     @property
     def config_dir(self) -> Path:
@@ -585,8 +594,18 @@ def save_thresholds(path: Path, thresholds: Sequence[Threshold], header: Sequenc
 
 _SETTINGS_KEYS = {
     "rrd_root", "thresholds", "data_dir", "log_dir", "database_url", "workers", "lock_wait", "scripts_dir",
-    "smtp", "delivery", "service", "ntopng",
+    "smtp", "delivery", "service", "ntopng", "rrdcached",
 }
+# As rrdtool's --daemon takes it: unix:/absolute/path, /absolute/path, host, host:port, [v6 address]:port.
+_RRDCACHED_RE = re.compile(r"(?:unix:)?/\S*|(?P<host>[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?")
+
+
+def rrdcached_problem(value: object) -> str | None:
+    """Why `value` is not an rrdcached address, or None; "" (no daemon) is fine."""
+    m = _RRDCACHED_RE.fullmatch(value) if isinstance(value, str) else None
+    if value == "" or (m and 0 < int(m.group("port") or 42217) < 65536):
+        return None
+    return f"must be an rrdcached address such as unix:/run/rrdcached.sock or host:42217, not {value!r}"
 _NTOPNG_KEYS = {"url", "token", "user", "password", "timeout", "concurrency", "retries", "verify_tls"}
 _SERVICE_KEYS = {"listen", "check_interval", "deliver_interval", "min_start_interval", "api_token"}
 _SMTP_KEYS = {"host", "port", "security", "username", "password", "sender"}
@@ -693,6 +712,7 @@ def load_settings(path: Path | None) -> Settings:
         raise fail("verify_tls", "[ntopng] verify_tls must be true or false and user text")
     nt_defaults = NtopngSettings()
     return Settings(
+        rrdcached=_rrdcached_setting(data, fail),
         ntopng=NtopngSettings(
             url=nt_url.rstrip("/"), token=nt.get("token"), user=nt.get("user", ""), password=nt.get("password"),
             timeout=float(nt.get("timeout", nt_defaults.timeout)),
@@ -727,6 +747,14 @@ def load_settings(path: Path | None) -> Settings:
         workers=workers,
         lock_wait=float(lock_wait),
     )
+
+
+def _rrdcached_setting(data: Mapping[str, Any], fail: Callable[[str, str], ConfigError]) -> str | None:
+    value = data.get("rrdcached")
+    problem = rrdcached_problem(value) if value is not None else None
+    if problem:
+        raise fail("rrdcached", problem)
+    return value
 
 
 def _table(
@@ -766,6 +794,10 @@ workers = 0
 
 # Seconds a second `rrdalarm check` waits for a running one.
 lock_wait = 30
+
+# Read through rrdcached (unix:/path or host:port) to see points still in its
+# cache; unset: $RRDCACHED_ADDRESS decides, "" reads the files directly.
+# rrdcached = "unix:/run/rrdcached.sock"
 
 [service]
 # `rrdalarm serve`: the web app and the scheduler.

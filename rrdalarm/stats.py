@@ -10,6 +10,8 @@ import rrdtool  # type: ignore[import-untyped]
 from rrdalarm.fileutil import PRIVATE_FILE, make_private_dirs
 
 STEP = 60
+# Our own files are never a watched daemon's: an empty --daemon keeps librrd from taking $RRDCACHED_ADDRESS.
+DIRECT = ("--daemon", "")
 FILES = {"duration": ("check_duration.rrd", "duration"), "alarms": ("alarms_fired.rrd", "alarms")}
 # A day of minutes, a week of 5 minutes, a year of hours.
 RRAS = [
@@ -32,7 +34,8 @@ def _ensure(path: Path, ds: str, at: int) -> None:
         return
     make_private_dirs(path.parent)
     # Checks may run every minute or every hour: a heartbeat of two hours keeps both known.
-    rrdtool.create(str(path), "--start", str(at - 1), "--step", str(STEP), f"DS:{ds}:GAUGE:7200:0:U", *RRAS)
+    rrdtool.create(*DIRECT, str(path), "--start", str(at - 1), "--step", str(STEP), f"DS:{ds}:GAUGE:7200:0:U",
+                   *RRAS)
     os.chmod(path, PRIVATE_FILE)
 
 
@@ -42,10 +45,10 @@ def record_check(data_dir: Path, at: int, duration_s: float, alarms_fired: int) 
         for which, value in (("duration", f"{duration_s:.3f}"), ("alarms", str(alarms_fired))):
             path = stats_path(data_dir, which)
             _ensure(path, FILES[which][1], at)
-            last = int(rrdtool.last(str(path)))
+            last = int(rrdtool.last(*DIRECT, str(path)))
             if at <= last:
                 continue  # checks replayed with --at, or two in the same second
-            rrdtool.update(str(path), f"{at}:{value}")
+            rrdtool.update(*DIRECT, str(path), f"{at}:{value}")
     except (rrdtool.OperationalError, OSError) as exc:
         return f"statistics not updated: {exc}"
     return None

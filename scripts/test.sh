@@ -2,8 +2,9 @@
 # The whole test suite: lint, types, then pytest on every core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Debian's chromium drives the browser tests (Playwright cannot download its own here).
-scripts/setup.sh chromium fonts-dejavu-core
+# Debian's chromium drives the browser tests (Playwright cannot download its own here);
+# the rrdcached tests start a real rrdcached.
+scripts/setup.sh chromium fonts-dejavu-core rrdcached
 .venv/bin/ruff check rrdalarm actions web tests bench
 .venv/bin/mypy
 .venv/bin/pytest -n auto -q "$@"

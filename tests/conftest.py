@@ -140,3 +140,85 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def _no_rrdcached_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # librrd and rrdalarm both read it: a daemon of the machine must not answer for the tests' files.
+    monkeypatch.delenv("RRDCACHED_ADDRESS", raising=False)
+
+
+@dataclass
+class Rrdcached:
+    """A real rrdcached over `base` (-b base -B), on a unix socket and a TCP port; writes wait an hour."""
+
+    base: Path
+    folder: Path
+    tcp: str
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket(self) -> Path:
+        return self.folder / "sock"
+
+    @property
+    def unix(self) -> str:
+        return f"unix:{self.socket}"
+
+    def update(self, path: Path, *points: str) -> None:
+        """Points that stay in the daemon's cache (the file on disk does not have them)."""
+        rrdtool.update(str(path), "--daemon", self.unix, *points)
+
+    def start(self) -> None:
+        import socket
+        import time
+
+        log = (self.folder / "log").open("ab")
+        # -w 3600 -f 7200: nothing is written to the files unless a read (or FLUSH) asks for it.
+        self.proc = subprocess.Popen(
+            ["rrdcached", "-g", "-l", self.unix, "-l", self.tcp, "-b", str(self.base), "-B",
+             "-w", "3600", "-f", "7200", "-p", str(self.folder / "pid"), "-j", str(self.folder / "journal")],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        )
+        log.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("rrdcached exited:\n" + (self.folder / "log").read_text())
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.connect(str(self.socket))
+                    s.sendall(b"PING\n")
+                    if s.recv(64).startswith(b"0 PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("rrdcached did not answer PING:\n" + (self.folder / "log").read_text())
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+        self.proc = None
+
+
+@pytest.fixture
+def rrdcached(env: Env) -> Any:
+    """rrdcached over the env's RRD root; skipped where it is not installed, unless CI is set."""
+    import shutil
+    import tempfile
+
+    if shutil.which("rrdcached") is None:
+        if os.environ.get("CI"):
+            pytest.fail("rrdcached is not installed (Debian package rrdcached; scripts/test.sh installs it)")
+        pytest.skip("rrdcached is not installed (Debian package rrdcached)")
+    # A short folder: a unix socket path must fit in 108 bytes, and pytest's tmp_path may not.
+    folder = Path(tempfile.mkdtemp(prefix="rrdc-", dir="/tmp"))
+    (folder / "journal").mkdir()
+    daemon = Rrdcached(Path(os.path.realpath(env.root)), folder, f"127.0.0.1:{free_port()}")
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import T0, Env
+from conftest import T0, Env, Rrdcached
 from filelock import FileLock
 from test_engine import threshold
 
@@ -189,6 +189,17 @@ def test_bad_option_values_exit_2(env: Env, arg: str) -> None:
     env.write_thresholds(threshold())
     p = env.run("check", arg, "soon")
     assert p.returncode == 2 and "Traceback" not in p.stderr
+
+
+def test_rrdcached_option(env: Env, rrdcached: Rrdcached) -> None:
+    path = env.rrd("a.rrd", {"x": [1.0] * 5}, end=T0 - 600)
+    rrdcached.update(path, f"{T0 - 60}:9", f"{T0}:9")
+    env.write_thresholds(threshold(start="now-5min"))
+    bad = env.run("check", "--rrdcached", "unix:relative.sock")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--rrdcached" in bad.stderr
+    p = env.run("check", "--json", "--at", str(T0), "--rrdcached", rrdcached.unix)
+    assert p.returncode == 1, p.stderr
+    assert [r["status"] for r in json.loads(p.stdout)["results"]] == ["ALARM FIRED"]
 
 
 def test_original_example_row_runs(env: Env) -> None:

@@ -441,6 +441,17 @@ def test_example_settings_file_loads() -> None:
 
 
 @pytest.mark.parametrize(
+    "address", ["unix:/run/rrdcached.sock", "/run/rrdcached.sock", "localhost", "10.0.0.5:42217", "[::1]:42217", ""]
+)
+def test_settings_rrdcached_address(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, address: str) -> None:
+    monkeypatch.setenv("RRDCACHED_ADDRESS", "unix:/from/the/environment")
+    assert load_settings(None).rrdcached_address == "unix:/from/the/environment"
+    s = load_settings(write(tmp_path, f'rrdcached = "{address}"\n', "rrdalarm.toml"))
+    # The setting (even empty: no daemon) wins over $RRDCACHED_ADDRESS.
+    assert (s.rrdcached, s.rrdcached_address) == (address, address)
+
+
+@pytest.mark.parametrize(
     ("text", "line", "field"),
     [
         ("# settings\nworkers = 2\nbogus = 1\n", 3, "bogus"),
@@ -454,6 +465,10 @@ def test_example_settings_file_loads() -> None:
         ("rrd_root = 3\n", 1, "rrd_root"),
         ("thresholds = [1]\n", 1, "thresholds"),
         ("database_url = 5\n", 1, "database_url"),
+        ('workers = 1\nrrdcached = "unix:run/rrdcached.sock"\n', 2, "rrdcached"),
+        ('rrdcached = "localhost:99999"\n', 1, "rrdcached"),
+        ('rrdcached = "local host"\n', 1, "rrdcached"),
+        ("rrdcached = 42217\n", 1, "rrdcached"),
     ],
 )
 def test_settings_errors_name_file_line_and_field(tmp_path: Path, text: str, line: int, field: str) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 import requests
-from conftest import Env, free_port, make_rrd
+from conftest import Env, Rrdcached, free_port, make_rrd
 from prometheus_client.parser import text_string_to_metric_families
 from test_engine import threshold
 
@@ -230,3 +230,19 @@ def test_graph_when_the_thresholds_file_also_watches_ntopng(env: Env) -> None:
         assert png.status_code == 200 and png.data.startswith(b"\x89PNG")
     finally:
         service.close()
+
+
+def test_serve_reads_through_rrdcached(env: Env, rrdcached: Rrdcached) -> None:
+    now = int(time.time()) // 60 * 60
+    path = make_rrd(env.root / "a.rrd", {"x": [1.0] * 5}, end=now - 600)
+    rrdcached.update(path, *(f"{now - 240 + 60 * i}:9" for i in range(5)))
+    env.write_thresholds(threshold(start="now-5min"))
+    bad = env.run("serve", "--rrdcached", "unix:relative.sock")
+    assert bad.returncode == 2 and "--rrdcached" in bad.stderr
+    srv = start_server(env, "--no-scheduler", "--rrdcached", rrdcached.unix)
+    try:
+        doc = srv.get("/start", format="json").json()
+        assert [r["status"] for r in doc["results"]] == ["ALARM FIRED"]
+    finally:
+        srv.proc.send_signal(signal.SIGINT)
+        assert srv.proc.wait(timeout=10) == 0

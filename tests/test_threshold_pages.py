@@ -285,6 +285,18 @@ def test_a_legacy_file_is_shown_but_not_edited(app: Flask, env: Env) -> None:
     assert "import-legacy" in resp.get_data(as_text=True)
 
 
+def test_a_glob_the_matcher_cannot_compile_is_named_not_a_500(app: Flask, env: Env) -> None:
+    env.write_thresholds(THRESHOLDS.replace('glob = "df/*.rrd"', 'glob = "df/[z-a]*.rrd"'))
+    client = logged_in(app)
+    resp = client.get("/thresholds")
+    assert resp.status_code == 200
+    page = html.unescape(resp.get_data(as_text=True))
+    assert "thresholds.toml:21:" in page and "threshold 2" in page and "z-a" in page
+    token = csrf(resp.get_data(as_text=True))
+    resp = client.post("/check-now", data={"csrf_token": token}, follow_redirects=True)
+    assert resp.status_code == 200 and "z-a" in html.unescape(resp.get_data(as_text=True))
+
+
 def test_file_names_are_escaped(app: Flask, env: Env) -> None:
     env.rrd("hostile/<img src=x onerror=alert(1)>.rrd", {"v": [500.0] * 8})
     env.write_thresholds(THRESHOLDS + '\n[[threshold]]\nid = 5\nname = "<b>bold</b>"\nglob = "hostile/*.rrd"\n'

@@ -176,6 +176,7 @@ def test_add_a_threshold(app: Flask, env: Env) -> None:
 @pytest.mark.parametrize(("change", "field", "message"), [
     ({"glob": "../etc/*.rrd"}, "glob", "cannot leave the RRD root"),
     ({"glob": "/etc/passwd"}, "glob", "is absolute"),
+    ({"glob": "df/[z-a]*.rrd"}, "glob", "reversed range 'z-a'"),
     ({"value": "lots"}, "value", "must be a finite number"),
     ({"repetitions": "-1"}, "repetitions", "must be 0 or more"),
     ({"start": "yesterday-ish"}, "start", ""),

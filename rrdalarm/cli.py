@@ -248,8 +248,12 @@ def validate(ctx: click.Context, config: Path | None, rrd_root: Path | None) -> 
         from rrdalarm.sources.rrd import RRDSource
 
         index = RRDSource(settings).index()
-        matched = {t.id: len(index.match(t.glob).files) for t in thresholds if t.source == "rrd"}
-        counts = "; files matched: " + ", ".join(f"{k}: {v}" for k, v in matched.items())
+        found = {t.id: index.match(t.glob) for t in thresholds if t.source == "rrd"}
+        matched = {tid: len(m.files) for tid, m in found.items()}
+        # A wildcard takes *.rrd files only: say how many others it passed over, so none is missed unknowingly.
+        counts = "; files matched: " + ", ".join(
+            f"{k}: {v}" + (f" ({found[k].skipped} not *.rrd, skipped)" if found[k].skipped else "")
+            for k, v in matched.items())
         for tid, n in matched.items():
             if n == 0:
                 click.echo(f"warning: threshold {tid}: glob matches no file under {index.root}", err=True)

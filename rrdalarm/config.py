@@ -21,6 +21,7 @@ from rrdalarm import timespec
 from rrdalarm.evaluate import Direction
 from rrdalarm.fileutil import atomic_write_text
 from rrdalarm.secrets import SecretRef, secret_problem
+from rrdalarm.sources.rrd_index import GlobError, compile_glob
 
 CONSOLIDATION_FUNCTIONS = ("AVERAGE", "MIN", "MAX", "LAST")
 SETTINGS_ENV = "RRDALARM_SETTINGS"
@@ -442,6 +443,10 @@ def glob_problem(glob: str) -> str | None:
     for part in PurePosixPath(glob).parts:
         if "**" in part and part != "**":
             return f"'**' must be a whole path component in {glob!r} (as in 'hosts/**/bytes.rrd')"
+    try:
+        compile_glob(glob)  # the matcher's own compilation: what passes here, every check can match
+    except GlobError as exc:
+        return str(exc)
     return None
 
 

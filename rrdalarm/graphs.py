@@ -16,6 +16,9 @@ from rrdalarm.fileutil import make_private_dirs
 
 # A cached graph is reused for this long: long enough for a page of links, short enough to stay current.
 CACHE_SECONDS = 60
+# Every distinct limit or time draws a new file: keep at most this many (~30 kB each).
+CACHE_MAX_FILES = 500
+CACHE_MAX_BYTES = 32 * 1024 * 1024
 _DRAW_LOCK = threading.Lock()
 _DS_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
@@ -66,7 +69,48 @@ def _cached(cache_dir: Path, key: str, now: float, draw: Callable[[str], None]) 
                 tmp.unlink(missing_ok=True)
                 raise GraphError(str(exc).replace(str(cache_dir), "")) from None
             os.replace(tmp, out)
+            _prune(cache_dir, now, out)
     return out
+
+
+def _prune(cache_dir: Path, now: float, keep: Path) -> None:
+    """Bound the cache: files past CACHE_SECONDS are never served again; beyond the caps, the oldest go.
+
+    Runs under the draw lock, after each draw, so the folder never holds much more than the caps.
+    """
+    entries: list[tuple[int, int, Path]] = []
+    for path in cache_dir.iterdir():
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        # Leftovers of a draw that died (.tmp) go once they are as old as a stale graph.
+        if path != keep and path.suffix in (".png", ".tmp") and now - st.st_mtime >= CACHE_SECONDS:
+            path.unlink(missing_ok=True)
+        elif path.suffix == ".png":
+            entries.append((st.st_mtime_ns, st.st_size, path))
+    entries.sort(reverse=True)  # newest first
+    total = 0
+    for count, (_, size, path) in enumerate(entries, 1):
+        total += size
+        if path != keep and (count > CACHE_MAX_FILES or total > CACHE_MAX_BYTES):
+            path.unlink(missing_ok=True)
+
+
+def series_args(target: str, path: Path, rel: str, ds: str, cf: str, start: int, end: int, limit: float | None,
+                title: str) -> list[str]:
+    """rrdtool graph arguments for one data source, with a red rule at the threshold."""
+    args = [
+        target, "--imgformat", "PNG", "--start", str(start), "--end", str(end), "--width", "640",
+        "--height", "200", "--title", (title or f"{rel} {ds}")[:120], "--slope-mode",
+        f"DEF:v={_escape(str(path))}:{ds}:{cf}", f"LINE2:v#1f77b4:{_escape(ds)}",
+    ]
+    if limit is not None:
+        # Autoscaling fits the data only; these bounds widen the axis to the limit (never narrow it,
+        # since rrdtool still grows past them without --rigid), so the rule is always in the plot.
+        args += ["--lower-limit", repr(limit), "--upper-limit", repr(limit)]
+        args.append(f"HRULE:{limit!r}#d62728:threshold {limit:g}")
+    return args
 
 
 def series_graph(settings: Settings, rel: str, ds: str, cf: str, start: int, end: int, limit: float | None,
@@ -81,14 +125,7 @@ def series_graph(settings: Settings, rel: str, ds: str, cf: str, start: int, end
     path = confined_file(settings, rel)
 
     def draw(target: str) -> None:
-        args = [
-            target, "--imgformat", "PNG", "--start", str(start), "--end", str(end), "--width", "640",
-            "--height", "200", "--title", (title or f"{rel} {ds}")[:120], "--slope-mode",
-            f"DEF:v={_escape(str(path))}:{ds}:{cf}", f"LINE2:v#1f77b4:{_escape(ds)}",
-        ]
-        if limit is not None:
-            args.append(f"HRULE:{limit!r}#d62728:threshold {limit:g}")
-        rrdtool.graph(*args)
+        rrdtool.graph(*series_args(target, path, rel, ds, cf, start, end, limit, title))
 
     key = f"{path}|{ds}|{cf}|{start}|{end}|{limit}|{title}|{path.stat().st_mtime_ns}"
     return _cached(settings.data_dir / "graphs", key, now, draw)

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import rrdtool  # type: ignore[import-untyped]
 
 from rrdalarm.config import glob_problem
-from rrdalarm.sources.rrd_index import FileIndex, Folder, compile_glob, translate_component
+from rrdalarm.sources.rrd_index import RRD_SUFFIX, CompiledGlob, FileIndex, Folder, compile_glob, translate_component
 
 log = logging.getLogger("rrdalarm.suggest")
 
@@ -46,7 +46,10 @@ SAMPLE_SIZE = 10
 # A typed glob in the folder part ("hosts/*/") merges the listings of every folder
 # it matches; past this many the answer is cut short (and says so) to stay fast.
 MAX_GLOB_FOLDERS = 5_000
-RRD_SUFFIX = ".rrd"
+# A look-up answers within about this long, partial if need be: it runs while someone types,
+# and a glob such as "**/*/**/*/**" over 100,000 folders could otherwise hold a server thread.
+LOOKUP_BUDGET_S = 2.0
+CLOCK_EVERY = 256  # folders between two looks at the clock
 
 _DS_KEY = re.compile(r"ds\[(.+)\]\.index")
 
@@ -85,6 +88,30 @@ class MatchCount:
     count: int
     sample: list[str]  # up to SAMPLE_SIZE of them, sorted
     outside: int  # symlinks it matches that lead outside the root (the check skips and reports them)
+    partial: bool = False  # the time budget ran out: at least `count` files match
+
+    @property
+    def message(self) -> str:
+        if not self.partial:
+            return ""
+        return f"counting took too long: at least {self.count} files match (the check counts them all)"
+
+
+class Budget:
+    """A deadline for one look-up, read on the suggester's clock."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._end = clock() + seconds
+        self._ticks = 0
+        self.spent = False
+
+    def over(self) -> bool:
+        """True once the deadline has passed (the clock is read every CLOCK_EVERY calls)."""
+        if not self.spent and self._ticks % CLOCK_EVERY == 0:
+            self.spent = self._clock() >= self._end
+        self._ticks += 1
+        return self.spent
 
 
 class PathSuggester:
@@ -159,14 +186,15 @@ class PathSuggester:
 
     # ------------------------------------------------------------ completions
 
-    def suggest(self, text: str, limit: int = 50) -> Suggestions:
+    def suggest(self, text: str, limit: int = 50, budget_s: float = LOOKUP_BUDGET_S) -> Suggestions:
         """Folders and .rrd files completing `text` (what the user typed in the glob field).
 
         The text is split at its last "/": the folder part names where to look
         (a glob there merges every folder it matches), the rest is the start of
         a name. Exact-case matches come first, then other-case ones; folders
         before files within each. Hidden entries only when the partial name
-        starts with ".". Anything that could leave the root gets nothing.
+        starts with ".". Anything that could leave the root gets nothing. A folder
+        part that takes longer than `budget_s` to expand gives a partial answer (`more`).
         """
         limit = max(1, min(limit, MAX_LIMIT))
         if len(text) > MAX_TEXT or "\\" in text or glob_problem(text) is not None:
@@ -179,7 +207,7 @@ class PathSuggester:
         folders = self.folders()
         truncated = False
         if any(_magic(p) for p in parts):
-            rels, truncated = _expand_folders(parts, folders, MAX_GLOB_FOLDERS)
+            rels, truncated = _expand_folders(parts, folders, MAX_GLOB_FOLDERS, Budget(budget_s, self._clock))
             sources = [folders[rel] for rel in rels]
         else:
             one = folders.get("/".join(parts))
@@ -195,25 +223,28 @@ class PathSuggester:
             items += [Suggestion(lead + f, "file") for f in other_files]
         return Suggestions(items[:limit], truncated or len(items) > limit)
 
-    def matches(self, glob: str, sample: int = SAMPLE_SIZE) -> MatchCount:
-        """Files the check would expand `glob` to; SuggestError (one line) for a glob it would refuse."""
+    def matches(self, glob: str, sample: int = SAMPLE_SIZE, budget_s: float = LOOKUP_BUDGET_S) -> MatchCount:
+        """Files the check would expand `glob` to; SuggestError (one line) for a glob it would refuse.
+
+        Past `budget_s` seconds the answer is partial (and says so) rather than late.
+        """
         if len(glob) > MAX_TEXT:
             raise SuggestError(f"the glob is longer than {MAX_TEXT} characters")
         problem = glob_problem(glob)
         if problem is not None:
             raise SuggestError(problem)
-        parts = [p for p in glob.strip("/").split("/") if p not in ("", ".")]
-        if not parts:
+        if not [p for p in glob.strip("/").split("/") if p not in ("", ".")]:
             raise SuggestError("the glob is empty")
+        g = compile_glob(glob)
+        budget = Budget(budget_s, self._clock)
         folders = self.folders()
-        if parts[-1] == "**":
-            parts.append("*")  # as compile_glob: "a/**" is every file below a
-        rels, _ = _expand_folders(parts[:-1], folders, None)
-        name_re = compile_glob(glob).name_re
-        hits = _counter(parts[-1], name_re)
+        rels, _ = _expand_folders(list(g.parts[:-1]), folders, None, budget)
+        hits = _counter(g)
         count = outside = 0
         picked: list[str] = []
         for rel in rels:
+            if budget.over():
+                break
             folder = folders[rel]
             if folder.files:
                 n, first = hits(folder.files, sample - len(picked))
@@ -222,8 +253,8 @@ class PathSuggester:
                     lead = rel + "/" if rel else ""
                     picked.extend(lead + h for h in first)
             if folder.escapes:
-                outside += sum(1 for e in folder.escapes if name_re.match(e))
-        return MatchCount(count, sorted(picked), outside)
+                outside += sum(1 for e in folder.escapes if g.takes(e))
+        return MatchCount(count, sorted(picked), outside, budget.spent)
 
     # ------------------------------------------------------------ one file
 
@@ -296,12 +327,13 @@ def _prefixed(names: list[str], prefix: str) -> list[str]:
 Counter = Callable[[list[str], int], tuple[int, list[str]]]
 
 
-def _counter(name: str, name_re: re.Pattern[str]) -> Counter:
-    """For one last glob component: (how many of a sorted listing match, the first `want` of them).
+def _counter(g: CompiledGlob) -> Counter:
+    """For the last component of a glob: (how many of a sorted listing it takes, the first `want` of them).
 
-    The usual shapes get a counter that runs in C; any other goes through the regex.
+    The usual shapes get a counter that runs in C; any other goes through the regex and CompiledGlob.takes.
     """
-    if not _magic(name):
+    name = g.parts[-1]
+    if g.literal_name is not None:
 
         def literal(files: list[str], want: int) -> tuple[int, list[str]]:
             i = bisect.bisect_left(files, name)
@@ -310,7 +342,9 @@ def _counter(name: str, name_re: re.Pattern[str]) -> Counter:
 
         return literal
     head, tail = name[:1], name[1:]
-    if head == "*" and not _magic(tail):
+    if g.rrd_only and name == "*":
+        tail = RRD_SUFFIX  # "*" takes the *.rrd files: count those
+    if head == "*" and not _magic(tail) and (tail.endswith(RRD_SUFFIX) or not g.rrd_only):
         ending = tail + "\0"
 
         def suffix(files: list[str], want: int) -> tuple[int, list[str]]:
@@ -319,11 +353,11 @@ def _counter(name: str, name_re: re.Pattern[str]) -> Counter:
             i = bisect.bisect_left(files, ".")
             if i < len(files) and files[i][:1] == ".":  # "*" skips hidden names
                 count -= sum(1 for h in _prefixed(files, ".") if h.endswith(tail))
-            return count, list(islice(filter(name_re.match, files), want)) if count and want else []
+            return count, list(islice(filter(g.takes, files), want)) if count and want else []
 
         return suffix
     lead = name.split("*", 1)[0]
-    if name.endswith("*") and lead and not _magic(lead) and name[len(lead):].strip("*") == "":
+    if not g.rrd_only and name.endswith("*") and lead and not _magic(lead) and name[len(lead):].strip("*") == "":
 
         def prefix(files: list[str], want: int) -> tuple[int, list[str]]:
             run = _prefixed(files, lead)  # a pattern that names its leading "." may match hidden names
@@ -332,56 +366,79 @@ def _counter(name: str, name_re: re.Pattern[str]) -> Counter:
         return prefix
 
     def general(files: list[str], want: int) -> tuple[int, list[str]]:
-        hits = list(filter(name_re.match, files))
+        hits = list(filter(g.takes, files))
         return len(hits), hits[:want]
 
     return general
 
 
-def _expand_folders(parts: list[str], folders: dict[str, Folder], budget: int | None) -> tuple[list[str], bool]:
+def _expand_folders(parts: list[str], folders: dict[str, Folder], limit: int | None,
+                    budget: Budget) -> tuple[list[str], bool]:
     """Folders (index keys) matched by the folder components of a glob, as FileIndex.match reads them.
 
     Walks from the root through the listings, so a glob under a literal prefix
-    only visits that subtree. Returns (folders, cut short by `budget`).
+    only visits that subtree. Returns (folders, cut short by `limit` or `budget`).
     """
     current = [""] if "" in folders else []
-    for part in parts:
-        found: list[str] = []
-        if part == "**" and len(current) == 1:
-            # Zero or more non-hidden folders below one folder: the index lists folders in walk
-            # order, so one pass over its keys beats walking the listings (3x at 100,000 folders).
-            rel = current[0]
-            below = rel + "/" if rel else ""
-            skip = len(below)
-            under = (k for k in folders if k.startswith(below) and "/." not in "/" + k[skip:])
-            found = ([rel] if rel else []) + list(under if budget is None else islice(under, budget + 1))
-            if budget is not None and len(found) > budget:
-                return found[:budget], True
-        elif part == "**":
-            # The same below each of several folders (after a wildcard): walk each subtree.
-            for rel in current:
-                stack = [rel]
-                while stack:
-                    here = stack.pop()
-                    found.append(here)
-                    lead = here + "/" if here else ""
-                    stack.extend(lead + d for d in reversed(folders[here].subdirs)
-                                 if not d.startswith(".") and lead + d in folders)
-                    if budget is not None and len(found) > budget:
-                        return found[:budget], True
+    for i, part in enumerate(parts):
+        if part == "**" and i and parts[i - 1] == "**":
+            continue  # "**/**" is "**"
+        if part == "**":
+            found, cut = _below(current, folders, limit, budget)
         elif _magic(part):
-            part_re = re.compile(translate_component(part) + r"\Z")
-            for rel in current:
-                lead = rel + "/" if rel else ""
-                found.extend(lead + d for d in folders[rel].subdirs if part_re.match(d) and lead + d in folders)
-                if budget is not None and len(found) > budget:
-                    return found[:budget], True
+            found, cut = _children(current, folders, part, limit, budget)
         else:
-            for rel in current:
-                child = rel + "/" + part if rel else part
-                if child in folders:
-                    found.append(child)
-        current = list(dict.fromkeys(found))  # "**/**" reaches a folder more than once
+            found, cut = [rel + "/" + part if rel else part for rel in current], False
+            found = [child for child in found if child in folders]
+        if cut:
+            return found, True
+        current = list(dict.fromkeys(found))
         if not current:
             break
     return current, False
+
+
+def _below(current: list[str], folders: dict[str, Folder], limit: int | None,
+           budget: Budget) -> tuple[list[str], bool]:
+    """Each of `current` and every non-hidden folder below it, each once."""
+    if len(current) == 1:
+        # The index lists folders in walk order, so one pass over its keys beats walking the listings
+        # (3x at 100,000 folders).
+        rel = current[0]
+        below = rel + "/" if rel else ""
+        skip = len(below)
+        found = [rel] if rel else []
+        for k in folders:
+            if k.startswith(below) and "/." not in "/" + k[skip:]:
+                found.append(k)
+                if (limit is not None and len(found) > limit) or budget.over():
+                    return found[:limit], True
+        return found, False
+    found, seen = [], set()
+    for rel in current:
+        stack = [rel]
+        while stack:
+            here = stack.pop()
+            if here in seen:
+                continue  # already reached from a folder above it: its subtree is in `found`
+            seen.add(here)
+            found.append(here)
+            lead = here + "/" if here else ""
+            stack.extend(lead + d for d in reversed(folders[here].subdirs)
+                         if not d.startswith(".") and lead + d in folders)
+            if (limit is not None and len(found) > limit) or budget.over():
+                return found[:limit], True
+    return found, False
+
+
+def _children(current: list[str], folders: dict[str, Folder], part: str, limit: int | None,
+              budget: Budget) -> tuple[list[str], bool]:
+    """The subfolders of `current` whose names match the glob component `part`."""
+    part_re = re.compile(translate_component(part) + r"\Z")
+    found: list[str] = []
+    for rel in current:
+        lead = rel + "/" if rel else ""
+        found.extend(lead + d for d in folders[rel].subdirs if part_re.match(d) and lead + d in folders)
+        if (limit is not None and len(found) > limit) or budget.over():
+            return found[:limit], True
+    return found, False

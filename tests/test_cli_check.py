@@ -64,6 +64,41 @@ def test_exit_2_bad_config_one_line(env: Env) -> None:
     assert "Traceback" not in p.stderr
 
 
+def test_a_reversed_range_is_a_bad_config_not_a_crash(env: Env) -> None:
+    env.rrd("a.rrd", {"x": [1, 1]})
+    env.write_thresholds(threshold(glob="[z-a].rrd"))
+    p = env.run("check", "--quiet")
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "thresholds.toml:3:" in lines[0] and "z-a" in lines[0]
+    assert "internal error" not in p.stderr and "Traceback" not in p.stderr
+
+
+def test_munin_state_files_beside_the_rrds_are_not_error_rows(env: Env) -> None:
+    # munin keeps these in its RRD folder; "**" used to fetch them: 4 ERROR rows, exit 3.
+    env.rrd("example.com/host-load-load-g.rrd", {"42": [1, 1]})
+    env.rrd("example.com/host-cpu-user-d.rrd", {"42": [2, 2]})
+    for rel in ("datafile", "x.storable", "munin-update.stats", "example.com/limits.storable"):
+        (env.root / rel).write_text("munin state\n")
+    env.write_thresholds(threshold(glob="**"))
+    p = env.run("check", "--at", str(T0), "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    doc = json.loads(p.stdout)
+    assert {r["file"]: r["status"] for r in doc["results"]} == {
+        "example.com/host-load-load-g.rrd": "OK", "example.com/host-cpu-user-d.rrd": "OK"}
+    assert doc["files_checked"] == 2
+
+
+def test_a_glob_left_with_only_other_files_says_they_were_skipped(env: Env) -> None:
+    (env.root / "datafile").write_text("munin state\n")
+    env.write_thresholds(threshold(glob="*"))
+    p = env.run("check", "--at", str(T0), "--json")
+    assert p.returncode == 3
+    [row] = json.loads(p.stdout)["results"]
+    assert row["status"] == "ERROR" and "matches no RRD file" in row["message"]
+    assert "1 other file skipped" in row["message"] and "*.rrd" in row["message"]
+
+
 def test_json_schema(env: Env) -> None:
     env.rrd("a.rrd", {"in": [9, 9], "out": [1, 1]})
     env.write_thresholds(threshold())

@@ -71,6 +71,17 @@ def test_validate_good_file_prints_counts(env: Env) -> None:
     assert "1: 2" in out  # files matched by threshold 1
 
 
+def test_validate_says_how_many_non_rrd_files_it_skipped(env: Env) -> None:
+    env.write_thresholds(GOOD.replace("hosts/**/bytes.rrd", "**"))
+    env.rrd("interfaces/eth0/ifInBytes.rrd", {"bytes": [1.0, 2.0]})
+    env.rrd("munin/host-load-load-g.rrd", {"42": [1.0, 2.0]})
+    for rel in ("munin/datafile", "munin/x.storable", "munin/munin-update.stats", "interfaces/eth0/README"):
+        (env.root / rel).write_text("not an RRD\n")
+    proc = env.run("validate")
+    assert proc.returncode == 0, proc.stderr
+    assert "files matched: 1: 1, 2: 2 (4 not *.rrd, skipped)" in proc.stdout
+
+
 def test_validate_with_explicit_config(env: Env) -> None:
     other = env.base / "elsewhere" / "rules.toml"
     other.parent.mkdir()
@@ -114,6 +125,15 @@ def test_validate_unknown_field_and_duplicate_id(env: Env) -> None:
     assert_one_clear_line(env.run("validate"), f"{path}:18:", "colour")
     path = env.write_thresholds(GOOD.replace("id = 2", "id = 1"))
     assert_one_clear_line(env.run("validate"), f"{path}:14:", f"{path}:3", "id")
+
+
+def test_validate_refuses_a_glob_the_matcher_cannot_compile(env: Env) -> None:
+    # A reversed range used to pass validation, then crash every check (exit 70).
+    env.rrd("interfaces/eth0/inBytes.rrd", {"bytes": [1.0, 2.0]})
+    path = env.write_thresholds(GOOD.replace("interfaces/eth0/*Bytes.rrd", "interfaces/eth[z-a]/*Bytes.rrd"))
+    msg = assert_one_clear_line(env.run("validate"), f"{path}:5:", "glob", "z-a")
+    assert "range" in msg
+    assert_one_clear_line(env.run("validate", "--rrd-root", str(env.root)), f"{path}:5:", "z-a")
 
 
 def test_validate_bad_action_parameter_exits_2(env: Env) -> None:

@@ -1,12 +1,18 @@
-"""Graphs drawn on demand: confined to the root, cached, safe to draw from many threads."""
+"""Graphs drawn on demand: confined to the root, cached (bounded), safe to draw from many threads."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
+import pytest
+import rrdtool
 from conftest import T0, Env
+
+from rrdalarm import graphs
 
 
 def test_parallel_first_draws_do_not_crash_the_process(env: Env) -> None:
@@ -29,3 +35,46 @@ def test_parallel_first_draws_do_not_crash_the_process(env: Env) -> None:
     for _ in range(3):  # each run is a new process: the crash only happened on a process's first draws
         proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
+
+
+def _axis(env: Env, limit: float | None) -> tuple[float, float]:
+    """(bottom, top) of the y axis rrdtool picks for the series graph's own arguments."""
+    path = env.root / "load.rrd"
+    args = graphs.series_args(str(env.base / "axis.png"), path, "load.rrd", "load", "AVERAGE", T0 - 3600, T0,
+                              limit, "")
+    info = rrdtool.graphv(*args)
+    return float(info["value_min"]), float(info["value_max"])
+
+
+@pytest.mark.parametrize(("limit", "low", "high"), [(3.0, 3.0, 10.0), (25.0, 4.0, 25.0), (-2.0, -2.0, 10.0),
+                                                    (7.0, 4.0, 10.0)])
+def test_the_threshold_line_is_always_inside_the_plot(env: Env, limit: float, low: float, high: float) -> None:
+    # A munin load limit of 3 on an autoscaled axis of 4-10 used to be off the graph.
+    env.rrd("load.rrd", {"load": [4.0 + (i % 7) for i in range(61)]})
+    bottom, top = _axis(env, limit)
+    assert bottom <= low and top >= high
+    assert bottom <= limit <= top
+    assert _axis(env, None)[0] > 3.0  # without a limit the axis fits the data alone
+
+
+def test_the_graph_cache_is_bounded_and_expires(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    env.rrd("a.rrd", {"v": [float(i) for i in range(60)]})
+    settings = env.settings()
+    cache = settings.data_dir / "graphs"
+    monkeypatch.setattr(graphs, "CACHE_MAX_FILES", 5)
+
+    def pngs() -> list[Path]:
+        return sorted(cache.glob("*.png"))
+
+    drawn = [graphs.series_graph(settings, "a.rrd", "v", "AVERAGE", T0 - 3600, T0, float(i), T0)
+             for i in range(12)]
+    assert len(pngs()) == 5
+    assert set(pngs()) == set(drawn[-5:])  # the newest are kept
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in drawn[-5:])
+    (cache / "left.99.tmp").write_bytes(b"half a graph")  # a draw that died
+    # Past the cache time nothing cached is used again: the next draw removes it all.
+    later = T0 + 10 * graphs.CACHE_SECONDS
+    for p in [*pngs(), cache / "left.99.tmp"]:
+        os.utime(p, (T0, T0))
+    fresh = graphs.series_graph(settings, "a.rrd", "v", "AVERAGE", T0 - 3600, T0, 99.0, later)
+    assert pngs() == [fresh] and not list(cache.glob("*.tmp"))

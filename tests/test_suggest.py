@@ -152,7 +152,7 @@ def test_a_glob_over_too_many_folders_is_cut_short_and_says_so(tree: Path, monke
 
 @pytest.mark.parametrize("text", [
     "interfaces/eth*", "interfaces/eth?", "interfaces/[", "interfaces/[/x", "[]/", "***", "**/**x", "a/**b/",
-    "?/", "[!a]/", "\u00e9/", "x" * 5000, "hosts//192.168.1.10/", "./interfaces/",
+    "?/", "[!a]/", "[z-a]/", "interfaces/eth[9-0]/b", "\u00e9/", "x" * 5000, "hosts//192.168.1.10/", "./interfaces/",
 ])
 def test_typed_globs_and_odd_text_never_crash(tree: Path, text: str) -> None:
     s = PathSuggester(tree, None)
@@ -190,6 +190,7 @@ def test_symlinks_leading_out_are_never_offered_or_read(tree: Path) -> None:
     ("/", "absolute"),
     (".", "empty"),
     ("a/**x/b.rrd", "'**' must be a whole path component"),
+    ("interfaces/eth[z-a]/bytes.rrd", "reversed range"),
     ("a\x00", "NUL"),
 ])
 def test_matches_refuses_what_the_check_refuses(tree: Path, glob: str, problem: str) -> None:
@@ -229,6 +230,25 @@ def test_matches_agrees_with_the_index_on_any_glob(tree: Path, parts: list[str])
     index = FileIndex(tree)
     index.refresh()
     assert PathSuggester(tree, None).matches(glob).count == len(index.match(glob).files), glob
+
+
+def test_a_look_up_out_of_time_says_it_is_partial(tree: Path) -> None:
+    s = PathSuggester(tree, None)
+    full = s.matches("**/*.rrd")
+    assert not full.partial and full.message == "" and full.count > 3
+    late = s.matches("**/*.rrd", budget_s=0.0)
+    assert late.partial and late.count < full.count
+    assert "too long" in late.message and f"at least {late.count} files" in late.message
+    assert s.suggest("**/", budget_s=0.0).more
+    assert not s.suggest("**/", budget_s=60.0).more
+
+
+def test_repeated_double_stars_count_as_one(tree: Path) -> None:
+    s = PathSuggester(tree, None)
+    one = s.matches("**/bytes.rrd")
+    assert s.matches("/".join(["**"] * 40) + "/bytes.rrd") == one
+    assert s.matches("hosts/" + "**/" * 12 + "*.rrd") == s.matches("hosts/**/*.rrd")
+    assert [v[12:] for v in values(s, "**/**/**/**/b")] == [v[3:] for v in values(s, "**/b")]
 
 
 def test_data_sources_in_file_order(tree: Path) -> None:
@@ -417,18 +437,29 @@ def test_matches_route(api: Api) -> None:
     r = api.get("/api/matches", glob="interfaces/*/bytes.rrd")
     assert r.status_code == 200
     assert r.get_json() == {"count": 3, "sample": ["interfaces/eth0/bytes.rrd", "interfaces/eth1/bytes.rrd",
-                                                   "interfaces/eth10/bytes.rrd"], "outside": 0}
-    assert api.get("/api/matches", glob="evil/*").get_json() == {"count": 0, "sample": [], "outside": 0}
-    assert api.get("/api/matches", glob="evil*").get_json()["outside"] == 2
+                                                   "interfaces/eth10/bytes.rrd"], "outside": 0, "partial": False}
+    assert api.get("/api/matches", glob="evil/*").get_json() == {"count": 0, "sample": [], "outside": 0,
+                                                                 "partial": False}
+    assert api.get("/api/matches", glob="evil*").get_json()["outside"] == 1  # a wildcard takes *.rrd only
+    assert api.get("/api/matches", glob="evil").get_json()["outside"] == 1
 
 
 @pytest.mark.parametrize(("glob", "text"), [("../*.rrd", "'..'"), ("/etc/*", "absolute"), ("", "empty"),
-                                            ("a/**b", "'**'")])
+                                            ("a/**b", "'**'"), ("interfaces/eth[z-a]/*.rrd", "z-a"),
+                                            ("[9-0].rrd", "range")])
 def test_matches_route_errors(api: Api, glob: str, text: str) -> None:
     r = api.get("/api/matches", glob=glob)
     assert r.status_code == 400
     error = r.get_json()["error"]
     assert text in error and "\n" not in error
+
+
+def test_matches_route_out_of_time_is_partial_not_late(api: Api, app: Flask) -> None:
+    app.config["SUGGEST_BUDGET_S"] = 0.0
+    r = api.get("/api/matches", glob="**")
+    assert r.status_code == 200
+    body = r.get_json()
+    assert body["partial"] is True and "too long" in body["message"] and "at least" in body["message"]
 
 
 def test_ds_route(api: Api, web_env: Env) -> None:

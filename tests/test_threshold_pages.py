@@ -176,6 +176,7 @@ def test_add_a_threshold(app: Flask, env: Env) -> None:
 @pytest.mark.parametrize(("change", "field", "message"), [
     ({"glob": "../etc/*.rrd"}, "glob", "cannot leave the RRD root"),
     ({"glob": "/etc/passwd"}, "glob", "is absolute"),
+    ({"glob": "df/[z-a]*.rrd"}, "glob", "reversed range 'z-a'"),
     ({"value": "lots"}, "value", "must be a finite number"),
     ({"repetitions": "-1"}, "repetitions", "must be 0 or more"),
     ({"start": "yesterday-ish"}, "start", ""),
@@ -283,6 +284,18 @@ def test_a_legacy_file_is_shown_but_not_edited(app: Flask, env: Env) -> None:
     assert "import-legacy" in page
     resp = client.get("/thresholds/new", follow_redirects=True)
     assert "import-legacy" in resp.get_data(as_text=True)
+
+
+def test_a_glob_the_matcher_cannot_compile_is_named_not_a_500(app: Flask, env: Env) -> None:
+    env.write_thresholds(THRESHOLDS.replace('glob = "df/*.rrd"', 'glob = "df/[z-a]*.rrd"'))
+    client = logged_in(app)
+    resp = client.get("/thresholds")
+    assert resp.status_code == 200
+    page = html.unescape(resp.get_data(as_text=True))
+    assert "thresholds.toml:21:" in page and "threshold 2" in page and "z-a" in page
+    token = csrf(resp.get_data(as_text=True))
+    resp = client.post("/check-now", data={"csrf_token": token}, follow_redirects=True)
+    assert resp.status_code == 200 and "z-a" in html.unescape(resp.get_data(as_text=True))
 
 
 def test_file_names_are_escaped(app: Flask, env: Env) -> None:

@@ -20,7 +20,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from rrdalarm.secrets import SecretError
 from rrdalarm.sources.ntopng_client import NtopngClient, NtopngError
 from rrdalarm.sources.rrd_index import cache_path_for
-from rrdalarm.suggest import MAX_LIMIT, MIN_REFRESH_S, PathSuggester, SuggestError
+from rrdalarm.suggest import LOOKUP_BUDGET_S, MAX_LIMIT, MIN_REFRESH_S, PathSuggester, SuggestError
 
 from .auth import require_access, service
 
@@ -63,6 +63,10 @@ def suggester() -> PathSuggester:
     return held[1]
 
 
+def _budget() -> float:
+    return float(current_app.config.get("SUGGEST_BUDGET_S", LOOKUP_BUDGET_S))
+
+
 @bp.get("/api/suggest")
 @require_access
 def suggest() -> Any:
@@ -72,7 +76,7 @@ def suggest() -> Any:
     except ValueError:
         return _error("limit must be a whole number", 400)
     try:
-        got = suggester().suggest(request.args.get("q", ""), max(1, min(limit, MAX_LIMIT)))
+        got = suggester().suggest(request.args.get("q", ""), max(1, min(limit, MAX_LIMIT)), _budget())
     except SuggestError as exc:
         return _error(str(exc), 503)
     return jsonify({"items": [{"value": s.value, "kind": s.kind} for s in got.items], "more": got.more})
@@ -81,16 +85,22 @@ def suggest() -> Any:
 @bp.get("/api/matches")
 @require_access
 def matches() -> Any:
-    """?glob=G -> {"count": n, "sample": [first paths], "outside": n}, or 400 {"error": one line}."""
+    """?glob=G -> {"count": n, "sample": [first paths], "outside": n, "partial": bool}, or 400 {"error": one line}.
+
+    "partial": the look-up ran out of time and "message" says so; "count" is then a lower bound.
+    """
     try:
         paths = suggester()
     except SuggestError as exc:
         return _error(str(exc), 503)
     try:
-        got = paths.matches(request.args.get("glob", ""))
+        got = paths.matches(request.args.get("glob", ""), budget_s=_budget())
     except SuggestError as exc:
         return _error(str(exc), 400)
-    return jsonify({"count": got.count, "sample": got.sample, "outside": got.outside})
+    answer = {"count": got.count, "sample": got.sample, "outside": got.outside, "partial": got.partial}
+    if got.partial:
+        answer["message"] = got.message
+    return jsonify(answer)
 
 
 @bp.get("/api/ds")

@@ -178,6 +178,13 @@ def check_files(job: Job, task: Task) -> TaskResult:
     return outcomes, len(task), series
 
 
+def _no_match(m: Matches, index: FileIndex) -> str:
+    if not m.skipped:
+        return f"glob matches no file under {index.root}"
+    others = f"{m.skipped} other file{'s' if m.skipped > 1 else ''} skipped"
+    return f"glob matches no RRD file under {index.root} ({others}: a wildcard takes *.rrd files only)"
+
+
 def chunk(items: Sequence[Item], size: int) -> Iterable[Task]:
     for i in range(0, len(items), size):
         yield list(items[i : i + size])
@@ -270,9 +277,7 @@ class RRDSource(Source):
                     Outcome(t.id, rel, "", OutcomeKind.ERROR, message="symlink leads outside the RRD root; skipped")
                 )
             if not m.files and not m.escapes:
-                report.outcomes.append(
-                    Outcome(t.id, t.glob, "", OutcomeKind.ERROR, message=f"glob matches no file under {index.root}")
-                )
+                report.outcomes.append(Outcome(t.id, t.glob, "", OutcomeKind.ERROR, message=_no_match(m, index)))
             for rel in m.files:
                 per_file.setdefault(rel, []).append(rid)
         firing_by_file: dict[str, list[tuple[int, str]]] = {}

@@ -38,19 +38,52 @@ class Folder(NamedTuple):
     escapes: list[str]
 
 
+RRD_SUFFIX = ".rrd"
+
+
 @dataclass(frozen=True)
 class Matches:
     files: list[str]
     escapes: list[str]
+    skipped: int = 0  # files a wildcard matched that are not *.rrd (see CompiledGlob.rrd_only)
+
+
+class GlobError(ValueError):
+    """A glob the matcher cannot compile; str() is one line naming the glob."""
+
+
+def _bracket(body: str) -> str:
+    """Regex class for the inside of one [...] of a glob; GlobError for a reversed range."""
+    whole = f"[{body}]"
+    negate = body[:1] in ("!", "^")
+    if negate:
+        body = body[1:]
+    items: list[str] = []
+    k = 0
+    while k < len(body):
+        lo = body[k]
+        if k + 2 < len(body) and body[k + 1] == "-":
+            hi = body[k + 2]
+            if lo > hi:
+                raise GlobError(f"reversed range '{lo}-{hi}' in {whole!r}; write '{hi}-{lo}'")
+            items.append(re.escape(lo) + "-" + re.escape(hi))
+            k += 3
+        else:
+            # Every character escaped: no set operations, nested sets or escapes of Python's re leak in.
+            items.append(re.escape(lo))
+            k += 1
+    return "[" + ("^" if negate else "") + "".join(items) + "]"
 
 
 def translate_component(part: str) -> str:
-    """Regex for one path component of a glob: * and ? never cross '/'."""
+    """Regex for one path component of a glob: * and ? never cross '/'; GlobError if it cannot compile."""
     out = [] if part.startswith(".") else [r"(?!\.)"]
     i, n = 0, len(part)
     while i < n:
         c = part[i]
         if c == "*":
+            while i + 1 < n and part[i + 1] == "*":
+                i += 1  # "a**b" is refused by validation; never stack quantifiers anyway
             out.append("[^/]*")
         elif c == "?":
             out.append("[^/]")
@@ -65,10 +98,7 @@ def translate_component(part: str) -> str:
             if j >= n:
                 out.append(re.escape(c))
             else:
-                body = part[i + 1 : j]
-                if body[:1] in ("!", "^"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
+                out.append(_bracket(part[i + 1 : j]))
                 i = j
         else:
             out.append(re.escape(c))
@@ -76,15 +106,52 @@ def translate_component(part: str) -> str:
     return "".join(out)
 
 
+# "**/": zero or more non-hidden folders. One loop over single characters (no quantifier inside a
+# quantifier): a '.' may not start a component, a '/' must follow a name, and the piece ends after a '/'.
+# The usual (?:[^/]+/)* nests two quantifiers, and several of them in a row backtrack exponentially.
+ANY_FOLDERS = r"(?:(?!(?<![^/])\.)[^/]|(?<=[^/])/)*(?<![^/])"
+
+
+def glob_parts(glob: str) -> tuple[str, ...]:
+    """The components of a glob as the matcher reads them: empty and '.' dropped, runs of '**' collapsed.
+
+    "a/**/**/b" means the same as "a/**/b"; a trailing "**" is every file below ("**/*").
+    """
+    parts: list[str] = []
+    for p in glob.strip("/").split("/"):
+        if p in ("", ".") or (p == "**" and parts[-1:] == ["**"]):
+            continue
+        parts.append(p)
+    if not parts:
+        parts = ["*"]
+    if parts[-1] == "**":
+        parts.append("*")
+    return tuple(parts)
+
+
+def names_extension(base: str) -> bool:
+    """Whether a glob's last component spells out its extension ("*.rrd", "*.storable", but not "*", "x.*")."""
+    stem, dot, ext = base.rpartition(".")
+    return bool(dot and stem and ext) and not any(ch in ext for ch in "*?[]")
+
+
 @dataclass(frozen=True)
 class CompiledGlob:
     """A relative glob split for matching against folder listings."""
 
+    parts: tuple[str, ...]  # as glob_parts normalised them
     prefix: str  # leading folders without wildcards
     folder_re: re.Pattern[str]  # the whole folder part (matched against "rel/")
     any_below_prefix: bool  # folder part is the prefix then only "**": every folder under it matches
-    name_re: re.Pattern[str]
+    name_re: re.Pattern[str]  # the last component as written
     literal_name: str | None  # the file name when it has no wildcard
+    # A wildcard file name only takes *.rrd files unless it spells out another extension:
+    # munin and others keep state files (datafile, *.storable) beside their RRDs.
+    rrd_only: bool
+
+    def takes(self, name: str) -> bool:
+        """Whether a file called `name`, in a folder the glob matches, is matched."""
+        return bool(self.name_re.match(name)) and (not self.rrd_only or name.endswith(RRD_SUFFIX))
 
 
 def _magic(part: str) -> bool:
@@ -93,11 +160,8 @@ def _magic(part: str) -> bool:
 
 @lru_cache(maxsize=256)
 def compile_glob(glob: str) -> CompiledGlob:
-    parts = [p for p in glob.strip("/").split("/") if p not in ("", ".")]
-    if not parts:
-        parts = ["*"]
-    if parts[-1] == "**":
-        parts.append("*")
+    """The matcher's reading of a glob; GlobError (one line) when it cannot be compiled."""
+    parts = glob_parts(glob)
     dir_parts, base = parts[:-1], parts[-1]
     prefix_parts = []
     for p in dir_parts:
@@ -105,13 +169,22 @@ def compile_glob(glob: str) -> CompiledGlob:
             break
         prefix_parts.append(p)
     rest = dir_parts[len(prefix_parts) :]
-    pieces = [r"(?:(?!\.)[^/]+/)*" if p == "**" else translate_component(p) + "/" for p in dir_parts]
+    try:
+        pieces = [ANY_FOLDERS if p == "**" else translate_component(p) + "/" for p in dir_parts]
+        folder_re = re.compile("".join(pieces) + r"\Z")
+        name_re = re.compile(translate_component(base) + r"\Z")
+    except GlobError as exc:
+        raise GlobError(f"{glob!r}: {exc}") from None
+    except re.error as exc:
+        raise GlobError(f"{glob!r} is not a glob the matcher can read ({exc.msg})") from None
     return CompiledGlob(
+        parts=parts,
         prefix="/".join(prefix_parts),
-        folder_re=re.compile("".join(pieces) + r"\Z"),
+        folder_re=folder_re,
         any_below_prefix=bool(rest) and all(p == "**" for p in rest),
-        name_re=re.compile(translate_component(base) + r"\Z"),
+        name_re=name_re,
         literal_name=None if _magic(base) else base,
+        rrd_only=_magic(base) and not names_extension(base),
     )
 
 
@@ -238,10 +311,11 @@ class FileIndex:
             self._save()
 
     def match(self, glob: str) -> Matches:
-        """Files (and escaping symlinks) matching a relative glob, sorted."""
+        """Files (and escaping symlinks) matching a relative glob, sorted; GlobError for a bad glob."""
         g = compile_glob(glob)
         files: list[str] = []
         escapes: list[str] = []
+        skipped = 0
         below = g.prefix + "/"
         for rel, folder in self.folders.items():
             if g.prefix and rel != g.prefix and not rel.startswith(below):
@@ -255,8 +329,13 @@ class FileIndex:
                 if g.literal_name in folder.files:
                     files.append(lead + g.literal_name)
             else:
-                files.extend(lead + f for f in folder.files if g.name_re.match(f))
-            escapes.extend(lead + f for f in folder.escapes if g.name_re.match(f))
+                hits = list(filter(g.name_re.match, folder.files))
+                if g.rrd_only:
+                    kept = [f for f in hits if f.endswith(RRD_SUFFIX)]
+                    skipped += len(hits) - len(kept)
+                    hits = kept
+                files.extend(lead + f for f in hits)
+            escapes.extend(lead + f for f in folder.escapes if g.takes(f))
         files.sort()
         escapes.sort()
-        return Matches(files, escapes)
+        return Matches(files, escapes, skipped)

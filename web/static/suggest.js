@@ -217,6 +217,7 @@
         var b = r.body || {};
         if (r.ok && typeof b.count === "number") {
           var text = b.count + plural(b.count, " file matches", " files match");
+          if (b.partial && typeof b.message === "string") text = b.message;
           if (b.outside) {
             text += "; " + b.outside + plural(b.outside, " symlink leads", " symlinks lead") +
               " outside the RRD root and will be skipped";

@@ -52,6 +52,20 @@ def request_thresholds_file(settings: Settings, name: str) -> Path:
     return candidate
 
 
+def health_problem(database: bool, scheduler: str, failed: bool, age: float | None, up_for: float,
+                   limit: float) -> str | None:
+    """Why the service is unhealthy (a generic phrase for an unauthenticated page), or None."""
+    if not database:
+        return "the database does not answer"
+    if scheduler == "stopped":
+        return "the scheduler has stopped"
+    if failed:
+        return "the last check failed"
+    if age is None:
+        return "no check has completed" if up_for > limit else None
+    return "no check has completed recently" if age > limit else None
+
+
 class TooSoon(Exception):
     """/start was called again before the minimum interval; `retry_after` is in seconds."""
 
@@ -188,7 +202,6 @@ class CheckService:
     def health(self) -> Health:
         """Healthy while the database answers, checks complete and the last one did not fail."""
         now = self.clock()
-        limit = HEALTH_INTERVALS * self.settings().service.check_interval
         scheduler = self.scheduler_state()
         try:
             last = self.last_success()
@@ -197,18 +210,8 @@ class CheckService:
             last, database = None, False
         age = None if last is None else round(now - last, 1)
         failed = self.last.failed_at is not None and (last is None or self.last.failed_at >= last)
-        if not database:
-            problem: str | None = "the database does not answer"
-        elif scheduler == "stopped":
-            problem = "the scheduler has stopped"
-        elif failed:
-            problem = "the last check failed"
-        elif age is None and now - self.started_at > limit:
-            problem = "no check has completed"
-        elif age is not None and age > limit:
-            problem = "no check has completed recently"
-        else:
-            problem = None
+        limit = HEALTH_INTERVALS * self.settings().service.check_interval
+        problem = health_problem(database, scheduler, failed, age, now - self.started_at, limit)
         return Health(problem is None, database, scheduler, age, problem)
 
     def database_ok(self) -> bool:

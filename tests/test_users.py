@@ -146,6 +146,10 @@ def test_a_copied_cookie_stops_working_after_logout(app: Flask) -> None:
     assert cookie is not None and replay(app, cookie.value) == 200
     logout(client)
     assert replay(app, cookie.value) == 401
+    browser = app.test_client()
+    browser.set_cookie("session", cookie.value)
+    again = browser.get("/report", headers={"Accept": "text/html"})
+    assert again.status_code == 302 and "/login" in again.headers["Location"]
 
 
 def test_a_password_change_or_deleting_the_user_ends_sessions(app: Flask) -> None:

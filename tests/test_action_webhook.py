@@ -219,3 +219,17 @@ def test_header_from_a_secret_file_with_a_line_break_is_refused(
     with pytest.raises(ActionError, match="one line") as err:
         run(tmp_path, url=httpserver.url_for("/hook"), headers={"X-A": {"file": str(bad)}})
     assert err.value.permanent and not httpserver.log
+
+
+def test_secret_parameters_are_declared_and_never_echoed() -> None:
+    from rrdalarm.actions.apprise import AppriseAction
+
+    specs = WebhookAction.params
+    assert specs["secret"].secret and specs["headers"].secret and specs["url"].target
+    assert AppriseAction.params["urls"].secret
+    bad: list[dict[str, Any]] = [{"url": ["https://u:leaked-pw@example.org/"]},
+                                 {"url": "https://x.example/", "headers": "leaked-pw"}]
+    for params in bad:
+        with pytest.raises(ValueError, match="parameter") as err:
+            validate_params(WebhookAction, params)
+        assert "leaked-pw" not in str(err.value)

@@ -203,22 +203,22 @@ def _action_spec(form: MultiDict[str, str], i: int, kind: str, plugin: type[Acti
         if pspec.type is bool:
             if text:
                 spec[name] = True
-            continue
-        if not text:
-            if is_sensitive(kind, name, pspec) and before.get(name) not in (None, "", [], {}):
-                spec[name] = before[name]
-                kept.append(name)
-            continue
-        if pspec.target and name in before and text == _shown(pspec, before[name]):
-            spec[name] = before[name]  # shown without its secrets and sent back unchanged
-            continue
-        spec[name] = _param_value(pspec, text)
-    moved = any(p.target and spec.get(n) != before.get(n) for n, p in plugin.params.items()) and bool(before)
-    if not moved:
+        elif text:
+            # A target shown without its secrets and sent back unchanged keeps its stored value.
+            unchanged = pspec.target and name in before and text == _shown(pspec, before[name])
+            spec[name] = before[name] if unchanged else _param_value(pspec, text)
+        elif is_sensitive(kind, name, pspec) and before.get(name) not in (None, "", [], {}):
+            spec[name] = before[name]
+            kept.append(name)
+    if not before or not _target_moved(plugin, spec, before):
         return spec, []
     for name in kept:
         del spec[name]
     return spec, kept
+
+
+def _target_moved(plugin: type[ActionPlugin], spec: Mapping[str, Any], before: Mapping[str, Any]) -> bool:
+    return any(p.target and spec.get(n) != before.get(n) for n, p in plugin.params.items())
 
 
 def form_values(form: ThresholdForm, actions: list[dict[str, Any]]) -> dict[str, Any]:

@@ -79,8 +79,9 @@ class AppriseAction(Action):
 
     name = "apprise"
     params: ClassVar[Mapping[str, Param]] = {
-        # Not secret=True (a list, shown as a list), but treated as secret in every message.
-        "urls": Param(list, required=True, help="Apprise URLs, e.g. ntfys://ntfy.sh/topic", check=urls_problem),
+        # Apprise URLs carry the service's token or password.
+        "urls": Param(list, required=True, secret=True, help="Apprise URLs, e.g. ntfys://ntfy.sh/topic",
+                      check=urls_problem),
         "title_prefix": Param(str, default="[rrdalarm]", help="start of the title", check=prefix_problem),
     }
     legacy_param = "urls"

@@ -10,8 +10,8 @@ bytes, as GitHub signs its webhooks.
 Outcome: 2xx delivered; 5xx, 408, 429, timeouts and connection errors are
 retryable; other answers (3xx: redirects are not followed, so that the body and
 signature never go to a host nobody configured; 4xx) are permanent. Messages
-name the URL without user info, query or fragment, and only its first path
-segment: chat services put their tokens in the path.
+name only the URL's scheme, host and port: chat services put their tokens in
+the path (Telegram's /bot<TOKEN>/...), others in the user info or the query.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import requests
 
 from rrdalarm import __version__
 from rrdalarm.plugins import ActionError, Param
-from rrdalarm.secrets import SecretError, resolve_secret, secret_problem
+from rrdalarm.secrets import SecretError, resolve_secret, secret_problem, url_origin
 
 from .base import Action, Delivery
 
@@ -57,21 +57,8 @@ def url_problem(value: object) -> str | None:
 
 
 def safe_url(url: str) -> str:
-    """What a message may show of `url`: scheme, host, port and the first path segment."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "<invalid URL>"
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{port}" if port else host
-    segments = [s for s in parts.path.split("/") if s]
-    path = f"/{segments[0]}" if segments else ""
-    if len(segments) > 1:
-        path += "/…"
-    return f"{parts.scheme}://{netloc}{path}"
+    """What a message may show of `url`: scheme, host and port (chat services put tokens in the path)."""
+    return url_origin(url)
 
 
 def header_value_problem(value: object) -> str | None:
@@ -143,9 +130,10 @@ class WebhookAction(Action):
 
     name = "webhook"
     params: ClassVar[Mapping[str, Param]] = {
-        "url": Param(str, required=True, help="http:// or https:// address of the receiver", check=url_problem),
+        "url": Param(str, required=True, target=True, help="http:// or https:// address of the receiver",
+                     check=url_problem),
         "secret": Param(str, secret=True, help="key of the X-Rrdalarm-Signature HMAC-SHA256"),
-        "headers": Param(dict, default=None, help="extra headers (values may be secret references)",
+        "headers": Param(dict, default=None, secret=True, help="extra headers (values may be secret references)",
                          check=headers_problem),
         "timeout": Param(float, default=None, help="seconds (at most the delivery timeout)", check=timeout_problem),
     }

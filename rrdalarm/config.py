@@ -142,6 +142,13 @@ class ServiceSettings:
     deliver_interval: float = 30.0
     min_start_interval: float = 60.0
     api_token: SecretRef | None = None
+    thresholds_dir: Path | None = None
+    """The only folder /start?config=NAME may take a thresholds file from (unset: config= is refused)."""
+    request_timeout: float = 30.0
+    """Seconds a connection may stay silent (a half-sent request included) before it is closed."""
+    connection_limit: int = 1000
+    session_idle: float = 43200.0
+    """Seconds a logged-in session may stay unused before it ends (12 h)."""
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -612,7 +619,8 @@ def rrdcached_problem(value: object) -> str | None:
         return None
     return f"must be an rrdcached address such as unix:/run/rrdcached.sock or host:42217, not {value!r}"
 _NTOPNG_KEYS = {"url", "token", "user", "password", "timeout", "concurrency", "retries", "verify_tls"}
-_SERVICE_KEYS = {"listen", "check_interval", "deliver_interval", "min_start_interval", "api_token"}
+_SERVICE_KEYS = {"listen", "check_interval", "deliver_interval", "min_start_interval", "api_token",
+                 "thresholds_dir", "request_timeout", "connection_limit", "session_idle"}
 _SMTP_KEYS = {"host", "port", "security", "username", "password", "sender"}
 _DELIVERY_KEYS = {"timeout", "max_attempts", "backoff", "max_backoff"}
 
@@ -730,6 +738,7 @@ def load_settings(path: Path | None) -> Settings:
             deliver_interval=float(service.get("deliver_interval", ServiceSettings.deliver_interval)),
             min_start_interval=float(service.get("min_start_interval", ServiceSettings.min_start_interval)),
             api_token=token,
+            **_guard_settings(service, base, fail),
         ),
         path=Path(path),
         scripts_dir=path_value("scripts_dir"),
@@ -760,6 +769,29 @@ def _rrdcached_setting(data: Mapping[str, Any], fail: Callable[[str, str], Confi
     if problem:
         raise fail("rrdcached", problem)
     return value
+
+
+def _guard_settings(service: Mapping[str, Any], base: Path, fail: Callable[[str, str], ConfigError]) -> dict[str, Any]:
+    """[service] keys that bound what requests may reach: thresholds_dir, timeouts, limits."""
+    out: dict[str, Any] = {}
+    for key in ("request_timeout", "session_idle"):
+        v = service.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+            raise fail(key, f"[service] {key} must be a number of seconds above 0, not {v!r}")
+        if v is not None:
+            out[key] = float(v)
+    limit = service.get("connection_limit")
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise fail("connection_limit", f"[service] connection_limit must be a whole number above 0, not {limit!r}")
+        out["connection_limit"] = limit
+    folder = service.get("thresholds_dir")
+    if folder is not None:
+        if not isinstance(folder, str) or not folder:
+            raise fail("thresholds_dir", f"[service] thresholds_dir must be a path, not {folder!r}")
+        p = Path(os.path.expanduser(folder))
+        out["thresholds_dir"] = p if p.is_absolute() else base / p
+    return out
 
 
 def _table(

@@ -27,6 +27,14 @@ class GraphError(Exception):
     """The graph cannot be drawn; one line, no absolute paths."""
 
 
+class BadGraphRequest(GraphError):
+    """The request names something that cannot be a file at all (a 400, where a missing file is a 404)."""
+
+
+# Longest name of one path component on the file systems RRD trees live on.
+NAME_MAX = 255
+
+
 def _escape(text: str) -> str:
     # rrdtool graph arguments treat ':' as a separator; a file name may contain one.
     return text.replace("\\", "\\\\").replace(":", "\\:")
@@ -36,12 +44,18 @@ def confined_file(settings: Settings, rel: str) -> Path:
     """The RRD file `rel` under the root; anything that would leave the root is refused."""
     if settings.rrd_root is None:
         raise ConfigError(settings.path, "no RRD root", field="rrd_root")
+    if len(rel) > 4096 or any(len(part) > NAME_MAX for part in rel.split("/")) or "\0" in rel:
+        raise BadGraphRequest(f"not a file name: a file name has at most {NAME_MAX} characters per part and no NUL")
     problem = glob_problem(rel)
     if problem or any(ch in rel for ch in "*?["):
         raise GraphError(f"not a file under the RRD root: {rel!r}")
     root = Path(os.path.realpath(settings.rrd_root))
-    path = Path(os.path.realpath(root / rel))
-    if root not in path.parents or not path.is_file():
+    try:
+        path = Path(os.path.realpath(root / rel))
+        found = root in path.parents and path.is_file()
+    except (OSError, ValueError):  # a name the file system refuses is a file that is not there
+        found = False
+    if not found:
         raise GraphError(f"no such RRD file under the root: {rel!r}")
     return path
 

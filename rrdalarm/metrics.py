@@ -18,6 +18,10 @@ class Metrics:
         self.check_failures = Counter("rrdalarm_check_failures", "Checks that could not run", ["reason"], registry=r)
         self.duration = Gauge("rrdalarm_check_duration_seconds", "Duration of the last check", registry=r)
         self.last_check = Gauge("rrdalarm_last_check_timestamp_seconds", "When the last check ran", registry=r)
+        self.last_success = Gauge(
+            "rrdalarm_last_success_timestamp_seconds",
+            "When the newest completed check ran, in this process or (cron) in the database; 0: none yet", registry=r,
+        )
         self.files = Gauge("rrdalarm_files_checked", "Files read by the last check", registry=r)
         self.series = Gauge("rrdalarm_series", "Series of the last check by state", ["state"], registry=r)
         self.alarms = Counter("rrdalarm_alarms_fired", "ALARM FIRED rows of the checks run", registry=r)

@@ -8,7 +8,7 @@ that plugins subclass lives in `rrdalarm.actions.base`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
@@ -44,8 +44,19 @@ class Param:
     default: Any = None
     help: str = ""
     secret: bool = False
+    """The whole value is a credential (a key, an Apprise URL, a table of headers): never shown."""
     check: Callable[[Any], str | None] | None = None
     """Returns why a value is not acceptable, or None."""
+    target: bool = False
+    """The receiver's address (a URL). Its user info and query values are shown as ***, and when it
+    changes, the secrets kept for the old address are not sent on to the new one."""
+
+
+def secret_keys(plugins: Iterable[type[ActionPlugin]]) -> tuple[frozenset[str], frozenset[str]]:
+    """Names of the parameters declared secret, and of those declared target, over these plugins."""
+    secret = {n for p in plugins for n, spec in p.params.items() if spec.secret}
+    target = {n for p in plugins for n, spec in p.params.items() if spec.target}
+    return frozenset(secret), frozenset(target)
 
 
 @dataclass(frozen=True)
@@ -85,7 +96,7 @@ def validate_params(plugin: type[ActionPlugin], params: Mapping[str, Any]) -> di
             out[key] = spec.default
             continue
         value = params[key]
-        if spec.secret and not isinstance(value, str):
+        if spec.secret and spec.type is str and not isinstance(value, str):
             problem = secret_problem(value)
             if problem:
                 raise ValueError(f"action '{plugin.name}' parameter '{key}' {problem}")
@@ -96,9 +107,8 @@ def validate_params(plugin: type[ActionPlugin], params: Mapping[str, Any]) -> di
         if spec.type is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, spec.type) or (spec.type is int and isinstance(value, bool)):
-            raise ValueError(
-                f"action '{plugin.name}' parameter '{key}' must be {spec.type.__name__}, not {value!r}"
-            )
+            shown = "a secret value" if spec.secret or spec.target else repr(value)
+            raise ValueError(f"action '{plugin.name}' parameter '{key}' must be {spec.type.__name__}, not {shown}")
         problem = spec.check(value) if spec.check else None
         if problem:
             raise ValueError(f"action '{plugin.name}' parameter '{key}': {problem}")

@@ -39,6 +39,49 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
     raise Stop(0)
 
 
+def connection_guards(service: Any) -> dict[str, Any]:
+    """waitress options that keep silent or half-sent connections from filling the server.
+
+    A connection quiet for `request_timeout` seconds is closed (the sweep runs at least that
+    often); `connection_limit` is far above what one browser and cron need, and poll() has no
+    file-descriptor ceiling as select() does. For the Internet, put a reverse proxy in front (README).
+    """
+    timeout = float(service.request_timeout)
+    return {
+        "channel_timeout": timeout,
+        "cleanup_interval": max(1.0, min(30.0, timeout / 2)),
+        "connection_limit": int(service.connection_limit),
+        "asyncore_use_poll": True,
+    }
+
+
+def read_deadline(server: Any, timeout: float) -> None:
+    """Close a connection whose request has not fully arrived `timeout` s after its first byte.
+
+    waitress only closes connections that are silent for channel_timeout; a client that sends a
+    byte now and then would hold its connection for ever. The sweep runs with waitress's own.
+    """
+    started: dict[int, tuple[int, float]] = {}
+    sweep = server.maintenance
+
+    def maintenance(now: float) -> None:
+        sweep(now)
+        seen: dict[int, tuple[int, float]] = {}
+        for fd, channel in list(server.active_channels.items()):
+            pending = getattr(channel, "request", None)
+            if pending is None or channel.requests:
+                continue
+            since = started.get(fd)
+            since = since if since is not None and since[0] == id(pending) else (id(pending), now)
+            seen[fd] = since
+            if now - since[1] > timeout:
+                channel.will_close = True
+        started.clear()
+        started.update(seen)
+
+    server.maintenance = maintenance
+
+
 def serve_forever(settings_path: Path | None, overrides: dict[str, Any], listen: str | None,
                   with_scheduler: bool, log_level: str) -> int:
     import importlib
@@ -61,7 +104,9 @@ def serve_forever(settings_path: Path | None, overrides: dict[str, Any], listen:
     settings = service.settings()
     host, port = ServiceSettings(listen=listen).host_port if listen else settings.service.host_port
     app = create_app(service)
-    server = waitress.create_server(app, host=host, port=port, threads=8, ident="rrdalarm")
+    server = waitress.create_server(app, host=host, port=port, threads=8, ident="rrdalarm",
+                                    **connection_guards(settings.service))
+    read_deadline(server, settings.service.request_timeout)
     scheduler = make_scheduler(service) if with_scheduler else None
     service.scheduler = scheduler
     signal.signal(signal.SIGTERM, _raise_stop)

@@ -8,6 +8,7 @@ again before every check, so edits apply at the next check without a restart.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,46 @@ from rrdalarm.store import Store, StoreError, open_store
 log = logging.getLogger("rrdalarm.service")
 
 
+# What a thresholds file a request may name looks like: a plain file name, TOML or a legacy text file.
+_REQUEST_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,200}\.(toml|txt)")
+
+
+def request_thresholds_file(settings: Settings, name: str) -> Path:
+    """`name` (from /start?config=) as a file of the declared thresholds_dir; ConfigError otherwise.
+
+    Only there, and never in the data dir: opening and closing the SQLite database (or its WAL)
+    from this process would drop the POSIX locks the service holds on it.
+    """
+    folder = settings.service.thresholds_dir
+    if folder is None:
+        raise ConfigError(settings.path, "config= is refused: no [service] thresholds_dir is set", field="config")
+    if not _REQUEST_FILE.fullmatch(name):
+        raise ConfigError(None, "config must be a file name ending in .toml or .txt (letters, digits, '.', '_', '-')",
+                          field="config")
+    base = folder.resolve()
+    data = settings.data_dir.resolve()
+    candidate = (base / name).resolve()
+    if candidate.parent != base or candidate == data or data in candidate.parents:
+        raise ConfigError(None, f"config {name!r} is not a file in the thresholds_dir", field="config")
+    if not candidate.is_file():
+        raise ConfigError(None, f"config {name!r} does not exist in the thresholds_dir", field="config")
+    return candidate
+
+
+def health_problem(database: bool, scheduler: str, failed: bool, age: float | None, up_for: float,
+                   limit: float) -> str | None:
+    """Why the service is unhealthy (a generic phrase for an unauthenticated page), or None."""
+    if not database:
+        return "the database does not answer"
+    if scheduler == "stopped":
+        return "the scheduler has stopped"
+    if failed:
+        return "the last check failed"
+    if age is None:
+        return "no check has completed" if up_for > limit else None
+    return "no check has completed recently" if age > limit else None
+
+
 class TooSoon(Exception):
     """/start was called again before the minimum interval; `retry_after` is in seconds."""
 
@@ -38,6 +79,22 @@ class LastCheck:
     result: CheckResult | None = None
     finished_at: float | None = None
     error: str | None = None
+    failed_at: float | None = None
+
+
+# Checks may be this many intervals late (or, after a start, not done yet) before the service is unhealthy.
+HEALTH_INTERVALS = 3
+
+
+@dataclass(frozen=True)
+class Health:
+    """What /healthz says; `problem` is a generic phrase (never a path or a message of a check)."""
+
+    healthy: bool
+    database: bool
+    scheduler: str
+    last_check_age_s: float | None
+    problem: str | None
 
 
 class CheckService:
@@ -52,6 +109,7 @@ class CheckService:
         self.last = LastCheck()
         self._start_lock = threading.Lock()
         self._last_start: float | None = None
+        self.started_at = clock()
         first = self.settings()
         self.store: Store = open_store(first.db_url)
         self.scheduler: Any = None  # an APScheduler scheduler when `serve` runs one
@@ -62,18 +120,12 @@ class CheckService:
         return replace(settings, **self.overrides) if self.overrides else settings
 
     def thresholds_file(self, settings: Settings, name: str | None) -> Path:
-        """The thresholds file to use; a `name` from a request must be a file inside the config dir."""
+        """The thresholds file to use; a `name` from a request must be a thresholds file in [service] thresholds_dir."""
         if name is None:
             if settings.thresholds is None:
                 raise ConfigError(settings.path, "no thresholds file configured", field="thresholds")
             return settings.thresholds
-        base = settings.config_dir.resolve()
-        candidate = (base / name).resolve()
-        if candidate.parent != base and base not in candidate.parents:
-            raise ConfigError(None, f"config {name!r} is not a file inside {base}", field="config")
-        if not candidate.is_file():
-            raise ConfigError(None, f"config {name!r} does not exist in {base}", field="config")
-        return candidate
+        return request_thresholds_file(settings, name)
 
     def run_check(self, *, config: str | None = None, wait: float = 0.0, want_ok: bool = True,
                   from_start: bool = False) -> CheckResult:
@@ -97,6 +149,7 @@ class CheckService:
         except (ConfigError, StoreError) as exc:
             self.metrics.check_failures.labels("config" if isinstance(exc, ConfigError) else "database").inc()
             self.last.error = str(exc)
+            self.last.failed_at = self.clock()
             raise
         self.metrics.observe_check(result)
         self.last = LastCheck(result, self.clock(), None)
@@ -140,6 +193,27 @@ class CheckService:
         if self.scheduler is None:
             return "none"
         return "running" if self.scheduler.running else "stopped"
+
+    def last_success(self) -> float | None:
+        """When the newest check that completed ran: this process's, or (cron checks) the database's newest run."""
+        newest = self.store.newest_run_at()
+        times = [t for t in (self.last.finished_at, newest) if t is not None]
+        return max(times) if times else None
+
+    def health(self) -> Health:
+        """Healthy while the database answers, checks complete and the last one did not fail."""
+        now = self.clock()
+        scheduler = self.scheduler_state()
+        try:
+            last = self.last_success()
+            database = True
+        except StoreError:
+            last, database = None, False
+        age = None if last is None else round(now - last, 1)
+        failed = self.last.failed_at is not None and (last is None or self.last.failed_at >= last)
+        limit = HEALTH_INTERVALS * self.settings().service.check_interval
+        problem = health_problem(database, scheduler, failed, age, now - self.started_at, limit)
+        return Health(problem is None, database, scheduler, age, problem)
 
     def database_ok(self) -> bool:
         try:

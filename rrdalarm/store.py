@@ -430,6 +430,12 @@ class Store:
         with self.session() as s:
             return list(s.scalars(select(CheckRun).order_by(CheckRun.id.desc()).limit(limit)).all())
 
+    def newest_run_at(self) -> float | None:
+        """When the newest recorded check started (any process: scheduler, /start or cron)."""
+        with self.session() as s:
+            newest = s.scalar(select(func.max(CheckRun.started_at)))
+        return None if newest is None else float(newest)
+
     def count_runs(self) -> int:
         return self.count(CheckRun)
 

@@ -24,7 +24,8 @@ from tomlkit.items import AoT, Table
 from rrdalarm.config import ConfigError, Threshold, is_legacy_text, parse_thresholds_toml, read_config_text
 from rrdalarm.dispatch import plan_actions
 from rrdalarm.fileutil import atomic_write_text
-from rrdalarm.plugins import ActionPlugin
+from rrdalarm.plugins import ActionPlugin, action_plugins, secret_keys
+from rrdalarm.secrets import redact_config_text
 
 # Keys written for a new threshold even when they hold their default, so the file shows the window.
 _ALWAYS = ("id", "name", "glob", "schema", "query", "type", "value", "repetitions", "start", "end", "rearm")
@@ -271,4 +272,10 @@ def commit(path: Path, expected_version: str, new_text: str, plugins: Mapping[st
         raise EditError(f"{path} is being saved by another request; try again") from None
     except OSError as exc:
         raise EditError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return Committed(version_of(new_text), unified_diff(current, new_text, path))
+    return Committed(version_of(new_text), audit_diff(current, new_text, path, plugins))
+
+
+def audit_diff(old: str, new: str, path: Path, plugins: Mapping[str, type[ActionPlugin]]) -> str:
+    """The diff the audit log keeps: secret parameters (as the plugins declare them) and URL secrets as ***."""
+    secret, _ = secret_keys([*plugins.values(), *action_plugins().values()])
+    return redact_config_text(unified_diff(old, new, path), secret)

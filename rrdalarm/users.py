@@ -14,6 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 
+from rrdalarm.sessions import stamp
 from rrdalarm.store import Store, User
 
 ROLES = ("admin", "viewer")
@@ -34,6 +35,8 @@ class Account:
     name: str
     role: str
     created_at: int
+    password_stamp: str = ""
+    """A fingerprint of the password hash: a session opened under an older password no longer matches."""
 
 
 def name_problem(name: str) -> str | None:
@@ -53,7 +56,7 @@ def random_password() -> str:
 
 
 def _account(u: User) -> Account:
-    return Account(u.id, u.name, u.role, u.created_at)
+    return Account(u.id, u.name, u.role, u.created_at, stamp(u.password_hash))
 
 
 def add_user(store: Store, name: str, password: str, role: str) -> Account:

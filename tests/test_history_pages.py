@@ -145,7 +145,6 @@ def check(env: Env, service: CheckService, at: int) -> None:
 @pytest.fixture
 def site(env: Env) -> Iterator[Site]:
     from rrdalarm.web import create_app
-    from rrdalarm.web.login import failures
 
     env.rrd("a.rrd", {"x": [1, 1, 9, 9]})
     env.rrd(EVIL, {"x": [9]})
@@ -162,7 +161,6 @@ def site(env: Env) -> Iterator[Site]:
     env.write_thresholds(thresholds_toml(port))
     add_user(service.store, "alice", ADMIN_PW, "admin")
     add_user(service.store, "vera", VIEWER_PW, "viewer")
-    failures.clear("127.0.0.1")
     yield Site(create_app(service), service, env)
     service.close()
 
@@ -403,3 +401,53 @@ def test_check_now_reports_a_busy_lock_and_bad_config(site: Site) -> None:
     flash = re.search(r'<p class="flash error" role="status">(Check failed: [^<]+)</p>', text(c, "/events"))
     assert flash and "thresholds.toml" in flash.group(1) and "\n" not in flash.group(1)
     assert runs(site) == before
+
+
+def test_deliveries_name_only_the_host_of_a_url(site: Site) -> None:
+    token = "123456:AAE-telegram-token"
+    port = free_port()
+    site.env.write_thresholds(f"""
+[[threshold]]
+id = 1
+name = "busy"
+glob = "a.rrd"
+type = "above"
+value = 5
+
+[[threshold.action]]
+type = "webhook"
+url = "http://127.0.0.1:{port}/bot{token}/sendMessage?chat=1"
+""")
+    check(site.env, site.service, T0 + 180)
+    c = site.client()
+    page = html.unescape(text(c, "/deliveries?action=webhook"))
+    assert f"webhook: http://127.0.0.1:{port}" in page
+    assert token not in page and "AAE" not in page
+    # An error recorded by an older version, with the token in the path, is cut on display too.
+    with site.service.store.session() as s:
+        row = s.query(DeliveryRow).filter(DeliveryRow.action == "webhook").first()
+        assert row is not None
+        row.last_error = "webhook: https://api.telegram.org/bot999:OLD-token/…: HTTP 404 Not Found"
+    page = html.unescape(text(c, "/deliveries?action=webhook"))
+    assert "OLD-token" not in page and "https://api.telegram.org: HTTP 404" in page
+
+
+def test_audit_hides_secrets_of_entries_already_stored(site: Site) -> None:
+    diff = (
+        "--- thresholds.toml (before)\n+++ thresholds.toml (after)\n@@ -1,4 +1,6 @@\n"
+        ' type = "webhook"\n'
+        '-url = "https://hooks.example.org/x?token=query-secret"\n'
+        '+url = "https://user:userinfo-secret@hooks.example.org/x"\n'
+        '+secret = "hmac-secret-value"\n'
+        '+headers = { Authorization = "Bearer header-secret" }\n'
+        '+urls = ["tgram://apprise-secret/42"]\n'
+        ' urls = [\n  "mailto://user:mail-password@example.org",\n ]\n'
+        '+secret = { env = "HOOK_KEY" }\n'
+    )
+    site.service.store.add_audit(at=T0, user="alice", change="edit", threshold_id=1, threshold_name="busy",
+                                 file="thresholds.toml", diff=diff)
+    page = html.unescape(text(site.client(VIEWER_PW, "vera"), "/audit"))
+    for secret in ("query-secret", "userinfo-secret", "hmac-secret-value", "header-secret", "apprise-secret",
+                   "mail-password"):
+        assert secret not in page, secret
+    assert "hooks.example.org/x" in page and '{ env = "HOOK_KEY" }' in page

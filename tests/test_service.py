@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import requests
@@ -31,12 +33,12 @@ class Server:
         return requests.get(self.url + path, params=params, headers=headers, timeout=30)
 
 
-def start_server(env: Env, *extra: str, interval: int = 2) -> Server:
+def start_server(env: Env, *extra: str, interval: int = 2, service_lines: str = "") -> Server:
     port = free_port()
     (env.base / "token").write_text(TOKEN + "\n")
     with env.settings_path.open("a") as fh:
         fh.write(f'\n[service]\nlisten = "127.0.0.1:{port}"\ncheck_interval = {interval}\n'
-                 f'min_start_interval = 60\napi_token = {{ file = "token" }}\n')
+                 f'min_start_interval = 60\napi_token = {{ file = "token" }}\n{service_lines}')
     envvars = {k: v for k, v in os.environ.items() if not k.startswith("RRDALARM_")}
     envvars["RRDALARM_SETTINGS"] = str(env.settings_path)
     # A file, not a pipe: a pipe nobody reads fills up and blocks the server's logging.
@@ -155,8 +157,136 @@ def test_config_parameter_stays_in_the_config_dir(server: Server) -> None:
     assert server.get("/start", config="../../etc/passwd", noHTML="true").status_code == 400
     alt = server.env.base / "alt.toml"
     alt.write_text(threshold(9, glob="interfaces/eth1/bytes.rrd"))
-    got = server.get("/start", config="alt.toml", format="json")
-    assert got.status_code == 200 and {r["threshold"] for r in got.json()["results"]} == {9}
+    # Without a declared thresholds_dir, config= names no file at all.
+    refused = server.get("/start", config="alt.toml", format="json")
+    assert refused.status_code == 400 and "thresholds_dir" in refused.text
+
+
+def start_client(env: Env, service_lines: str = "") -> tuple[Any, Any]:
+    """The app over a CheckService on `env` with the API token set; the caller closes the service."""
+    from rrdalarm.service import CheckService
+    from rrdalarm.web import create_app
+
+    (env.base / "token").write_text(TOKEN)
+    with env.settings_path.open("a") as fh:
+        fh.write(f'\n[service]\napi_token = {{ file = "token" }}\nmin_start_interval = 0\n{service_lines}')
+    service = CheckService(env.settings_path)
+    return service, create_app(service).test_client()
+
+
+def test_config_takes_only_thresholds_files_of_the_declared_folder(env: Env) -> None:
+    now = int(time.time()) // 60 * 60
+    make_rrd(env.root / "a.rrd", {"x": [1.0, 9.0]}, end=now)
+    env.write_thresholds(threshold(glob="a.rrd"))
+    alt = env.base / "alt"
+    alt.mkdir()
+    (alt / "other.toml").write_text(threshold(9, glob="a.rrd"))
+    (alt / "other.toml.bak").write_text(threshold(8, glob="a.rrd"))
+    (alt / "data").symlink_to(env.data)
+    service, client = start_client(env, 'thresholds_dir = "alt"\n')
+    try:
+        def start(config: str) -> Any:
+            return client.get("/start", query_string={"config": config, "format": "json", "token": TOKEN})
+
+        got = start("other.toml")
+        assert got.status_code == 200 and {r["threshold"] for r in got.json["results"]} == {9}
+        db = env.data / "rrdalarm.db"
+        assert db.is_file()
+        for bad in ("other.toml.bak", "../rrdalarm.toml", "data/rrdalarm.db", "../data/rrdalarm.db",
+                    str(db), "rrdalarm.db", "a\x00.toml", "x" * 300 + ".toml"):
+            r = start(bad)
+            assert r.status_code == 400, (bad, r.status_code)
+            assert len(r.get_data(as_text=True).strip().splitlines()) == 1
+    finally:
+        service.close()
+
+
+@pytest.mark.parametrize("rel", ["x" * 300 + ".rrd", "a/" + "y" * 256, "a\x00.rrd"])
+def test_graph_of_an_impossible_file_name_is_a_400(env: Env, rel: str) -> None:
+    env.write_thresholds(threshold(glob="a.rrd"))
+    service, client = start_client(env)
+    try:
+        r = client.get("/graph", query_string={"threshold": 1, "file": rel, "ds": "x", "token": TOKEN})
+        assert r.status_code == 400
+    finally:
+        service.close()
+
+
+def test_healthz_is_503_while_checks_fail_and_names_no_file(env: Env) -> None:
+    env.write_thresholds("[[threshold]]\nid = 1\nglob = \"*.rrd\"\n")  # no type: every check fails
+    srv = start_server(env, interval=1)
+    try:
+        wait_for(lambda: "rrdalarm_check_failures_total{reason=\"config\"}" in srv.get("/metrics", token=None).text)
+        h = srv.get("/healthz", token=None)
+        assert h.status_code == 503 and h.json()["status"] == "failing"
+        assert str(env.base) not in h.text and "thresholds.toml" not in h.text
+        env.write_thresholds(threshold(glob="*.rrd"))
+        wait_for(lambda: srv.get("/healthz", token=None).status_code == 200)
+        metrics = {s.name: s.value for f in text_string_to_metric_families(srv.get("/metrics", token=None).text)
+                   for s in f.samples}
+        assert time.time() - metrics["rrdalarm_last_success_timestamp_seconds"] < 30
+    finally:
+        srv.proc.send_signal(signal.SIGTERM)
+        srv.proc.wait(timeout=10)
+
+
+def test_healthz_without_scheduler_reads_the_newest_check_run(env: Env) -> None:
+    env.write_thresholds(threshold(glob="*.rrd"))
+    srv = start_server(env, "--no-scheduler", interval=1)
+    try:
+        # No check has completed: after the grace period of three intervals, unhealthy.
+        wait_for(lambda: srv.get("/healthz", token=None).status_code == 503)
+        assert srv.get("/healthz", token=None).json()["last_check_age_s"] is None
+        assert env.run("check", "--quiet").returncode in (0, 3)  # cron's check, another process
+        h = srv.get("/healthz", token=None)
+        assert h.status_code == 200 and h.json()["last_check_age_s"] is not None
+    finally:
+        srv.proc.send_signal(signal.SIGTERM)
+        srv.proc.wait(timeout=10)
+
+
+def trickle_until_closed(sock: socket.socket, within: float) -> bool:
+    """Send a byte of header every half second; True once the server has closed the connection."""
+    sock.settimeout(0.5)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            sock.sendall(b"X")
+            if sock.recv(1024) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except OSError:  # reset or broken pipe: closed
+            return True
+    return False
+
+
+def test_half_open_connections_do_not_lock_others_out(env: Env) -> None:
+    env.write_thresholds(threshold(glob="*.rrd"))
+    srv = start_server(env, "--no-scheduler", interval=60, service_lines="request_timeout = 2\n")
+    host, port = srv.url.removeprefix("http://").split(":")
+    sockets = []
+    try:
+        for _ in range(150):  # more than waitress's default connection limit (100)
+            s = socket.create_connection((host, int(port)), timeout=10)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # the header never ends
+            sockets.append(s)
+        assert requests.get(srv.url + "/healthz", timeout=10).status_code in (200, 503)
+        # A client that sends a byte now and then is closed as well, once its request is overdue.
+        assert trickle_until_closed(sockets[0], within=15)
+        closed = 1
+        for s in sockets[1:]:
+            s.settimeout(15)
+            try:
+                closed += s.recv(1024) == b""
+            except ConnectionResetError:
+                closed += 1
+        assert closed == len(sockets)
+    finally:
+        for s in sockets:
+            s.close()
+        srv.proc.send_signal(signal.SIGTERM)
+        srv.proc.wait(timeout=10)
 
 
 def test_sigterm_stops_cleanly(server: Server) -> None:

@@ -49,7 +49,6 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 def app(env: Env) -> Iterator[Flask]:
     from rrdalarm.web import create_app
-    from rrdalarm.web.login import failures
 
     # Points up to the current minute: the pages check "now".
     end = int(time.time()) // 60 * 60
@@ -60,7 +59,6 @@ def app(env: Env) -> Iterator[Flask]:
     service = CheckService(env.settings_path)
     add_user(service.store, "alice", PASSWORD, "admin")
     add_user(service.store, "victor", PASSWORD, "viewer")
-    failures.clear("127.0.0.1")
     app = create_app(service)
     yield app
     service.close()
@@ -343,3 +341,53 @@ def test_the_preview_graph_stays_inside_the_root(app: Flask, rel: str) -> None:
     client = logged_in(app)
     resp = client.get("/thresholds/preview.png", query_string={"file": rel, "ds": "rx", "value": "1"})
     assert resp.status_code in (400, 404) and not resp.data.startswith(b"\x89PNG")
+
+
+def test_the_audit_log_stores_no_secret(app: Flask, env: Env) -> None:
+    client = logged_in(app)
+    data = form_of(client.get("/thresholds/1/edit").get_data(as_text=True))
+    data.update({"action-0-webhook-secret": "new-hmac-key-value",
+                 "action-0-webhook-headers": "Authorization: Bearer new-api-key", "value": "300", "op": "save"})
+    assert client.post("/thresholds/1/edit", data=data).status_code == 302
+    assert "new-hmac-key-value" in env.thresholds_path.read_text()
+    store = app.extensions["rrdalarm"].store
+    stored = "".join(e.diff for e in store.audit())
+    for secret in ("s3cr3t-hmac-key", "hidden-api-key", "new-hmac-key-value", "new-api-key"):
+        assert secret not in stored, secret
+    assert "+value = 300.0" in stored and 'secret = "***"' in stored
+
+
+def test_changing_the_webhook_url_asks_for_its_secrets_again(app: Flask, env: Env) -> None:
+    client = logged_in(app)
+    data = form_of(client.get("/thresholds/1/edit").get_data(as_text=True))
+    data.update({"action-0-webhook-url": "https://elsewhere.example.net/hook", "op": "save"})
+    r = client.post("/thresholds/1/edit", data=data)
+    page = html.unescape(r.get_data(as_text=True))
+    assert r.status_code == 400 and "enter secret, headers again" in page
+    assert env.thresholds_path.read_text() == THRESHOLDS
+    data.update({"action-0-webhook-secret": "key-for-elsewhere", "action-0-webhook-headers": "X-Key: other"})
+    assert client.post("/thresholds/1/edit", data=data).status_code == 302
+    params = dict(load_thresholds(env.thresholds_path)[0].actions[0].params)
+    assert params == {"url": "https://elsewhere.example.net/hook", "secret": "key-for-elsewhere",
+                      "headers": {"X-Key": "other"}}
+
+
+def test_a_url_with_credentials_is_shown_without_them(app: Flask, env: Env) -> None:
+    env.write_thresholds(THRESHOLDS.replace("https://hooks.example.org/x",
+                                            "https://bot:pass-in-url@hooks.example.org/x?key=query-token"))
+    client = logged_in(app)
+    page = client.get("/thresholds/1/edit").get_data(as_text=True)
+    assert "pass-in-url" not in page and "query-token" not in page and "hooks.example.org/x" in page
+    data = form_of(page)
+    data.update({"value": "7", "op": "save"})  # the URL sent back as shown keeps its stored credentials
+    assert client.post("/thresholds/1/edit", data=data).status_code == 302
+    params = dict(load_thresholds(env.thresholds_path)[0].actions[0].params)
+    assert params["url"] == "https://bot:pass-in-url@hooks.example.org/x?key=query-token"
+    assert params["secret"] == "s3cr3t-hmac-key"
+
+
+@pytest.mark.parametrize("rel", ["z" * 300 + ".rrd", "a\x00b.rrd"])
+def test_the_preview_graph_refuses_impossible_names(app: Flask, rel: str) -> None:
+    client = logged_in(app)
+    r = client.get("/thresholds/preview.png", query_string={"file": rel, "ds": "rx", "value": "1"})
+    assert r.status_code == 400

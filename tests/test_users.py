@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -67,12 +70,10 @@ def test_rules_for_names_passwords_and_roles(env: Env) -> None:
 @pytest.fixture
 def app(env: Env) -> Iterator[Flask]:
     from rrdalarm.web import create_app
-    from rrdalarm.web.login import failures
 
     env.write_thresholds("")
     service = CheckService(env.settings_path)
     add_user(service.store, "alice", "correct horse battery", "admin")
-    failures.clear("127.0.0.1")
     yield create_app(service)
     service.close()
 
@@ -124,3 +125,118 @@ def test_next_cannot_leave_the_site(app: Flask) -> None:
     r = client.post("/login?next=//evil.example/x",
                     data={"name": "alice", "password": "correct horse battery", "csrf_token": csrf(page)})
     assert r.status_code == 302 and r.headers["Location"] == "/report"
+
+
+def logout(client: FlaskClient) -> None:
+    page = client.get("/login").get_data(as_text=True)
+    assert client.post("/logout", data={"csrf_token": csrf(page)}).status_code == 302
+
+
+def replay(app: Flask, cookie: str) -> int:
+    """What another browser holding a copy of `cookie` gets for /report."""
+    other = app.test_client()
+    other.set_cookie("session", cookie)
+    return other.get("/report").status_code
+
+
+def test_a_copied_cookie_stops_working_after_logout(app: Flask) -> None:
+    client = app.test_client()
+    assert login(client, "correct horse battery") == 302
+    cookie = client.get_cookie("session")
+    assert cookie is not None and replay(app, cookie.value) == 200
+    logout(client)
+    assert replay(app, cookie.value) == 401
+    browser = app.test_client()
+    browser.set_cookie("session", cookie.value)
+    again = browser.get("/report", headers={"Accept": "text/html"})
+    assert again.status_code == 302 and "/login" in again.headers["Location"]
+
+
+def test_a_password_change_or_deleting_the_user_ends_sessions(app: Flask) -> None:
+    store = app.extensions["rrdalarm"].store
+    client = app.test_client()
+    assert login(client, "correct horse battery") == 302
+    assert client.get("/report").status_code == 200
+    set_password(store, "alice", "another long password")
+    assert client.get("/report").status_code == 401
+    page = client.get("/login").get_data(as_text=True)
+    assert client.post("/login", data={"name": "alice", "password": "another long password",
+                                       "csrf_token": csrf(page)}).status_code == 302
+    assert client.get("/report").status_code == 200
+    delete_user(store, "alice")
+    add_user(store, "alice", "another long password", "admin")  # the same name (and maybe id) again
+    assert client.get("/report").status_code == 401
+
+
+def test_rotating_the_token_ends_sessions_opened_with_it(app: Flask, env: Env) -> None:
+    (env.base / "token").write_text("first-token-0123456789")
+    with env.settings_path.open("a") as fh:
+        fh.write('\n[service]\napi_token = { file = "token" }\n')
+    client = app.test_client()
+    assert client.get("/report?token=first-token-0123456789").status_code == 200
+    assert client.get("/report").status_code == 200  # the browser session the link opened
+    (env.base / "token").write_text("second-token-0123456789")
+    assert client.get("/report").status_code == 401
+    assert client.get("/report?token=second-token-0123456789").status_code == 200
+
+
+def test_sessions_end_after_the_idle_time(app: Flask) -> None:
+    assert app.permanent_session_lifetime.total_seconds() <= 12 * 3600
+    client = app.test_client()
+    assert login(client, "correct horse battery") == 302
+    records = app.extensions["rrdalarm.sessions"]
+    for entry in records.folder.iterdir():  # as if the session had not been used for 13 hours
+        old = entry.stat().st_mtime - 13 * 3600
+        os.utime(entry, (old, old))
+    assert client.get("/report").status_code == 401
+
+
+def login_from(client: FlaskClient, address: str, password: str) -> int:
+    page = client.get("/login", environ_base={"REMOTE_ADDR": address}).get_data(as_text=True)
+    return client.post("/login", data={"name": "alice", "password": password, "csrf_token": csrf(page)},
+                       environ_base={"REMOTE_ADDR": address}).status_code
+
+
+def test_failed_logins_are_counted_per_account_too(app: Flask) -> None:
+    client = app.test_client()
+    got = [login_from(client, f"10.0.0.{i}", f"wrong password {i}") for i in range(6)]
+    assert got == [401] * 5 + [429]
+    assert login_from(client, "10.0.0.99", "correct horse battery") == 429
+
+
+def test_parallel_guesses_cannot_pass_the_limit(app: Flask) -> None:
+    clients = [app.test_client() for _ in range(11)]
+    tokens = [csrf(c.get("/login").get_data(as_text=True)) for c in clients]
+    barrier = threading.Barrier(len(clients))
+
+    def guess(i: int) -> int:
+        barrier.wait()
+        return clients[i].post("/login", data={"name": "alice", "password": f"wrong password {i}",
+                                               "csrf_token": tokens[i]}).status_code
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        codes = list(pool.map(guess, range(len(clients))))
+    assert codes.count(401) == 5 and codes.count(429) == 6
+
+
+@pytest.mark.parametrize("target", ["/report\r\nSet-Cookie: x=1", "/\x00"])
+def test_next_with_control_characters_is_a_400(app: Flask, target: str) -> None:
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    r = client.post("/login", query_string={"next": target},
+                    data={"name": "alice", "password": "correct horse battery", "csrf_token": csrf(page)})
+    assert r.status_code == 400
+
+
+def test_get_start_needs_the_token_and_pages_forbid_framing(app: Flask) -> None:
+    client = app.test_client()
+    assert login(client, "correct horse battery") == 302
+    # A cross-site link would carry the session cookie (SameSite=Lax): GET /start needs the token.
+    assert client.get("/start?noHTML=true").status_code == 403
+    page = client.get("/events")
+    policy = page.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
+    assert page.headers["X-Frame-Options"] == "DENY"
+    token = csrf(client.get("/login").get_data(as_text=True))
+    assert client.post("/start?noHTML=true", data={"csrf_token": token}).status_code == 200
+    assert client.post("/start?noHTML=true").status_code == 400  # no CSRF token

@@ -5,12 +5,15 @@ A thin face over rrdalarm.service.CheckService: every rule lives in the core.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response
 from flask_wtf.csrf import CSRFProtect
 
 from rrdalarm.fileutil import make_private_dirs
@@ -30,6 +33,28 @@ def secret_key(data_dir: Path) -> bytes:
         with os.fdopen(fd, "wb") as fh:
             fh.write(key)
         return key
+
+
+# Inline <script> and <style> blocks (the report is one self-contained page) are allowed by their hashes.
+_INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.S)
+
+
+def security_headers(response: Response) -> Response:
+    """A Content-Security-Policy for every answer: our own files only, and no framing by other sites."""
+    hashes: dict[str, list[str]] = {"script": [], "style": []}
+    if response.mimetype == "text/html" and not response.direct_passthrough:
+        for kind, body in _INLINE.findall(response.get_data(as_text=True)):
+            digest = base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode()
+            hashes[kind].append(f"'sha256-{digest}'")
+    scripts = " ".join(["'self'", *hashes["script"]])
+    styles = " ".join(["'self'", *hashes["style"]])
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+        f"script-src {scripts}; style-src {styles}; frame-ancestors 'none'"
+    )
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def create_app(service: CheckService, test_config: dict[str, Any] | None = None) -> Flask:
@@ -54,4 +79,5 @@ def create_app(service: CheckService, test_config: dict[str, Any] | None = None)
         app.register_blueprint(module.bp)
     app.context_processor(lambda: {"nav_links": report.nav})
     app.add_template_filter(fmt_time, "datetime")
+    app.after_request(security_headers)
     return app

@@ -11,6 +11,7 @@ from flask import Response, current_app, redirect, request, session, url_for
 
 from rrdalarm.secrets import SecretError, resolve_secret
 from rrdalarm.service import CheckService
+from rrdalarm.sessions import stamp
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,20 +28,46 @@ def presented_token() -> str | None:
     return request.args.get("token") or None
 
 
+def _api_token() -> str | None:
+    try:
+        return resolve_secret(service().settings().service.api_token, "api_token")
+    except SecretError:
+        current_app.logger.error("api_token cannot be read; token access is refused")
+        return None
+
+
 def token_ok(given: str | None) -> bool:
     if not given:
         return False
-    try:
-        expected = resolve_secret(service().settings().service.api_token, "api_token")
-    except SecretError:
-        current_app.logger.error("api_token cannot be read; token access is refused")
-        return False
+    expected = _api_token()
     # Compared in constant time, so the token cannot be guessed byte by byte from timings.
     return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())  # type: ignore[union-attr]
 
 
+def token_session() -> bool:
+    """A browser session opened with ?token=: alive, and opened with the token that is configured now."""
+    tied = session.get("token_session")
+    if not isinstance(tied, str):
+        return False
+    expected = _api_token()
+    if not expected:
+        return False
+    records = current_app.extensions["rrdalarm.sessions"]
+    return hmac.compare_digest(tied, stamp(expected)) and bool(records.alive(session.get("sid")))
+
+
+def open_token_session(token: str) -> None:
+    records = current_app.extensions["rrdalarm.sessions"]
+    if session.get("token_session") != stamp(token) or not records.alive(session.get("sid")):
+        records.end(session.get("sid"))
+        session.clear()
+        session["sid"] = records.open()
+        session["token_session"] = stamp(token)
+        session.permanent = True
+
+
 def logged_in() -> bool:
-    if session.get("token_session"):
+    if token_session():
         return True
     checker = current_app.extensions.get("rrdalarm.login")
     return bool(checker and checker())
@@ -49,17 +76,36 @@ def logged_in() -> bool:
 def require_access(view: F) -> F:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if token_ok(presented_token()):
-            if request.args.get("token"):
+        given = presented_token()
+        if token_ok(given):
+            if request.args.get("token") and given:
                 # A browser that opened a link with ?token= keeps access (graphs, pages) through its
-                # signed, HttpOnly session cookie instead of carrying the token in every URL.
-                session["token_session"] = True
+                # signed, HttpOnly session cookie instead of carrying the token in every URL; the
+                # session is tied to this token, so rotating the token ends it.
+                open_token_session(given)
             return view(*args, **kwargs)
         if logged_in():
             return view(*args, **kwargs)
         if presented_token() is None and "text/html" in request.headers.get("Accept", ""):
             # A browser: to the login page, and back here afterwards.
             return redirect(url_for("login.login", next=request.full_path.rstrip("?")))
+        return Response("authentication required: send the API token as 'Authorization: Bearer …'\n", 401,
+                        {"WWW-Authenticate": 'Bearer realm="rrdalarm"', "Content-Type": "text/plain"})
+
+    return wrapper  # type: ignore[return-value]
+
+
+def require_token(view: F) -> F:
+    """GETs that change something (/start): the API token only. A browser's cookies go along on any
+    cross-site link (SameSite=Lax), so a session must POST, with CSRF, instead."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if token_ok(presented_token()):
+            return view(*args, **kwargs)
+        if logged_in():
+            return Response("forbidden: GET here needs the API token; from the pages, use Check now\n", 403,
+                            {"Content-Type": "text/plain; charset=utf-8"})
         return Response("authentication required: send the API token as 'Authorization: Bearer …'\n", 401,
                         {"WWW-Authenticate": 'Bearer realm="rrdalarm"', "Content-Type": "text/plain"})
 
@@ -81,7 +127,7 @@ def require_admin(view: F) -> F:
         account = current_account()
         if account is not None and account.role == "admin":
             return view(*args, **kwargs)
-        if account is not None or token_ok(presented_token()) or session.get("token_session"):
+        if account is not None or token_ok(presented_token()) or token_session():
             # Edits are recorded under a user's name, so the shared API token cannot make them.
             return Response("forbidden: changing thresholds needs a user with the admin role\n", 403,
                             {"Content-Type": "text/plain; charset=utf-8"})

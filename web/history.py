@@ -19,7 +19,9 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 
 from rrdalarm.config import ConfigError, load_thresholds
 from rrdalarm.lock import CheckBusy
+from rrdalarm.plugins import action_plugins, secret_keys
 from rrdalarm.report import fmt_time, fmt_value
+from rrdalarm.secrets import origins_only, redact_config_text
 from rrdalarm.store import AlarmEvent, Store, StoreError
 
 from .auth import require_access, service
@@ -171,7 +173,9 @@ def store_error(exc: StoreError) -> Response:
 
 def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
     tz = time.strftime("%Z") or time.strftime("%z")
-    return render_template(template, fmt_time=fmt_time, fmt_value=fmt_value, tz=tz, **context), status
+    # Delivery errors written before messages named only a URL's origin may carry a token in its path.
+    return render_template(template, fmt_time=fmt_time, fmt_value=fmt_value, tz=tz, hide_urls=origins_only,
+                           **context), status
 
 
 def _offset(page: int) -> int:
@@ -282,8 +286,11 @@ def audit() -> tuple[str, int]:
         thresholds[threshold] = "(no changes recorded)"
     rows, more = _split(store.audit(threshold=threshold, limit=PAGE_SIZE + 1, offset=_offset(page)))
     query = {} if threshold is None else {"threshold": str(threshold)}
+    # Entries written before diffs were redacted may hold secrets: redact again on the way out.
+    secret, _ = secret_keys(action_plugins().values())
     return _render("audit.html", error=None, form=query, thresholds=thresholds, rows=rows,
-                   links=page_links("history.audit", query, page, more), page=page)
+                   links=page_links("history.audit", query, page, more), page=page,
+                   redact=lambda diff: redact_config_text(diff, secret))
 
 
 def _back() -> str:

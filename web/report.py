@@ -10,13 +10,13 @@ from flask import Blueprint, Response, get_flashed_messages, jsonify, request, s
 from rrdalarm import report
 from rrdalarm.config import ConfigError, load_thresholds
 from rrdalarm.engine import Row
-from rrdalarm.graphs import GraphError, series_graph
+from rrdalarm.graphs import BadGraphRequest, GraphError, series_graph
 from rrdalarm.lock import CheckBusy
 from rrdalarm.service import TooSoon
 from rrdalarm.store import StoreError
 from rrdalarm.timespec import TimeSpecError, resolve_window
 
-from .auth import require_access, service
+from .auth import require_access, require_token, service
 
 bp = Blueprint("report", __name__)
 
@@ -44,9 +44,20 @@ def nav() -> dict[str, str]:
 
 
 @bp.get("/start")
-@require_access
+@require_token
 def start() -> Response:
-    """Run a check now. noHTML=true: empty 200 (for cron); format=json: the check --json document."""
+    """Run a check now (cron: the API token only; a browser posts, with CSRF, to the same address)."""
+    return _start()
+
+
+@bp.post("/start")
+@require_access
+def start_post() -> Response:
+    return _start()
+
+
+def _start() -> Response:
+    """noHTML=true: empty 200 (for cron); format=json: the check --json document; else the HTML report."""
     svc = service()
     quiet = request.args.get("noHTML", "").lower() == "true"
     as_json = request.args.get("format") == "json"
@@ -100,6 +111,8 @@ def graph() -> Response:
         start, end = resolve_window(threshold.start, threshold.end, at)
         png = series_graph(settings, rel, ds, threshold.cf, start, end, threshold.value, time.time(),
                            title=f"#{tid} {threshold.name}: {rel} {ds}")
+    except BadGraphRequest as exc:
+        return _text(str(exc), 400)
     except (GraphError, TimeSpecError, ConfigError) as exc:
         return _text(str(exc), 404)
     return send_file(png, mimetype="image/png", max_age=60)

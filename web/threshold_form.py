@@ -22,10 +22,8 @@ from wtforms.validators import Length
 from rrdalarm.config import CONSOLIDATION_FUNCTIONS, ConfigError, Threshold, threshold_from_dict
 from rrdalarm.dispatch import DEFAULT_WHEN, WHEN, plan_actions
 from rrdalarm.plugins import ActionPlugin, Param
+from rrdalarm.secrets import redact_url
 
-# Parameters that hold credentials although their plugin does not declare them secret:
-# an Apprise URL carries the service's token, webhook headers often an API key.
-SENSITIVE = {("apprise", "urls"), ("webhook", "headers")}
 SPARE_SLOTS = 2
 MAX_SLOTS = 20
 
@@ -73,7 +71,14 @@ class ActionSlot:
 
 
 def is_sensitive(plugin: str, name: str, spec: Param) -> bool:
-    return spec.secret or (plugin, name) in SENSITIVE
+    """Whether the page must never show the value (the plugin declares it secret)."""
+    return spec.secret
+
+
+def _shown(spec: Param, value: Any) -> str:
+    """A parameter's value as the page shows it: a target URL without its user info and query values."""
+    text = _param_text(spec, value)
+    return redact_url(text) if spec.target else text
 
 
 def _number(text: str, kind: type) -> Any:
@@ -148,7 +153,7 @@ def action_slots(actions: Sequence[Mapping[str, Any]], plugins: Mapping[str, typ
                 present = name in mine and mine[name] not in (None, "", [], {})
                 fields.append(ParamField(
                     name=name, input_name=f"action-{i}-{pname}-{name}", kind=_kind(pname, name, pspec),
-                    value="" if sensitive else _param_text(pspec, mine.get(name)),
+                    value="" if sensitive else _shown(pspec, mine.get(name)),
                     help=pspec.help, required=pspec.required, sensitive=sensitive, is_set=sensitive and present,
                 ))
             slot.fields[pname] = fields
@@ -157,9 +162,14 @@ def action_slots(actions: Sequence[Mapping[str, Any]], plugins: Mapping[str, typ
 
 
 def actions_from_request(form: MultiDict[str, str], plugins: Mapping[str, type[ActionPlugin]],
-                         previous: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The [[threshold.action]] tables the form describes; an empty secret field keeps the previous value."""
+                         previous: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The [[threshold.action]] tables the form describes, and what is missing from them.
+
+    An empty secret field keeps the previous value, unless the action's target (its URL)
+    changed: a secret meant for one receiver is never sent on to another, so it must be given again.
+    """
     out: list[dict[str, Any]] = []
+    missing: list[str] = []
     for i in range(MAX_SLOTS):
         kind = (form.get(f"action-{i}-type") or "").strip()
         if not kind:
@@ -172,23 +182,43 @@ def actions_from_request(form: MultiDict[str, str], plugins: Mapping[str, type[A
         legacy = getattr(plugin, "legacy_param", None)
         if "parameter" in before and legacy and "parameter" not in plugin.params:
             before[legacy] = before.pop("parameter")
-        spec: dict[str, Any] = {"type": kind}
-        for name, pspec in plugin.params.items():
-            text = (form.get(f"action-{i}-{kind}-{name}") or "").strip()
-            if pspec.type is bool:
-                if text:
-                    spec[name] = True
-                continue
-            if not text:
-                if is_sensitive(kind, name, pspec) and name in before:
-                    spec[name] = before[name]
-                continue
-            spec[name] = _param_value(pspec, text)
+        spec, again = _action_spec(form, i, kind, plugin, before)
+        if again:
+            missing.append(f"action {i + 1} ({kind}): its target changed, so enter {', '.join(again)} again "
+                           "(secrets kept for the old address are not sent to a new one)")
         on = [w for w in form.getlist(f"action-{i}-on") if w in WHEN]
         if sorted(on) != sorted(DEFAULT_WHEN):
             spec["on"] = on or ["fire"]
         out.append(spec)
-    return out
+    return out, missing
+
+
+def _action_spec(form: MultiDict[str, str], i: int, kind: str, plugin: type[ActionPlugin],
+                 before: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """One action's table from its slot, and the kept secrets that cannot be kept (its target moved)."""
+    spec: dict[str, Any] = {"type": kind}
+    kept: list[str] = []
+    for name, pspec in plugin.params.items():
+        text = (form.get(f"action-{i}-{kind}-{name}") or "").strip()
+        if pspec.type is bool:
+            if text:
+                spec[name] = True
+        elif text:
+            # A target shown without its secrets and sent back unchanged keeps its stored value.
+            unchanged = pspec.target and name in before and text == _shown(pspec, before[name])
+            spec[name] = before[name] if unchanged else _param_value(pspec, text)
+        elif is_sensitive(kind, name, pspec) and before.get(name) not in (None, "", [], {}):
+            spec[name] = before[name]
+            kept.append(name)
+    if not before or not _target_moved(plugin, spec, before):
+        return spec, []
+    for name in kept:
+        del spec[name]
+    return spec, kept
+
+
+def _target_moved(plugin: type[ActionPlugin], spec: Mapping[str, Any], before: Mapping[str, Any]) -> bool:
+    return any(p.target and spec.get(n) != before.get(n) for n, p in plugin.params.items())
 
 
 def form_values(form: ThresholdForm, actions: list[dict[str, Any]]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from wtforms import HiddenField
 from wtforms.fields.choices import SelectChoice
 
 from rrdalarm.config import ConfigError, Settings, Threshold
-from rrdalarm.graphs import GraphError, series_graph
+from rrdalarm.graphs import BadGraphRequest, GraphError, series_graph
 from rrdalarm.overview import live_states
 from rrdalarm.plugins import ActionPlugin, available_actions, source_plugins
 from rrdalarm.suggest import SuggestError
@@ -183,9 +183,12 @@ def _submit(form: ThresholdForm, settings: Settings, snap: Snapshot, original: T
     if ident is None and (form.copy_of.data or "").isdigit():
         copied = next((t for t in snap.thresholds if t.id == int(form.copy_of.data)), None)
     previous = raw_actions(original or copied)
-    actions = actions_from_request(request.form, plugins, previous)
+    actions, missing = actions_from_request(request.form, plugins, previous)
     slots = action_slots(actions, plugins)
     errors: dict[str, str] = {}
+    if missing:
+        return _render_editor(form, slots, ident=ident, plugins=plugins, errors={"action": "; ".join(missing)},
+                              status=400)
     if not form.validate():
         errors = {name: "; ".join(errs) for name, errs in form.errors.items()}
         return _render_editor(form, slots, ident=ident, plugins=plugins, errors=errors, status=400)
@@ -258,6 +261,8 @@ def preview_graph() -> Response:
     try:
         png = series_graph(service().settings(), rel, ds, cf, start, end, value, time.time(),
                            title=f"{rel} {ds}")
+    except BadGraphRequest as exc:
+        return Response(f"{exc}\n", 400, {"Content-Type": "text/plain; charset=utf-8"})
     except (GraphError, ConfigError) as exc:
         return Response(f"{exc}\n", 404, {"Content-Type": "text/plain; charset=utf-8"})
     return send_file(png, mimetype="image/png", max_age=60)

@@ -19,9 +19,14 @@ LEGACY_ACTIONS: dict[str, tuple[str, str]] = {
 
 
 def split_fields(line: str) -> list[str]:
-    """Tabs separate fields; a line without tabs is split on runs of spaces."""
-    parts = line.split("\t") if "\t" in line else line.split()
-    return [p.strip() for p in parts if p.strip() != ""]
+    """Each tab separates two fields, as the original's `line.rstrip().split('\\t')`; a line without tabs
+    is split on runs of spaces.
+
+    An empty field between two tabs is a field (the parameter of action None, say).
+    """
+    if "\t" not in line:
+        return line.split()
+    return [part.strip() for part in line.rstrip().split("\t")]
 
 
 def legacy_action(name: str, parameter: str) -> tuple[ActionSpec, ...]:

@@ -19,7 +19,7 @@ import tomlkit
 
 from rrdalarm import timespec
 from rrdalarm.evaluate import Direction
-from rrdalarm.fileutil import atomic_write_text
+from rrdalarm.fileutil import atomic_write_text, split_lines
 from rrdalarm.secrets import SecretRef, secret_problem
 
 CONSOLIDATION_FUNCTIONS = ("AVERAGE", "MIN", "MAX", "LAST")
@@ -196,7 +196,7 @@ def top_level_line(text: str, key: str) -> int | None:
     """Line of a top-level `key = ...`, `[key]` or `[[key]]` (the first one), for messages."""
     header = re.compile(r"^\s*\[{1,2}\s*" + re.escape(key) + r"\s*[\].]")
     in_table = False
-    for i, ln in enumerate(text.splitlines()):
+    for i, ln in enumerate(split_lines(text)):
         if header.match(ln):
             return i + 1
         if _ANY_TABLE_RE.match(ln):
@@ -216,7 +216,7 @@ class _Lines:
     """
 
     def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
+        self.lines = split_lines(text)
         self.tables = [i + 1 for i, ln in enumerate(self.lines) if _TABLE_RE.match(ln)]
 
     def table(self, index: int) -> int | None:
@@ -485,7 +485,7 @@ def is_legacy_text(text: str) -> bool:
     """A legacy rrdAlarmConfig.txt has rows of ten tab (or space) separated fields, not TOML."""
     from rrdalarm.legacy import FIELDS, split_fields
 
-    for line in text.splitlines():
+    for line in split_lines(text):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rrdalarm.config import ActionSpec, ConfigError, Threshold, check_unique_ids, threshold_from_dict
+from rrdalarm.fileutil import split_lines
 
 FIELDS = (
     "id", "glob", "type", "value", "repetitions", "start", "end", "action", "parameter", "rearm",
@@ -44,7 +45,7 @@ def legacy_action(name: str, parameter: str) -> tuple[ActionSpec, ...]:
 def parse_legacy(text: str, path: str, sources: Sequence[str] = ("rrd",)) -> list[Threshold]:
     """Parse legacy rows into thresholds, with the same validation as TOML."""
     out: list[Threshold] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(split_lines(text), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue

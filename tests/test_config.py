@@ -680,3 +680,15 @@ def test_load_thresholds_detects_legacy_by_content_not_name(tmp_path: Path) -> N
     assert [(t.id, t.glob, t.rearm) for t in legacy] == [(1, "interfaces/eth0/*Bytes.rrd", 60)]
     toml = load_thresholds(write(tmp_path, MINIMAL, "rrdAlarmConfig.txt"))
     assert [t.id for t in toml] == [1]
+
+
+@pytest.mark.parametrize("breaker", ["\u2028", "\u2029", "\x85"])
+def test_lines_are_counted_at_newlines_only(tmp_path: Path, breaker: str) -> None:
+    # TOML (and tomllib's own line numbers) end a line at \n only.
+    text = f'[[threshold]]\nid = 1\nname = "a{breaker}b"\nglob = "x/*.rrd"\ntype = "sideways"\nvalue = 1\n'
+    path, err = load_error(tmp_path, text)
+    assert_located(err, path, 5, "type")
+    settings = write(tmp_path, f'# a{breaker}b\nworkers = 1\nlock_wait = "soon"\n', "rrdalarm.toml")
+    with pytest.raises(ConfigError) as info:
+        load_settings(settings)
+    assert_located(info.value, settings, 3, "lock_wait")

@@ -279,3 +279,13 @@ def test_a_file_of_rows_with_empty_parameters_is_detected_as_legacy(tmp_path: Pa
     path.write_text(f"{row(action='None', parameter='')}\n{row(id='2', action='None', parameter='')}\n")
     assert is_legacy_text(path.read_text())
     assert [t.id for t in load_thresholds(path)] == [1, 2]
+
+
+@pytest.mark.parametrize("breaker", ["\u2028", "\x85", "\x0c"])
+def test_rows_end_at_newlines_only(breaker: str) -> None:
+    # The original read the file line by line: only \n ends a row.
+    text = f"# a{breaker}comment\n{row(parameter=f'As{breaker}log.txt')}\n"
+    [t] = parse_legacy(text, "x")
+    assert t.actions[0].params["file"] == f"As{breaker}log.txt"
+    assert t.location is not None and t.location.line == 2
+    assert is_legacy_text(text)

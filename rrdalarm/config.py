@@ -267,6 +267,10 @@ def _int(raw: Any, name: str, fail: Callable[[str, str], ConfigError], minimum: 
     return int(raw)
 
 
+# Threshold ids are INTEGER columns: 32 bits in PostgreSQL, the smallest of the supported databases.
+MAX_ID = 2**31 - 1
+
+
 def threshold_from_dict(
     raw: Mapping[str, Any],
     path: str,
@@ -291,6 +295,8 @@ def threshold_from_dict(
     if "id" not in raw:
         raise ConfigError(path, "threshold without an 'id'", locate("id"), "id")
     ident = _int(raw["id"], "id", fail)
+    if ident > MAX_ID:
+        raise fail("id", f"must be at most {MAX_ID} (the largest id every supported database stores), not {ident}")
 
     source = raw.get("source", "rrd")
     if source not in sources:
@@ -328,6 +334,10 @@ def threshold_from_dict(
     if not isinstance(ds_raw, list) or not all(isinstance(d, str) and d for d in ds_raw):
         what = "label", "must be a list of series labels such as 'bytes_sent'"
         raise fail(*(what if source == "ntopng" else ("ds", "must be a list of data source names")))
+    twice = next((d for i, d in enumerate(ds_raw) if d in ds_raw[:i]), None)
+    if twice is not None:
+        # Both would be the same series, recorded twice in one check.
+        raise fail("label" if "label" in raw else "ds", f"{twice!r} is listed twice")
 
     cf = raw.get("cf", "AVERAGE")
     if not isinstance(cf, str) or cf.upper() not in CONSOLIDATION_FUNCTIONS:
@@ -365,6 +375,8 @@ def threshold_from_dict(
     name = raw.get("name", "")
     if not isinstance(name, str):
         raise fail("name", f"must be text, not {name!r}")
+    if "\x00" in name:
+        raise fail("name", "contains a NUL character (databases such as PostgreSQL cannot store it)")
 
     actions_raw = raw.get("action", [])
     if isinstance(actions_raw, Mapping):
@@ -632,11 +644,18 @@ def load_settings(path: Path | None) -> Settings:
             return None
         if not isinstance(raw, str):
             raise fail(key, f"must be a path, not {raw!r}")
+        if "\x00" in raw:
+            raise fail(key, "contains a NUL character, which no file name can hold")
         p = Path(os.path.expanduser(raw))
-        return p if p.is_absolute() else base / p
+        p = p if p.is_absolute() else base / p
+        longest = max(len(os.fsencode(part)) for part in p.parts)
+        if len(os.fsencode(p)) > 4095 or longest > 255:
+            raise fail(key, f"path is too long for a file name ({len(os.fsencode(p))} bytes, the longest "
+                            f"component {longest}; at most 4095 and 255)")
+        return p
 
     database_url = data.get("database_url", "")
-    if not isinstance(database_url, str):
+    if not isinstance(database_url, str) or "\x00" in database_url:
         raise fail("database_url", "must be an SQLAlchemy URL such as sqlite:////var/lib/rrdalarm/rrdalarm.db")
     workers = data.get("workers", 0)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:

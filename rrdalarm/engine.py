@@ -194,7 +194,11 @@ def run_check(
         return result
 
     summary = RunSummary(now, duration, files_checked, series_checked, alarms_fired, tr.firing, tr.errors)
-    store.record_check(summary, tr.changes, tr.events, plan_deliveries(plan, tr.events))
+    recorded = store.record_check(summary, tr.changes, tr.events, plan_deliveries(plan, tr.events))
+    for tid, why in recorded.unrecorded.items():
+        # Its state is as before this check: the next check decides again (and acts, if still breaching).
+        result.errors += 1
+        result.warnings.append(f"threshold {tid}: this check's states and events could not be recorded: {why}")
     problem = stats.record_check(settings.data_dir, now, duration, alarms_fired)
     if problem:
         result.warnings.append(problem)

@@ -28,7 +28,7 @@ from rrdalarm.config import ConfigError, Settings, Threshold
 from rrdalarm.evaluate import Value
 from rrdalarm.plugins import source_plugins
 from rrdalarm.sources.base import Outcome, OutcomeKind
-from rrdalarm.sources.rrd import RRDSource, _error_message
+from rrdalarm.sources.rrd import UNDECODABLE, RRDSource, _error_message
 
 __all__ = [
     "BACKTEST_UNSUPPORTED",
@@ -304,7 +304,8 @@ def backtest(
     index = RRDSource(settings).index()
     matches = index.match(t.glob)
     errors = [BacktestError(rel, ESCAPES_ROOT) for rel in matches.escapes]
-    if not matches.files and not matches.escapes:
+    errors.extend(BacktestError(rel, UNDECODABLE) for rel in matches.undecodable)
+    if not matches.files and not matches.escapes and not matches.undecodable:
         errors.append(BacktestError(t.glob, "glob matches no file under the RRD root"))
     files = matches.files[: max(0, max_files)]
     span = (min(c.start for c in checks), max(c.end for c in checks))

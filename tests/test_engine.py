@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -346,3 +348,42 @@ def test_a_window_that_cannot_be_resolved_now_is_an_error_row(env: Env, store: S
     errors = [r for r in result.rows if r.status is Status.ERROR]
     assert [(r.threshold, r.file) for r in errors] == [(1, "a.rrd")] and "window" in errors[0].message
     assert [r.status for r in result.rows if r.threshold == 2] == [Status.ALARM_FIRED]
+
+
+def test_a_file_name_that_is_not_utf8_is_an_error_row_and_the_others_are_checked(env: Env, store: Store) -> None:
+    # rrdtool cannot be given such a name (the binding crashed the whole check on it).
+    env.rrd("a.rrd", {"x": [9]})
+    good = env.rrd("b/good.rrd", {"x": [9]})
+    os.link(good, os.path.join(os.fsencode(env.root), b"b", b"bad\xff.rrd"))
+    env.write_thresholds(threshold(glob="a.rrd") + threshold(2, glob="b/*.rrd"))
+    r = check(env, store)
+    got = {(row.threshold, row.file): (row.status.value, row.message) for row in r.rows}
+    assert got == {
+        (1, "a.rrd"): ("ALARM FIRED", "9 above 5"),
+        (2, "b/good.rrd"): ("ALARM FIRED", "9 above 5"),
+        (2, "b/bad\\xff.rrd"): ("ERROR", "file name is not UTF-8; skipped (rename it to check it)"),
+    }
+    assert set(store.states([1, 2])) == {(1, "a.rrd", "x"), (2, "b/good.rrd", "x")}
+    assert r.exit_status == 1
+
+
+def test_a_threshold_whose_rows_cannot_be_recorded_leaves_the_others_recorded(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [9]})
+    env.rrd("b.rrd", {"x": [9]})
+    env.write_thresholds(threshold(glob="a.rrd") + threshold(3, glob="b.rrd"))
+    settings = env.settings()
+    assert settings.thresholds is not None
+    loaded = load_thresholds(settings.thresholds)
+    # No file can name a threshold so, but whatever the database refuses must stay that threshold's problem.
+    unstorable = replace(loaded[0], id=2, name="bad \udcff name")
+    r = run_check(settings, [*loaded, unstorable], store, at=T0)
+    assert [(row.threshold, row.status.value) for row in r.rows] == [(1, "ALARM FIRED"), (2, "ALARM FIRED"),
+                                                                    (3, "ALARM FIRED")]
+    assert set(store.states([1, 2, 3])) == {(1, "a.rrd", "x"), (3, "b.rrd", "x")}
+    assert sorted(e.threshold_id for e in store.events()) == [1, 3]
+    [warning] = r.warnings
+    assert warning.startswith("threshold 2: this check's states and events could not be recorded: ")
+    warning.encode("utf-8")  # printable
+    assert r.exit_status == 1 and r.errors == 1
+    [run] = store.runs()
+    assert run.errors == 1

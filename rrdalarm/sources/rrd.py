@@ -32,6 +32,8 @@ from rrdalarm.sources.base import (
 )
 from rrdalarm.sources.rrd_index import FileIndex, Matches, cache_path_for, gc_paused
 
+UNDECODABLE = "file name is not UTF-8; skipped (rename it to check it)"
+
 # Below this many files per worker, starting processes costs more than it saves.
 MIN_FILES_PER_WORKER = 200
 
@@ -248,7 +250,9 @@ class RRDSource(Source):
                 report.outcomes.append(
                     Outcome(t.id, rel, "", OutcomeKind.ERROR, message="symlink leads outside the RRD root; skipped")
                 )
-            if not m.files and not m.escapes:
+            report.outcomes.extend(Outcome(t.id, rel, "", OutcomeKind.ERROR, message=UNDECODABLE)
+                                   for rel in m.undecodable)
+            if not m.files and not m.escapes and not m.undecodable:
                 report.outcomes.append(
                     Outcome(t.id, t.glob, "", OutcomeKind.ERROR, message=f"glob matches no file under {index.root}")
                 )

@@ -655,7 +655,9 @@ def load_settings(path: Path | None) -> Settings:
         return p
 
     database_url = data.get("database_url", "")
-    if not isinstance(database_url, str) or "\x00" in database_url:
+    if not isinstance(database_url, str) or "\x00" in database_url or (
+        database_url and not re.match(r"[A-Za-z][\w+.-]*://", database_url)
+    ):
         raise fail("database_url", "must be an SQLAlchemy URL such as sqlite:////var/lib/rrdalarm/rrdalarm.db")
     workers = data.get("workers", 0)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:

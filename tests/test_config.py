@@ -758,8 +758,9 @@ def test_settings_paths_that_cannot_name_a_file_are_refused(tmp_path: Path, key:
     assert problem in str(info.value) and len(str(info.value)) < 300
 
 
-def test_a_database_url_with_a_nul_is_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, 'database_url = "sqlite:////tmp/a\\u0000b.db"\n', "rrdalarm.toml")
+@pytest.mark.parametrize("url", ["sqlite:////tmp/a\\u0000b.db", "x", "/var/lib/rrdalarm.db"])
+def test_a_database_url_that_is_no_url_is_refused(tmp_path: Path, url: str) -> None:
+    path = write(tmp_path, f'database_url = "{url}"\n', "rrdalarm.toml")
     with pytest.raises(ConfigError) as info:
         load_settings(path)
     assert_located(info.value, path, 1, "database_url")

@@ -100,7 +100,7 @@ def apply_outcomes(
             continue
         decision = decide(prev_state, o.kind is OutcomeKind.BREACH, prev.last_sent_at if prev else None,
                           now, t.rearm)
-        message = ""
+        message = o.message  # a row without an event of its own shows the source's note, if any
         if decision.event is EventKind.FIRED:
             message = f"{o.value:.6g} {t.type.value} {t.value:g}"
         elif decision.event is EventKind.REPEAT:

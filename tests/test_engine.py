@@ -387,3 +387,17 @@ def test_a_threshold_whose_rows_cannot_be_recorded_leaves_the_others_recorded(en
     assert r.exit_status == 1 and r.errors == 1
     [run] = store.runs()
     assert run.errors == 1
+
+
+def test_a_check_over_years_reads_what_the_archives_hold_and_says_so(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [1.0] * 10})  # 600 one-minute rows: 10 hours
+    env.rrd("b.rrd", {"x": [9.0] * 10})
+    env.write_thresholds(threshold(glob="*.rrd", start="now-10y"))
+    r = check(env, store)
+    got = {row.file: (row.status.value, row.value, row.message) for row in r.rows}
+    assert got == {
+        "a.rrd": ("OK", 1.0, "window cut to the last 10 hours the file's archives hold"),
+        "b.rrd": ("ALARM FIRED", 9.0, "9 above 5"),
+    }
+    env.write_thresholds(threshold(glob="*.rrd", start="now-1h"))
+    assert {row.message for row in check(env, store, T0 + 60).rows} == {"", "9 above 5, firing for 60 s"}

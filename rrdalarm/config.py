@@ -532,6 +532,8 @@ def read_config_text(path: Path) -> str:
         raise ConfigError(path, "is a directory, not a file") from None
     except PermissionError:
         raise ConfigError(path, "permission denied") from None
+    except OSError as exc:  # a name too long, a loop of symlinks, an I/O error
+        raise ConfigError(path, f"cannot be read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 

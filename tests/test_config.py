@@ -764,3 +764,11 @@ def test_a_database_url_that_is_no_url_is_refused(tmp_path: Path, url: str) -> N
     with pytest.raises(ConfigError) as info:
         load_settings(path)
     assert_located(info.value, path, 1, "database_url")
+
+
+def test_a_file_name_too_long_to_open_is_a_config_error(tmp_path: Path) -> None:
+    long = tmp_path / ("t" * 3000)
+    with pytest.raises(ConfigError, match="too long"):
+        load_thresholds(long)
+    with pytest.raises(ConfigError, match="too long"):
+        load_settings(long)

@@ -620,6 +620,14 @@ def find_settings_file(explicit: Path | None) -> Path | None:
     return None
 
 
+def path_length_problem(p: Path) -> str | None:
+    """Why `p` cannot name a file on Linux (PATH_MAX 4096 with its NUL, NAME_MAX 255 per component), or None."""
+    total, longest = len(os.fsencode(p)), max(len(os.fsencode(part)) for part in p.parts)
+    if total > 4095 or longest > 255:
+        return f"path is too long for a file name ({total} bytes, longest component {longest}; at most 4095 and 255)"
+    return None
+
+
 def load_settings(path: Path | None) -> Settings:
     """Read a settings file; with None, defaults only."""
     if path is None:
@@ -650,10 +658,9 @@ def load_settings(path: Path | None) -> Settings:
             raise fail(key, "contains a NUL character, which no file name can hold")
         p = Path(os.path.expanduser(raw))
         p = p if p.is_absolute() else base / p
-        longest = max(len(os.fsencode(part)) for part in p.parts)
-        if len(os.fsencode(p)) > 4095 or longest > 255:
-            raise fail(key, f"path is too long for a file name ({len(os.fsencode(p))} bytes, the longest "
-                            f"component {longest}; at most 4095 and 255)")
+        problem = path_length_problem(p)
+        if problem:
+            raise fail(key, problem)
         return p
 
     database_url = data.get("database_url", "")

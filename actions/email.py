@@ -16,6 +16,7 @@ import re
 import smtplib
 import ssl
 import time
+import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from email.message import EmailMessage
@@ -64,8 +65,12 @@ def recipients_problem(value: object) -> str | None:
 
 
 def prefix_problem(value: object) -> str | None:
-    """Why `value` cannot start a subject line (control characters would break the header), or None."""
-    if not isinstance(value, str) or any(ord(c) < 32 or ord(c) == 127 for c in value):
+    """Why `value` cannot start a subject line, or None.
+
+    Control characters (C0 and C1, as U+0085) and the Unicode line and paragraph separators
+    would break the header: the email package refuses every message whose header holds one.
+    """
+    if not isinstance(value, str) or any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
         return "must be one line of text"
     return None
 

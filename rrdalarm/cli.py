@@ -244,7 +244,7 @@ def validate(ctx: click.Context, config: Path | None, rrd_root: Path | None) -> 
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
     counts = ""
-    if settings.rrd_root is not None and any(t.source == "rrd" for t in thresholds):
+    if any(t.source == "rrd" for t in thresholds):  # no RRD root: the ConfigError every check would give
         from rrdalarm.sources.rrd import RRDSource
 
         index = RRDSource(settings).index()

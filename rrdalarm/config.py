@@ -19,7 +19,7 @@ import tomlkit
 
 from rrdalarm import timespec
 from rrdalarm.evaluate import Direction
-from rrdalarm.fileutil import atomic_write_text
+from rrdalarm.fileutil import atomic_write_text, split_lines
 from rrdalarm.secrets import SecretRef, secret_problem
 from rrdalarm.sources.rrd_index import GlobError, compile_glob
 
@@ -213,7 +213,7 @@ def top_level_line(text: str, key: str) -> int | None:
     """Line of a top-level `key = ...`, `[key]` or `[[key]]` (the first one), for messages."""
     header = re.compile(r"^\s*\[{1,2}\s*" + re.escape(key) + r"\s*[\].]")
     in_table = False
-    for i, ln in enumerate(text.splitlines()):
+    for i, ln in enumerate(split_lines(text)):
         if header.match(ln):
             return i + 1
         if _ANY_TABLE_RE.match(ln):
@@ -233,7 +233,7 @@ class _Lines:
     """
 
     def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
+        self.lines = split_lines(text)
         self.tables = [i + 1 for i, ln in enumerate(self.lines) if _TABLE_RE.match(ln)]
 
     def table(self, index: int) -> int | None:
@@ -284,6 +284,10 @@ def _int(raw: Any, name: str, fail: Callable[[str, str], ConfigError], minimum: 
     return int(raw)
 
 
+# Threshold ids are INTEGER columns: 32 bits in PostgreSQL, the smallest of the supported databases.
+MAX_ID = 2**31 - 1
+
+
 def threshold_from_dict(
     raw: Mapping[str, Any],
     path: str,
@@ -308,6 +312,8 @@ def threshold_from_dict(
     if "id" not in raw:
         raise ConfigError(path, "threshold without an 'id'", locate("id"), "id")
     ident = _int(raw["id"], "id", fail)
+    if ident > MAX_ID:
+        raise fail("id", f"must be at most {MAX_ID} (the largest id every supported database stores), not {ident}")
 
     source = raw.get("source", "rrd")
     if source not in sources:
@@ -345,6 +351,10 @@ def threshold_from_dict(
     if not isinstance(ds_raw, list) or not all(isinstance(d, str) and d for d in ds_raw):
         what = "label", "must be a list of series labels such as 'bytes_sent'"
         raise fail(*(what if source == "ntopng" else ("ds", "must be a list of data source names")))
+    twice = next((d for i, d in enumerate(ds_raw) if d in ds_raw[:i]), None)
+    if twice is not None:
+        # Both would be the same series, recorded twice in one check.
+        raise fail("label" if "label" in raw else "ds", f"{twice!r} is listed twice")
 
     cf = raw.get("cf", "AVERAGE")
     if not isinstance(cf, str) or cf.upper() not in CONSOLIDATION_FUNCTIONS:
@@ -382,6 +392,8 @@ def threshold_from_dict(
     name = raw.get("name", "")
     if not isinstance(name, str):
         raise fail("name", f"must be text, not {name!r}")
+    if "\x00" in name:
+        raise fail("name", "contains a NUL character (databases such as PostgreSQL cannot store it)")
 
     actions_raw = raw.get("action", [])
     if isinstance(actions_raw, Mapping):
@@ -506,7 +518,7 @@ def is_legacy_text(text: str) -> bool:
     """A legacy rrdAlarmConfig.txt has rows of ten tab (or space) separated fields, not TOML."""
     from rrdalarm.legacy import FIELDS, split_fields
 
-    for line in text.splitlines():
+    for line in split_lines(text):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -541,6 +553,8 @@ def read_config_text(path: Path) -> str:
         raise ConfigError(path, "is a directory, not a file") from None
     except PermissionError:
         raise ConfigError(path, "permission denied") from None
+    except OSError as exc:  # a name too long, a loop of symlinks, an I/O error
+        raise ConfigError(path, f"cannot be read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
@@ -638,6 +652,14 @@ def find_settings_file(explicit: Path | None) -> Path | None:
     return None
 
 
+def path_length_problem(p: Path) -> str | None:
+    """Why `p` cannot name a file on Linux (PATH_MAX 4096 with its NUL, NAME_MAX 255 per component), or None."""
+    total, longest = len(os.fsencode(p)), max(len(os.fsencode(part)) for part in p.parts)
+    if total > 4095 or longest > 255:
+        return f"path is too long for a file name ({total} bytes, longest component {longest}; at most 4095 and 255)"
+    return None
+
+
 def load_settings(path: Path | None) -> Settings:
     """Read a settings file; with None, defaults only."""
     if path is None:
@@ -664,11 +686,19 @@ def load_settings(path: Path | None) -> Settings:
             return None
         if not isinstance(raw, str):
             raise fail(key, f"must be a path, not {raw!r}")
+        if "\x00" in raw:
+            raise fail(key, "contains a NUL character, which no file name can hold")
         p = Path(os.path.expanduser(raw))
-        return p if p.is_absolute() else base / p
+        p = p if p.is_absolute() else base / p
+        problem = path_length_problem(p)
+        if problem:
+            raise fail(key, problem)
+        return p
 
     database_url = data.get("database_url", "")
-    if not isinstance(database_url, str):
+    if not isinstance(database_url, str) or "\x00" in database_url or (
+        database_url and not re.match(r"[A-Za-z][\w+.-]*://", database_url)
+    ):
         raise fail("database_url", "must be an SQLAlchemy URL such as sqlite:////var/lib/rrdalarm/rrdalarm.db")
     workers = data.get("workers", 0)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:

@@ -134,7 +134,7 @@ def _message(event: EventKind | None, status: Status, o: Outcome, t: Threshold, 
     if status is Status.FIRING:
         wait = t.rearm - (now - (prev.last_sent_at or now)) if prev else 0
         return f"still {t.type.value} {t.value:g}; re-arm in {max(0, wait)} s"
-    return ""
+    return o.message  # a row without an event of its own shows the source's note, if any
 
 
 def _evaluated(out: _Transitions, o: Outcome, t: Threshold, prev: StateView | None, now: int,
@@ -257,8 +257,12 @@ def run_check(
 
     summary = RunSummary(now, duration, files_checked, series_checked, alarms_fired, tr.firing, tr.errors)
     told = {k: v.notified for k, v in (states | elsewhere).items()}
-    store.record_check(summary, tr.changes, tr.events, plan_deliveries(plan, tr.events, told, tr.fixed),
-                       tr.removed)
+    recorded = store.record_check(summary, tr.changes, tr.events, plan_deliveries(plan, tr.events, told, tr.fixed),
+                                  tr.removed)
+    for tid, why in recorded.unrecorded.items():
+        # Its state is as before this check: the next check decides again (and acts, if still breaching).
+        result.errors += 1
+        result.warnings.append(f"threshold {tid}: this check's states and events could not be recorded: {why}")
     problem = stats.record_check(settings.data_dir, now, duration, alarms_fired)
     if problem:
         result.warnings.append(problem)

@@ -1,4 +1,4 @@
-"""Atomic file writes (a reader sees the old file or the new one, never half of one) and private folders."""
+"""Files: atomic writes (a reader sees the old file or the new one, never half of one), their lines, private folders."""
 
 from __future__ import annotations
 
@@ -67,3 +67,17 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def split_lines(text: str, keepends: bool = False) -> list[str]:
+    """The lines of a TOML or legacy file: only \\n ends a line (a \\r before it is no part of the line).
+
+    Not str.splitlines, which also breaks at U+0085, U+2028, form feeds and others that a
+    TOML string may hold: line numbers would drift from tomllib's and a table header
+    could seem to start inside a string.
+    """
+    parts = text.split("\n")
+    last = parts.pop()
+    if keepends:
+        return [p + "\n" for p in parts] + ([last] if last else [])
+    return [p.removesuffix("\r") for p in parts] + ([last] if last else [])

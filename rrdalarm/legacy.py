@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rrdalarm.config import ActionSpec, ConfigError, Threshold, check_unique_ids, threshold_from_dict
+from rrdalarm.fileutil import split_lines
 
 FIELDS = (
     "id", "glob", "type", "value", "repetitions", "start", "end", "action", "parameter", "rearm",
@@ -19,9 +20,14 @@ LEGACY_ACTIONS: dict[str, tuple[str, str]] = {
 
 
 def split_fields(line: str) -> list[str]:
-    """Tabs separate fields; a line without tabs is split on runs of spaces."""
-    parts = line.split("\t") if "\t" in line else line.split()
-    return [p.strip() for p in parts if p.strip() != ""]
+    """Each tab separates two fields, as the original's `line.rstrip().split('\\t')`; a line without tabs
+    is split on runs of spaces.
+
+    An empty field between two tabs is a field (the parameter of action None, say).
+    """
+    if "\t" not in line:
+        return line.split()
+    return [part.strip() for part in line.rstrip().split("\t")]
 
 
 def legacy_action(name: str, parameter: str) -> tuple[ActionSpec, ...]:
@@ -39,7 +45,7 @@ def legacy_action(name: str, parameter: str) -> tuple[ActionSpec, ...]:
 def parse_legacy(text: str, path: str, sources: Sequence[str] = ("rrd",)) -> list[Threshold]:
     """Parse legacy rows into thresholds, with the same validation as TOML."""
     out: list[Threshold] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(split_lines(text), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue

@@ -28,7 +28,7 @@ from rrdalarm.config import ConfigError, Settings, Threshold
 from rrdalarm.evaluate import Value
 from rrdalarm.plugins import source_plugins
 from rrdalarm.sources.base import Outcome, OutcomeKind
-from rrdalarm.sources.rrd import RRDSource, _error_message
+from rrdalarm.sources.rrd import UNDECODABLE, RRDSource, _error_message, archives
 
 __all__ = [
     "BACKTEST_UNSUPPORTED",
@@ -104,6 +104,7 @@ def _row(o: Outcome, t: Threshold) -> PreviewRow:
     message = o.message
     if status is PreviewStatus.WOULD_FIRE and o.value is not None:
         message = f"{o.value:.6g} {t.type.value} {t.value:g}"  # as the engine words a new alarm
+        message += f"; {o.message}" if o.message else ""
     return PreviewRow(o.series, o.ds, status, o.value, o.time, message)
 
 
@@ -218,17 +219,12 @@ def _archive(info: Mapping[str, Any], cf: str, window: int) -> tuple[int, int] |
     fetching the whole period at once would let rrdtool fall back to a coarser
     archive that reaches further.
     """
-    base, last = int(info["step"]), int(info["last_update"])
-    archives = []
-    i = 0
-    while f"rra[{i}].cf" in info:
-        if info[f"rra[{i}].cf"] == cf:
-            archives.append((base * int(info[f"rra[{i}].pdp_per_row"]), int(info[f"rra[{i}].rows"])))
-        i += 1
-    if not archives:
+    last = int(info["last_update"])
+    held = archives(info, cf)
+    if not held:
         return None
-    full = [a for a in archives if a[0] * a[1] >= window]
-    res, rows = min(full) if full else max(archives, key=lambda a: (a[0] * a[1], -a[0]))
+    full = [a for a in held if a[0] * a[1] >= window]
+    res, rows = min(full) if full else max(held, key=lambda a: (a[0] * a[1], -a[0]))
     return res, last - last % res - rows * res
 
 
@@ -244,12 +240,17 @@ class _Points:
 
 def _fetch(path: str, cf: str, start: int, end: int, window: int) -> _Points:
     """The points of `path` over (start, end] at the resolution checks read; raises rrdtool.OperationalError."""
-    archive = _archive(rrdtool.info(path), cf, window)
+    info = rrdtool.info(path)
+    archive = _archive(info, cf, window)
     if archive is None:
         args = ["-s", str(start), "-e", str(end)]  # no archive of this CF: let rrdtool say so
     else:
         res, covered = archive
-        args = ["-r", str(res), "-s", str(min(max(start, covered), end - 1)), "-e", str(end)]
+        # Nothing after the last update is known: a file left years ago is not read up to now row by row.
+        last, lo = int(info["last_update"]), max(start, covered)
+        if end > last + res:
+            end = max(lo + res, last - last % res + res)
+        args = ["-r", str(res), "-s", str(min(lo, end - 1)), "-e", str(end)]
     (first, _end, step), names, rows = rrdtool.fetch(path, cf, *args)
     columns: list[Sequence[Value]] = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     return _Points(first + step, step, list(names), columns)
@@ -304,7 +305,8 @@ def backtest(
     index = RRDSource(settings).index()
     matches = index.match(t.glob)
     errors = [BacktestError(rel, ESCAPES_ROOT) for rel in matches.escapes]
-    if not matches.files and not matches.escapes:
+    errors.extend(BacktestError(rel, UNDECODABLE) for rel in matches.undecodable)
+    if not matches.files and not matches.escapes and not matches.undecodable:
         errors.append(BacktestError(t.glob, "glob matches no file under the RRD root"))
     files = matches.files[: max(0, max_files)]
     span = (min(c.start for c in checks), max(c.end for c in checks))

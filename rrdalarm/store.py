@@ -32,7 +32,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from rrdalarm.evaluate import State
@@ -215,6 +215,15 @@ class NewEvent:
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """What a check's write kept: the run, its events' ids, and the thresholds left out (id -> why)."""
+
+    run_id: int
+    event_ids: list[int]
+    unrecorded: dict[int, str]
+
+
+@dataclass(frozen=True)
 class RunSummary:
     started_at: int
     duration_s: float
@@ -332,51 +341,75 @@ class Store:
         events: Sequence[NewEvent],
         deliveries: Sequence[PlannedDelivery] = (),
         removed: Sequence[tuple[int, str, str]] = (),
-    ) -> tuple[int, list[int]]:
-        """Write the run, changed states, new events and their outbox rows, and drop closed states, at once."""
+    ) -> Recorded:
+        """Write the run, changed states, new events and their outbox rows, and drop closed states, at once.
+
+        Each threshold's states and events are written under a savepoint: rows the database
+        refuses (a value it cannot hold, say) leave that threshold out, named in
+        `Recorded.unrecorded` and counted as an error of the run, and never cost the others
+        theirs. A database that fails as a whole (locked, full) still fails the whole write.
+        """
         with self.session() as s:
             run = CheckRun(**summary.__dict__)
             s.add(run)
             s.flush()
-            for tid, series, ds in removed:
-                s.execute(delete(SeriesState).where(
-                    SeriesState.threshold_id == tid, SeriesState.series == series, SeriesState.ds == ds))
-            if changes:
-                existing = {
-                    (r.threshold_id, r.series, r.ds): r
-                    for r in s.scalars(
-                        select(SeriesState).where(
-                            SeriesState.threshold_id.in_({c.key[0] for c in changes})
-                        )
-                    )
-                }
-                for c in changes:
-                    row = existing.get(c.key)
-                    if row is None:
-                        row = SeriesState(threshold_id=c.key[0], series=c.key[1], ds=c.key[2])
-                        s.add(row)
-                    row.state = c.state.value
-                    row.active_at = c.active_at
-                    row.fired_at = c.fired_at
-                    row.resolved_at = c.resolved_at
-                    row.last_sent_at = c.last_sent_at
-                    row.last_value = c.last_value
-                    row.last_time = c.last_time
-                    row.notified = None if c.notified is None else json.dumps(sorted(c.notified))
-                    row.origin = c.origin
-            rows = [AlarmEvent(run_id=run.id, at=summary.started_at, **e.__dict__) for e in events]
-            s.add_all(rows)
-            s.flush()
-            ids = [r.id for r in rows]
-            s.add_all(
-                DeliveryRow(
+            ids: dict[int, int] = {}
+            unrecorded: dict[int, str] = {}
+            touched = {c.key[0] for c in changes} | {e.threshold_id for e in events} | {k[0] for k in removed}
+            for tid in sorted(touched):
+                mine = [(i, e) for i, e in enumerate(events) if e.threshold_id == tid]
+                try:
+                    with s.begin_nested():
+                        self._drop_states(s, [k for k in removed if k[0] == tid])
+                        self._write_states(s, [c for c in changes if c.key[0] == tid])
+                        rows = [AlarmEvent(run_id=run.id, at=summary.started_at, **e.__dict__) for _, e in mine]
+                        s.add_all(rows)
+                        s.flush()
+                        ids.update((i, r.id) for (i, _), r in zip(mine, rows, strict=True))
+                except (IntegrityError, DataError, OverflowError, ValueError) as exc:
+                    # The reason may quote the very text the database refused (a lone surrogate, say).
+                    unrecorded[tid] = _first_line(exc).encode("utf-8", "backslashreplace").decode("utf-8")
+            if unrecorded:
+                run.errors += len(unrecorded)
+            for d in deliveries:
+                carried = [ids[i] for i in d.events if i in ids]
+                if not carried:
+                    continue  # every event of it was left out with its threshold
+                s.add(DeliveryRow(
                     id=d.id, run_id=run.id, created_at=summary.started_at, action=d.action,
-                    params=json.dumps(d.params, sort_keys=True), event_ids=json.dumps([ids[i] for i in d.events]),
+                    params=json.dumps(d.params, sort_keys=True), event_ids=json.dumps(carried),
                     status="pending", attempts=0, next_attempt_at=0,
-                )
-                for d in deliveries
-            )
-            return run.id, ids
+                ))
+            return Recorded(run.id, [ids[i] for i in sorted(ids)], unrecorded)
+
+    @staticmethod
+    def _write_states(s: Session, changes: Sequence[StateChange]) -> None:
+        if not changes:
+            return
+        existing = {
+            (r.threshold_id, r.series, r.ds): r
+            for r in s.scalars(select(SeriesState).where(SeriesState.threshold_id.in_({c.key[0] for c in changes})))
+        }
+        for c in changes:
+            row = existing.get(c.key)
+            if row is None:
+                row = existing[c.key] = SeriesState(threshold_id=c.key[0], series=c.key[1], ds=c.key[2])
+                s.add(row)
+            row.state = c.state.value
+            row.active_at = c.active_at
+            row.fired_at = c.fired_at
+            row.resolved_at = c.resolved_at
+            row.last_sent_at = c.last_sent_at
+            row.last_value = c.last_value
+            row.last_time = c.last_time
+            row.notified = None if c.notified is None else json.dumps(sorted(c.notified))
+            row.origin = c.origin
+
+    @staticmethod
+    def _drop_states(s: Session, keys: Sequence[tuple[int, str, str]]) -> None:
+        for tid, series, ds in keys:
+            s.execute(delete(SeriesState).where(
+                SeriesState.threshold_id == tid, SeriesState.series == series, SeriesState.ds == ds))
 
     def events(
         self,

@@ -23,7 +23,7 @@ from tomlkit.items import AoT, Table
 
 from rrdalarm.config import ConfigError, Threshold, is_legacy_text, parse_thresholds_toml, read_config_text
 from rrdalarm.dispatch import plan_actions
-from rrdalarm.fileutil import atomic_write_text
+from rrdalarm.fileutil import atomic_write_text, split_lines
 from rrdalarm.plugins import ActionPlugin, action_plugins, secret_keys
 from rrdalarm.secrets import redact_config_text
 
@@ -160,7 +160,7 @@ def _segment(text: str, ident: int) -> tuple[list[str], int, int]:
     """Lines of the file and the range [start, end) of threshold `ident`'s tables (comments above excluded)."""
     doc = tomlkit.parse(text)
     index = _index_of(doc, ident)
-    lines = text.splitlines(keepends=True)
+    lines = split_lines(text, keepends=True)
     headers = _header_lines(lines)
     if len(headers) != len(_tables(doc) or ()):  # a table header hidden in a multi-line string, say
         raise EditError("cannot find each [[threshold]] table on its own line; edit this file by hand")
@@ -243,7 +243,7 @@ def validate_text(text: str, path: Path, plugins: Mapping[str, type[ActionPlugin
 
 
 def unified_diff(old: str, new: str, path: Path) -> str:
-    return "".join(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+    return "".join(difflib.unified_diff(split_lines(old, keepends=True), split_lines(new, keepends=True),
                                         f"{path.name} (before)", f"{path.name} (after)"))
 
 

@@ -348,3 +348,29 @@ def test_starttls_on_a_server_without_it_is_permanent(smtp_server: ServerFactory
     with pytest.raises(ActionError, match="STARTTLS") as err:
         send(server.smtp(security="starttls"), tmp_path, delivery(event()))
     assert err.value.permanent and not server.handler.messages
+
+
+@pytest.mark.parametrize("breaker", ["\n", "\r", "\u2028", "\u2029", "\x85"])
+def test_a_subject_prefix_that_would_break_the_header_is_refused_at_load(tmp_path: Path, breaker: str) -> None:
+    from rrdalarm.config import ConfigError, load_thresholds
+    from rrdalarm.dispatch import plan_actions
+
+    path = tmp_path / "thresholds.toml"
+    prefix = tomlkit_string(f"[ops{breaker}lab]")
+    path.write_text(
+        '[[threshold]]\nid = 1\nglob = "a/*.rrd"\ntype = "above"\nvalue = 1\n\n'
+        f'[[threshold.action]]\ntype = "email"\nto = "ops@example.org"\nsubject_prefix = {prefix}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        plan_actions(load_thresholds(path, ["rrd"]), action_plugins())
+    message = str(info.value)
+    assert message.startswith(f"{path}:") and "subject_prefix" in message and "one line" in message
+    assert len(message.splitlines()) == 1
+
+
+def tomlkit_string(text: str) -> str:
+    """`text` as a TOML basic string with the raw character kept where TOML allows it."""
+    import json
+
+    return json.dumps(text, ensure_ascii=False)

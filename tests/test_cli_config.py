@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import T0, Env
+from conftest import T0, Env, make_rrd
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from rrdalarm.config import load_settings, load_thresholds
 from rrdalarm.legacy import parse_legacy
@@ -378,3 +381,78 @@ def test_check_at_must_be_an_epoch(env: Env, at: str) -> None:
     assert "Traceback" not in proc.stderr
     assert "--at" in proc.stderr
     assert proc.stdout == ""
+
+
+# ---------------------------------------------------------------- what validate accepts, check handles
+
+FUZZ_SETTINGS = {
+    "rrd_root": '"rrd"', "thresholds": '"thresholds.toml"', "data_dir": '"data"', "log_dir": '"log"',
+    "database_url": '""', "workers": "1", "lock_wait": "1",
+}
+FUZZ_THRESHOLD = {
+    "id": "1", "name": '"t"', "glob": '"interfaces/*/*.rrd"', "ds": '["rx"]', "cf": '"AVERAGE"', "type": '"above"',
+    "value": "5", "repetitions": "0", "start": '"now-1h"', "end": '"now"', "rearm": "0", "enabled": "true",
+}
+LONG = f'"{"r" * 3000}"'
+# Per key, what a careless edit or a fuzzer puts there; any key may also get one of GENERIC. Only text:
+# a data dir that is a file or a database that is down are the host's state, found when the check opens them.
+NASTY = {
+    "rrd_root": [LONG, '"rrd\\u0000x"', '"nosuchdir"', '"rrd/interfaces/eth0/bytes.rrd"'],
+    "data_dir": [LONG, '"da\\u0000ta"'],
+    "log_dir": [LONG, '"lo\\u0000g"'],
+    "thresholds": [LONG, '"t\\u0000.toml"', '"rrd"'],
+    "database_url": ['"sqlite:////x\\u0000y"'],
+    "workers": ["0", "64", str(2**63)],
+    "lock_wait": ["0", "1e308", "inf"],
+    "id": [str(2**31), str(2**63), str(2**64), "0"],
+    "name": ['"a\\u0000b"', '"a\\u2028b"', '"a\\u0085b"', LONG],
+    "glob": ['"../x"', '"**"', '"a/**b"', '"interfaces/eth0/bytes.rrd"', LONG, '"x\\u0000"'],
+    "ds": ['["rx", "rx"]', '["rx", "tx", "rx"]', '["nope"]', "[]", '[""]', f"[{LONG}]"],
+    "cf": ['"MAX"', '"LAST"', '"max"', '"SUM"'],
+    "value": ["1e308", "-1e308", "nan", str(2**64)],
+    "repetitions": [str(2**63), str(2**64), "1000000"],
+    "rearm": [str(2**63), str(2**64)],
+    "start": ['"now-10y"', '"now-1000000000000s"', '"0"', '"end-1h"', '"-1"', '"99999999999999"'],
+    "end": ['"now+1h"', '"start+1h"', '"1700000000"', '"99999999999999"', '"now-10y"'],
+}
+GENERIC = ["0", "-1", "1.5", "true", '""', "[]", "{}", '"x"']
+KEYS = sorted(FUZZ_SETTINGS) + sorted(FUZZ_THRESHOLD)
+mutation = st.sampled_from(KEYS).flatmap(lambda k: st.tuples(st.just(k), st.sampled_from(NASTY.get(k, []) + GENERIC)))
+
+
+def _fuzz_text(table: dict[str, str], header: str = "") -> str:
+    return header + "".join(f"{k} = {v}\n" for k, v in table.items())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(mutation, min_size=1, max_size=3), st.booleans())
+@example([("ds", '["rx", "rx"]')], True)
+@example([("id", str(2**63))], False)
+@example([("rrd_root", LONG)], False)
+@example([("data_dir", '"da\\u0000ta"')], False)
+@example([("rrd_root", '""')], False)
+@example([("database_url", '"x"')], False)
+def test_what_validate_accepts_check_handles(env: Env, mutations: list[tuple[str, str]], twice: bool) -> None:
+    """Whatever `validate` accepts, `check` runs: never an internal error, never a failed recording."""
+    from click.testing import CliRunner
+
+    from rrdalarm.cli import cli
+
+    base = Path(tempfile.mkdtemp(dir=env.base))
+    make_rrd(base / "rrd" / "interfaces" / "eth0" / "bytes.rrd", {"rx": [1.0, 9.0], "tx": [1.0, 2.0]})
+    setting, threshold = dict(FUZZ_SETTINGS), dict(FUZZ_THRESHOLD)
+    for key, value in mutations:
+        (setting if key in setting else threshold)[key] = value
+    (base / "rrdalarm.toml").write_text(_fuzz_text(setting), encoding="utf-8")
+    second = _fuzz_text(dict(threshold, id="2"), "[[threshold]]\n") if twice else ""
+    (base / "thresholds.toml").write_text(_fuzz_text(threshold, "[[threshold]]\n") + second, encoding="utf-8")
+    runner = CliRunner()
+    environ = {"RRDALARM_SETTINGS": str(base / "rrdalarm.toml"), "RRDALARM_DEBUG": ""}
+    validated = runner.invoke(cli, ["validate"], env=environ)
+    assert validated.exit_code in (0, 2), validated.output
+    if validated.exit_code:
+        assert len(validated.output.strip().splitlines()) == 1 and len(validated.output) < 500, validated.output
+        return
+    checked = runner.invoke(cli, ["check", "--json", "--at", str(T0)], env=environ)
+    assert checked.exit_code in (0, 1, 3), (mutations, checked.output)
+    assert "could not be recorded" not in checked.output, (mutations, checked.output)

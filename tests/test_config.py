@@ -695,3 +695,95 @@ def test_load_thresholds_detects_legacy_by_content_not_name(tmp_path: Path) -> N
     assert [(t.id, t.glob, t.rearm) for t in legacy] == [(1, "interfaces/eth0/*Bytes.rrd", 60)]
     toml = load_thresholds(write(tmp_path, MINIMAL, "rrdAlarmConfig.txt"))
     assert [t.id for t in toml] == [1]
+
+
+@pytest.mark.parametrize("breaker", ["\u2028", "\u2029", "\x85"])
+def test_lines_are_counted_at_newlines_only(tmp_path: Path, breaker: str) -> None:
+    # TOML (and tomllib's own line numbers) end a line at \n only.
+    text = f'[[threshold]]\nid = 1\nname = "a{breaker}b"\nglob = "x/*.rrd"\ntype = "sideways"\nvalue = 1\n'
+    path, err = load_error(tmp_path, text)
+    assert_located(err, path, 5, "type")
+    settings = write(tmp_path, f'# a{breaker}b\nworkers = 1\nlock_wait = "soon"\n', "rrdalarm.toml")
+    with pytest.raises(ConfigError) as info:
+        load_settings(settings)
+    assert_located(info.value, settings, 3, "lock_wait")
+
+
+# ---------------------------------------------------------------- what validate accepts, check must handle
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [('ds = ["v", "v"]', "ds"), ('ds = ["in", "out", "in"]', "ds")],
+)
+def test_a_data_source_listed_twice_is_refused(tmp_path: Path, extra: str, field: str) -> None:
+    # Both would be one series: its state row was written twice and the check's recording failed.
+    path, err = load_error(tmp_path, MINIMAL + extra + "\n")
+    assert_located(err, path, 6, field)
+    assert "twice" in str(err)
+
+
+def test_an_ntopng_label_listed_twice_is_refused(tmp_path: Path) -> None:
+    text = ('[[threshold]]\nid = 1\nsource = "ntopng"\nschema = "host:traffic"\nquery = "ifid:0,host:*"\n'
+            'label = ["bytes_sent", "bytes_sent"]\ntype = "above"\nvalue = 1\n')
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        parse_thresholds_toml(text, str(path), ["rrd", "ntopng"])
+    assert_located(info.value, path, 6, "label")
+
+
+@pytest.mark.parametrize("ident", [2**31, 2**63, 2**63 + 5])
+def test_an_id_the_database_cannot_hold_is_refused(tmp_path: Path, ident: int) -> None:
+    lines = MINIMAL.splitlines()
+    lines[1] = f"id = {ident}"
+    path, err = load_error(tmp_path, "\n".join(lines) + "\n")
+    assert_located(err, path, 2, "id")
+    assert "2147483647" in str(err)
+
+
+def test_the_largest_id_is_accepted(tmp_path: Path) -> None:
+    [t] = load_thresholds(write(tmp_path, MINIMAL.replace("id = 1", f"id = {2**31 - 1}")))
+    assert t.id == 2**31 - 1
+
+
+def test_a_name_with_a_nul_is_refused(tmp_path: Path) -> None:
+    # PostgreSQL cannot store a NUL in text: every event of the threshold would fail to record.
+    path, err = load_error(tmp_path, MINIMAL + 'name = "a\\u0000b"\n')
+    assert_located(err, path, 6, "name")
+    assert "NUL" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("rrd_root", "r" * 3000, "too long"),
+        ("rrd_root", "/var/" + "x" * 256 + "/rrd", "too long"),
+        ("data_dir", "da\\u0000ta", "NUL"),
+        ("log_dir", "lo\\u0000g", "NUL"),
+        ("thresholds", "t\\u0000.toml", "NUL"),
+        ("scripts_dir", "s" * 300, "too long"),
+    ],
+)
+def test_settings_paths_that_cannot_name_a_file_are_refused(tmp_path: Path, key: str, value: str,
+                                                            problem: str) -> None:
+    path = write(tmp_path, f'workers = 1\n{key} = "{value}"\n', "rrdalarm.toml")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert_located(info.value, path, 2, key)
+    assert problem in str(info.value) and len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize("url", ["sqlite:////tmp/a\\u0000b.db", "x", "/var/lib/rrdalarm.db"])
+def test_a_database_url_that_is_no_url_is_refused(tmp_path: Path, url: str) -> None:
+    path = write(tmp_path, f'database_url = "{url}"\n', "rrdalarm.toml")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert_located(info.value, path, 1, "database_url")
+
+
+def test_a_file_name_too_long_to_open_is_a_config_error(tmp_path: Path) -> None:
+    long = tmp_path / ("t" * 3000)
+    with pytest.raises(ConfigError, match="too long"):
+        load_thresholds(long)
+    with pytest.raises(ConfigError, match="too long"):
+        load_settings(long)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -475,3 +477,56 @@ def test_a_check_of_another_thresholds_file_deletes_nothing(env: Env, store: Sto
     check(env, store, at=T0 + 120)
     assert store.series_state(1, "a.rrd", "x") is None
     assert [e.message for e in store.events(limit=1)] == ["closed: threshold deleted"]
+
+
+def test_a_file_name_that_is_not_utf8_is_an_error_row_and_the_others_are_checked(env: Env, store: Store) -> None:
+    # rrdtool cannot be given such a name (the binding crashed the whole check on it).
+    env.rrd("a.rrd", {"x": [9]})
+    good = env.rrd("b/good.rrd", {"x": [9]})
+    os.link(good, os.path.join(os.fsencode(env.root), b"b", b"bad\xff.rrd"))
+    env.write_thresholds(threshold(glob="a.rrd") + threshold(2, glob="b/*.rrd"))
+    r = check(env, store)
+    got = {(row.threshold, row.file): (row.status.value, row.message) for row in r.rows}
+    assert got == {
+        (1, "a.rrd"): ("ALARM FIRED", "9 above 5"),
+        (2, "b/good.rrd"): ("ALARM FIRED", "9 above 5"),
+        (2, "b/bad\\xff.rrd"): ("ERROR", "file name is not UTF-8; skipped (rename it to check it)"),
+    }
+    assert set(store.states([1, 2])) == {(1, "a.rrd", "x"), (2, "b/good.rrd", "x")}
+    assert r.exit_status == 1
+
+
+def test_a_threshold_whose_rows_cannot_be_recorded_leaves_the_others_recorded(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [9]})
+    env.rrd("b.rrd", {"x": [9]})
+    env.write_thresholds(threshold(glob="a.rrd") + threshold(3, glob="b.rrd"))
+    settings = env.settings()
+    assert settings.thresholds is not None
+    loaded = load_thresholds(settings.thresholds)
+    # No file can name a threshold so, but whatever the database refuses must stay that threshold's problem.
+    unstorable = replace(loaded[0], id=2, name="bad \udcff name")
+    r = run_check(settings, [*loaded, unstorable], store, at=T0)
+    assert [(row.threshold, row.status.value) for row in r.rows] == [(1, "ALARM FIRED"), (2, "ALARM FIRED"),
+                                                                    (3, "ALARM FIRED")]
+    assert set(store.states([1, 2, 3])) == {(1, "a.rrd", "x"), (3, "b.rrd", "x")}
+    assert sorted(e.threshold_id for e in store.events()) == [1, 3]
+    [warning] = r.warnings
+    assert warning.startswith("threshold 2: this check's states and events could not be recorded: ")
+    warning.encode("utf-8")  # printable
+    assert r.exit_status == 1 and r.errors == 1
+    [run] = store.runs()
+    assert run.errors == 1
+
+
+def test_a_check_over_years_reads_what_the_archives_hold_and_says_so(env: Env, store: Store) -> None:
+    env.rrd("a.rrd", {"x": [1.0] * 10})  # 600 one-minute rows: 10 hours
+    env.rrd("b.rrd", {"x": [9.0] * 10})
+    env.write_thresholds(threshold(glob="*.rrd", start="now-10y"))
+    r = check(env, store)
+    got = {row.file: (row.status.value, row.value, row.message) for row in r.rows}
+    assert got == {
+        "a.rrd": ("OK", 1.0, "window cut to the last 10 hours the file's archives hold"),
+        "b.rrd": ("ALARM FIRED", 9.0, "9 above 5"),
+    }
+    env.write_thresholds(threshold(glob="*.rrd", start="now-1h"))
+    assert {row.message for row in check(env, store, T0 + 60).rows} == {"", "9 above 5, firing for 60 s"}

@@ -256,3 +256,36 @@ def test_legacy_row_with_equals_in_the_parameter_is_still_legacy(tmp_path: Path)
     path.write_text(text, encoding="utf-8")
     [t] = load_thresholds(path)
     assert t.actions[0].type == "webhook"
+
+
+def test_an_empty_field_between_two_tabs_is_a_field() -> None:
+    # As in the original's `line.rstrip().split('\t')`: action None without a parameter.
+    [t] = parse_legacy(row(action="None", parameter=""), "x")
+    assert t.actions == ()
+    assert t.rearm == 60
+    [t] = parse_legacy(row(action="savelog", parameter=""), "x")
+    assert t.actions == (ActionSpec("log", {"on": LEGACY_ON}),)
+    assert split_fields("a\t\tb\t") == ["a", "", "b"]
+
+
+def test_two_tabs_are_two_separators_not_one() -> None:
+    # An empty field is a field, so a doubled tab no longer hides a missing one.
+    with pytest.raises(ConfigError, match="found 11"):
+        parse_legacy(EXAMPLE.replace("\tnow\t", "\t\tnow\t"), "x")
+
+
+def test_a_file_of_rows_with_empty_parameters_is_detected_as_legacy(tmp_path: Path) -> None:
+    path = tmp_path / "rrdAlarmConfig.txt"
+    path.write_text(f"{row(action='None', parameter='')}\n{row(id='2', action='None', parameter='')}\n")
+    assert is_legacy_text(path.read_text())
+    assert [t.id for t in load_thresholds(path)] == [1, 2]
+
+
+@pytest.mark.parametrize("breaker", ["\u2028", "\x85", "\x0c"])
+def test_rows_end_at_newlines_only(breaker: str) -> None:
+    # The original read the file line by line: only \n ends a row.
+    text = f"# a{breaker}comment\n{row(parameter=f'As{breaker}log.txt')}\n"
+    [t] = parse_legacy(text, "x")
+    assert t.actions[0].params["file"] == f"As{breaker}log.txt"
+    assert t.location is not None and t.location.line == 2
+    assert is_legacy_text(text)

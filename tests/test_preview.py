@@ -25,7 +25,7 @@ from rrdalarm.preview import (
     backtest,
     preview,
 )
-from rrdalarm.sources.rrd import RRDSource
+from rrdalarm.sources.rrd import RRDSource, fetch
 from rrdalarm.store import open_store
 
 HOUR = 3600
@@ -366,3 +366,40 @@ def test_backtest_agrees_with_the_engine_run_check_by_check(
         state = states[(s.file, s.ds)]
         assert s.firing_at_end == (state is not None and state.state == "FIRING")
     assert report.total_fires > 2 and report.total_repeats > 0  # the series really exercise the machine
+
+
+def test_a_window_longer_than_the_files_archives_is_cut_to_them(env: Env) -> None:
+    # 600 one-minute rows: the file holds 10 hours. Ten years at one minute were 5 million rows.
+    path = env.rrd("a.rrd", {"x": [1.0] * 10 + [9.0]})
+    p = preview(env.settings(), rrd_threshold(start="now-10y"), T0)
+    [row] = p.rows
+    assert (row.status, row.value, row.time) == (PreviewStatus.WOULD_FIRE, 9.0, T0)
+    assert row.message == "9 above 5; window cut to the last 10 hours the file's archives hold"
+    assert p.start is not None and p.start <= T0 - 10 * 365 * DAY and p.end == T0  # the window asked for
+    for start, end in ((T0 - 10 * 365 * DAY, T0), (T0 - 10 * 365 * DAY, T0 + 5 * 365 * DAY),
+                       (T0 - 10 * 365 * DAY, T0 - 5 * 365 * DAY), (T0 + 365 * DAY, T0 + 5 * 365 * DAY)):
+        got = fetch(str(path.parent), path.name, "AVERAGE", start, end)
+        assert len(got.columns[0]) <= 601, (start, end)
+    assert fetch(str(path.parent), path.name, "AVERAGE", T0 - HOUR, T0).note == ""
+
+
+def test_a_window_the_file_holds_nothing_of_is_no_data(env: Env) -> None:
+    env.rrd("a.rrd", {"x": [9.0] * 10})
+    p = preview(env.settings(), rrd_threshold(start="now-10y", end="now-5y"), T0)
+    [row] = p.rows
+    assert row.status is PreviewStatus.NO_DATA
+    assert row.message == "no known point in the window; window cut to the last 10 hours the file's archives hold"
+
+
+def test_a_backtest_of_a_file_left_long_ago_reads_only_what_it_holds(env: Env) -> None:
+    from rrdalarm.preview import _fetch
+
+    path = env.rrd("a.rrd", {"x": [9.0] * 10})  # last updated at T0, 10 hours of one-minute rows
+    later = T0 + 2 * 365 * DAY
+    r = backtest(env.settings(), rrd_threshold(start="now-10y"), later, period=DAY, interval=HOUR)
+    # Every check's ten years reach back over the file's 10 hours: it fires once, then repeats.
+    assert (only(r).fires, only(r).repeats, r.evaluations) == (1, 23, 24)
+    window = 10 * 365 * DAY
+    points = _fetch(str(path), "AVERAGE", later - window - DAY, later, window)
+    assert len(points.columns[0]) <= 602
+    assert [v for v in points.columns[0] if v is not None] == [9.0] * 10  # what it holds is all read

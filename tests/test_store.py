@@ -15,7 +15,7 @@ import pytest
 
 from rrdalarm.evaluate import State
 from rrdalarm.migrate import HEAD, current_revision, head_revision, upgrade
-from rrdalarm.store import AlarmEvent, NewEvent, RunSummary, StateChange, Store, StoreError, open_store
+from rrdalarm.store import AlarmEvent, NewEvent, PlannedDelivery, RunSummary, StateChange, Store, StoreError, open_store
 
 
 def test_head_constant_matches_the_scripts() -> None:
@@ -57,14 +57,42 @@ def test_record_check_is_one_transaction(tmp_path: Path) -> None:
     summary = RunSummary(100, 0.5, 1, 1, 1, 1, 0)
     change = StateChange((1, "a.rrd", "x"), State.FIRING, 100, 100, None, 100, 9.0, 60)
     event = NewEvent(1, "t", "a.rrd", "x", "ALARM FIRED", "fired", "above", 5.0, 9.0, 60, "m")
-    run_id, ids = store.record_check(summary, [change], [event])
-    assert run_id == 1 and len(ids) == 1
-    bad = NewEvent(1, None, "a.rrd", "x", "ALARM FIRED", "fired", "above", 5.0, 9.0, 60, "m")  # type: ignore[arg-type]
+    done = store.record_check(summary, [change], [event])
+    assert done.run_id == 1 and len(done.event_ids) == 1 and done.unrecorded == {}
+    # A database that fails as a whole (here: a table gone) fails the whole write, the run included.
+    with sqlite3.connect(tmp_path / "t.db") as db:
+        db.execute("alter table alarm_events rename to elsewhere")
     with pytest.raises(StoreError):
-        store.record_check(RunSummary(200, 0.5, 1, 1, 1, 1, 0), [change], [bad])
+        store.record_check(RunSummary(200, 0.5, 1, 1, 1, 1, 0), [change], [event])
+    with sqlite3.connect(tmp_path / "t.db") as db:
+        db.execute("alter table elsewhere rename to alarm_events")
     assert store.count(AlarmEvent) == 1
     assert len(store.runs()) == 1
     assert store.states([1])[(1, "a.rrd", "x")].state is State.FIRING
+    store.close()
+
+
+def test_rows_one_threshold_cannot_store_leave_the_others_recorded(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/t.db")
+
+    def fired(tid: int, series: str, name: str = "t") -> tuple[StateChange, NewEvent]:
+        return (StateChange((tid, series, "x"), State.FIRING, 100, 100, None, 100, 9.0, 60),
+                NewEvent(tid, name, series, "x", "ALARM FIRED", "fired", "above", 5.0, 9.0, 60, "m"))
+
+    good, bad_name, bad_series, good2 = fired(1, "a.rrd"), fired(2, "b.rrd", None), fired(3, "c\udcff.rrd"), \
+        fired(4, "d.rrd")  # type: ignore[arg-type]
+    rows = [good, bad_name, bad_series, good2]
+    deliveries = [PlannedDelivery("all", "log", {}, (0, 1, 2, 3)), PlannedDelivery("two", "log", {"x": 1}, (1,))]
+    done = store.record_check(RunSummary(100, 0.5, 4, 4, 4, 4, 0), [c for c, _ in rows], [e for _, e in rows],
+                              deliveries)
+    assert sorted(done.unrecorded) == [2, 3]
+    assert all("\n" not in why and why.encode() for why in done.unrecorded.values())
+    assert set(store.states([1, 2, 3, 4])) == {(1, "a.rrd", "x"), (4, "d.rrd", "x")}
+    assert [(e.threshold_id, e.id) for e in store.events()] == list(zip([4, 1], reversed(done.event_ids), strict=True))
+    [(delivery, _)] = store.deliveries()
+    assert delivery.id == "all" and store.event_ids_of(delivery) == done.event_ids
+    [run] = store.runs()
+    assert run.errors == 2
     store.close()
 
 

@@ -391,3 +391,16 @@ def test_the_preview_graph_refuses_impossible_names(app: Flask, rel: str) -> Non
     client = logged_in(app)
     r = client.get("/thresholds/preview.png", query_string={"file": rel, "ds": "rx", "value": "1"})
     assert r.status_code == 400
+
+
+def test_list_parameters_are_one_item_per_line_of_the_textarea() -> None:
+    # A browser ends textarea lines with CRLF; U+2028 inside an argument is part of it, not a line end.
+    from werkzeug.datastructures import MultiDict
+
+    from rrdalarm.plugins import action_plugins
+    from rrdalarm.web.threshold_form import actions_from_request
+
+    form = MultiDict({"action-0-type": "script", "action-0-script-script": "notify.sh",
+                      "action-0-script-args": "--to\r\nops\u2028lab\x85x\r\n\r\nlast"})
+    [spec] = actions_from_request(form, action_plugins(), [])
+    assert spec["args"] == ["--to", "ops\u2028lab\x85x", "last"]

@@ -193,3 +193,21 @@ def test_legacy_files_are_not_edited_here(tmp_path: Path) -> None:
     path.write_text("1\tinterfaces/*.rrd\tabove\t0.0\t0\tnow-3h\tnow\tNone\tNone\t60\n")
     with pytest.raises(EditError, match="import-legacy"):
         read_snapshot(path, RRD)
+
+
+@pytest.mark.parametrize("breaker", ["\u2028", "\x85", "\u2029"])
+def test_a_name_holding_a_unicode_line_break_does_not_stop_later_edits(tmp_path: Path, breaker: str) -> None:
+    # TOML ends lines with \n only; str.splitlines also breaks at these, which made a header appear
+    # inside the name's string and every later edit refused.
+    name = f"uplink{breaker}[[threshold]]"
+    text = FILE.replace('name = "uplink"', f'name = "{name}"')
+    path = tmp_path / "thresholds.toml"
+    path.write_text(text, encoding="utf-8")
+    snap = read_snapshot(path, RRD)
+    assert snap.thresholds[0].name == name
+    new = replace_threshold(snap.text, 2, values(id=2, name="hosts", glob="hosts/**/bytes.rrd", value=5.0))
+    new = set_enabled(new, 3, False)
+    commit(path, snap.version, new, action_plugins(), RRD)
+    after = {t.id: t for t in parse_thresholds_toml(path.read_text(encoding="utf-8"), "t.toml", RRD)}
+    assert after[1].name == name and after[2].value == 5.0 and not after[3].enabled
+    assert delete_threshold(new, 1).count("[[threshold]]") == 2

@@ -21,6 +21,7 @@ from wtforms.validators import Length
 
 from rrdalarm.config import CONSOLIDATION_FUNCTIONS, ConfigError, Threshold, threshold_from_dict
 from rrdalarm.dispatch import DEFAULT_WHEN, WHEN, plan_actions
+from rrdalarm.fileutil import split_lines
 from rrdalarm.plugins import ActionPlugin, Param
 from rrdalarm.secrets import redact_url
 
@@ -107,10 +108,10 @@ def _param_text(spec: Param, value: Any) -> str:
 
 def _param_value(spec: Param, text: str) -> Any:
     if spec.type is list:
-        return [line.strip() for line in text.splitlines() if line.strip()]
+        return [line.strip() for line in split_lines(text) if line.strip()]
     if spec.type is dict:
         out: dict[str, Any] = {}
-        for line in text.splitlines():
+        for line in split_lines(text):
             if line.strip():
                 key, _, val = line.partition(":")
                 out[key.strip()] = val.strip()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.pool import Pool
@@ -34,6 +34,11 @@ from rrdalarm.sources.base import (
 )
 from rrdalarm.sources.rrd_index import FileIndex, Matches, cache_path_for, gc_paused
 from rrdalarm.sources.rrdcached import Daemon, Unreachable
+
+UNDECODABLE = "file name is not UTF-8; skipped (rename it to check it)"
+
+# Windows longer than this are first cut to what the file's archives hold (see held_window).
+LONG_WINDOW = 2 * 86400
 
 # Below this many files per worker, starting processes costs more than it saves.
 MIN_FILES_PER_WORKER = 200
@@ -84,24 +89,36 @@ def _run_task(task: Task) -> TaskResult:
     return check_files(_JOB, task)
 
 
-def _fetch(job: Job, rel: str, rule: Rule) -> Any:
-    """rrdtool.fetch of one file and rule window, through the daemon when the check has one."""
-    window = (rule.cf, "-s", str(rule.start), "-e", str(rule.end))
-    if job.rrdcached is not None:
-        return rrdcached.fetch(job.rrdcached, job.root, rel, window)
+def _raw_fetch(root: str, rel: str, window: Sequence[str], daemon: Daemon | None) -> Any:
+    if daemon is not None:
+        return rrdcached.fetch(daemon, root, rel, window)
     # An empty --daemon: librrd must not pick up $RRDCACHED_ADDRESS on its own (the settings decide).
-    return rrdtool.fetch("--daemon", "", os.path.join(job.root, rel), *window)
+    return rrdtool.fetch("--daemon", "", os.path.join(root, rel), *window)
+
+
+def fetch(root: str, rel: str, cf: str, start: int, end: int, daemon: Daemon | None = None) -> _Fetched:
+    """The points of one file over (start, end], never more than its archives hold, through the daemon if any.
+
+    Raises Unreachable for the daemon, rrdtool.OperationalError for the file.
+    """
+    note = ""
+    if end - start > LONG_WINDOW:
+        # Short windows, the usual ones, skip the header read: it costs about what the fetch does.
+        # Through a daemon the file's last update lags the cached points: only the start is cut.
+        info = rrdtool.info("--daemon", "", os.path.join(root, rel))
+        start, end, note = held_window(info, cf, start, end, cut_end=daemon is None)
+    (first, _end, step), names, rows = _raw_fetch(root, rel, (cf, "-s", str(start), "-e", str(end)), daemon)
+    return _Fetched(first + step, step, names, rows, end, note)
 
 
 def _read(job: Job, rel: str, rule: Rule) -> _Fetched | str:
     """The points of one file and rule window, or the one-line reason they could not be read."""
     try:
-        (start, _end, step), names, rows = _fetch(job, rel, rule)
+        return fetch(job.root, rel, rule.cf, rule.start, rule.end, job.rrdcached)
     except Unreachable as exc:
         return str(exc)
     except rrdtool.OperationalError as exc:
         return _error_message(exc, os.path.join(job.root, rel))
-    return _Fetched(start + step, step, names, rows, rule.end)
 
 
 def _error_message(exc: Exception, path: str) -> str:
@@ -115,17 +132,20 @@ def _error_message(exc: Exception, path: str) -> str:
 
 
 class _Fetched:
-    """One fetch of one file and window; each data source summarised once, on first use."""
+    """One fetch of one file and window; each data source summarised once, on first use.
 
-    __slots__ = ("columns", "first", "names", "step", "summaries")
+    `note` says when the window was cut to what the file's archives hold.
+    """
+
+    __slots__ = ("columns", "first", "names", "note", "step", "summaries")
 
     def __init__(self, first: int, step: int, names: Sequence[str], rows: list[tuple[float | None, ...]],
-                 end: int) -> None:
+                 end: int, note: str = "") -> None:
         # Points after the window's end belong to the future of an --at check.
         count = len(rows)
         while count and first + (count - 1) * step > end:
             count -= 1
-        self.first, self.step, self.names = first, step, list(names)
+        self.first, self.step, self.names, self.note = first, step, list(names), note
         self.columns = list(zip(*rows[:count], strict=True)) if count else [() for _ in names]
         self.summaries: dict[int, Summary] = {}
 
@@ -134,6 +154,49 @@ class _Fetched:
         if got is None:
             got = self.summaries[col] = summarize(self.columns[col], self.first, self.step)
         return got
+
+
+def archives(info: Mapping[str, Any], cf: str) -> list[tuple[int, int]]:
+    """(resolution in seconds, rows) of each archive of consolidation function `cf`, from rrdtool.info."""
+    base = int(info["step"])
+    out = []
+    i = 0
+    while f"rra[{i}].cf" in info:
+        if info[f"rra[{i}].cf"] == cf:
+            out.append((base * int(info[f"rra[{i}].pdp_per_row"]), int(info[f"rra[{i}].rows"])))
+        i += 1
+    return out
+
+
+def held_window(info: Mapping[str, Any], cf: str, start: int, end: int, *,
+                cut_end: bool = True) -> tuple[int, int, str]:
+    """The part of (start, end] that some archive of `cf` holds, and a note when the start was cut.
+
+    rrdtool.fetch answers a window for the whole of it, at the resolution of the archive it
+    picks: ten years at one minute is five million rows of unknown points, gigabytes of
+    tuples. Outside what the archives hold every point is unknown, so cutting the window
+    there changes no outcome; rrdtool still picks the archive it would have (the one that
+    reaches back furthest).
+    """
+    held = archives(info, cf)
+    if not held:
+        return start, end, ""  # no archive of this CF: rrdtool says so
+    last = int(info["last_update"])
+    oldest = last - max(res * rows for res, rows in held)
+    coarsest = max(res for res, _ in held)
+    to = min(end, last - last % coarsest + coarsest) if cut_end else end
+    cut_start = max(start, oldest)
+    if to <= cut_start:  # the whole window is outside the file: a few unknown points say so
+        cut_start, to = end - coarsest, end
+    note = f"window cut to the last {_span(last - oldest)} the file's archives hold" if start < oldest else ""
+    return cut_start, to, note
+
+
+def _span(seconds: int) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
 
 
 def check_files(job: Job, task: Task) -> TaskResult:
@@ -167,14 +230,15 @@ def check_files(job: Job, task: Task) -> TaskResult:
                 summary = got.summary(col)
                 breach = breach_of(summary, rule.direction, rule.limit, rule.repetitions)
                 if breach is not None:
-                    outcomes.append(Outcome(rule.id, rel, ds, OutcomeKind.BREACH, breach.value, breach.time))
-                elif summary.newest is None:
                     outcomes.append(
-                        Outcome(rule.id, rel, ds, OutcomeKind.NO_DATA, message="no known point in the window")
+                        Outcome(rule.id, rel, ds, OutcomeKind.BREACH, breach.value, breach.time, got.note)
                     )
+                elif summary.newest is None:
+                    message = "; ".join(filter(None, ("no known point in the window", got.note)))
+                    outcomes.append(Outcome(rule.id, rel, ds, OutcomeKind.NO_DATA, message=message))
                 elif job.want_ok or (rule.id, ds) in firing:
                     t, v = summary.newest
-                    outcomes.append(Outcome(rule.id, rel, ds, OutcomeKind.OK, v, t))
+                    outcomes.append(Outcome(rule.id, rel, ds, OutcomeKind.OK, v, t, got.note))
     return outcomes, len(task), series
 
 
@@ -276,7 +340,9 @@ class RRDSource(Source):
                 report.outcomes.append(
                     Outcome(t.id, rel, "", OutcomeKind.ERROR, message="symlink leads outside the RRD root; skipped")
                 )
-            if not m.files and not m.escapes:
+            report.outcomes.extend(Outcome(t.id, rel, "", OutcomeKind.ERROR, message=UNDECODABLE)
+                                   for rel in m.undecodable)
+            if not m.files and not m.escapes and not m.undecodable:
                 report.outcomes.append(Outcome(t.id, t.glob, "", OutcomeKind.ERROR, message=_no_match(m, index)))
             for rel in m.files:
                 per_file.setdefault(rel, []).append(rid)

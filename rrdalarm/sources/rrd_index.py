@@ -19,7 +19,7 @@ import marshal
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
@@ -43,8 +43,14 @@ RRD_SUFFIX = ".rrd"
 
 @dataclass(frozen=True)
 class Matches:
+    """Files a glob matched; escaping symlinks and names that are not UTF-8 are kept apart, never read.
+
+    `undecodable` holds those names as shown to people: the bytes that are not UTF-8 as \\xNN.
+    """
+
     files: list[str]
     escapes: list[str]
+    undecodable: list[str] = field(default_factory=list)
     skipped: int = 0  # files a wildcard matched that are not *.rrd (see CompiledGlob.rrd_only)
 
 
@@ -73,6 +79,22 @@ def _bracket(body: str) -> str:
             items.append(re.escape(lo))
             k += 1
     return "[" + ("^" if negate else "") + "".join(items) + "]"
+
+
+def is_utf8(name: str) -> bool:
+    """False for a name os.scandir decoded with surrogate escapes (rrdtool cannot be given it)."""
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(name: str) -> str:
+    """`name` as one can print and store it: bytes that are not UTF-8 become \\xNN."""
+    return name if is_utf8(name) else name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def translate_component(part: str) -> str:
@@ -338,4 +360,7 @@ class FileIndex:
             escapes.extend(lead + f for f in folder.escapes if g.takes(f))
         files.sort()
         escapes.sort()
-        return Matches(files, escapes, skipped)
+        undecodable = [shown(f) for f in files if not is_utf8(f)]
+        if undecodable:
+            files = [f for f in files if is_utf8(f)]
+        return Matches(files, [shown(e) for e in escapes], undecodable, skipped)

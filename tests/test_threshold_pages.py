@@ -402,5 +402,6 @@ def test_list_parameters_are_one_item_per_line_of_the_textarea() -> None:
 
     form = MultiDict({"action-0-type": "script", "action-0-script-script": "notify.sh",
                       "action-0-script-args": "--to\r\nops\u2028lab\x85x\r\n\r\nlast"})
-    [spec] = actions_from_request(form, action_plugins(), [])
+    [spec], missing = actions_from_request(form, action_plugins(), [])
+    assert missing == []
     assert spec["args"] == ["--to", "ops\u2028lab\x85x", "last"]

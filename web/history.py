@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
-from rrdalarm.config import ConfigError, load_thresholds
+from rrdalarm.config import MAX_ID, ConfigError, load_thresholds
 from rrdalarm.lock import CheckBusy
 from rrdalarm.plugins import action_plugins, secret_keys
 from rrdalarm.report import fmt_time, fmt_value
@@ -32,7 +32,6 @@ PAGE_SIZE = 50
 EVENT_STATUSES = ("ALARM FIRED", "RESOLVED")
 DELIVERY_STATUSES = ("pending", "sent", "dead")
 MAX_PAGE = 1_000_000
-MAX_ID = 2**31 - 1  # larger numbers would overflow the database's integer before they could match
 _EPOCH = re.compile(r"\d{1,11}(\.\d+)?")
 # What a datetime-local input sends (seconds when step < 60), and the same typed with a space.
 _LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")

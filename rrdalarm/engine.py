@@ -178,6 +178,7 @@ def run_check(
             want_ok=want_ok, progress=progress,
         )
         outcomes.extend(report.outcomes)
+        warnings.extend(report.warnings)
         files_checked += report.files_checked
         series_checked += report.series_checked
 

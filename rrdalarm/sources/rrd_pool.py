@@ -73,7 +73,7 @@ class _Worker(Generic[I]):
 def _serve(conn: Connection, fn: Callable[[Any, list[Any]], Any], job: Any) -> None:
     """A worker's life: say it is ready, then run tasks until the parent closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops its workers
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker may have inherited serve's handler
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker keeps the handlers of its parent
     conn.send((_READY, None))
     while True:
         try:

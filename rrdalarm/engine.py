@@ -240,6 +240,7 @@ def run_check(
     firing = frozenset(k for k, v in states.items() if v.state is State.FIRING and k[0] in by_id)
     got = _collect(settings, active, firing, now, want_ok, progress, source_plugins() if sources is None else sources)
     files_checked, series_checked = got.files_checked, got.series_checked
+    warnings.extend(got.warnings)
 
     tr = apply_outcomes(got.outcomes, by_id, states, now, plan)
     elsewhere = store.firing_elsewhere(by_id)
@@ -282,6 +283,7 @@ def _collect(settings: Settings, active: Sequence[Threshold], firing: frozenset[
             firing=frozenset(k for k in firing if source_of[k[0]] == name), want_ok=want_ok, progress=progress,
         )
         got.outcomes.extend(report.outcomes)
+        got.warnings.extend(report.warnings)
         got.files_checked += report.files_checked
         got.series_checked += report.series_checked
     return got

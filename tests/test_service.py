@@ -9,15 +9,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from conftest import Env, Rrdcached, free_port, make_rrd
+from conftest import T0, Env, Rrdcached, free_port, make_rrd
 from prometheus_client.parser import text_string_to_metric_families
 from test_engine import threshold
+from test_rrd_pool import RRDALARM, set_workers, tree
 
 TOKEN = "test-token-0123456789"
 
@@ -33,7 +35,8 @@ class Server:
         return requests.get(self.url + path, params=params, headers=headers, timeout=30)
 
 
-def start_server(env: Env, *extra: str, interval: int = 2, service_lines: str = "") -> Server:
+def start_server(env: Env, *extra: str, interval: int = 2, service_lines: str = "", cwd: Path | None = None,
+                 command: Sequence[str] = (sys.executable, "-m", "rrdalarm")) -> Server:
     port = free_port()
     (env.base / "token").write_text(TOKEN + "\n")
     with env.settings_path.open("a") as fh:
@@ -43,8 +46,7 @@ def start_server(env: Env, *extra: str, interval: int = 2, service_lines: str = 
     envvars["RRDALARM_SETTINGS"] = str(env.settings_path)
     # A file, not a pipe: a pipe nobody reads fills up and blocks the server's logging.
     log = (env.base / "serve.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "rrdalarm", "serve", *extra], env=envvars, text=True,
-                            stdout=log, stderr=log)
+    proc = subprocess.Popen([*command, "serve", *extra], env=envvars, text=True, stdout=log, stderr=log, cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -376,3 +378,22 @@ def test_serve_reads_through_rrdcached(env: Env, rrdcached: Rrdcached) -> None:
     finally:
         srv.proc.send_signal(signal.SIGINT)
         assert srv.proc.wait(timeout=10) == 0
+
+
+def test_scheduled_checks_complete_when_run_from_a_folder_holding_rrdalarm(env: Env) -> None:
+    # Started from /etc (which holds /etc/rrdalarm) with enough files for two workers from the fork server.
+    cwd = env.base / "etc"
+    (cwd / "rrdalarm").mkdir(parents=True)
+    set_workers(env, 2)
+    fired = tree(env, 400)
+    env.write_thresholds(threshold(glob="h/*.rrd", start=str(T0 - 3600), end=str(T0)))
+    srv = start_server(env, cwd=cwd, command=[str(RRDALARM)])
+    try:
+        wait_for(lambda: checks_run(srv) >= 1, timeout=60)
+        doc = srv.get("/start", format="json").json()
+    finally:
+        srv.proc.kill()
+        srv.proc.wait(timeout=10)
+    assert doc["files_checked"] == 400
+    assert {r["file"] for r in doc["results"] if r["status"] in ("ALARM FIRED", "FIRING")} == fired
+    assert "Traceback" not in (env.base / "serve.log").read_text()

@@ -58,11 +58,12 @@ class Outcome:
 
 @dataclass
 class SourceReport:
-    """All outcomes of one source in one check, plus its counters."""
+    """All outcomes of one source in one check, plus its counters and what the operator should hear of."""
 
     outcomes: list[Outcome] = field(default_factory=list)
     files_checked: int = 0
     series_checked: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 class Source(ABC):

@@ -1,20 +1,18 @@
 """RRD files under a root: glob expansion through the index, one fetch per file and window.
 
-Files are fetched in worker processes (one per core by default) so that both
-cores work; each worker runs the breach rule next to the data and sends back
-only compact outcomes. Files matched by several thresholds are fetched once
-per distinct (consolidation function, window).
+Files are fetched in worker processes (one per core by default, see rrd_pool),
+never in the check's own process: both cores work, and a worker killed by what
+librrd does with a bad or truncated file takes only that file with it (an ERROR
+row), not the check. Each worker runs the breach rule next to the data and sends
+back only compact outcomes. Files matched by several thresholds are fetched
+once per distinct (consolidation function, window).
 """
 
 from __future__ import annotations
 
-import math
-import multiprocessing
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from rrdalarm.sources.base import (
     SourceReport,
 )
 from rrdalarm.sources.rrd_index import FileIndex, Matches, cache_path_for, gc_paused
+from rrdalarm.sources.rrd_pool import Lost, WorkerPool
 from rrdalarm.sources.rrdcached import Daemon, Unreachable
 
 UNDECODABLE = "file name is not UTF-8; skipped (rename it to check it)"
@@ -40,7 +39,7 @@ UNDECODABLE = "file name is not UTF-8; skipped (rename it to check it)"
 # Windows longer than this are first cut to what the file's archives hold (see held_window).
 LONG_WINDOW = 2 * 86400
 
-# Below this many files per worker, starting processes costs more than it saves.
+# Below this many files per worker, starting one more process costs more than it saves.
 MIN_FILES_PER_WORKER = 200
 
 
@@ -76,17 +75,7 @@ Task = list[Item]
 TaskResult = tuple[list[Outcome], int, int]
 """(outcomes, files fetched, series evaluated)."""
 
-_JOB: Job | None = None
-
-
-def _init_worker(job: Job) -> None:
-    global _JOB
-    _JOB = job
-
-
-def _run_task(task: Task) -> TaskResult:
-    assert _JOB is not None
-    return check_files(_JOB, task)
+DIED = "worker died while reading this file"
 
 
 def _raw_fetch(root: str, rel: str, window: Sequence[str], daemon: Daemon | None) -> Any:
@@ -199,6 +188,19 @@ def _span(seconds: int) -> str:
     return f"{seconds} s"
 
 
+def _unreadable(rule: Rule, rel: str, firing: tuple[tuple[int, str], ...], message: str) -> list[Outcome]:
+    """ERROR outcomes for a file the rule could not read: its data sources, or those now firing."""
+    wanted = rule.ds or tuple(ds for tid, ds in firing if tid == rule.id)
+    return [Outcome(rule.id, rel, ds, OutcomeKind.ERROR, message=message) for ds in wanted or ("",)]
+
+
+def lost_file(job: Job, lost: Lost[Item]) -> TaskResult:
+    """What a file whose worker died (twice) counts as: one ERROR per series, never a missing row."""
+    rel, rule_ids, firing = lost.item
+    outcomes = [o for rid in rule_ids for o in _unreadable(job.rules[rid], rel, firing, f"{DIED} ({lost.how})")]
+    return outcomes, 1, len(outcomes)
+
+
 def check_files(job: Job, task: Task) -> TaskResult:
     """Fetch and evaluate the files of one task; never raises for a bad file."""
     outcomes: list[Outcome] = []
@@ -212,10 +214,9 @@ def check_files(job: Job, task: Task) -> TaskResult:
             if got is None:
                 got = fetches[window] = _read(job, rel, rule)
             if isinstance(got, str):
-                wanted = rule.ds or tuple(ds for tid, ds in firing if tid == rule.id)
-                for ds in wanted or ("",):
-                    series += 1
-                    outcomes.append(Outcome(rule.id, rel, ds, OutcomeKind.ERROR, message=got))
+                errors = _unreadable(rule, rel, firing, got)
+                series += len(errors)
+                outcomes.extend(errors)
                 continue
             for ds in rule.ds or got.names:
                 series += 1
@@ -284,6 +285,10 @@ class RRDSource(Source):
     def workers(self) -> int:
         return self.settings.workers or os.cpu_count() or 1
 
+    def pool_size(self, files: int) -> int:
+        """Worker processes for `files` files: one per MIN_FILES_PER_WORKER, at least one, at most workers()."""
+        return max(1, min(self.workers(), files // MIN_FILES_PER_WORKER))
+
     def check(
         self,
         thresholds: Sequence[Threshold],
@@ -309,20 +314,21 @@ class RRDSource(Source):
             rules.append(Rule(t.id, t.ds, t.cf, start, end, t.type, t.value, t.repetitions))
         thresholds = usable
         job = Job(os.path.realpath(root), tuple(rules), want_ok, self._daemon())
-        # Start the workers while this process walks the tree, when the last walk says it is big.
+        # The last walk's size says how many workers to start now, while this process walks the tree again.
         expected = cache.stat().st_size // 40 if cache.exists() else 0
-        with self._pool(job, expected) as early, gc_paused():
+        with self._pool(job, expected) as pool, gc_paused():
             index = FileIndex(root, cache)
             index.refresh()
             report = SourceReport(outcomes=bad)
             items = self._plan(thresholds, index, firing, report)
             total = len(items)
-            for outcomes, fetched, evaluated in self._run(job, items, early):
+            for outcomes, fetched, evaluated in self._run(job, items, pool):
                 report.outcomes.extend(outcomes)
                 report.files_checked += fetched
                 report.series_checked += evaluated
                 if progress:
                     progress(report.files_checked, total)
+            report.warnings.extend(pool.warnings)
         return report
 
     def _plan(
@@ -365,32 +371,11 @@ class RRDSource(Source):
                     "file removed" if gone else "file no longer matched by the glob")))
         return [(rel, tuple(rids), tuple(firing_by_file.get(rel, ()))) for rel, rids in per_file.items()]
 
-    @contextmanager
-    def _pool(self, job: Job, expected_files: int) -> Iterator[Pool | None]:
-        workers = min(self.workers(), expected_files // MIN_FILES_PER_WORKER)
-        if workers <= 1:
-            yield None
-            return
-        # forkserver: workers start small and clean, whatever this process holds (threads, big index).
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["rrdalarm.sources.rrd"])
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(job,))
-        try:
-            yield pool
-        finally:
-            pool.terminate()
-            pool.join()
+    def _pool(self, job: Job, expected_files: int) -> WorkerPool[Job, Item, TaskResult]:
+        return WorkerPool(check_files, job, self.pool_size(expected_files), preload=[__name__])
 
-    def _run(self, job: Job, items: list[Item], pool: Pool | None) -> Iterable[TaskResult]:
-        workers = min(self.workers(), math.ceil(len(items) / MIN_FILES_PER_WORKER))
-        if workers <= 1:
-            for task in chunk(items, 500):
-                yield check_files(job, task)
-            return
-        if pool is None:
-            with self._pool(job, len(items)) as late:
-                assert late is not None
-                yield from self._run(job, items, late)
-            return
-        size = max(32, min(1000, len(items) // (workers * 16) or 1))
-        yield from pool.imap_unordered(_run_task, chunk(items, size))
+    def _run(self, job: Job, items: list[Item], pool: WorkerPool[Job, Item, TaskResult]) -> Iterable[TaskResult]:
+        pool.grow(self.pool_size(len(items)))
+        size = max(32, min(1000, len(items) // (pool.size * 16) or 1))
+        for got in pool.run(chunk(items, size)):
+            yield lost_file(job, got) if isinstance(got, Lost) else got

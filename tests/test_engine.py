@@ -414,6 +414,30 @@ def test_a_file_no_longer_matched_is_closed(env: Env, store: Store, how: str) ->
     assert len(store.events()) == 2
 
 
+@pytest.mark.parametrize("how", ["dropped from ds", "gone from the file"])
+def test_a_firing_data_source_no_longer_evaluated_is_closed(env: Env, store: Store, how: str) -> None:
+    env.rrd("a.rrd", {"rx": [1] * 5, "tx": [9] * 5})
+    fields: dict[str, object] = {"ds": ["rx", "tx"]} if how == "dropped from ds" else {}
+    env.write_thresholds(threshold(actions=[{"type": "log", "file": "t.log"}], **fields))
+    assert check(env, store).exit_status == 1
+    if how == "dropped from ds":
+        env.write_thresholds(threshold(actions=[{"type": "log", "file": "t.log"}], ds=["rx"]))
+        why = "data source no longer listed by the threshold"
+    else:
+        (env.root / "a.rrd").unlink()
+        env.rrd("a.rrd", {"rx": [1] * 5})
+        why = "data source no longer in the file"
+    r = check(env, store, at=T0 + 60)
+    assert r.exit_status == 0 and r.firing == 0
+    assert statuses(r) == {("a.rrd", "rx"): "OK", ("a.rrd", "tx"): "OK"}
+    [closed] = store.events(limit=1)
+    assert (closed.status, closed.ds, closed.message) == ("RESOLVED", "tx", f"closed: {why}")
+    assert store.series_state(1, "a.rrd", "tx") is None
+    assert [line.split()[1] for line in log_lines(env, "t.log")] == ["ALARM", "RESOLVED"]
+    assert check(env, store, at=T0 + 120).exit_status == 0
+    assert len(store.events()) == 2
+
+
 def test_a_glob_matching_nothing_keeps_firing_states(env: Env, store: Store) -> None:
     # An unmounted RRD root looks like this: it must not close every alarm.
     path = env.rrd("a.rrd", {"x": [9] * 5})

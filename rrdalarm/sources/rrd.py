@@ -213,34 +213,38 @@ def check_files(job: Job, task: Task) -> TaskResult:
             got = fetches.get(window)
             if got is None:
                 got = fetches[window] = _read(job, rel, rule)
-            if isinstance(got, str):
-                errors = _unreadable(rule, rel, firing, got)
-                series += len(errors)
-                outcomes.extend(errors)
-                continue
-            for ds in rule.ds or got.names:
-                series += 1
-                try:
-                    col = got.names.index(ds)
-                except ValueError:
-                    outcomes.append(
-                        Outcome(rule.id, rel, ds, OutcomeKind.ERROR,
-                                message=f"no data source '{ds}' (file has: {', '.join(got.names)})")
-                    )
-                    continue
-                summary = got.summary(col)
-                breach = breach_of(summary, rule.direction, rule.limit, rule.repetitions)
-                if breach is not None:
-                    outcomes.append(
-                        Outcome(rule.id, rel, ds, OutcomeKind.BREACH, breach.value, breach.time, got.note)
-                    )
-                elif summary.newest is None:
-                    message = "; ".join(filter(None, ("no known point in the window", got.note)))
-                    outcomes.append(Outcome(rule.id, rel, ds, OutcomeKind.NO_DATA, message=message))
-                elif job.want_ok or (rule.id, ds) in firing:
-                    t, v = summary.newest
-                    outcomes.append(Outcome(rule.id, rel, ds, OutcomeKind.OK, v, t, got.note))
+            mine = _unreadable(rule, rel, firing, got) if isinstance(got, str) else _evaluate(
+                rule, rel, got, firing, job.want_ok)
+            series += sum(1 for o in mine if o.kind is not OutcomeKind.GONE)
+            outcomes.extend(mine)
     return outcomes, len(task), series
+
+
+def _evaluate(rule: Rule, rel: str, got: _Fetched, firing: tuple[tuple[int, str], ...],
+              want_ok: bool) -> list[Outcome]:
+    """The outcomes of one rule over one fetched file, one per data source it watches."""
+    out: list[Outcome] = []
+    watched = rule.ds or tuple(got.names)
+    for ds in watched:
+        if ds not in got.names:
+            out.append(Outcome(rule.id, rel, ds, OutcomeKind.ERROR,
+                               message=f"no data source '{ds}' (file has: {', '.join(got.names)})"))
+            continue
+        summary = got.summary(got.names.index(ds))
+        breach = breach_of(summary, rule.direction, rule.limit, rule.repetitions)
+        if breach is not None:
+            out.append(Outcome(rule.id, rel, ds, OutcomeKind.BREACH, breach.value, breach.time, got.note))
+        elif summary.newest is None:
+            message = "; ".join(filter(None, ("no known point in the window", got.note)))
+            out.append(Outcome(rule.id, rel, ds, OutcomeKind.NO_DATA, message=message))
+        elif want_ok or (rule.id, ds) in firing:
+            t, v = summary.newest
+            out.append(Outcome(rule.id, rel, ds, OutcomeKind.OK, v, t, got.note))
+    # A FIRING data source the rule no longer evaluates (dropped from `ds`, or from the file) is closed.
+    why = "data source no longer listed by the threshold" if rule.ds else "data source no longer in the file"
+    out.extend(Outcome(rule.id, rel, ds, OutcomeKind.GONE, message=why)
+               for tid, ds in firing if tid == rule.id and ds not in watched)
+    return out
 
 
 def _no_match(m: Matches, index: FileIndex) -> str:

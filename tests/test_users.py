@@ -185,7 +185,7 @@ def test_sessions_end_after_the_idle_time(app: Flask) -> None:
     client = app.test_client()
     assert login(client, "correct horse battery") == 302
     records = app.extensions["rrdalarm.sessions"]
-    for entry in records.folder.iterdir():  # as if the session had not been used for 13 hours
+    for entry in records.folder.iterdir():  # as if the login had not been used for 13 hours
         old = entry.stat().st_mtime - 13 * 3600
         os.utime(entry, (old, old))
     assert client.get("/report").status_code == 401

@@ -141,7 +141,7 @@ def logout() -> Response:
 
 
 def _load(user_id: str) -> WebUser | None:
-    """The session's user while its record is alive and the password is the one it was opened with."""
+    """The logged-in user while its record is alive and the password is the one it was opened with."""
     try:
         account = get_user(service().store, int(user_id))
     except ValueError:

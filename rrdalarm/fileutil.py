@@ -43,18 +43,32 @@ def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), mode)
 
 
+def _keep_owner(tmp: str, before: os.stat_result) -> None:
+    """Give the new file the old one's owner and group, where this process may (root may; others keep theirs)."""
+    if (before.st_uid, before.st_gid) == (os.geteuid(), os.getegid()):
+        return
+    with contextlib.suppress(PermissionError):
+        os.chown(tmp, before.st_uid, before.st_gid)
+
+
 def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
     """Write bytes to a temp file beside `path`, fsync it, then rename it over `path`."""
     path = Path(path)
     make_private_dirs(path.parent)
-    if mode is None and path.exists():
-        mode = path.stat().st_mode & 0o777
+    try:
+        before: os.stat_result | None = path.stat()
+    except FileNotFoundError:
+        before = None
+    if mode is None and before is not None:
+        mode = before.st_mode & 0o777
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if before is not None:
+            _keep_owner(tmp, before)
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)

@@ -151,6 +151,19 @@ def test_add_then_delete_round_trips(rows: list[tuple[int, str, float]], data: s
         assert t == kept[t.id]
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another owner")
+def test_a_saved_file_keeps_its_owner_and_group(tmp_path: Path) -> None:
+    # /etc/rrdalarm/thresholds.toml as root:rrdalarm 0640: a save must not take the group's read away.
+    path = tmp_path / "thresholds.toml"
+    path.write_text(FILE)
+    os.chown(path, 4242, 4343)
+    os.chmod(path, 0o640)
+    snap = read_snapshot(path, RRD)
+    commit(path, snap.version, set_enabled(FILE, 3, False), action_plugins(), RRD)
+    st = os.stat(path)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (4242, 4343, 0o640)
+
+
 def test_commit_writes_backup_and_refuses_stale_versions(tmp_path: Path) -> None:
     path = tmp_path / "thresholds.toml"
     path.write_text(FILE)

@@ -17,6 +17,8 @@ import secrets
 import time
 from pathlib import Path
 
+from rrdalarm.fileutil import make_private_dirs
+
 # A record is touched at most this often, so that busy pages do not write on every request.
 TOUCH_EVERY_S = 60.0
 
@@ -38,7 +40,7 @@ class SessionRecords:
 
     def open(self) -> str:
         """A new session id, recorded as alive."""
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dirs(self.folder)
         self.sweep()
         sid = secrets.token_urlsafe(32)
         os.close(os.open(self._path(sid), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

@@ -78,13 +78,6 @@ TaskResult = tuple[list[Outcome], int, int]
 DIED = "worker died while reading this file"
 
 
-def _raw_fetch(root: str, rel: str, window: Sequence[str], daemon: Daemon | None) -> Any:
-    if daemon is not None:
-        return rrdcached.fetch(daemon, root, rel, window)
-    # An empty --daemon: librrd must not pick up $RRDCACHED_ADDRESS on its own (the settings decide).
-    return rrdtool.fetch("--daemon", "", os.path.join(root, rel), *window)
-
-
 def fetch(root: str, rel: str, cf: str, start: int, end: int, daemon: Daemon | None = None) -> _Fetched:
     """The points of one file over (start, end], never more than its archives hold, through the daemon if any.
 
@@ -96,7 +89,12 @@ def fetch(root: str, rel: str, cf: str, start: int, end: int, daemon: Daemon | N
         # Through a daemon the file's last update lags the cached points: only the start is cut.
         info = rrdtool.info("--daemon", "", os.path.join(root, rel))
         start, end, note = held_window(info, cf, start, end, cut_end=daemon is None)
-    (first, _end, step), names, rows = _raw_fetch(root, rel, (cf, "-s", str(start), "-e", str(end)), daemon)
+    window = (cf, "-s", str(start), "-e", str(end))
+    if daemon is not None:
+        (first, _end, step), names, rows = rrdcached.fetch(daemon, root, rel, window)
+    else:
+        # An empty --daemon: librrd must not pick up $RRDCACHED_ADDRESS on its own (the settings decide).
+        (first, _end, step), names, rows = rrdtool.fetch("--daemon", "", os.path.join(root, rel), *window)
     return _Fetched(first + step, step, names, rows, end, note)
 
 
@@ -213,24 +211,30 @@ def check_files(job: Job, task: Task) -> TaskResult:
             got = fetches.get(window)
             if got is None:
                 got = fetches[window] = _read(job, rel, rule)
-            mine = _unreadable(rule, rel, firing, got) if isinstance(got, str) else _evaluate(
-                rule, rel, got, firing, job.want_ok)
-            series += sum(1 for o in mine if o.kind is not OutcomeKind.GONE)
-            outcomes.extend(mine)
+            if isinstance(got, str):
+                errors = _unreadable(rule, rel, firing, got)
+                series += len(errors)
+                outcomes.extend(errors)
+            else:
+                series += _evaluate(rule, rel, got, firing, job.want_ok, outcomes)
     return outcomes, len(task), series
 
 
-def _evaluate(rule: Rule, rel: str, got: _Fetched, firing: tuple[tuple[int, str], ...],
-              want_ok: bool) -> list[Outcome]:
-    """The outcomes of one rule over one fetched file, one per data source it watches."""
-    out: list[Outcome] = []
-    watched = rule.ds or tuple(got.names)
+def _evaluate(rule: Rule, rel: str, got: _Fetched, firing: tuple[tuple[int, str], ...], want_ok: bool,
+              out: list[Outcome]) -> int:
+    """Append the outcomes of one rule over one fetched file to `out`; returns the series evaluated.
+
+    The hot loop of a check (files x thresholds): kept lean on purpose.
+    """
+    watched = rule.ds or got.names
     for ds in watched:
-        if ds not in got.names:
+        try:
+            col = got.names.index(ds)
+        except ValueError:
             out.append(Outcome(rule.id, rel, ds, OutcomeKind.ERROR,
                                message=f"no data source '{ds}' (file has: {', '.join(got.names)})"))
             continue
-        summary = got.summary(got.names.index(ds))
+        summary = got.summary(col)
         breach = breach_of(summary, rule.direction, rule.limit, rule.repetitions)
         if breach is not None:
             out.append(Outcome(rule.id, rel, ds, OutcomeKind.BREACH, breach.value, breach.time, got.note))
@@ -240,11 +244,12 @@ def _evaluate(rule: Rule, rel: str, got: _Fetched, firing: tuple[tuple[int, str]
         elif want_ok or (rule.id, ds) in firing:
             t, v = summary.newest
             out.append(Outcome(rule.id, rel, ds, OutcomeKind.OK, v, t, got.note))
-    # A FIRING data source the rule no longer evaluates (dropped from `ds`, or from the file) is closed.
-    why = "data source no longer listed by the threshold" if rule.ds else "data source no longer in the file"
-    out.extend(Outcome(rule.id, rel, ds, OutcomeKind.GONE, message=why)
-               for tid, ds in firing if tid == rule.id and ds not in watched)
-    return out
+    if firing:
+        # A FIRING data source the rule no longer evaluates (dropped from `ds`, or from the file) is closed.
+        why = "data source no longer listed by the threshold" if rule.ds else "data source no longer in the file"
+        out.extend(Outcome(rule.id, rel, ds, OutcomeKind.GONE, message=why)
+                   for tid, ds in firing if tid == rule.id and ds not in watched)
+    return len(watched)
 
 
 def _no_match(m: Matches, index: FileIndex) -> str:

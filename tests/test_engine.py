@@ -391,6 +391,16 @@ def test_a_threshold_without_actions_then_given_one_sends_no_lone_recovery(env: 
     assert log_lines(env, "late.log") == []
 
 
+def assert_closed_once(env: Env, store: Store, key: tuple[int, str, str], message: str) -> None:
+    """The series was closed by this check's one RESOLVED event, its log action told, and stays closed."""
+    [closed] = store.events(limit=1)
+    assert (closed.status, closed.threshold_id, closed.series, closed.ds, closed.message) == ("RESOLVED", *key, message)
+    assert store.series_state(*key) is None
+    assert [line.split()[1] for line in log_lines(env, "t.log")] == ["ALARM", "RESOLVED"]
+    assert check(env, store, at=T0 + 120).exit_status == 0
+    assert len(store.events()) == 2
+
+
 @pytest.mark.parametrize("how", ["narrowed", "deleted"])
 def test_a_file_no_longer_matched_is_closed(env: Env, store: Store, how: str) -> None:
     env.rrd("a.rrd", {"x": [1] * 5})
@@ -406,12 +416,8 @@ def test_a_file_no_longer_matched_is_closed(env: Env, store: Store, how: str) ->
     r = check(env, store, at=T0 + 60)
     assert r.exit_status == 0 and r.firing == 0
     assert statuses(r) == {("a.rrd", "x"): "OK", ("b.rrd", "x"): "OK"}
-    [closed] = store.events(limit=1)
-    assert (closed.status, closed.series, closed.message) == ("RESOLVED", "b.rrd", f"closed: {why}")
-    assert store.series_state(1, "b.rrd", "x") is None
-    assert log_lines(env, "t.log")[-1].split()[1] == "RESOLVED" and why in log_lines(env, "t.log")[-1]
-    assert check(env, store, at=T0 + 120).exit_status == 0
-    assert len(store.events()) == 2
+    assert why in log_lines(env, "t.log")[-1]
+    assert_closed_once(env, store, (1, "b.rrd", "x"), f"closed: {why}")
 
 
 @pytest.mark.parametrize("how", ["dropped from ds", "gone from the file"])
@@ -430,12 +436,7 @@ def test_a_firing_data_source_no_longer_evaluated_is_closed(env: Env, store: Sto
     r = check(env, store, at=T0 + 60)
     assert r.exit_status == 0 and r.firing == 0
     assert statuses(r) == {("a.rrd", "rx"): "OK", ("a.rrd", "tx"): "OK"}
-    [closed] = store.events(limit=1)
-    assert (closed.status, closed.ds, closed.message) == ("RESOLVED", "tx", f"closed: {why}")
-    assert store.series_state(1, "a.rrd", "tx") is None
-    assert [line.split()[1] for line in log_lines(env, "t.log")] == ["ALARM", "RESOLVED"]
-    assert check(env, store, at=T0 + 120).exit_status == 0
-    assert len(store.events()) == 2
+    assert_closed_once(env, store, (1, "a.rrd", "tx"), f"closed: {why}")
 
 
 def test_a_glob_matching_nothing_keeps_firing_states(env: Env, store: Store) -> None:
@@ -464,13 +465,7 @@ def test_a_threshold_disabled_or_deleted_closes_its_firing_series(env: Env, stor
         env.write_thresholds(other)
     r = check(env, store, at=T0 + 60)
     assert r.exit_status == 0
-    [closed] = store.events(limit=1)
-    assert (closed.status, closed.threshold_id, closed.series, closed.message) == (
-        "RESOLVED", 1, "a.rrd", f"closed: threshold {how}")
-    assert store.series_state(1, "a.rrd", "x") is None
-    assert [line.split()[1] for line in log_lines(env, "t.log")] == ["ALARM", "RESOLVED"]
-    assert check(env, store, at=T0 + 120).exit_status == 0
-    assert len(store.events()) == 2
+    assert_closed_once(env, store, (1, "a.rrd", "x"), f"closed: threshold {how}")
 
 
 def test_a_firing_from_before_notifications_were_tracked_resolves_to_every_action(env: Env, store: Store) -> None:

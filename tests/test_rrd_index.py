@@ -29,13 +29,16 @@ FILES = [
 ]
 
 
-@pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    root = tmp_path / "root"
+def make_tree(root: Path) -> Path:
     for rel in FILES:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(b"")
     return root
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    return make_tree(tmp_path / "root")
 
 
 def index_of(root: Path, cache: Path | None = None) -> FileIndex:
@@ -80,10 +83,7 @@ def test_single_star_patterns_agree_with_stdlib_glob(pattern: str) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        for rel in FILES:
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            (root / rel).write_bytes(b"")
+        root = make_tree(Path(tmp))
         ours = index_of(root).match(pattern).files
         theirs = sorted(
             os.path.relpath(p, root) for p in stdglob.glob(str(root / pattern)) if os.path.isfile(p)
@@ -255,10 +255,7 @@ def test_double_star_agrees_with_stdlib_recursive_glob(parts: list[str], base: s
 
     pattern = "/".join([*parts, base])
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        for rel in FILES:
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            (root / rel).write_bytes(b"")
+        root = make_tree(Path(tmp))
         ours = index_of(root).match(pattern).files
         theirs = sorted({os.path.relpath(p, root) for p in stdglob.glob(str(root / pattern), recursive=True)
                          if os.path.isfile(p) and p.endswith(".rrd")})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from rrdalarm.evaluate import EventKind
@@ -53,7 +53,6 @@ class Delivery:
     events: tuple[Event, ...]
     attempt: int = 1
     created_at: int = 0
-    meta: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def counts(self) -> dict[str, int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -68,7 +68,6 @@ class ActionContext:
     scripts_dir: Path | None = None
     timeout: float = 10.0
     smtp: SmtpSettings | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 class ActionPlugin(Protocol):

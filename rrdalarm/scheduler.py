@@ -29,4 +29,3 @@ def make_scheduler(service: CheckService) -> BackgroundScheduler:
         coalesce=True, max_instances=1, misfire_grace_time=max(1, int(settings.deliver_interval)),
     )
     return scheduler
-    return scheduler

@@ -6,7 +6,7 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,9 +111,6 @@ def env(tmp_path: Path) -> Env:
     )
     thresholds.write_text("", encoding="utf-8")
     return Env(tmp_path, root, data, settings, thresholds)
-
-
-RRDFactory = Callable[..., Path]
 
 
 def make_event(i: int = 1, **kw: Any) -> Event:

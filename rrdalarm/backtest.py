@@ -20,19 +20,8 @@ from itertools import accumulate
 from typing import NamedTuple, cast
 
 from rrdalarm import timespec
-from rrdalarm.evaluate import (
-    Breach,
-    Direction,
-    EventKind,
-    State,
-    Status,
-    Value,
-    crosses,
-    decide,
-    find_breach,
-    is_unknown,
-    needed_run,
-)
+from rrdalarm.evaluate import Breach, Direction, Value, crosses, decide, find_breach, is_unknown, needed_run
+from rrdalarm.model import EventKind, State, Status
 
 __all__ = [
     "BacktestResult",

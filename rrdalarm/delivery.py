@@ -20,8 +20,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, select, update
 
 from rrdalarm.config import Settings
-from rrdalarm.evaluate import EventKind
 from rrdalarm.events import Delivery, Event
+from rrdalarm.model import DeliveryStatus, EventKind
 from rrdalarm.plugins import ActionContext, ActionError, ActionPlugin, available_actions
 from rrdalarm.secrets import SecretError, redact, resolve_secret
 from rrdalarm.store import AlarmEvent, DeliveryAttempt, DeliveryRow, Store
@@ -33,7 +33,7 @@ class AttemptResult:
     action: str
     ok: bool
     error: str | None
-    status: str  # the delivery's status after this attempt: sent, pending (will retry) or dead
+    status: DeliveryStatus  # after this attempt: sent, pending (will retry) or dead
 
 
 def backoff_delay(attempts: int, base: float, cap: float) -> float:
@@ -65,7 +65,7 @@ def claim(store: Store, now: int, lease_s: int, limit: int) -> list[Delivery]:
     with store.session() as s:
         due = s.scalars(
             select(DeliveryRow)
-            .where(DeliveryRow.status == "pending", DeliveryRow.next_attempt_at <= now)
+            .where(DeliveryRow.status == DeliveryStatus.PENDING, DeliveryRow.next_attempt_at <= now)
             .where((DeliveryRow.lease_until.is_(None)) | (DeliveryRow.lease_until < now))
             .order_by(DeliveryRow.created_at, DeliveryRow.id)
             .limit(limit)
@@ -75,7 +75,7 @@ def claim(store: Store, now: int, lease_s: int, limit: int) -> list[Delivery]:
         with store.session() as s:
             result = s.execute(
                 update(DeliveryRow)
-                .where(DeliveryRow.id == ident, DeliveryRow.status == "pending")
+                .where(DeliveryRow.id == ident, DeliveryRow.status == DeliveryStatus.PENDING)
                 .where((DeliveryRow.lease_until.is_(None)) | (DeliveryRow.lease_until < now))
                 .values(lease_until=now + lease_s, attempts=DeliveryRow.attempts + 1)
             )
@@ -160,20 +160,21 @@ def _record(store: Store, d: Delivery, ok: bool, error: str | None, permanent: b
             now: int, settings: Settings) -> AttemptResult:
     cfg = settings.delivery
     if ok:
-        status, values = "sent", {"status": "sent", "sent_at": now, "lease_until": None, "last_error": None}
+        status = DeliveryStatus.SENT
+        values: dict[str, Any] = {"sent_at": now, "lease_until": None, "last_error": None}
     elif permanent or d.attempt >= cfg.max_attempts:
-        status, values = "dead", {"status": "dead", "lease_until": None, "last_error": error}
+        status, values = DeliveryStatus.DEAD, {"lease_until": None, "last_error": error}
     else:
         retry_at = now + int(backoff_delay(d.attempt, cfg.backoff, cfg.max_backoff))
-        status, values = "pending", {"next_attempt_at": retry_at, "lease_until": None, "last_error": error}
+        status, values = DeliveryStatus.PENDING, {"next_attempt_at": retry_at, "lease_until": None, "last_error": error}
     with store.session() as s:
-        s.execute(update(DeliveryRow).where(DeliveryRow.id == d.id).values(**values))
+        s.execute(update(DeliveryRow).where(DeliveryRow.id == d.id).values(status=status.value, **values))
         s.add(DeliveryAttempt(delivery_id=d.id, at=now, duration_s=duration, ok=ok, error=error))
     return AttemptResult(d.id, d.action, ok, error, status)
 
 
 def summarize(results: Sequence[AttemptResult]) -> str:
     sent = sum(1 for r in results if r.ok)
-    retry = sum(1 for r in results if r.status == "pending")
-    dead = sum(1 for r in results if r.status == "dead")
+    retry = sum(1 for r in results if r.status is DeliveryStatus.PENDING)
+    dead = sum(1 for r in results if r.status is DeliveryStatus.DEAD)
     return f"{sent} delivered, {retry} failed (will retry), {dead} dead"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rrdalarm.config import ConfigError, Threshold
-from rrdalarm.evaluate import EventKind
+from rrdalarm.model import EventKind
 from rrdalarm.plugins import ActionPlugin, validate_params
 from rrdalarm.sources.base import SeriesKey
 from rrdalarm.store import NewEvent, PlannedDelivery

@@ -18,7 +18,8 @@ from rrdalarm import stats
 from rrdalarm.config import ConfigError, Settings, Threshold
 from rrdalarm.delivery import AttemptResult, deliver_pending
 from rrdalarm.dispatch import ActionPlan, Target, plan_actions, plan_deliveries, told_of
-from rrdalarm.evaluate import EventKind, State, Status, decide
+from rrdalarm.evaluate import decide
+from rrdalarm.model import DeliveryStatus, EventKind, EventStatus, State, Status
 from rrdalarm.plugins import ActionPlugin, available_actions, source_plugins
 from rrdalarm.sources.base import Outcome, OutcomeKind, ProgressCallback, SeriesKey, Source, SourceReport
 from rrdalarm.store import NewEvent, RunSummary, StateChange, StateView, Store
@@ -118,8 +119,8 @@ def close_series(out: _Transitions, key: SeriesKey, name: str, type_: str, limit
         return
     message = f"closed: {why}"
     out.rows.append(Row(key[0], key[1], key[2], Status.OK, None, None, type_, limit, message, label, None))
-    out.events.append(NewEvent(key[0], name, key[1], key[2], "RESOLVED", EventKind.RESOLVED.value, type_, limit,
-                               None, None, message))
+    out.events.append(NewEvent(key[0], name, key[1], key[2], EventStatus.RESOLVED, EventKind.RESOLVED.value, type_,
+                               limit, None, None, message))
 
 
 def _message(event: EventKind | None, status: Status, o: Outcome, t: Threshold, prev: StateView | None,
@@ -152,7 +153,7 @@ def _evaluated(out: _Transitions, o: Outcome, t: Threshold, prev: StateView | No
     if decision.event is None:
         return
     event = NewEvent(t.id, t.name, o.series, o.ds,
-                     "RESOLVED" if decision.event is EventKind.RESOLVED else Status.ALARM_FIRED.value,
+                     EventStatus.RESOLVED if decision.event is EventKind.RESOLVED else EventStatus.ALARM_FIRED,
                      decision.event.value, t.type.value, t.value, o.value, o.time, message)
     told, origin = told_of(plan, event), origin_of(t)
     if decision.event is EventKind.RESOLVED:
@@ -293,7 +294,7 @@ def _deliver(store: Store, settings: Settings, result: CheckResult) -> None:
     """Send what is due in the outbox; failures become warnings of the check."""
     result.deliveries = deliver_pending(store, settings)
     result.warnings.extend(
-        f"delivery {r.delivery_id} ({r.action}): {r.error}" + (" (will retry)" if r.status == "pending" else
-                                                                " (gave up)")
+        f"delivery {r.delivery_id} ({r.action}): {r.error}"
+        + (" (will retry)" if r.status is DeliveryStatus.PENDING else " (gave up)")
         for r in result.deliveries if not r.ok
     )

@@ -12,37 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from rrdalarm.model import EventKind, State, Status
+
 
 class Direction(StrEnum):
     """Which way a point must cross the limit."""
 
     ABOVE = "above"
     BELOW = "below"
-
-
-class State(StrEnum):
-    """Per-series alarm state kept between checks."""
-
-    OK = "OK"
-    FIRING = "FIRING"
-
-
-class Status(StrEnum):
-    """What a report row says about a series in one check."""
-
-    OK = "OK"
-    ALARM_FIRED = "ALARM FIRED"
-    FIRING = "FIRING"
-    ERROR = "ERROR"
-    NO_DATA = "NO DATA"
-
-
-class EventKind(StrEnum):
-    """Why an event was recorded (and which actions may want it)."""
-
-    FIRED = "fired"
-    REPEAT = "repeat"
-    RESOLVED = "resolved"
 
 
 Value = float | None

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rrdalarm.evaluate import EventKind
+from rrdalarm.model import EventKind
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from rrdalarm.delivery import AttemptResult
 from rrdalarm.engine import CheckResult
+from rrdalarm.model import DeliveryStatus
 
 
 class Metrics:
@@ -44,5 +45,5 @@ class Metrics:
 
     def observe_deliveries(self, results: Sequence[AttemptResult]) -> None:
         for r in results:
-            result = "sent" if r.ok else ("dead" if r.status == "dead" else "retry")
+            result = "sent" if r.ok else ("dead" if r.status is DeliveryStatus.DEAD else "retry")
             self.deliveries.labels(r.action, result).inc()

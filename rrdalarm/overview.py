@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from rrdalarm.evaluate import State, Status
+from rrdalarm.model import State, Status
 from rrdalarm.store import AlarmEvent, SeriesState, Store
 
 

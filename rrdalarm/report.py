@@ -9,7 +9,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from rrdalarm.engine import CheckResult, Row
-from rrdalarm.evaluate import Status
+from rrdalarm.model import Status
 
 if TYPE_CHECKING:
     import jinja2

@@ -35,8 +35,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from rrdalarm.evaluate import State
 from rrdalarm.fileutil import create_private_file, make_private_dirs
+from rrdalarm.model import DeliveryStatus, State
 
 
 class StoreError(Exception):
@@ -378,7 +378,7 @@ class Store:
                 s.add(DeliveryRow(
                     id=d.id, run_id=run.id, created_at=summary.started_at, action=d.action,
                     params=json.dumps(d.params, sort_keys=True), event_ids=json.dumps(carried),
-                    status="pending", attempts=0, next_attempt_at=0,
+                    status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=0,
                 ))
             return Recorded(run.id, [ids[i] for i in sorted(ids)], unrecorded)
 

@@ -15,8 +15,8 @@ import pytest
 import rrdtool
 
 from rrdalarm.config import Settings
-from rrdalarm.evaluate import EventKind
 from rrdalarm.events import Event
+from rrdalarm.model import EventKind
 
 # fake_ntopng's `server` fixture (a quick-stopping HTTP server) serves every ntopng test.
 pytest_plugins = ["fake_ntopng"]

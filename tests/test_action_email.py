@@ -22,8 +22,8 @@ from conftest import free_port, make_event
 
 from rrdalarm.actions.email import EmailAction, summary
 from rrdalarm.config import SmtpSettings
-from rrdalarm.evaluate import EventKind
 from rrdalarm.events import Delivery, Event
+from rrdalarm.model import EventKind
 from rrdalarm.plugins import ActionContext, ActionError, action_plugins, validate_params
 
 EVIL = "<img src=x onerror=alert(1)>.rrd"

@@ -22,7 +22,8 @@ from rrdalarm.backtest import (
     tally,
     window_indexes,
 )
-from rrdalarm.evaluate import Direction, EventKind, State, Status
+from rrdalarm.evaluate import Direction
+from rrdalarm.model import EventKind, State, Status
 from rrdalarm.sources.ntopng import window_slice
 from rrdalarm.timespec import TimeSpecError, resolve_window
 

@@ -14,7 +14,7 @@ from conftest import T0, Env
 from rrdalarm import stats
 from rrdalarm.config import load_thresholds
 from rrdalarm.engine import CheckResult, run_check
-from rrdalarm.evaluate import Status
+from rrdalarm.model import Status
 from rrdalarm.store import AlarmEvent, CheckRun, SeriesState, Store, open_store
 
 

@@ -8,18 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rrdalarm.evaluate import (
-    Direction,
-    EventKind,
-    State,
-    Status,
-    crosses,
-    decide,
-    find_breach,
-    needed_run,
-    newest_known,
-    rearm_elapsed,
-)
+from rrdalarm.evaluate import Direction, crosses, decide, find_breach, needed_run, newest_known, rearm_elapsed
+from rrdalarm.model import EventKind, State, Status
 
 NaN = float("nan")
 

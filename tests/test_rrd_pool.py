@@ -18,7 +18,7 @@ import pytest
 from conftest import T0, Env, make_rrd
 from test_engine import check, threshold
 
-from rrdalarm.evaluate import Status
+from rrdalarm.model import Status
 from rrdalarm.store import Store, open_store
 
 # The console script, as operators run it: its own folder, not the working directory, heads sys.path.

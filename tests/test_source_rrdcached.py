@@ -11,7 +11,8 @@ from conftest import T0, Env, Rrdcached
 from test_engine import check, threshold
 
 from rrdalarm import stats
-from rrdalarm.evaluate import Direction, Status
+from rrdalarm.evaluate import Direction
+from rrdalarm.model import Status
 from rrdalarm.sources.base import OutcomeKind
 from rrdalarm.store import Store, open_store
 

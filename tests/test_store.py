@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from rrdalarm.evaluate import State
 from rrdalarm.migrate import HEAD, current_revision, head_revision, upgrade
+from rrdalarm.model import State
 from rrdalarm.store import AlarmEvent, NewEvent, PlannedDelivery, RunSummary, StateChange, Store, StoreError, open_store
 
 

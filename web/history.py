@@ -19,6 +19,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 
 from rrdalarm.config import MAX_ID, ConfigError, load_thresholds
 from rrdalarm.lock import CheckBusy
+from rrdalarm.model import DeliveryStatus, EventStatus
 from rrdalarm.plugins import action_plugins, secret_keys
 from rrdalarm.report import fmt_time, fmt_value
 from rrdalarm.secrets import origins_only, redact_config_text
@@ -29,8 +30,8 @@ from .auth import require_access, service
 bp = Blueprint("history", __name__, template_folder="templates")
 
 PAGE_SIZE = 50
-EVENT_STATUSES = ("ALARM FIRED", "RESOLVED")
-DELIVERY_STATUSES = ("pending", "sent", "dead")
+EVENT_STATUSES = tuple(EventStatus)
+DELIVERY_STATUSES = tuple(DeliveryStatus)
 MAX_PAGE = 1_000_000
 _EPOCH = re.compile(r"\d{1,11}(\.\d+)?")
 # What a datetime-local input sends (seconds when step < 60), and the same typed with a space.

@@ -36,7 +36,6 @@ from rrdalarm.store import StoreError, open_store
 
 EXIT_USAGE = 2
 # Parameters never printed in full (their references are: { env = ... }, { file = ... }).
-SECRET_KEYS = {"password", "secret", "token", "urls", "url"}
 EXIT_BUSY = 4
 EXIT_INTERNAL = 70
 
@@ -330,19 +329,26 @@ def history(ctx: click.Context, db: str | None, threshold: int | None, status: s
                    f"{fmt_value(e.value)} {e.type} {e.limit:g}  {e.message}")
 
 
-def shown_param(key: str, value: Any) -> Any:
-    """What history may print of an action parameter: secrets only as references or ***."""
+def shown_param(spec: Any, value: Any) -> Any:
+    """What history may print of an action parameter (its plugin's Param, None when unknown).
+
+    Secrets show only as references or ***, a table of them (headers) entry by entry; a
+    target (a URL that may carry a token) is *** too; so is anything of a plugin not installed.
+    """
     from rrdalarm.secrets import describe, secret_problem
 
-    if key == "headers" and isinstance(value, dict):
+    if spec is None or not (spec.secret or spec.target):
+        return "***" if spec is None else value
+    if isinstance(value, dict) and secret_problem(value):
         return {k: describe(v) if isinstance(v, dict) else "***" for k, v in value.items()}
-    if key in SECRET_KEYS:
-        return describe(value) if isinstance(value, dict) and not secret_problem(value) else "***"
-    return value
+    return describe(value) if isinstance(value, dict) else "***"
 
 
 def show_deliveries(settings: Settings, since: int | None, limit: int, as_json: bool) -> None:
+    from rrdalarm.plugins import available_actions
     from rrdalarm.report import fmt_time
+
+    plugins = available_actions(settings.scripts_dir)
 
     store = open_store(settings.db_url)
     try:
@@ -353,7 +359,8 @@ def show_deliveries(settings: Settings, since: int | None, limit: int, as_json: 
         click.echo("no deliveries")
         return
     for d, attempts in rows:
-        params = {k: shown_param(k, v) for k, v in json.loads(d.params).items()}
+        declared = getattr(plugins.get(d.action), "params", {})
+        params = {k: shown_param(declared.get(k), v) for k, v in json.loads(d.params).items()}
         if as_json:
             click.echo(json.dumps({
                 "id": d.id, "created_at": d.created_at, "action": d.action, "params": params, "status": d.status,

@@ -259,16 +259,21 @@ def test_secret_values_never_reach_the_recorded_error(env: Env, store: Store) ->
 
 
 def test_history_never_prints_secret_parameters() -> None:
+    from rrdalarm.actions.apprise import AppriseAction
+    from rrdalarm.actions.email import EmailAction
+    from rrdalarm.actions.webhook import WebhookAction
     from rrdalarm.cli import shown_param
 
-    assert shown_param("secret", "hunter2") == "***"
-    assert shown_param("secret", {"env": "HOOK_SECRET"}) == {"env": "HOOK_SECRET"}
-    assert shown_param("url", "https://hooks.example.org/T000/B000/XXXX") == "***"
-    assert shown_param("urls", ["tgram://123:abc/42"]) == "***"
-    assert shown_param("headers", {"Authorization": "Bearer x", "X-Key": {"file": "/k"}}) == {
+    hook = WebhookAction.params
+    assert shown_param(hook["secret"], "hunter2") == "***"
+    assert shown_param(hook["secret"], {"env": "HOOK_SECRET"}) == {"env": "HOOK_SECRET"}
+    assert shown_param(hook["url"], "https://hooks.example.org/T000/B000/XXXX") == "***"
+    assert shown_param(AppriseAction.params["urls"], ["tgram://123:abc/42"]) == "***"
+    assert shown_param(hook["headers"], {"Authorization": "Bearer x", "X-Key": {"file": "/k"}}) == {
         "Authorization": "***", "X-Key": {"file": "/k"},
     }
-    assert shown_param("to", ["ops@x.org"]) == ["ops@x.org"]
+    assert shown_param(EmailAction.params["to"], ["ops@x.org"]) == ["ops@x.org"]
+    assert shown_param(None, "of a plugin no longer installed") == "***"
 
 
 class Capture:

@@ -50,6 +50,7 @@ from pathlib import Path
 
 import rrdtool  # type: ignore[import-not-found, unused-ignore]
 
+from rrdalarm.fileutil import atomic_write_text
 from rrdalarm.tokens import ensure_token_file
 
 STEP = 60
@@ -362,19 +363,6 @@ def _settings_path(path: Path, base: Path) -> str:
         return str(path)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_demo_config(dir: Path, rrd_root: Path, data_dir: Path) -> Path:
     """Write rrdalarm.toml and thresholds.toml for the demo into dir; return the settings path."""
     dir = Path(dir)
@@ -384,8 +372,8 @@ def write_demo_config(dir: Path, rrd_root: Path, data_dir: Path) -> Path:
     thresholds = dir / "thresholds.toml"
     settings = dir / "rrdalarm.toml"
     # Thresholds first: the settings file must never name a file that is not there yet.
-    _atomic_write(thresholds, DEMO_THRESHOLDS_TOML)
-    _atomic_write(settings, (
+    atomic_write_text(thresholds, DEMO_THRESHOLDS_TOML)
+    atomic_write_text(settings, (
         "# rrdalarm demo settings, written by rrdalarm.demo.\n"
         "# Relative paths are taken from this file's folder.\n"
         f"rrd_root = {_toml_string(_settings_path(rrd_root, base))}\n"

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 PRIVATE_DIR = 0o700
@@ -95,3 +96,30 @@ def split_lines(text: str, keepends: bool = False) -> list[str]:
     if keepends:
         return [p + "\n" for p in parts] + ([last] if last else [])
     return [p.removesuffix("\r") for p in parts] + ([last] if last else [])
+
+
+def private_file(path: Path, make: Callable[[], bytes]) -> bytes:
+    """The content of `path`, created once (mode 0600, in a private folder) from `make()` if missing.
+
+    For keys and tokens. The file appears whole (written aside, then linked into place),
+    and when two processes make it at once the first wins and the other reads it back.
+    """
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    make_private_dirs(path.parent)
+    data = make()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return path.read_bytes()
+    finally:
+        os.unlink(tmp)
+    return data

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 import secrets
 from pathlib import Path
@@ -16,23 +15,14 @@ from typing import Any
 from flask import Flask, Response
 from flask_wtf.csrf import CSRFProtect
 
-from rrdalarm.fileutil import make_private_dirs
+from rrdalarm.fileutil import private_file
 from rrdalarm.report import fmt_time
 from rrdalarm.service import CheckService
 
 
 def secret_key(data_dir: Path) -> bytes:
     """The session-signing key, made once and kept (mode 0600) in the data dir."""
-    path = data_dir / "secret_key"
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        make_private_dirs(data_dir)
-        key = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key)
-        return key
+    return private_file(data_dir / "secret_key", lambda: secrets.token_bytes(32))
 
 
 # Inline <script> and <style> blocks (the report is one self-contained page) are allowed by their hashes.

@@ -16,7 +16,7 @@ from typing import Any
 
 from rrdalarm.config import ConfigError, Threshold
 from rrdalarm.model import EventKind
-from rrdalarm.plugins import ActionPlugin, validate_params
+from rrdalarm.plugins import ActionPlugin, own_params, validate_params
 from rrdalarm.sources.base import SeriesKey
 from rrdalarm.store import NewEvent, PlannedDelivery
 
@@ -70,11 +70,7 @@ def plan_actions(thresholds: Sequence[Threshold], plugins: Mapping[str, type[Act
                     f"installed (available: {', '.join(sorted(plugins)) or 'none'}); it will not run"
                 )
                 continue
-            raw = dict(spec.params)
-            # A legacy row names its one parameter "parameter"; the plugin says which of its own it is.
-            legacy = getattr(plugin, "legacy_param", None)
-            if "parameter" in raw and legacy and "parameter" not in plugin.params:
-                raw[legacy] = raw.pop("parameter")
+            raw = own_params(plugin, spec.params)
             try:
                 when = parse_when(raw.pop("on", list(DEFAULT_WHEN)))
                 params = validate_params(plugin, raw)

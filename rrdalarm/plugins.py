@@ -59,6 +59,19 @@ def secret_keys(plugins: Iterable[type[ActionPlugin]]) -> tuple[frozenset[str], 
     return frozenset(secret), frozenset(target)
 
 
+def own_params(plugin: type[ActionPlugin], params: Mapping[str, Any]) -> dict[str, Any]:
+    """An action's parameters under the plugin's own names.
+
+    A legacy row names its one parameter "parameter"; the plugin's `legacy_param` says
+    which of its own it is.
+    """
+    out = dict(params)
+    legacy = getattr(plugin, "legacy_param", None)
+    if "parameter" in out and legacy and "parameter" not in plugin.params:
+        out[legacy] = out.pop("parameter")
+    return out
+
+
 @dataclass(frozen=True)
 class ActionContext:
     """What an action may know of the installation."""

@@ -22,7 +22,7 @@ from wtforms.validators import Length
 from rrdalarm.config import CONSOLIDATION_FUNCTIONS, ConfigError, Threshold, threshold_from_dict
 from rrdalarm.dispatch import DEFAULT_WHEN, WHEN, plan_actions
 from rrdalarm.fileutil import split_lines
-from rrdalarm.plugins import ActionPlugin, Param
+from rrdalarm.plugins import ActionPlugin, Param, own_params
 from rrdalarm.secrets import redact_url
 
 SPARE_SLOTS = 2
@@ -143,11 +143,7 @@ def action_slots(actions: Sequence[Mapping[str, Any]], plugins: Mapping[str, typ
         on = params.pop("on", list(DEFAULT_WHEN))
         slot = ActionSlot(i, kind, [on] if isinstance(on, str) else list(on))
         for pname, plugin in plugins.items():
-            mine = params if pname == kind else {}
-            legacy = getattr(plugin, "legacy_param", None)
-            if pname == kind and "parameter" in mine and legacy and "parameter" not in plugin.params:
-                mine = dict(mine)
-                mine[legacy] = mine.pop("parameter")
+            mine = own_params(plugin, params) if pname == kind else {}
             fields = []
             for name, pspec in plugin.params.items():
                 sensitive = is_sensitive(pname, name, pspec)
@@ -179,10 +175,7 @@ def actions_from_request(form: MultiDict[str, str], plugins: Mapping[str, type[A
         if plugin is None:
             out.append({"type": kind})  # planning names the unknown type
             continue
-        before = dict(previous[i]) if i < len(previous) and previous[i].get("type") == kind else {}
-        legacy = getattr(plugin, "legacy_param", None)
-        if "parameter" in before and legacy and "parameter" not in plugin.params:
-            before[legacy] = before.pop("parameter")
+        before = own_params(plugin, previous[i]) if i < len(previous) and previous[i].get("type") == kind else {}
         spec, again = _action_spec(form, i, kind, plugin, before)
         if again:
             missing.append(f"action {i + 1} ({kind}): its target changed, so enter {', '.join(again)} again "

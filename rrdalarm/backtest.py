@@ -20,7 +20,17 @@ from itertools import accumulate
 from typing import NamedTuple, cast
 
 from rrdalarm import timespec
-from rrdalarm.evaluate import Breach, Direction, Value, crosses, decide, find_breach, is_unknown, needed_run
+from rrdalarm.evaluate import (
+    Breach,
+    Direction,
+    Value,
+    crosses,
+    decide,
+    find_breach,
+    is_unknown,
+    needed_run,
+    window_slice,
+)
 from rrdalarm.model import EventKind, State, Status
 
 __all__ = [
@@ -96,9 +106,8 @@ def window_indexes(first: int, step: int, count: int, start: int, end: int) -> t
     The same points the RRD source keeps: rrdtool.fetch aligns the start down to
     the step and labels rows at `start + step`, and rows after `end` are dropped.
     """
-    lo = min(count, max(0, (start - first) // step + 1))
-    hi = min(count, max(lo, (end - first) // step + 1))
-    return lo, hi
+    lo, hi = window_slice(first, step, start, end)
+    return min(count, lo), min(count, hi)
 
 
 def _prefix_counts(flags: Iterable[bool]) -> list[int]:

@@ -621,16 +621,9 @@ def ntopng_schemas(ctx: click.Context, entity: str, ifid: int) -> None:
 def ntopng_series(ctx: click.Context, schema: str, query: str, since: str) -> None:
     """List the series SCHEMA QUERY expands to (e.g. host:traffic 'ifid:0,host:*'), with their newest values."""
     from rrdalarm.config import ntopng_query_problem
-    from rrdalarm.evaluate import newest_known
+    from rrdalarm.evaluate import newest_known, window_slice
     from rrdalarm.report import fmt_time, fmt_value
-    from rrdalarm.sources.ntopng import (
-        expand,
-        fetch_limit,
-        not_found_message,
-        parse_query,
-        series_name,
-        window_slice,
-    )
+    from rrdalarm.sources.ntopng import expand, fetch_limit, not_found_message, parse_query, series_name
     from rrdalarm.sources.ntopng_client import NtopngError
 
     problem = ntopng_query_problem(query)

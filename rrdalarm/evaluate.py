@@ -35,6 +35,13 @@ class Breach:
     run: int
 
 
+def window_slice(first: int, step: int, start: int, end: int) -> tuple[int, int]:
+    """Indexes [lo, hi) of the points at `first + i * step` with start < time <= end (hi may exceed the data)."""
+    lo = max(0, (start - first) // step + 1)
+    hi = max(lo, (end - first) // step + 1)
+    return lo, hi
+
+
 def crosses(value: float, direction: Direction, limit: float) -> bool:
     """Strict comparison: a point equal to the limit never crosses."""
     if direction is Direction.ABOVE:

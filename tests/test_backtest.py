@@ -22,9 +22,8 @@ from rrdalarm.backtest import (
     tally,
     window_indexes,
 )
-from rrdalarm.evaluate import Direction
+from rrdalarm.evaluate import Direction, window_slice
 from rrdalarm.model import EventKind, State, Status
-from rrdalarm.sources.ntopng import window_slice
 from rrdalarm.timespec import TimeSpecError, resolve_window
 
 NOW = 1_700_000_040
@@ -97,7 +96,7 @@ def test_window_indexes_keep_start_exclusive_end_inclusive() -> None:
     first=st.integers(-1000, 1000), step=st.integers(1, 50), count=st.integers(0, 30),
     start=st.integers(-2000, 2000), length=st.integers(1, 2000),
 )
-def test_window_indexes_match_brute_force_and_the_ntopng_source(
+def test_window_indexes_match_brute_force_and_window_slice(
     first: int, step: int, count: int, start: int, length: int
 ) -> None:
     end = start + length

@@ -20,8 +20,9 @@ from pytest_httpserver import HTTPServer
 
 from rrdalarm.config import ConfigError, NtopngSettings, load_thresholds
 from rrdalarm.engine import CheckResult, run_check
+from rrdalarm.evaluate import window_slice
 from rrdalarm.model import State
-from rrdalarm.sources.ntopng import NtopngSource, expand, parse_query, series_name, window_slice
+from rrdalarm.sources.ntopng import NtopngSource, expand, parse_query, series_name
 from rrdalarm.sources.ntopng_client import NtopngClient, NtopngError, parse_ts_answer
 from rrdalarm.sources.rrd import RRDSource
 from rrdalarm.store import Store, open_store

@@ -33,7 +33,7 @@ from typing import TypeVar
 
 from rrdalarm import timespec
 from rrdalarm.config import ConfigError, Threshold
-from rrdalarm.evaluate import Value, breach_of, summarize
+from rrdalarm.evaluate import Value, breach_of, summarize, window_slice
 from rrdalarm.secrets import SecretError
 from rrdalarm.sources.base import (
     Outcome,
@@ -109,13 +109,6 @@ def fetch_limit(start: int, end: int) -> int:
 def not_found_message(schema: str) -> str:
     """Why an answer that is not found (`TsAnswer.found` false) has no points."""
     return f"ntopng has no {schema} data for this query (unknown schema, tags or host, or nothing stored yet)"
-
-
-def window_slice(first: int, step: int, start: int, end: int) -> tuple[int, int]:
-    """Indexes [lo, hi) of the points at `first + i * step` with start < time <= end (hi may exceed the data)."""
-    lo = max(0, (start - first) // step + 1)
-    hi = max(lo, (end - first) // step + 1)
-    return lo, hi
 
 
 def expand(client: NtopngClient, pattern: Tags) -> list[Tags]:

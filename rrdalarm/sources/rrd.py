@@ -20,7 +20,7 @@ import rrdtool  # type: ignore[import-untyped]
 
 from rrdalarm import timespec
 from rrdalarm.config import ConfigError, Threshold
-from rrdalarm.evaluate import Direction, Summary, breach_of, summarize
+from rrdalarm.evaluate import Direction, Summary, breach_of, summarize, window_slice
 from rrdalarm.sources import rrdcached
 from rrdalarm.sources.base import (
     Outcome,
@@ -129,9 +129,7 @@ class _Fetched:
     def __init__(self, first: int, step: int, names: Sequence[str], rows: list[tuple[float | None, ...]],
                  end: int, note: str = "") -> None:
         # Points after the window's end belong to the future of an --at check.
-        count = len(rows)
-        while count and first + (count - 1) * step > end:
-            count -= 1
+        count = min(len(rows), window_slice(first, step, first - step, end)[1])
         self.first, self.step, self.names, self.note = first, step, list(names), note
         self.columns = list(zip(*rows[:count], strict=True)) if count else [() for _ in names]
         self.summaries: dict[int, Summary] = {}

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rrdalarm import stats
+from rrdalarm import messages, stats
 from rrdalarm.config import ConfigError, Settings, Threshold
 from rrdalarm.delivery import AttemptResult, deliver_pending
 from rrdalarm.dispatch import ActionPlan, Target, plan_actions, plan_deliveries, told_of
@@ -117,7 +117,7 @@ def close_series(out: _Transitions, key: SeriesKey, name: str, type_: str, limit
     out.removed.append(key)
     if prev.state is not State.FIRING:
         return
-    message = f"closed: {why}"
+    message = messages.closed(why)
     out.rows.append(Row(key[0], key[1], key[2], Status.OK, None, None, type_, limit, message, label, None))
     out.events.append(NewEvent(key[0], name, key[1], key[2], EventStatus.RESOLVED, EventKind.RESOLVED.value, type_,
                                limit, None, None, message))
@@ -126,15 +126,18 @@ def close_series(out: _Transitions, key: SeriesKey, name: str, type_: str, limit
 def _message(event: EventKind | None, status: Status, o: Outcome, t: Threshold, prev: StateView | None,
              now: int) -> str:
     if event is EventKind.FIRED:
-        return f"{o.value:.6g} {t.type.value} {t.value:g}"
+        assert o.value is not None  # a breach has its value
+        return messages.crossing(o.value, t.type.value, t.value)
     if event is EventKind.REPEAT:
+        assert o.value is not None
         since = prev.fired_at if prev and prev.fired_at is not None else now
-        return f"{o.value:.6g} {t.type.value} {t.value:g}, firing for {now - since} s"
+        return messages.repeat(o.value, t.type.value, t.value, now - since)
     if event is EventKind.RESOLVED:
-        return f"resolved: {o.value:.6g} no longer {t.type.value} {t.value:g}"
+        assert o.value is not None  # resolved by a known point
+        return messages.resolved(o.value, t.type.value, t.value)
     if status is Status.FIRING:
         wait = t.rearm - (now - (prev.last_sent_at or now)) if prev else 0
-        return f"still {t.type.value} {t.value:g}; re-arm in {max(0, wait)} s"
+        return messages.held_back(t.type.value, t.value, wait)
     return o.message  # a row without an event of its own shows the source's note, if any
 
 

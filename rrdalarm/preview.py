@@ -22,7 +22,7 @@ from typing import Any
 
 import rrdtool  # type: ignore[import-untyped]
 
-from rrdalarm import timespec
+from rrdalarm import messages, timespec
 from rrdalarm.backtest import Check, evaluation_times, replay, resolve_checks, tally
 from rrdalarm.config import ConfigError, Settings, Threshold
 from rrdalarm.evaluate import Value
@@ -103,7 +103,7 @@ def _row(o: Outcome, t: Threshold) -> PreviewRow:
     status = _STATUS[o.kind]
     message = o.message
     if status is PreviewStatus.WOULD_FIRE and o.value is not None:
-        message = f"{o.value:.6g} {t.type.value} {t.value:g}"  # as the engine words a new alarm
+        message = messages.crossing(o.value, t.type.value, t.value)  # as the check will word it
         message += f"; {o.message}" if o.message else ""
     return PreviewRow(o.series, o.ds, status, o.value, o.time, message)
 

@@ -48,7 +48,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import rrdtool  # type: ignore[import-not-found, unused-ignore]
+import rrdtool
 
 from rrdalarm.fileutil import atomic_write_text
 from rrdalarm.tokens import ensure_token_file

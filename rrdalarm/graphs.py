@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import rrdtool  # type: ignore[import-untyped]
+import rrdtool
 
 from rrdalarm import stats
 from rrdalarm.config import CONSOLIDATION_FUNCTIONS, ConfigError, Settings, glob_problem

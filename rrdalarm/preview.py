@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import rrdtool  # type: ignore[import-untyped]
+import rrdtool
 
 from rrdalarm import messages, timespec
 from rrdalarm.backtest import Check, evaluation_times, replay, resolve_checks, tally

@@ -111,7 +111,7 @@ def serve_forever(settings_path: Path | None, overrides: dict[str, Any], listen:
     service.scheduler = scheduler
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
-    actual_port = server.effective_port  # type: ignore[attr-defined]
+    actual_port = server.effective_port
     log.info("serving on http://%s:%s/ (%s)", host, actual_port,
              f"scheduler every {settings.service.check_interval:g} s" if scheduler else "no scheduler: cron checks")
     if settings.service.api_token is None:

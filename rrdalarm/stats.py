@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import rrdtool  # type: ignore[import-untyped]
+import rrdtool
 
 from rrdalarm.fileutil import PRIVATE_FILE, make_private_dirs
 

@@ -25,7 +25,7 @@ from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
-import rrdtool  # type: ignore[import-untyped]
+import rrdtool
 
 from rrdalarm.config import glob_problem
 from rrdalarm.sources.rrd_index import RRD_SUFFIX, CompiledGlob, FileIndex, Folder, compile_glob, translate_component

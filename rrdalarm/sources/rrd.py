@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import rrdtool  # type: ignore[import-untyped]
+import rrdtool
 
 from rrdalarm import timespec
 from rrdalarm.config import ConfigError, Threshold

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import rrdtool  # type: ignore[import-untyped]
+import rrdtool
 
 DEFAULT_PORT = 42217
 PROBE_TIMEOUT_S = 5.0

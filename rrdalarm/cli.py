@@ -192,7 +192,7 @@ def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: st
     held the lock.
     """
     from rrdalarm import report
-    from rrdalarm.engine import run_check
+    from rrdalarm.engine import deliver_after_check, run_check
 
     if html_file is not None and output is not None:
         raise click.UsageError("--html cannot be combined with --quiet or --json")
@@ -208,7 +208,9 @@ def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: st
             show = output is None and html_file is None and sys.stderr.isatty()
             with progress_bar(show) as progress:
                 result = run_check(settings, thresholds, store, at=at, dry_run=dry_run,
-                                   want_ok=output != "quiet", progress=progress)
+                                   want_ok=output != "quiet", progress=progress, deliver=False)
+        if not dry_run:
+            deliver_after_check(store, settings, result)
     finally:
         store.close()
     if output != "quiet":

@@ -231,7 +231,9 @@ def run_check(
 ) -> CheckResult:
     """Run one check, then (unless `deliver` is false) send what is due in the outbox.
 
-    `settings.thresholds` names the file `thresholds` were read from. The caller holds the check lock.
+    `settings.thresholds` names the file `thresholds` were read from. The caller holds the
+    check lock; a caller that holds it passes `deliver=False` and calls `deliver_after_check`
+    once it has let go, so that a slow receiver never holds up the next check.
     """
     clock_start = time.monotonic()
     now = int(time.time()) if at is None else int(at)
@@ -272,7 +274,7 @@ def run_check(
     if problem:
         result.warnings.append(problem)
     if deliver:
-        _deliver(store, settings, result)
+        deliver_after_check(store, settings, result)
     return result
 
 
@@ -293,8 +295,8 @@ def _collect(settings: Settings, active: Sequence[Threshold], firing: frozenset[
     return got
 
 
-def _deliver(store: Store, settings: Settings, result: CheckResult) -> None:
-    """Send what is due in the outbox; failures become warnings of the check."""
+def deliver_after_check(store: Store, settings: Settings, result: CheckResult) -> None:
+    """Send what is due in the outbox (this check's deliveries and older ones); failures become warnings."""
     result.deliveries = deliver_pending(store, settings)
     result.warnings.extend(
         f"delivery {r.delivery_id} ({r.action}): {r.error}"

@@ -18,7 +18,7 @@ from typing import Any
 
 from rrdalarm.config import ConfigError, Settings, load_settings, load_thresholds
 from rrdalarm.delivery import AttemptResult, deliver_pending
-from rrdalarm.engine import CheckResult, run_check
+from rrdalarm.engine import CheckResult, deliver_after_check, run_check
 from rrdalarm.lock import CheckBusy, check_lock
 from rrdalarm.metrics import Metrics
 from rrdalarm.store import Store, StoreError, open_store
@@ -140,9 +140,11 @@ class CheckService:
                 self.busy.set()
                 try:
                     # The file read is the one checked: a threshold missing from another file is not deleted.
-                    result = run_check(replace(settings, thresholds=path), thresholds, self.store, want_ok=want_ok)
+                    result = run_check(replace(settings, thresholds=path), thresholds, self.store, want_ok=want_ok,
+                                       deliver=False)
                 finally:
                     self.busy.clear()
+            deliver_after_check(self.store, settings, result)
         except CheckBusy:
             self.metrics.check_failures.labels("busy").inc()
             raise

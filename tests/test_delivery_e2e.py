@@ -143,3 +143,25 @@ def test_deliverer_killed_mid_send_every_delivery_arrives_with_stable_ids(env: E
     assert sorted(received.count(i) for i in second_ids) == [2, 2, 2]
     assert all(received.count(i) == 1 for i in first_ids)
     assert all(header == body for header, body in Receiver.seen)
+
+
+def test_a_slow_receiver_does_not_hold_the_check_lock(env: Env, receiver: str) -> None:
+    with env.settings_path.open("a") as fh:
+        fh.write("\n[delivery]\ntimeout = 20\n")
+    env.rrd("a.rrd", {"x": [9]})
+    env.write_thresholds(threshold(actions=[{"type": "webhook", "url": f"{receiver}/hook"}]))
+    Receiver.slow.set()
+    envvars = {k: v for k, v in os.environ.items() if not k.startswith("RRDALARM_")}
+    envvars["RRDALARM_SETTINGS"] = str(env.settings_path)
+    first = subprocess.Popen([sys.executable, "-m", "rrdalarm", "check", "--at", str(T0), "--quiet"], env=envvars)
+    try:
+        deadline = time.monotonic() + 60
+        while not Receiver.seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(Receiver.seen) == 1  # the first check is now sending, and the receiver takes its time
+        # The next check (cron's, a minute later) gets the lock at once instead of exiting 4.
+        second = env.run("check", "--at", str(T0 + 60), "--quiet", "--wait", "0")
+        assert second.returncode == 1, second.stderr
+    finally:
+        Receiver.slow.clear()
+        assert first.wait(timeout=30) == 1

@@ -237,9 +237,11 @@ def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: st
 def validate(ctx: click.Context, config: Path | None, rrd_root: Path | None) -> None:
     """Check the settings and thresholds without running a check."""
     from rrdalarm.dispatch import plan_actions
-    from rrdalarm.plugins import available_actions
+    from rrdalarm.plugins import available_actions, plugin_errors
 
     settings = settings_from(ctx, rrd_root, None, config)
+    for plugin, why in plugin_errors().items():
+        click.echo(f"warning: {plugin} plugin failed to load: {why}", err=True)
     thresholds = thresholds_of(settings)
     plan = plan_actions(thresholds, available_actions(settings.scripts_dir))
     for warning in plan.warnings:

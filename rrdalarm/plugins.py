@@ -7,6 +7,8 @@ that plugins subclass lives in `rrdalarm.actions.base`.
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -128,28 +130,59 @@ def validate_params(plugin: type[ActionPlugin], params: Mapping[str, Any]) -> di
     return out
 
 
+log = logging.getLogger("rrdalarm.plugins")
+
+_KIND = {"rrdalarm.actions": "action", "rrdalarm.sources": "source"}
+
+
+def _base_of(group: str) -> type:
+    if group == "rrdalarm.sources":
+        return Source
+    # The actions' base class imports this module, and lives in the installed rrdalarm.actions package.
+    base = importlib.import_module("rrdalarm.actions.base").Action
+    assert isinstance(base, type)
+    return base
+
+
 @cache
+def _load(group: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The plugins of an entry-point group that load and subclass its base, and why the others did not."""
+    found: dict[str, Any] = {}
+    broken: dict[str, str] = {}
+    base = _base_of(group)
+    for ep in entry_points(group=group):
+        try:
+            obj = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a broken third-party plugin must not stop checks
+            broken[ep.name] = f"{ep.value}: {exc.__class__.__name__}: {exc}".splitlines()[0]
+            continue
+        if not (isinstance(obj, type) and issubclass(obj, base)):
+            broken[ep.name] = f"{ep.value} is not a subclass of {base.__module__}.{base.__qualname__}"
+            continue
+        found[ep.name] = obj
+    for name, why in broken.items():
+        log.warning("%s plugin %r failed to load: %s", _KIND[group], name, why)
+    return found, broken
+
+
 def action_plugins() -> dict[str, type[ActionPlugin]]:
-    """Installed actions by name."""
-    found: dict[str, type[ActionPlugin]] = {}
-    for ep in entry_points(group="rrdalarm.actions"):
-        try:
-            found[ep.name] = ep.load()
-        except Exception:  # noqa: BLE001 - a broken third-party plugin must not stop checks
-            continue
-    return found
+    """Installed actions by name (those that fail to load are in `plugin_errors`)."""
+    return dict(_load("rrdalarm.actions")[0])
 
 
-@cache
 def source_plugins() -> dict[str, type[Source]]:
-    """Installed sources by name."""
-    found: dict[str, type[Source]] = {}
-    for ep in entry_points(group="rrdalarm.sources"):
-        try:
-            found[ep.name] = ep.load()
-        except Exception:  # noqa: BLE001
-            continue
-    return found
+    """Installed sources by name (those that fail to load are in `plugin_errors`)."""
+    return dict(_load("rrdalarm.sources")[0])
+
+
+def plugin_errors() -> dict[str, str]:
+    """'<kind> <name>' -> why it did not load, for every plugin entry point that failed."""
+    return {f"{_KIND[g]} {name}": why for g in _KIND for name, why in _load(g)[1].items()}
+
+
+def clear_plugin_cache() -> None:
+    """Forget what was loaded (tests that install plugins on the fly)."""
+    _load.cache_clear()
 
 
 def drop_in_actions(scripts_dir: Path | None) -> dict[str, type[ActionPlugin]]:

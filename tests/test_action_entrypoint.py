@@ -16,9 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import Env
 
 from rrdalarm.events import Delivery
-from rrdalarm.plugins import ActionContext, action_plugins, available_actions, validate_params
+from rrdalarm.plugins import (
+    ActionContext,
+    action_plugins,
+    available_actions,
+    clear_plugin_cache,
+    plugin_errors,
+    validate_params,
+)
 
 PLUGIN_PKG = Path(__file__).parent / "plugin_pkg"
 
@@ -40,19 +48,22 @@ def plugin_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     site = tmp_path / "site"
     write_dist_info(site, project["name"], project["version"], project["entry-points"])
     # A second distribution whose entry point cannot load: it must not hide the others.
-    write_dist_info(site, "rrdalarm-broken-plugin", "1.0", {"rrdalarm.actions": {"broken": "no_such_module:X"}})
+    write_dist_info(site, "rrdalarm-broken-plugin", "1.0", {"rrdalarm.actions": {
+        "broken": "no_such_module:X",
+        "notaction": "rrdalarm_test_plugin:name_problem",  # loads, but is no Action
+    }})
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.syspath_prepend(str(PLUGIN_PKG))
-    action_plugins.cache_clear()
+    clear_plugin_cache()
     yield
-    action_plugins.cache_clear()  # the next test sees the installed actions only
+    clear_plugin_cache()  # the next test sees the installed actions only
     sys.modules.pop("rrdalarm_test_plugin", None)
 
 
 @pytest.mark.usefixtures("plugin_on_path")
 def test_third_party_action_is_listed_and_runs(tmp_path: Path) -> None:
     plugins = action_plugins()
-    assert "touch" in plugins and "broken" not in plugins
+    assert "touch" in plugins and "broken" not in plugins and "notaction" not in plugins
     assert {"log", "email", "webhook", "script", "syslog", "apprise"} <= set(plugins)
     assert "touch" in available_actions(None)
     touch = plugins["touch"]
@@ -66,5 +77,36 @@ def test_third_party_action_is_listed_and_runs(tmp_path: Path) -> None:
 
 
 def test_without_the_plugin_touch_is_not_listed() -> None:
-    action_plugins.cache_clear()
+    clear_plugin_cache()
     assert "touch" not in action_plugins()
+
+
+@pytest.mark.usefixtures("plugin_on_path")
+def test_a_plugin_that_fails_to_load_says_why(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="rrdalarm.plugins"):
+        errors = plugin_errors()
+    assert errors["action broken"] == "no_such_module:X: ModuleNotFoundError: No module named 'no_such_module'"
+    assert errors["action notaction"] == (
+        "rrdalarm_test_plugin:name_problem is not a subclass of rrdalarm.actions.base.Action")
+    assert "action plugin 'broken' failed to load: no_such_module:X" in caplog.text
+
+
+@pytest.mark.usefixtures("plugin_on_path")
+def test_validate_and_healthz_name_plugins_that_did_not_load(env: Env) -> None:
+    from click.testing import CliRunner
+
+    from rrdalarm.cli import cli
+    from rrdalarm.service import CheckService
+    from rrdalarm.web import create_app
+
+    env.write_thresholds("")
+    got = CliRunner().invoke(cli, ["--settings", str(env.settings_path), "validate"])
+    assert got.exit_code == 0, got.output
+    assert ("warning: action broken plugin failed to load: no_such_module:X: ModuleNotFoundError: "
+            "No module named 'no_such_module'") in got.stderr
+    service = CheckService(env.settings_path)
+    try:
+        body = create_app(service).test_client().get("/healthz").get_json()
+    finally:
+        service.close()
+    assert body["plugins_not_loaded"] == ["action broken", "action notaction"]

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, jsonify, render_template, send_file
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rrdalarm.graphs import PERIODS, GraphError, stats_graph
+from rrdalarm.plugins import plugin_errors
 from rrdalarm.store import StoreError
 
 from .auth import require_access, service
@@ -30,7 +31,9 @@ def healthz() -> tuple[Response, int]:
     """200 while checks complete and succeed; 503 otherwise. Unauthenticated, so it names no file or message."""
     h = service().health()
     body = {"status": "ok" if h.healthy else "failing", "database": h.database, "scheduler": h.scheduler,
-            "last_check_age_s": h.last_check_age_s, "last_error": h.problem}
+            "last_check_age_s": h.last_check_age_s, "last_error": h.problem,
+            # Names only: why they failed is in the log and in `rrdalarm validate`.
+            "plugins_not_loaded": sorted(plugin_errors())}
     return jsonify(body), 200 if h.healthy else 503
 
 

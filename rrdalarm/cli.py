@@ -32,10 +32,9 @@ from rrdalarm.config import (
 from rrdalarm.lock import CheckBusy, check_lock
 from rrdalarm.plugins import source_plugins
 from rrdalarm.sources.base import ProgressCallback
-from rrdalarm.store import StoreError, open_store
+from rrdalarm.store import Store, StoreError, open_store
 
 EXIT_USAGE = 2
-# Parameters never printed in full (their references are: { env = ... }, { file = ... }).
 EXIT_BUSY = 4
 EXIT_INTERNAL = 70
 
@@ -202,8 +201,7 @@ def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: st
     if rrdcached is not None:
         settings = replace(settings, rrdcached=rrdcached)
     thresholds = thresholds_of(settings)
-    store = open_store(settings.db_url)
-    try:
+    with open_store(settings.db_url) as store:
         with check_lock(settings.data_dir, settings.lock_wait if wait is None else wait):
             show = output is None and html_file is None and sys.stderr.isatty()
             with progress_bar(show) as progress:
@@ -211,8 +209,6 @@ def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: st
                                    want_ok=output != "quiet", progress=progress, deliver=False)
         if not dry_run:
             deliver_after_check(store, settings, result)
-    finally:
-        store.close()
     if output != "quiet":
         for warning in result.warnings:
             click.echo(f"rrdalarm: warning: {warning}", err=True)
@@ -311,11 +307,8 @@ def history(ctx: click.Context, db: str | None, threshold: int | None, status: s
     if deliveries:
         show_deliveries(settings, since_epoch, limit, as_json)
         return
-    store = open_store(settings.db_url)
-    try:
+    with open_store(settings.db_url) as store:
         events = store.events(threshold=threshold, status=wanted, since=since_epoch, limit=limit)
-    finally:
-        store.close()
     if as_json:
         for e in events:
             click.echo(json.dumps({
@@ -354,11 +347,8 @@ def show_deliveries(settings: Settings, since: int | None, limit: int, as_json: 
 
     plugins = available_actions(settings.scripts_dir)
 
-    store = open_store(settings.db_url)
-    try:
+    with open_store(settings.db_url) as store:
         rows = store.deliveries(since=since, limit=limit)
-    finally:
-        store.close()
     if not rows:
         click.echo("no deliveries")
         return
@@ -390,11 +380,8 @@ def deliver(ctx: click.Context, db: str | None, quiet: bool) -> None:
     from rrdalarm.delivery import deliver_pending, summarize
 
     settings = settings_from(ctx, None, db)
-    store = open_store(settings.db_url)
-    try:
+    with open_store(settings.db_url) as store:
         results = deliver_pending(store, settings)
-    finally:
-        store.close()
     if not quiet:
         for r in results:
             if not r.ok:
@@ -490,7 +477,7 @@ def _new_password(password_file: Path | None, random_pw: bool) -> tuple[str, boo
     return click.prompt("Password", hide_input=True, confirmation_prompt=True), False
 
 
-def _users_store(ctx: click.Context, db: str | None) -> Any:
+def _users_store(ctx: click.Context, db: str | None) -> Store:
     return open_store(settings_from(ctx, None, db).db_url)
 
 
@@ -509,13 +496,11 @@ def user_add(ctx: click.Context, name: str, role: str, password_file: Path | Non
     from rrdalarm.users import UserError, add_user
 
     password, show = _new_password(password_file, random_pw)
-    store = _users_store(ctx, db)
-    try:
-        add_user(store, name, password, role)
-    except UserError as exc:
-        fail(str(exc))
-    finally:
-        store.close()
+    with _users_store(ctx, db) as store:
+        try:
+            add_user(store, name, password, role)
+        except UserError as exc:
+            fail(str(exc))
     click.echo(f"user {name} added ({role})" + (f"; password: {password}" if show else ""))
 
 
@@ -531,13 +516,11 @@ def user_passwd(ctx: click.Context, name: str, password_file: Path | None, rando
     from rrdalarm.users import UserError, set_password
 
     password, show = _new_password(password_file, random_pw)
-    store = _users_store(ctx, db)
-    try:
-        set_password(store, name, password)
-    except UserError as exc:
-        fail(str(exc))
-    finally:
-        store.close()
+    with _users_store(ctx, db) as store:
+        try:
+            set_password(store, name, password)
+        except UserError as exc:
+            fail(str(exc))
     click.echo(f"password of {name} changed" + (f": {password}" if show else ""))
 
 
@@ -550,13 +533,11 @@ def user_del(ctx: click.Context, name: str, db: str | None) -> None:
     """Delete a user."""
     from rrdalarm.users import UserError, delete_user
 
-    store = _users_store(ctx, db)
-    try:
-        delete_user(store, name)
-    except UserError as exc:
-        fail(str(exc))
-    finally:
-        store.close()
+    with _users_store(ctx, db) as store:
+        try:
+            delete_user(store, name)
+        except UserError as exc:
+            fail(str(exc))
     click.echo(f"user {name} deleted")
 
 
@@ -569,11 +550,8 @@ def user_list(ctx: click.Context, db: str | None) -> None:
     from rrdalarm.report import fmt_time
     from rrdalarm.users import list_users
 
-    store = _users_store(ctx, db)
-    try:
+    with _users_store(ctx, db) as store:
         accounts = list_users(store)
-    finally:
-        store.close()
     for a in accounts:
         click.echo(f"{a.name:<24} {a.role:<7} since {fmt_time(a.created_at)}")
     if not accounts:

@@ -479,6 +479,12 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     # Read-only queries for the history pages (web/history.py).
 
     def find_events(

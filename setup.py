@@ -12,6 +12,7 @@ setup(
     python_requires=">=3.11",
     packages=[
         "rrdalarm",
+        "rrdalarm.config",
         "rrdalarm.sources",
         "rrdalarm.migrations",
         "rrdalarm.migrations.versions",

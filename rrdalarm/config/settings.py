@@ -1,0 +1,241 @@
+"""Settings: the rrdalarm.toml file, found and validated into Settings."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from rrdalarm.config.errors import ConfigError
+from rrdalarm.config.lines import _toml_error_line, read_config_text, top_level_line
+from rrdalarm.config.model import (
+    SETTINGS_ENV,
+    SETTINGS_SEARCH,
+    DeliverySettings,
+    NtopngSettings,
+    ServiceSettings,
+    Settings,
+    SmtpSettings,
+    default_data_dir,
+)
+from rrdalarm.secrets import secret_problem
+
+_SETTINGS_KEYS = {
+    "rrd_root", "thresholds", "data_dir", "log_dir", "database_url", "workers", "lock_wait", "scripts_dir",
+    "smtp", "delivery", "service", "ntopng", "rrdcached",
+}
+# As rrdtool's --daemon takes it: unix:/absolute/path, /absolute/path, host, host:port, [v6 address]:port.
+_RRDCACHED_RE = re.compile(r"(?:unix:)?/\S*|(?P<host>[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?")
+
+
+def rrdcached_problem(value: object) -> str | None:
+    """Why `value` is not an rrdcached address, or None; "" (no daemon) is fine."""
+    m = _RRDCACHED_RE.fullmatch(value) if isinstance(value, str) else None
+    if value == "" or (m and 0 < int(m.group("port") or 42217) < 65536):
+        return None
+    return f"must be an rrdcached address such as unix:/run/rrdcached.sock or host:42217, not {value!r}"
+_NTOPNG_KEYS = {"url", "token", "user", "password", "timeout", "concurrency", "retries", "verify_tls"}
+_SERVICE_KEYS = {"listen", "check_interval", "deliver_interval", "min_start_interval", "api_token",
+                 "thresholds_dir", "request_timeout", "connection_limit", "session_idle"}
+_SMTP_KEYS = {"host", "port", "security", "username", "password", "sender"}
+_DELIVERY_KEYS = {"timeout", "max_attempts", "backoff", "max_backoff"}
+
+
+def find_settings_file(explicit: Path | None) -> Path | None:
+    """The settings file to use: explicit, $RRDALARM_SETTINGS, ./rrdalarm.toml, /etc/rrdalarm."""
+    if explicit is not None:
+        return explicit
+    env = os.environ.get(SETTINGS_ENV)
+    if env:
+        return Path(env)
+    for candidate in SETTINGS_SEARCH:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def path_length_problem(p: Path) -> str | None:
+    """Why `p` cannot name a file on Linux (PATH_MAX 4096 with its NUL, NAME_MAX 255 per component), or None."""
+    total, longest = len(os.fsencode(p)), max(len(os.fsencode(part)) for part in p.parts)
+    if total > 4095 or longest > 255:
+        return f"path is too long for a file name ({total} bytes, longest component {longest}; at most 4095 and 255)"
+    return None
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read a settings file; with None, defaults only."""
+    if path is None:
+        return Settings()
+    text = read_config_text(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, f"not valid TOML: {exc}", _toml_error_line(str(exc))) from None
+    def line_of(key: str) -> int | None:
+        return top_level_line(text, key)
+
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(path, message, line_of(key), key)
+
+    for key in data:
+        if key not in _SETTINGS_KEYS:
+            raise fail(key, f"unknown setting (known: {', '.join(sorted(_SETTINGS_KEYS))})")
+    base = Path(path).resolve().parent
+
+    def path_value(key: str) -> Path | None:
+        raw = data.get(key)
+        if raw is None or raw == "":
+            return None
+        if not isinstance(raw, str):
+            raise fail(key, f"must be a path, not {raw!r}")
+        if "\x00" in raw:
+            raise fail(key, "contains a NUL character, which no file name can hold")
+        p = Path(os.path.expanduser(raw))
+        p = p if p.is_absolute() else base / p
+        problem = path_length_problem(p)
+        if problem:
+            raise fail(key, problem)
+        return p
+
+    database_url = data.get("database_url", "")
+    if not isinstance(database_url, str) or "\x00" in database_url or (
+        database_url and not re.match(r"[A-Za-z][\w+.-]*://", database_url)
+    ):
+        raise fail("database_url", "must be an SQLAlchemy URL such as sqlite:////var/lib/rrdalarm/rrdalarm.db")
+    workers = data.get("workers", 0)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise fail("workers", f"must be 0 (one per core) or a positive number, not {workers!r}")
+    lock_wait = data.get("lock_wait", 30)
+    if isinstance(lock_wait, bool) or not isinstance(lock_wait, (int, float)) or lock_wait < 0:
+        raise fail("lock_wait", f"must be a number of seconds, not {lock_wait!r}")
+    smtp = _table(data, "smtp", _SMTP_KEYS, fail)
+    smtp_security = smtp.get("security", "none")
+    if smtp_security not in ("none", "starttls", "ssl"):
+        raise fail("security", f"[smtp] security must be none, starttls or ssl, not {smtp_security!r}")
+    for key in ("host", "username", "sender"):
+        if key in smtp and not isinstance(smtp[key], str):
+            raise fail(key, f"[smtp] {key} must be text")
+    smtp_port = smtp.get("port", 465 if smtp_security == "ssl" else 25)
+    if isinstance(smtp_port, bool) or not isinstance(smtp_port, int) or not 0 < smtp_port < 65536:
+        raise fail("port", f"[smtp] port must be a TCP port number, not {smtp_port!r}")
+    if "password" in smtp and secret_problem(smtp["password"]):
+        raise fail("password", f"[smtp] password {secret_problem(smtp['password'])}")
+    delivery = _table(data, "delivery", _DELIVERY_KEYS, fail)
+    for key in _DELIVERY_KEYS:
+        v = delivery.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+            raise fail(key, f"[delivery] {key} must be a positive number, not {v!r}")
+    defaults = DeliverySettings()
+    service = _table(data, "service", _SERVICE_KEYS, fail)
+    listen = service.get("listen", ServiceSettings.listen)
+    if not isinstance(listen, str) or not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[\w.-]*):\d{1,5}", listen):
+        raise fail("listen", f"[service] listen must be HOST:PORT such as 127.0.0.1:8080, not {listen!r}")
+    for key in ("check_interval", "deliver_interval", "min_start_interval"):
+        v = service.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
+            raise fail(key, f"[service] {key} must be a number of seconds, not {v!r}")
+    if "api_token" in service and secret_problem(service["api_token"]):
+        raise fail("api_token", f"[service] api_token {secret_problem(service['api_token'])}")
+    token = service.get("api_token")
+    if isinstance(token, dict) and "file" in token and not os.path.isabs(token["file"]):
+        token = {"file": str(base / token["file"])}
+    nt = _table(data, "ntopng", _NTOPNG_KEYS, fail)
+    nt_url = nt.get("url", "")
+    if not isinstance(nt_url, str) or (nt_url and not re.match(r"^https?://[^\s/]+", nt_url)):
+        raise fail("url", f"[ntopng] url must be http(s)://host[:port], not {nt_url!r}")
+    for key in ("token", "password"):
+        if key in nt and secret_problem(nt[key]):
+            raise fail(key, f"[ntopng] {key} {secret_problem(nt[key])}")
+    for key, kind, least in (("timeout", (int, float), None), ("concurrency", int, 1), ("retries", int, 0)):
+        v = nt.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, kind) or (v <= 0 if least is None else v < least):
+            what = "a number of seconds above 0" if least is None else f"a whole number of at least {least}"
+            raise fail(key, f"[ntopng] {key} must be {what}, not {v!r}")
+    if not isinstance(nt.get("verify_tls", True), bool) or not isinstance(nt.get("user", ""), str):
+        raise fail("verify_tls", "[ntopng] verify_tls must be true or false and user text")
+    nt_defaults = NtopngSettings()
+    return Settings(
+        rrdcached=_rrdcached_setting(data, fail),
+        ntopng=NtopngSettings(
+            url=nt_url.rstrip("/"), token=nt.get("token"), user=nt.get("user", ""), password=nt.get("password"),
+            timeout=float(nt.get("timeout", nt_defaults.timeout)),
+            concurrency=int(nt.get("concurrency", nt_defaults.concurrency)),
+            retries=int(nt.get("retries", nt_defaults.retries)), verify_tls=nt.get("verify_tls", True),
+        ),
+        service=ServiceSettings(
+            listen=listen,
+            check_interval=float(service.get("check_interval", ServiceSettings.check_interval)),
+            deliver_interval=float(service.get("deliver_interval", ServiceSettings.deliver_interval)),
+            min_start_interval=float(service.get("min_start_interval", ServiceSettings.min_start_interval)),
+            api_token=token,
+            **_guard_settings(service, base, fail),
+        ),
+        path=Path(path),
+        scripts_dir=path_value("scripts_dir"),
+        smtp=SmtpSettings(
+            host=smtp.get("host", "localhost"), port=smtp_port, security=smtp_security,
+            username=smtp.get("username", ""), password=smtp.get("password"),
+            sender=smtp.get("sender", "rrdalarm@localhost"),
+        ),
+        delivery=DeliverySettings(
+            timeout=float(delivery.get("timeout", defaults.timeout)),
+            max_attempts=int(delivery.get("max_attempts", defaults.max_attempts)),
+            backoff=float(delivery.get("backoff", defaults.backoff)),
+            max_backoff=float(delivery.get("max_backoff", defaults.max_backoff)),
+        ),
+        rrd_root=path_value("rrd_root"),
+        thresholds=path_value("thresholds"),
+        data_dir=path_value("data_dir") or default_data_dir(),
+        log_dir=path_value("log_dir"),
+        database_url=database_url,
+        workers=workers,
+        lock_wait=float(lock_wait),
+    )
+
+
+def _rrdcached_setting(data: Mapping[str, Any], fail: Callable[[str, str], ConfigError]) -> str | None:
+    value = data.get("rrdcached")
+    problem = rrdcached_problem(value) if value is not None else None
+    if problem:
+        raise fail("rrdcached", problem)
+    return value
+
+
+def _guard_settings(service: Mapping[str, Any], base: Path, fail: Callable[[str, str], ConfigError]) -> dict[str, Any]:
+    """[service] keys that bound what requests may reach: thresholds_dir, timeouts, limits."""
+    out: dict[str, Any] = {}
+    for key in ("request_timeout", "session_idle"):
+        v = service.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+            raise fail(key, f"[service] {key} must be a number of seconds above 0, not {v!r}")
+        if v is not None:
+            out[key] = float(v)
+    limit = service.get("connection_limit")
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise fail("connection_limit", f"[service] connection_limit must be a whole number above 0, not {limit!r}")
+        out["connection_limit"] = limit
+    folder = service.get("thresholds_dir")
+    if folder is not None:
+        if not isinstance(folder, str) or not folder:
+            raise fail("thresholds_dir", f"[service] thresholds_dir must be a path, not {folder!r}")
+        p = Path(os.path.expanduser(folder))
+        out["thresholds_dir"] = p if p.is_absolute() else base / p
+    return out
+
+
+def _table(
+    data: Mapping[str, Any], name: str, known: set[str], fail: Callable[[str, str], ConfigError]
+) -> dict[str, Any]:
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise fail(name, f"must be a [{name}] table")
+    for key in table:
+        if key not in known:
+            raise fail(key, f"unknown key in [{name}] (known: {', '.join(sorted(known))})")
+    return table

@@ -1,0 +1,289 @@
+"""Thresholds: from TOML tables (or a legacy file) to validated Threshold objects, with locations."""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from rrdalarm import timespec
+from rrdalarm.config.errors import ConfigError
+from rrdalarm.config.lines import Locate, _Lines, _toml_error_line, read_config_text, top_level_line
+from rrdalarm.config.model import CONSOLIDATION_FUNCTIONS, ActionSpec, Location, Threshold
+from rrdalarm.evaluate import Direction
+from rrdalarm.fileutil import split_lines
+from rrdalarm.sources.rrd_index import GlobError, compile_glob
+
+# Any time works here: it only checks that start comes before end for every "now".
+_PROBE_NOW = 2_000_000_000
+
+
+def _int(raw: Any, name: str, fail: Callable[[str, str], ConfigError], minimum: int = 0) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        if isinstance(raw, float) and raw.is_integer():
+            raw = int(raw)
+        else:
+            raise fail(name, f"must be a whole number, not {raw!r}")
+    if raw < minimum:
+        raise fail(name, f"must be {minimum} or more, not {raw}")
+    return int(raw)
+
+
+# Threshold ids are INTEGER columns: 32 bits in PostgreSQL, the smallest of the supported databases.
+MAX_ID = 2**31 - 1
+
+
+def threshold_from_dict(
+    raw: Mapping[str, Any],
+    path: str,
+    locate: Locate = lambda _key: None,
+    locate_action: Callable[[int, str], int | None] = lambda _i, _key: None,
+    sources: Sequence[str] = ("rrd",),
+) -> Threshold:
+    """Validate one threshold table; the single rule set the CLI, loader and web form share."""
+
+    def fail(name: str, message: str) -> ConfigError:
+        ident = raw.get("id")
+        prefix = f"threshold {ident}: " if isinstance(ident, int) and not isinstance(ident, bool) else ""
+        return ConfigError(path, prefix + message, locate(name), name)
+
+    known = {
+        "id", "name", "source", "glob", "ds", "cf", "type", "value", "repetitions",
+        "start", "end", "rearm", "enabled", "action", "schema", "query", "label",
+    }
+    for key in raw:
+        if key not in known:
+            raise fail(key, f"unknown field (known: {', '.join(sorted(known))})")
+    if "id" not in raw:
+        raise ConfigError(path, "threshold without an 'id'", locate("id"), "id")
+    ident = _int(raw["id"], "id", fail)
+    if ident > MAX_ID:
+        raise fail("id", f"must be at most {MAX_ID} (the largest id every supported database stores), not {ident}")
+
+    source = raw.get("source", "rrd")
+    if source not in sources:
+        raise fail("source", f"unknown source {source!r} (available: {', '.join(sources)})")
+
+    glob = raw.get("glob", "")
+    schema = raw.get("schema", "")
+    query = raw.get("query", "")
+    if source == "rrd":
+        if not isinstance(glob, str) or not glob.strip():
+            raise fail("glob", "an RRD threshold needs a non-empty glob relative to the RRD root")
+        problem = glob_problem(glob)
+        if problem:
+            raise fail("glob", problem)
+        for key in ("schema", "query", "label"):
+            if key in raw:
+                raise fail(key, f"'{key}' belongs to ntopng thresholds (source = \"ntopng\")")
+    elif source == "ntopng":
+        if "glob" in raw:
+            raise fail("glob", "an ntopng threshold has schema and query, not a glob")
+        if not isinstance(schema, str) or not re.fullmatch(r"[A-Za-z0-9_]+:[A-Za-z0-9_:]+", schema):
+            raise fail("schema", f"must be an ntopng timeseries schema such as 'host:traffic', not {schema!r}")
+        problem = ntopng_query_problem(query)
+        if problem:
+            raise fail("query", problem)
+
+    if source == "ntopng" and "label" in raw:
+        if "ds" in raw:
+            raise fail("label", "give 'label' (ntopng) or 'ds' (RRD), not both")
+        ds_raw = raw["label"]
+    else:
+        ds_raw = raw.get("ds", [])
+    if isinstance(ds_raw, str):
+        ds_raw = [ds_raw]
+    if not isinstance(ds_raw, list) or not all(isinstance(d, str) and d for d in ds_raw):
+        what = "label", "must be a list of series labels such as 'bytes_sent'"
+        raise fail(*(what if source == "ntopng" else ("ds", "must be a list of data source names")))
+    twice = next((d for i, d in enumerate(ds_raw) if d in ds_raw[:i]), None)
+    if twice is not None:
+        # Both would be the same series, recorded twice in one check.
+        raise fail("label" if "label" in raw else "ds", f"{twice!r} is listed twice")
+
+    cf = raw.get("cf", "AVERAGE")
+    if not isinstance(cf, str) or cf.upper() not in CONSOLIDATION_FUNCTIONS:
+        raise fail("cf", f"must be one of {', '.join(CONSOLIDATION_FUNCTIONS)}, not {cf!r}")
+
+    kind = raw.get("type")
+    if not isinstance(kind, str) or kind.lower() not in ("above", "below"):
+        raise fail("type", f"must be 'above' or 'below', not {kind!r}")
+
+    value = raw.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise fail("value", f"must be a finite number, not {value!r}")
+
+    windows = {}
+    for name, default in (("start", "now-1h"), ("end", "now")):
+        spec = raw.get(name, default)
+        if isinstance(spec, int) and not isinstance(spec, bool):
+            spec = str(spec)
+        if not isinstance(spec, str):
+            raise fail(name, f"must be an AT-style time such as 'now-1h', not {spec!r}")
+        try:
+            timespec.validate(spec)
+        except timespec.TimeSpecError as exc:
+            raise fail(name, str(exc)) from None
+        windows[name] = spec
+    try:
+        timespec.resolve_window(windows["start"], windows["end"], _PROBE_NOW)
+    except timespec.TimeSpecError as exc:
+        raise fail("start", str(exc)) from None
+
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise fail("enabled", f"must be true or false, not {enabled!r}")
+
+    name = raw.get("name", "")
+    if not isinstance(name, str):
+        raise fail("name", f"must be text, not {name!r}")
+    if "\x00" in name:
+        raise fail("name", "contains a NUL character (databases such as PostgreSQL cannot store it)")
+
+    actions_raw = raw.get("action", [])
+    if isinstance(actions_raw, Mapping):
+        actions_raw = [actions_raw]
+    if not isinstance(actions_raw, list):
+        raise fail("action", "must be a list of [[threshold.action]] tables")
+    actions = []
+    for i, spec in enumerate(actions_raw):
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("type"), str) or not spec["type"]:
+            raise ConfigError(
+                path, f"threshold {ident}: action {i + 1} needs a 'type' naming the action",
+                locate_action(i, "type"), "action.type",
+            )
+        params = {k: v for k, v in spec.items() if k != "type"}
+        actions.append(ActionSpec(type=spec["type"], params=params))
+
+    return Threshold(
+        id=ident,
+        name=name.strip() or f"threshold {ident}",
+        source=source,
+        glob=glob.strip() if isinstance(glob, str) else "",
+        ds=tuple(ds_raw),
+        cf=cf.upper(),
+        type=Direction(kind.lower()),
+        value=float(value),
+        repetitions=_int(raw.get("repetitions", 0), "repetitions", fail),
+        start=windows["start"],
+        end=windows["end"],
+        actions=tuple(actions),
+        rearm=_int(raw.get("rearm", 0), "rearm", fail),
+        enabled=enabled,
+        schema=schema if source == "ntopng" else "",
+        query=query.replace(" ", "") if source == "ntopng" else "",
+        location=Location(path, locate("id")),
+    )
+
+
+def ntopng_query_problem(query: object) -> str | None:
+    """Why `query` is not an ntopng ts_query (tag:value,... with * allowed as a value), or None."""
+    if not isinstance(query, str) or not query.strip():
+        return "must be an ntopng ts_query such as 'ifid:0,host:*'"
+    tags = [part.strip() for part in query.split(",")]
+    names = []
+    for tag in tags:
+        name, sep, value = tag.partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or not value:
+            return f"{tag!r} is not tag:value (as in 'ifid:0,host:192.168.1.1')"
+        if any(c in value for c in " \"'&;") or ("*" in value and value != "*"):
+            return f"{tag!r}: a value is literal or exactly '*'"
+        names.append(name)
+    if "ifid" not in names:
+        return "needs an 'ifid' tag (ntopng requires it), e.g. 'ifid:0,host:*'"
+    if len(set(names)) != len(names):
+        return "a tag appears twice"
+    return None
+
+
+def glob_problem(glob: str) -> str | None:
+    """Why a glob may not be used (it must stay inside the RRD root), or None."""
+    if "\x00" in glob:
+        return "contains a NUL character"
+    if glob.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", glob):
+        return f"{glob!r} is absolute; globs are relative to the RRD root"
+    if any(part == ".." for part in PurePosixPath(glob).parts):
+        return f"{glob!r} contains '..'; globs cannot leave the RRD root"
+    for part in PurePosixPath(glob).parts:
+        if "**" in part and part != "**":
+            return f"'**' must be a whole path component in {glob!r} (as in 'hosts/**/bytes.rrd')"
+    try:
+        compile_glob(glob)  # the matcher's own compilation: what passes here, every check can match
+    except GlobError as exc:
+        return str(exc)
+    return None
+
+
+def check_unique_ids(thresholds: Iterable[Threshold], path: str) -> None:
+    seen: dict[int, Threshold] = {}
+    for t in thresholds:
+        if t.id in seen:
+            first = seen[t.id].location
+            line = t.location.line if t.location else None
+            raise ConfigError(path, f"duplicate threshold id {t.id} (first defined at {first})", line, "id")
+        seen[t.id] = t
+
+
+def parse_thresholds_toml(text: str, path: str, sources: Sequence[str] = ("rrd",)) -> list[Threshold]:
+    """Parse the TOML thresholds file."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = _toml_error_line(str(exc))
+        raise ConfigError(path, f"not valid TOML: {exc}", line) from None
+    extra = [k for k in data if k != "threshold"]
+    if extra:
+        raise ConfigError(path, f"unknown top-level key {extra[0]!r} (thresholds are [[threshold]] tables)",
+                          top_level_line(text, extra[0]), extra[0])
+    tables = data.get("threshold", [])
+    if not isinstance(tables, list):
+        raise ConfigError(path, "'threshold' must be an array of tables: write [[threshold]]", None, "threshold")
+    lines = _Lines(text)
+    out = []
+    for index, table in enumerate(tables):
+        out.append(
+            threshold_from_dict(
+                table,
+                path,
+                locate=lambda key, i=index: lines.key(i, key),  # type: ignore[misc]
+                locate_action=lambda sub, key, i=index: lines.action(i, sub, key),  # type: ignore[misc]
+                sources=sources,
+            )
+        )
+    check_unique_ids(out, path)
+    return out
+
+
+def is_legacy_text(text: str) -> bool:
+    """A legacy rrdAlarmConfig.txt has rows of ten tab (or space) separated fields, not TOML."""
+    from rrdalarm.legacy import FIELDS, split_fields
+
+    for line in split_lines(text):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if len(split_fields(line)) == len(FIELDS) and not stripped.startswith("["):
+            return True
+        if stripped.startswith("[") or "=" in stripped.split("#", 1)[0]:
+            return False
+        return len(stripped.split("\t")) >= 2 or len(stripped.split()) >= 8
+    return False
+
+
+def load_thresholds(path: Path, sources: Sequence[str] | None = None) -> list[Threshold]:
+    """Load a thresholds file, TOML or legacy (detected by content); `sources` default: the installed ones."""
+    from rrdalarm.legacy import parse_legacy
+
+    if sources is None:
+        from rrdalarm.plugins import source_plugins
+
+        sources = sorted(source_plugins())
+    text = read_config_text(path)
+    if is_legacy_text(text):
+        return parse_legacy(text, str(path), sources=sources)
+    return parse_thresholds_toml(text, str(path), sources=sources)
+
+

@@ -36,6 +36,15 @@ def _int(raw: Any, name: str, fail: Callable[[str, str], ConfigError], minimum: 
 MAX_ID = 2**31 - 1
 
 
+Fail = Callable[[str, str], ConfigError]
+"""Makes the ConfigError for a field of the threshold being read: fail(field, message)."""
+
+_KNOWN = frozenset({
+    "id", "name", "source", "glob", "ds", "cf", "type", "value", "repetitions",
+    "start", "end", "rearm", "enabled", "action", "schema", "query", "label",
+})
+
+
 def threshold_from_dict(
     raw: Mapping[str, Any],
     path: str,
@@ -50,27 +59,56 @@ def threshold_from_dict(
         prefix = f"threshold {ident}: " if isinstance(ident, int) and not isinstance(ident, bool) else ""
         return ConfigError(path, prefix + message, locate(name), name)
 
-    known = {
-        "id", "name", "source", "glob", "ds", "cf", "type", "value", "repetitions",
-        "start", "end", "rearm", "enabled", "action", "schema", "query", "label",
-    }
+    # Fields are checked in this order, so that a table with several mistakes names the first.
+    ident = _ident(raw, path, locate, fail)
+    source = raw.get("source", "rrd")
+    if source not in sources:
+        raise fail("source", f"unknown source {source!r} (available: {', '.join(sources)})")
+    glob, schema, query = _what_it_watches(raw, source, fail)
+    ds = _series_names(raw, source, fail)
+    cf, kind, value = _rule(raw, fail)
+    start, end = _window(raw, fail)
+    enabled = _enabled(raw, fail)
+    name = _name(raw, fail)
+    actions = _actions(raw, path, ident, locate_action, fail)
+    return Threshold(
+        id=ident,
+        name=name or f"threshold {ident}",
+        source=source,
+        glob=glob,
+        ds=ds,
+        cf=cf,
+        type=kind,
+        value=value,
+        repetitions=_int(raw.get("repetitions", 0), "repetitions", fail),
+        start=start,
+        end=end,
+        actions=actions,
+        rearm=_int(raw.get("rearm", 0), "rearm", fail),
+        enabled=enabled,
+        schema=schema,
+        query=query,
+        location=Location(path, locate("id")),
+    )
+
+
+def _ident(raw: Mapping[str, Any], path: str, locate: Locate, fail: Fail) -> int:
+    """The threshold's id, once every key is known to be a field."""
     for key in raw:
-        if key not in known:
-            raise fail(key, f"unknown field (known: {', '.join(sorted(known))})")
+        if key not in _KNOWN:
+            raise fail(key, f"unknown field (known: {', '.join(sorted(_KNOWN))})")
     if "id" not in raw:
         raise ConfigError(path, "threshold without an 'id'", locate("id"), "id")
     ident = _int(raw["id"], "id", fail)
     if ident > MAX_ID:
         raise fail("id", f"must be at most {MAX_ID} (the largest id every supported database stores), not {ident}")
+    return ident
 
-    source = raw.get("source", "rrd")
-    if source not in sources:
-        raise fail("source", f"unknown source {source!r} (available: {', '.join(sources)})")
 
-    glob = raw.get("glob", "")
-    schema = raw.get("schema", "")
-    query = raw.get("query", "")
+def _what_it_watches(raw: Mapping[str, Any], source: str, fail: Fail) -> tuple[str, str, str]:
+    """(glob, schema, query): an RRD threshold has a glob, an ntopng one a schema and a query."""
     if source == "rrd":
+        glob = raw.get("glob", "")
         if not isinstance(glob, str) or not glob.strip():
             raise fail("glob", "an RRD threshold needs a non-empty glob relative to the RRD root")
         problem = glob_problem(glob)
@@ -79,43 +117,57 @@ def threshold_from_dict(
         for key in ("schema", "query", "label"):
             if key in raw:
                 raise fail(key, f"'{key}' belongs to ntopng thresholds (source = \"ntopng\")")
-    elif source == "ntopng":
-        if "glob" in raw:
-            raise fail("glob", "an ntopng threshold has schema and query, not a glob")
-        if not isinstance(schema, str) or not re.fullmatch(r"[A-Za-z0-9_]+:[A-Za-z0-9_:]+", schema):
-            raise fail("schema", f"must be an ntopng timeseries schema such as 'host:traffic', not {schema!r}")
-        problem = ntopng_query_problem(query)
-        if problem:
-            raise fail("query", problem)
+        return glob.strip(), "", ""
+    if source != "ntopng":
+        glob = raw.get("glob", "")
+        return (glob.strip() if isinstance(glob, str) else ""), "", ""
+    if "glob" in raw:
+        raise fail("glob", "an ntopng threshold has schema and query, not a glob")
+    schema, query = raw.get("schema", ""), raw.get("query", "")
+    if not isinstance(schema, str) or not re.fullmatch(r"[A-Za-z0-9_]+:[A-Za-z0-9_:]+", schema):
+        raise fail("schema", f"must be an ntopng timeseries schema such as 'host:traffic', not {schema!r}")
+    problem = ntopng_query_problem(query)
+    if problem:
+        raise fail("query", problem)
+    return "", schema, query.replace(" ", "")
 
+
+def _series_names(raw: Mapping[str, Any], source: str, fail: Fail) -> tuple[str, ...]:
+    """The data sources (`ds`, or an ntopng threshold's `label`) it evaluates; empty: all of them."""
     if source == "ntopng" and "label" in raw:
         if "ds" in raw:
             raise fail("label", "give 'label' (ntopng) or 'ds' (RRD), not both")
-        ds_raw = raw["label"]
+        names = raw["label"]
     else:
-        ds_raw = raw.get("ds", [])
-    if isinstance(ds_raw, str):
-        ds_raw = [ds_raw]
-    if not isinstance(ds_raw, list) or not all(isinstance(d, str) and d for d in ds_raw):
+        names = raw.get("ds", [])
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not all(isinstance(d, str) and d for d in names):
         what = "label", "must be a list of series labels such as 'bytes_sent'"
         raise fail(*(what if source == "ntopng" else ("ds", "must be a list of data source names")))
-    twice = next((d for i, d in enumerate(ds_raw) if d in ds_raw[:i]), None)
+    twice = next((d for i, d in enumerate(names) if d in names[:i]), None)
     if twice is not None:
         # Both would be the same series, recorded twice in one check.
         raise fail("label" if "label" in raw else "ds", f"{twice!r} is listed twice")
+    return tuple(names)
 
+
+def _rule(raw: Mapping[str, Any], fail: Fail) -> tuple[str, Direction, float]:
+    """(consolidation function, direction, limit)."""
     cf = raw.get("cf", "AVERAGE")
     if not isinstance(cf, str) or cf.upper() not in CONSOLIDATION_FUNCTIONS:
         raise fail("cf", f"must be one of {', '.join(CONSOLIDATION_FUNCTIONS)}, not {cf!r}")
-
     kind = raw.get("type")
     if not isinstance(kind, str) or kind.lower() not in ("above", "below"):
         raise fail("type", f"must be 'above' or 'below', not {kind!r}")
-
     value = raw.get("value")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise fail("value", f"must be a finite number, not {value!r}")
+    return cf.upper(), Direction(kind.lower()), float(value)
 
+
+def _window(raw: Mapping[str, Any], fail: Fail) -> tuple[str, str]:
+    """(start, end) as AT-style times that resolve, start before end."""
     windows = {}
     for name, default in (("start", "now-1h"), ("end", "now")):
         spec = raw.get(name, default)
@@ -132,17 +184,28 @@ def threshold_from_dict(
         timespec.resolve_window(windows["start"], windows["end"], _PROBE_NOW)
     except timespec.TimeSpecError as exc:
         raise fail("start", str(exc)) from None
+    return windows["start"], windows["end"]
 
-    enabled = raw.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise fail("enabled", f"must be true or false, not {enabled!r}")
 
+def _name(raw: Mapping[str, Any], fail: Fail) -> str:
     name = raw.get("name", "")
     if not isinstance(name, str):
         raise fail("name", f"must be text, not {name!r}")
     if "\x00" in name:
         raise fail("name", "contains a NUL character (databases such as PostgreSQL cannot store it)")
+    return name.strip()
 
+
+def _enabled(raw: Mapping[str, Any], fail: Fail) -> bool:
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise fail("enabled", f"must be true or false, not {enabled!r}")
+    return enabled
+
+
+def _actions(raw: Mapping[str, Any], path: str, ident: int, locate_action: Callable[[int, str], int | None],
+             fail: Fail) -> tuple[ActionSpec, ...]:
+    """Its [[threshold.action]] tables; their parameters are the plugins' to validate (dispatch)."""
     actions_raw = raw.get("action", [])
     if isinstance(actions_raw, Mapping):
         actions_raw = [actions_raw]
@@ -155,28 +218,8 @@ def threshold_from_dict(
                 path, f"threshold {ident}: action {i + 1} needs a 'type' naming the action",
                 locate_action(i, "type"), "action.type",
             )
-        params = {k: v for k, v in spec.items() if k != "type"}
-        actions.append(ActionSpec(type=spec["type"], params=params))
-
-    return Threshold(
-        id=ident,
-        name=name.strip() or f"threshold {ident}",
-        source=source,
-        glob=glob.strip() if isinstance(glob, str) else "",
-        ds=tuple(ds_raw),
-        cf=cf.upper(),
-        type=Direction(kind.lower()),
-        value=float(value),
-        repetitions=_int(raw.get("repetitions", 0), "repetitions", fail),
-        start=windows["start"],
-        end=windows["end"],
-        actions=tuple(actions),
-        rearm=_int(raw.get("rearm", 0), "rearm", fail),
-        enabled=enabled,
-        schema=schema if source == "ntopng" else "",
-        query=query.replace(" ", "") if source == "ntopng" else "",
-        location=Location(path, locate("id")),
-    )
+        actions.append(ActionSpec(type=spec["type"], params={k: v for k, v in spec.items() if k != "type"}))
+    return tuple(actions)
 
 
 def ntopng_query_problem(query: object) -> str | None:

@@ -65,6 +65,10 @@ def path_length_problem(p: Path) -> str | None:
     return None
 
 
+Fail = Callable[[str, str], ConfigError]
+"""Makes the ConfigError for a key of the settings file: fail(key, message)."""
+
+
 def load_settings(path: Path | None) -> Settings:
     """Read a settings file; with None, defaults only."""
     if path is None:
@@ -74,32 +78,55 @@ def load_settings(path: Path | None) -> Settings:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, f"not valid TOML: {exc}", _toml_error_line(str(exc))) from None
-    def line_of(key: str) -> int | None:
-        return top_level_line(text, key)
 
     def fail(key: str, message: str) -> ConfigError:
-        return ConfigError(path, message, line_of(key), key)
+        return ConfigError(path, message, top_level_line(text, key), key)
 
     for key in data:
         if key not in _SETTINGS_KEYS:
             raise fail(key, f"unknown setting (known: {', '.join(sorted(_SETTINGS_KEYS))})")
     base = Path(path).resolve().parent
+    top = _top_level(data, fail)
+    # Sections in this order, so that a file with several mistakes names the first.
+    smtp = _smtp_settings(data, fail)
+    delivery = _delivery_settings(data, fail)
+    service = _service_settings(data, base, fail)
+    ntopng = _ntopng_settings(data, fail)
+    return Settings(
+        rrdcached=_rrdcached_setting(data, fail),
+        ntopng=ntopng,
+        service=service,
+        path=Path(path),
+        scripts_dir=_path_value(data, "scripts_dir", base, fail),
+        smtp=smtp,
+        delivery=delivery,
+        rrd_root=_path_value(data, "rrd_root", base, fail),
+        thresholds=_path_value(data, "thresholds", base, fail),
+        data_dir=_path_value(data, "data_dir", base, fail) or default_data_dir(),
+        log_dir=_path_value(data, "log_dir", base, fail),
+        **top,
+    )
 
-    def path_value(key: str) -> Path | None:
-        raw = data.get(key)
-        if raw is None or raw == "":
-            return None
-        if not isinstance(raw, str):
-            raise fail(key, f"must be a path, not {raw!r}")
-        if "\x00" in raw:
-            raise fail(key, "contains a NUL character, which no file name can hold")
-        p = Path(os.path.expanduser(raw))
-        p = p if p.is_absolute() else base / p
-        problem = path_length_problem(p)
-        if problem:
-            raise fail(key, problem)
-        return p
 
+def _path_value(data: Mapping[str, Any], key: str, base: Path, fail: Fail) -> Path | None:
+    """A path setting, relative to the settings file's folder; None when not set."""
+    raw = data.get(key)
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise fail(key, f"must be a path, not {raw!r}")
+    if "\x00" in raw:
+        raise fail(key, "contains a NUL character, which no file name can hold")
+    p = Path(os.path.expanduser(raw))
+    p = p if p.is_absolute() else base / p
+    problem = path_length_problem(p)
+    if problem:
+        raise fail(key, problem)
+    return p
+
+
+def _top_level(data: Mapping[str, Any], fail: Fail) -> dict[str, Any]:
+    """database_url, workers and lock_wait."""
     database_url = data.get("database_url", "")
     if not isinstance(database_url, str) or "\x00" in database_url or (
         database_url and not re.match(r"[A-Za-z][\w+.-]*://", database_url)
@@ -111,24 +138,45 @@ def load_settings(path: Path | None) -> Settings:
     lock_wait = data.get("lock_wait", 30)
     if isinstance(lock_wait, bool) or not isinstance(lock_wait, (int, float)) or lock_wait < 0:
         raise fail("lock_wait", f"must be a number of seconds, not {lock_wait!r}")
+    return {"database_url": database_url, "workers": workers, "lock_wait": float(lock_wait)}
+
+
+def _smtp_settings(data: Mapping[str, Any], fail: Fail) -> SmtpSettings:
     smtp = _table(data, "smtp", _SMTP_KEYS, fail)
-    smtp_security = smtp.get("security", "none")
-    if smtp_security not in ("none", "starttls", "ssl"):
-        raise fail("security", f"[smtp] security must be none, starttls or ssl, not {smtp_security!r}")
+    security = smtp.get("security", "none")
+    if security not in ("none", "starttls", "ssl"):
+        raise fail("security", f"[smtp] security must be none, starttls or ssl, not {security!r}")
     for key in ("host", "username", "sender"):
         if key in smtp and not isinstance(smtp[key], str):
             raise fail(key, f"[smtp] {key} must be text")
-    smtp_port = smtp.get("port", 465 if smtp_security == "ssl" else 25)
-    if isinstance(smtp_port, bool) or not isinstance(smtp_port, int) or not 0 < smtp_port < 65536:
-        raise fail("port", f"[smtp] port must be a TCP port number, not {smtp_port!r}")
+    port = smtp.get("port", 465 if security == "ssl" else 25)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise fail("port", f"[smtp] port must be a TCP port number, not {port!r}")
     if "password" in smtp and secret_problem(smtp["password"]):
         raise fail("password", f"[smtp] password {secret_problem(smtp['password'])}")
+    return SmtpSettings(
+        host=smtp.get("host", "localhost"), port=port, security=security,
+        username=smtp.get("username", ""), password=smtp.get("password"),
+        sender=smtp.get("sender", "rrdalarm@localhost"),
+    )
+
+
+def _delivery_settings(data: Mapping[str, Any], fail: Fail) -> DeliverySettings:
     delivery = _table(data, "delivery", _DELIVERY_KEYS, fail)
     for key in _DELIVERY_KEYS:
         v = delivery.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
             raise fail(key, f"[delivery] {key} must be a positive number, not {v!r}")
     defaults = DeliverySettings()
+    return DeliverySettings(
+        timeout=float(delivery.get("timeout", defaults.timeout)),
+        max_attempts=int(delivery.get("max_attempts", defaults.max_attempts)),
+        backoff=float(delivery.get("backoff", defaults.backoff)),
+        max_backoff=float(delivery.get("max_backoff", defaults.max_backoff)),
+    )
+
+
+def _service_settings(data: Mapping[str, Any], base: Path, fail: Fail) -> ServiceSettings:
     service = _table(data, "service", _SERVICE_KEYS, fail)
     listen = service.get("listen", ServiceSettings.listen)
     if not isinstance(listen, str) or not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[\w.-]*):\d{1,5}", listen):
@@ -142,10 +190,21 @@ def load_settings(path: Path | None) -> Settings:
     token = service.get("api_token")
     if isinstance(token, dict) and "file" in token and not os.path.isabs(token["file"]):
         token = {"file": str(base / token["file"])}
+    return ServiceSettings(
+        listen=listen,
+        check_interval=float(service.get("check_interval", ServiceSettings.check_interval)),
+        deliver_interval=float(service.get("deliver_interval", ServiceSettings.deliver_interval)),
+        min_start_interval=float(service.get("min_start_interval", ServiceSettings.min_start_interval)),
+        api_token=token,
+        **_guard_settings(service, base, fail),
+    )
+
+
+def _ntopng_settings(data: Mapping[str, Any], fail: Fail) -> NtopngSettings:
     nt = _table(data, "ntopng", _NTOPNG_KEYS, fail)
-    nt_url = nt.get("url", "")
-    if not isinstance(nt_url, str) or (nt_url and not re.match(r"^https?://[^\s/]+", nt_url)):
-        raise fail("url", f"[ntopng] url must be http(s)://host[:port], not {nt_url!r}")
+    url = nt.get("url", "")
+    if not isinstance(url, str) or (url and not re.match(r"^https?://[^\s/]+", url)):
+        raise fail("url", f"[ntopng] url must be http(s)://host[:port], not {url!r}")
     for key in ("token", "password"):
         if key in nt and secret_problem(nt[key]):
             raise fail(key, f"[ntopng] {key} {secret_problem(nt[key])}")
@@ -158,47 +217,16 @@ def load_settings(path: Path | None) -> Settings:
             raise fail(key, f"[ntopng] {key} must be {what}, not {v!r}")
     if not isinstance(nt.get("verify_tls", True), bool) or not isinstance(nt.get("user", ""), str):
         raise fail("verify_tls", "[ntopng] verify_tls must be true or false and user text")
-    nt_defaults = NtopngSettings()
-    return Settings(
-        rrdcached=_rrdcached_setting(data, fail),
-        ntopng=NtopngSettings(
-            url=nt_url.rstrip("/"), token=nt.get("token"), user=nt.get("user", ""), password=nt.get("password"),
-            timeout=float(nt.get("timeout", nt_defaults.timeout)),
-            concurrency=int(nt.get("concurrency", nt_defaults.concurrency)),
-            retries=int(nt.get("retries", nt_defaults.retries)), verify_tls=nt.get("verify_tls", True),
-        ),
-        service=ServiceSettings(
-            listen=listen,
-            check_interval=float(service.get("check_interval", ServiceSettings.check_interval)),
-            deliver_interval=float(service.get("deliver_interval", ServiceSettings.deliver_interval)),
-            min_start_interval=float(service.get("min_start_interval", ServiceSettings.min_start_interval)),
-            api_token=token,
-            **_guard_settings(service, base, fail),
-        ),
-        path=Path(path),
-        scripts_dir=path_value("scripts_dir"),
-        smtp=SmtpSettings(
-            host=smtp.get("host", "localhost"), port=smtp_port, security=smtp_security,
-            username=smtp.get("username", ""), password=smtp.get("password"),
-            sender=smtp.get("sender", "rrdalarm@localhost"),
-        ),
-        delivery=DeliverySettings(
-            timeout=float(delivery.get("timeout", defaults.timeout)),
-            max_attempts=int(delivery.get("max_attempts", defaults.max_attempts)),
-            backoff=float(delivery.get("backoff", defaults.backoff)),
-            max_backoff=float(delivery.get("max_backoff", defaults.max_backoff)),
-        ),
-        rrd_root=path_value("rrd_root"),
-        thresholds=path_value("thresholds"),
-        data_dir=path_value("data_dir") or default_data_dir(),
-        log_dir=path_value("log_dir"),
-        database_url=database_url,
-        workers=workers,
-        lock_wait=float(lock_wait),
+    defaults = NtopngSettings()
+    return NtopngSettings(
+        url=url.rstrip("/"), token=nt.get("token"), user=nt.get("user", ""), password=nt.get("password"),
+        timeout=float(nt.get("timeout", defaults.timeout)),
+        concurrency=int(nt.get("concurrency", defaults.concurrency)),
+        retries=int(nt.get("retries", defaults.retries)), verify_tls=nt.get("verify_tls", True),
     )
 
 
-def _rrdcached_setting(data: Mapping[str, Any], fail: Callable[[str, str], ConfigError]) -> str | None:
+def _rrdcached_setting(data: Mapping[str, Any], fail: Fail) -> str | None:
     value = data.get("rrdcached")
     problem = rrdcached_problem(value) if value is not None else None
     if problem:
@@ -206,7 +234,7 @@ def _rrdcached_setting(data: Mapping[str, Any], fail: Callable[[str, str], Confi
     return value
 
 
-def _guard_settings(service: Mapping[str, Any], base: Path, fail: Callable[[str, str], ConfigError]) -> dict[str, Any]:
+def _guard_settings(service: Mapping[str, Any], base: Path, fail: Fail) -> dict[str, Any]:
     """[service] keys that bound what requests may reach: thresholds_dir, timeouts, limits."""
     out: dict[str, Any] = {}
     for key in ("request_timeout", "session_idle"):

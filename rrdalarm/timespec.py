@@ -193,34 +193,8 @@ def _parse(spec: str) -> _Spec:
     tokens = _tokenize(spec)
     if not tokens:
         raise _error(spec, "empty time specification")
-
-    kind, text = tokens[0]
-    epoch = 0
-    pos = 1
-    reference: _Reference
-    if kind == "+" or kind == "-":
-        reference = "now"
-        pos = 0
-    elif kind == "num":
-        epoch = _number(spec, text)
-        if epoch <= _MIN_EPOCH:
-            raise _error(
-                spec,
-                f"{text} is not read as epoch seconds (rrdtool takes numbers "
-                f"up to {_MIN_EPOCH} as a date or time of day, "
-                "which is not supported)",
-            )
-        reference = "epoch"
-    elif text in _REFERENCES:
-        reference = _REFERENCES[text]
-    elif text in _UNSUPPORTED_WORDS:
-        raise _error(
-            spec,
-            f"{text!r} is not supported; the time reference must be now, start, end or epoch seconds",
-        )
-    else:
-        raise _error(spec, f"unknown word {text!r}")
-
+    reference, epoch, pos = _reference(spec, tokens)
+    text = tokens[0][1]
     has_offset = pos < len(tokens) and tokens[pos][0] in ("+", "-")
     if pos < len(tokens) and not has_offset:
         raise _error(
@@ -229,7 +203,37 @@ def _parse(spec: str) -> _Spec:
         )
     if reference in ("start", "end") and not has_offset:
         raise _error(spec, f"{text!r} must be followed by a +/- offset")
+    months, days, seconds = _offsets(spec, tokens, pos)
+    return _Spec(spec, reference, epoch, months, days, seconds)
 
+
+def _reference(spec: str, tokens: list[_Token]) -> tuple[_Reference, int, int]:
+    """(reference, epoch, index of the first token after it) of a time specification."""
+    kind, text = tokens[0]
+    if kind == "+" or kind == "-":
+        return "now", 0, 0
+    if kind == "num":
+        epoch = _number(spec, text)
+        if epoch <= _MIN_EPOCH:
+            raise _error(
+                spec,
+                f"{text} is not read as epoch seconds (rrdtool takes numbers "
+                f"up to {_MIN_EPOCH} as a date or time of day, "
+                "which is not supported)",
+            )
+        return "epoch", epoch, 1
+    if text in _REFERENCES:
+        return _REFERENCES[text], 0, 1
+    if text in _UNSUPPORTED_WORDS:
+        raise _error(
+            spec,
+            f"{text!r} is not supported; the time reference must be now, start, end or epoch seconds",
+        )
+    raise _error(spec, f"unknown word {text!r}")
+
+
+def _offsets(spec: str, tokens: list[_Token], pos: int) -> tuple[int, int, int]:
+    """(months, days, seconds) of the +/- offsets from tokens[pos] on."""
     months = days = seconds = 0
     sign = 0
     # rrdtool's context for the ambiguous 'm'; every sign resets it.
@@ -252,21 +256,8 @@ def _parse(spec: str) -> _Spec:
             # elsewhere librrd mis-parses it ("-5+3h" becomes -5s-3h).
             seconds += sign * number
             break
-        unit_kind, unit_text = tokens[pos]
-        if unit_kind != "word":
-            raise _error(
-                spec,
-                f"number {text} needs a time unit (only the last number may omit it, meaning seconds)",
-            )
-        unit = _UNITS.get(unit_text)
-        if unit is None:
-            raise _error(
-                spec,
-                f"unknown time unit {unit_text!r} (rrdtool would silently read the number as seconds)",
-            )
+        unit = _unit(spec, tokens[pos], text, number, previous)
         pos += 1
-        if unit == "m":
-            unit = _resolve_m(previous, number)
         previous = unit
         if unit in _SECONDS_PER_UNIT:
             seconds += sign * number * _SECONDS_PER_UNIT[unit]
@@ -274,8 +265,24 @@ def _parse(spec: str) -> _Spec:
             days += sign * number * _DAYS_PER_UNIT[unit]
         else:
             months += sign * number * _MONTHS_PER_UNIT[unit]
+    return months, days, seconds
 
-    return _Spec(spec, reference, epoch, months, days, seconds)
+
+def _unit(spec: str, token: _Token, number_text: str, number: int, previous: _Unit | None) -> _Unit:
+    """The unit a number is followed by ('m' resolved as rrdtool does)."""
+    unit_kind, unit_text = token
+    if unit_kind != "word":
+        raise _error(
+            spec,
+            f"number {number_text} needs a time unit (only the last number may omit it, meaning seconds)",
+        )
+    unit = _UNITS.get(unit_text)
+    if unit is None:
+        raise _error(
+            spec,
+            f"unknown time unit {unit_text!r} (rrdtool would silently read the number as seconds)",
+        )
+    return _resolve_m(previous, number) if unit == "m" else unit
 
 
 def _apply(spec: _Spec, base: int) -> int:

@@ -220,12 +220,22 @@ class NtopngSource(Source):
 
     def _expand(self, plans: list[_Plan], client: NtopngClient, pool: ThreadPoolExecutor) -> None:
         """Fill each plan's concrete queries; listings are asked once per check and run concurrently."""
+        # First every listing request is sent, then every plan waits for its answers.
+        ifids_of, hosts = self._send_listings(plans, client, pool)
+        for i, p in enumerate(plans):
+            if p.listing_error is None:
+                self._fill(p, ifids_of[i], hosts)
+                self._add_firing(p)
+
+    @staticmethod
+    def _send_listings(plans: list[_Plan], client: NtopngClient, pool: ThreadPoolExecutor,
+                       ) -> tuple[dict[int, list[str]], dict[int, Future[list[str]]]]:
+        """Each plan's interfaces (by index; a plan whose listing failed says so) and the host listings asked."""
         interfaces: Future[list[tuple[int, str]]] | None = None
         if any(dict(p.pattern).get("ifid") == "*" for p in plans):
             interfaces = pool.submit(_guarded, INTERFACES_PATH, client.interfaces)
         hosts: dict[int, Future[list[str]]] = {}
         ifids_of: dict[int, list[str]] = {}
-        # First every listing request is sent, then every plan waits for its answers.
         for i, p in enumerate(plans):
             tags = dict(p.pattern)
             if tags.get("ifid") == "*":
@@ -241,27 +251,28 @@ class NtopngSource(Source):
                 for ifid in ifids_of[i]:
                     if ifid.isdigit() and int(ifid) not in hosts:
                         hosts[int(ifid)] = pool.submit(_guarded, ACTIVE_HOSTS_PATH, client.active_hosts, int(ifid))
-        for i, p in enumerate(plans):
-            if p.listing_error is not None:
+        return ifids_of, hosts
+
+    @staticmethod
+    def _fill(p: _Plan, ifids: list[str], hosts: dict[int, Future[list[str]]]) -> None:
+        """The plan's concrete queries over these interfaces (and their hosts, for host:*)."""
+        problems = []
+        for ifid in ifids:
+            base = tuple((k, ifid) if k == "ifid" else (k, v) for k, v in p.pattern)
+            if dict(p.pattern).get("host") != "*":
+                p.concretes.append(base)
                 continue
-            problems = []
-            for ifid in ifids_of[i]:
-                base = tuple((k, ifid) if k == "ifid" else (k, v) for k, v in p.pattern)
-                if dict(p.pattern).get("host") != "*":
-                    p.concretes.append(base)
-                    continue
-                if not ifid.isdigit():
-                    problems.append(f"ifid {ifid!r} is not a number, so its hosts cannot be listed")
-                    continue
-                try:
-                    found = hosts[int(ifid)].result()
-                except NtopngError as exc:
-                    problems.append(str(exc))
-                    continue
-                p.concretes.extend(tuple((k, h) if k == "host" else (k, v) for k, v in base) for h in found)
-            if problems:
-                p.listing_error = "; ".join(problems)
-            self._add_firing(p)
+            if not ifid.isdigit():
+                problems.append(f"ifid {ifid!r} is not a number, so its hosts cannot be listed")
+                continue
+            try:
+                found = hosts[int(ifid)].result()
+            except NtopngError as exc:
+                problems.append(str(exc))
+                continue
+            p.concretes.extend(tuple((k, h) if k == "host" else (k, v) for k, v in base) for h in found)
+        if problems:
+            p.listing_error = "; ".join(problems)
 
     @staticmethod
     def _add_firing(p: _Plan) -> None:

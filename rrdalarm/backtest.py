@@ -150,7 +150,7 @@ def replay(
     for check in checks:
         lo, hi = window_indexes(first, step, n, check.start, check.end)
         if known[hi] == known[lo]:
-            # NO DATA never changes the state (DESIGN section 2).
+            # NO DATA never changes the state (docs/semantics.md §4).
             yield Evaluation(check.time, Status.NO_DATA, state, None)
             continue
         breach = None

@@ -8,7 +8,7 @@ text that could leave it gets no answer, symlinks leading out of the root are
 never listed, and a file is only opened after its real path is confirmed to be
 inside the root.
 
-No Flask here (DESIGN section 3).
+No Flask here: the core never imports the web app.
 """
 
 from __future__ import annotations

@@ -224,7 +224,7 @@ class Ref:
 
 def reference(values: Sequence[float | None], first: int, step: int, start: str, end: str, above: bool,
               limit: float, repetitions: int, rearm: int, times: Sequence[int]) -> Ref:
-    """DESIGN section 2 read literally: straightforward loops, nothing from rrdalarm.evaluate."""
+    """docs/semantics.md §2-3 read literally: straightforward loops, nothing from rrdalarm.evaluate."""
     state, last_sent = "OK", 0
     out = Ref([], [], 0, 0, False, 0)
     for t in times:

@@ -38,7 +38,7 @@ class Location:
 
 @dataclass(frozen=True)
 class Threshold:
-    """One configured threshold (DESIGN section 2)."""
+    """One configured threshold (docs/semantics.md §1)."""
 
     id: int
     name: str

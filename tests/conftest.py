@@ -6,7 +6,7 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,31 @@ def env(tmp_path: Path) -> Env:
     )
     thresholds.write_text("", encoding="utf-8")
     return Env(tmp_path, root, data, settings, thresholds)
+
+
+WebApp = Callable[..., Any]
+"""make(env, users=((name, password, role), ...), **flask_config) -> a Flask app over a CheckService."""
+
+
+@pytest.fixture
+def make_app() -> Iterator[WebApp]:
+    """The web app as the service builds it, over an env's settings; its services close after the test."""
+    from rrdalarm.service import CheckService
+    from rrdalarm.users import add_user
+    from rrdalarm.web import create_app
+
+    services: list[CheckService] = []
+
+    def make(env: Env, users: Sequence[tuple[str, str, str]] = (), **config: Any) -> Any:
+        service = CheckService(env.settings_path)
+        services.append(service)
+        for name, password, role in users:
+            add_user(service.store, name, password, role)
+        return create_app(service, config or None)
+
+    yield make
+    for service in services:
+        service.close()
 
 
 def make_event(i: int = 1, **kw: Any) -> Event:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import Env, free_port, make_rrd
+from conftest import Env, WebApp, free_port, make_rrd
 from fake_ntopng import FakeNtopng
 from flask import Flask
 from flask.testing import FlaskClient
@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 
-from rrdalarm.service import CheckService
 from rrdalarm.sources.rrd_index import FileIndex, cache_path_for
 from rrdalarm.suggest import PathSuggester, SuggestError, Suggestion
 
@@ -370,12 +369,9 @@ def web_env(env: Env) -> Env:
 
 
 @pytest.fixture
-def app(web_env: Env) -> Iterator[Flask]:
-    from rrdalarm.web import create_app
-
-    service = CheckService(web_env.settings_path)
-    yield create_app(service, {"SUGGEST_REFRESH_S": 0.05})
-    service.close()
+def app(web_env: Env, make_app: WebApp) -> Flask:
+    app: Flask = make_app(web_env, SUGGEST_REFRESH_S=0.05)
+    return app
 
 
 class Api:

@@ -5,17 +5,15 @@ from __future__ import annotations
 import html
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Env
+from conftest import Env, WebApp
 from flask import Flask
 from flask.testing import FlaskClient
 
 from rrdalarm.config import load_thresholds
 from rrdalarm.service import CheckService
-from rrdalarm.users import add_user
 
 THRESHOLDS = """\
 # site thresholds
@@ -47,21 +45,15 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def app(env: Env) -> Iterator[Flask]:
-    from rrdalarm.web import create_app
-
+def app(env: Env, make_app: WebApp) -> Flask:
     # Points up to the current minute: the pages check "now".
     end = int(time.time()) // 60 * 60
     env.rrd("interfaces/eth0/bytes.rrd", {"rx": [10.0] * 5 + [500.0] * 3}, end=end)
     env.rrd("interfaces/eth1/bytes.rrd", {"rx": [10.0] * 8}, end=end)
     env.rrd("df/root.rrd", {"free": [50.0] * 8}, end=end)
     env.write_thresholds(THRESHOLDS)
-    service = CheckService(env.settings_path)
-    add_user(service.store, "alice", PASSWORD, "admin")
-    add_user(service.store, "victor", PASSWORD, "viewer")
-    app = create_app(service)
-    yield app
-    service.close()
+    app: Flask = make_app(env, [("alice", PASSWORD, "admin"), ("victor", PASSWORD, "viewer")])
+    return app
 
 
 def csrf(page: str) -> str:

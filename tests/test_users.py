@@ -5,16 +5,14 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import Env
+from conftest import Env, WebApp
 from flask import Flask
 from flask.testing import FlaskClient
 
-from rrdalarm.service import CheckService
 from rrdalarm.store import User, open_store
 from rrdalarm.users import UserError, add_user, authenticate, delete_user, list_users, set_password
 
@@ -68,14 +66,10 @@ def test_rules_for_names_passwords_and_roles(env: Env) -> None:
 
 
 @pytest.fixture
-def app(env: Env) -> Iterator[Flask]:
-    from rrdalarm.web import create_app
-
+def app(env: Env, make_app: WebApp) -> Flask:
     env.write_thresholds("")
-    service = CheckService(env.settings_path)
-    add_user(service.store, "alice", "correct horse battery", "admin")
-    yield create_app(service)
-    service.close()
+    app: Flask = make_app(env, [("alice", "correct horse battery", "admin")])
+    return app
 
 
 def csrf(page: str) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -29,10 +29,13 @@ from rrdalarm.config import (
     save_thresholds,
     starter_settings,
 )
+from rrdalarm.errors import StoreError
 from rrdalarm.lock import CheckBusy, check_lock
 from rrdalarm.plugins import source_plugins
 from rrdalarm.sources.base import ProgressCallback
-from rrdalarm.store import Store, StoreError, open_store
+
+if TYPE_CHECKING:
+    from rrdalarm.store import Store
 
 EXIT_USAGE = 2
 EXIT_BUSY = 4
@@ -479,6 +482,13 @@ def _new_password(password_file: Path | None, random_pw: bool) -> tuple[str, boo
 
 def _users_store(ctx: click.Context, db: str | None) -> Store:
     return open_store(settings_from(ctx, None, db).db_url)
+
+
+def open_store(url: str) -> Store:
+    """The database, opened (and migrated) only by the commands that use it: SQLAlchemy costs a third of a second."""
+    from rrdalarm.store import open_store as open_it
+
+    return open_it(url)
 
 
 @user.command("add")

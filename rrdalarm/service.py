@@ -19,9 +19,10 @@ from typing import Any
 from rrdalarm.config import ConfigError, Settings, load_settings, load_thresholds
 from rrdalarm.delivery import AttemptResult, deliver_pending
 from rrdalarm.engine import CheckResult, deliver_after_check, run_check
+from rrdalarm.errors import StoreError
 from rrdalarm.lock import CheckBusy, check_lock
 from rrdalarm.metrics import Metrics
-from rrdalarm.store import Store, StoreError, open_store
+from rrdalarm.store import Store, open_store
 
 log = logging.getLogger("rrdalarm.service")
 

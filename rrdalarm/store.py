@@ -35,12 +35,9 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from rrdalarm.errors import StoreError  # defined apart: the faces catch it without importing SQLAlchemy
 from rrdalarm.fileutil import create_private_file, make_private_dirs
 from rrdalarm.model import DeliveryStatus, State
-
-
-class StoreError(Exception):
-    """The database cannot be opened or used; the message is one line."""
 
 
 class Base(DeclarativeBase):

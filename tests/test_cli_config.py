@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -456,3 +457,10 @@ def test_what_validate_accepts_check_handles(env: Env, mutations: list[tuple[str
     checked = runner.invoke(cli, ["check", "--json", "--at", str(T0)], env=environ)
     assert checked.exit_code in (0, 1, 3), (mutations, checked.output)
     assert "could not be recorded" not in checked.output, (mutations, checked.output)
+
+
+def test_the_command_line_imports_the_database_layer_only_when_a_command_needs_it() -> None:
+    # `rrdalarm --help`, `validate` and `init` do not pay for SQLAlchemy (a third of a second).
+    code = "import sys, rrdalarm.cli; print(sorted(m for m in ('sqlalchemy', 'flask', 'alembic') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"

@@ -18,12 +18,13 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
 from rrdalarm.config import MAX_ID, ConfigError, load_thresholds
+from rrdalarm.errors import StoreError
 from rrdalarm.lock import CheckBusy
 from rrdalarm.model import DeliveryStatus, EventStatus
 from rrdalarm.plugins import action_plugins, secret_keys
 from rrdalarm.report import fmt_time, fmt_value
 from rrdalarm.secrets import origins_only, redact_config_text
-from rrdalarm.store import AlarmEvent, Store, StoreError
+from rrdalarm.store import AlarmEvent, Store
 
 from .auth import require_access, service
 

@@ -10,10 +10,10 @@ from flask import Blueprint, Response, get_flashed_messages, jsonify, request, s
 from rrdalarm import report
 from rrdalarm.config import ConfigError, load_thresholds
 from rrdalarm.engine import Row
+from rrdalarm.errors import StoreError
 from rrdalarm.graphs import BadGraphRequest, GraphError, series_graph
 from rrdalarm.lock import CheckBusy
 from rrdalarm.service import TooSoon
-from rrdalarm.store import StoreError
 from rrdalarm.timespec import TimeSpecError, resolve_window
 
 from .auth import require_access, require_token, service

@@ -1,0 +1,7 @@
+"""Errors that the faces (CLI, web) report as one line, importable without what raises them."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """The database cannot be opened or used; the message is one line."""

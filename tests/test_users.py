@@ -225,7 +225,7 @@ def test_next_with_control_characters_is_a_400(app: Flask, target: str) -> None:
 def test_get_start_needs_the_token_and_pages_forbid_framing(app: Flask) -> None:
     client = app.test_client()
     assert login(client, "correct horse battery") == 302
-    # A cross-site link would carry the session cookie (SameSite=Lax): GET /start needs the token.
+    # A cross-site link would carry the login cookie (SameSite=Lax): GET /start needs the token.
     assert client.get("/start?noHTML=true").status_code == 403
     page = client.get("/events")
     policy = page.headers["Content-Security-Policy"]

@@ -17,8 +17,8 @@ from typing import Any
 from rrdalarm.config import ConfigError, Threshold
 from rrdalarm.model import EventKind
 from rrdalarm.plugins import ActionPlugin, own_params, validate_params
+from rrdalarm.records import NewEvent, PlannedDelivery
 from rrdalarm.sources.base import SeriesKey
-from rrdalarm.store import NewEvent, PlannedDelivery
 
 WHEN = {"fire": EventKind.FIRED, "repeat": EventKind.REPEAT, "resolve": EventKind.RESOLVED}
 DEFAULT_WHEN = ("fire", "resolve")

@@ -21,8 +21,9 @@ from rrdalarm.dispatch import ActionPlan, Target, plan_actions, plan_deliveries,
 from rrdalarm.evaluate import decide
 from rrdalarm.model import DeliveryStatus, EventKind, EventStatus, State, Status
 from rrdalarm.plugins import ActionPlugin, available_actions, source_plugins
+from rrdalarm.records import NewEvent, RunSummary, StateChange, StateView
 from rrdalarm.sources.base import Outcome, OutcomeKind, ProgressCallback, SeriesKey, Source, SourceReport
-from rrdalarm.store import NewEvent, RunSummary, StateChange, StateView, Store
+from rrdalarm.store import Store
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from rrdalarm.errors import StoreError  # defined apart: the faces catch it without importing SQLAlchemy
 from rrdalarm.fileutil import create_private_file, make_private_dirs
 from rrdalarm.model import DeliveryStatus, State
+from rrdalarm.records import NewEvent, PlannedDelivery, Recorded, RunSummary, StateChange, StateView
 
 
 class Base(DeclarativeBase):
@@ -156,79 +156,6 @@ class AuditEntry(Base):
     threshold_name: Mapped[str] = mapped_column(String(255))
     file: Mapped[str] = mapped_column(String(1024))
     diff: Mapped[str] = mapped_column(Text)
-
-
-@dataclass(frozen=True)
-class PlannedDelivery:
-    """A delivery to write with a check: its action, parameters and events (indexes into the check's events)."""
-
-    id: str
-    action: str
-    params: Mapping[str, Any]
-    events: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class StateView:
-    """A series' stored state as the engine needs it."""
-
-    state: State
-    active_at: int | None
-    fired_at: int | None
-    resolved_at: int | None
-    last_sent_at: int | None
-    notified: frozenset[str] | None = frozenset()
-    """Identities of the actions told of this firing; None when it fired before they were tracked."""
-    origin: str | None = None
-
-
-@dataclass(frozen=True)
-class StateChange:
-    key: tuple[int, str, str]
-    state: State
-    active_at: int | None
-    fired_at: int | None
-    resolved_at: int | None
-    last_sent_at: int | None
-    last_value: float | None
-    last_time: int | None
-    notified: frozenset[str] | None = frozenset()
-    origin: str | None = None
-
-
-@dataclass(frozen=True)
-class NewEvent:
-    threshold_id: int
-    threshold_name: str
-    series: str
-    ds: str
-    status: str
-    kind: str
-    type: str
-    limit: float
-    value: float | None
-    time: int | None
-    message: str
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """What a check's write kept: the run, its events' ids, and the thresholds left out (id -> why)."""
-
-    run_id: int
-    event_ids: list[int]
-    unrecorded: dict[int, str]
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    started_at: int
-    duration_s: float
-    files_checked: int
-    series_checked: int
-    alarms_fired: int
-    firing: int
-    errors: int
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -464,3 +464,13 @@ def test_the_command_line_imports_the_database_layer_only_when_a_command_needs_i
     code = "import sys, rrdalarm.cli; print(sorted(m for m in ('sqlalchemy', 'flask', 'alembic') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_validate_needs_no_database_layer(env: Env) -> None:
+    env.rrd("a.rrd", {"x": [1.0]})
+    env.write_thresholds('[[threshold]]\nid = 1\nglob = "*.rrd"\ntype = "above"\nvalue = 1\n')
+    code = ("import sys; from click.testing import CliRunner; from rrdalarm.cli import cli; "
+            f"r = CliRunner().invoke(cli, ['--settings', {str(env.settings_path)!r}, 'validate']); "
+            "print(r.exit_code, 'sqlalchemy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["0", "False"], out.stdout + out.stderr

@@ -18,7 +18,7 @@ from rrdalarm import messages, stats
 from rrdalarm.config import ConfigError, Settings, Threshold
 from rrdalarm.delivery import AttemptResult, deliver_pending
 from rrdalarm.dispatch import ActionPlan, Target, plan_actions, plan_deliveries, told_of
-from rrdalarm.evaluate import decide
+from rrdalarm.evaluate import decide, transition
 from rrdalarm.model import DeliveryStatus, EventKind, EventStatus, State, Status
 from rrdalarm.plugins import ActionPlugin, available_actions, source_plugins
 from rrdalarm.records import NewEvent, RunSummary, StateChange, StateView
@@ -159,21 +159,8 @@ def _evaluated(out: _Transitions, o: Outcome, t: Threshold, prev: StateView | No
     event = NewEvent(t.id, t.name, o.series, o.ds,
                      EventStatus.RESOLVED if decision.event is EventKind.RESOLVED else EventStatus.ALARM_FIRED,
                      decision.event.value, t.type.value, t.value, o.value, o.time, message)
-    told, origin = told_of(plan, event), origin_of(t)
-    if decision.event is EventKind.RESOLVED:
-        assert prev is not None
-        change = StateChange(o.key, State.OK, prev.active_at, prev.fired_at, now, prev.last_sent_at,
-                             o.value, o.time, frozenset(), origin)
-    elif decision.event is EventKind.FIRED:
-        change = StateChange(o.key, State.FIRING, now, now, prev.resolved_at if prev else None, now,
-                             o.value, o.time, told, origin)
-    else:
-        assert prev is not None
-        # A repeat adds whoever it tells; a firing from before this was tracked stays untracked.
-        notified = None if prev.notified is None else prev.notified | told
-        change = StateChange(o.key, State.FIRING, prev.active_at, prev.fired_at, prev.resolved_at, now,
-                             o.value, o.time, notified, origin)
-    out.changes.append(change)
+    out.changes.append(transition(o.key, prev, decision.event, now, o.value, o.time, told_of(plan, event),
+                                  origin_of(t)))
     out.events.append(event)
 
 

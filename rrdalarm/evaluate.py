@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from rrdalarm.model import EventKind, State, Status
+from rrdalarm.records import StateChange, StateView
 
 
 class Direction(StrEnum):
@@ -158,3 +159,24 @@ def decide(
     if previous is State.FIRING:
         return Decision(State.OK, Status.OK, EventKind.RESOLVED)
     return Decision(State.OK, Status.OK, None)
+
+
+def transition(key: tuple[int, str, str], prev: StateView | None, event: EventKind, now: int,
+               value: float | None, time: int | None, told: frozenset[str], origin: str | None) -> StateChange:
+    """The stored state after `event` (from `decide`), with its timestamps, on the check's clock `now`.
+
+    FIRED starts a firing (active, fired and sent now); REPEAT keeps it and records the
+    send, adding whom it told; RESOLVED ends it and forgets whom the firing told.
+    """
+    if event is EventKind.FIRED:
+        return StateChange(key, State.FIRING, now, now, prev.resolved_at if prev else None, now, value, time,
+                           told, origin)
+    if prev is None:
+        raise ValueError(f"{event.value} of a series with no stored state")
+    if event is EventKind.RESOLVED:
+        return StateChange(key, State.OK, prev.active_at, prev.fired_at, now, prev.last_sent_at, value, time,
+                           frozenset(), origin)
+    # A firing from before notifications were tracked (None) stays untracked.
+    notified = None if prev.notified is None else prev.notified | told
+    return StateChange(key, State.FIRING, prev.active_at, prev.fired_at, prev.resolved_at, now, value, time,
+                       notified, origin)

@@ -8,8 +8,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rrdalarm.evaluate import Direction, crosses, decide, find_breach, needed_run, newest_known, rearm_elapsed
+from rrdalarm.evaluate import (
+    Direction,
+    crosses,
+    decide,
+    find_breach,
+    needed_run,
+    newest_known,
+    rearm_elapsed,
+    transition,
+)
 from rrdalarm.model import EventKind, State, Status
+from rrdalarm.records import StateView
 
 NaN = float("nan")
 
@@ -215,3 +225,50 @@ def test_summary_shortcut_agrees_with_the_full_walk(
     assert summary.newest == newest_known(values, 1000, 60)
     known = [v for v in values if v is not None and not math.isnan(v)]
     assert (summary.low, summary.high) == ((min(known), max(known)) if known else (None, None))
+
+
+# ---------------------------------------------------------------- transition (state and timestamps)
+
+_times = st.integers(0, 2_000_000_000)
+_told = st.frozensets(st.sampled_from(["a", "b", "c"]))
+
+
+@st.composite
+def _views(draw: st.DrawFn, state: State) -> StateView:
+    active = draw(_times)
+    return StateView(state, active, active, draw(st.none() | _times), draw(st.none() | _times),
+                     draw(st.none() | _told), draw(st.none() | st.text(max_size=5)))
+
+
+@given(prev=st.none() | _views(State.OK), now=_times, told=_told, value=st.floats(allow_nan=False))
+def test_a_firing_starts_now_and_remembers_whom_it_told(prev: StateView | None, now: int, told: frozenset[str],
+                                                        value: float) -> None:
+    c = transition((1, "a.rrd", "x"), prev, EventKind.FIRED, now, value, now - 60, told, "/t.toml")
+    assert (c.state, c.active_at, c.fired_at, c.last_sent_at) == (State.FIRING, now, now, now)
+    assert c.resolved_at == (prev.resolved_at if prev else None)
+    assert (c.notified, c.origin, c.last_value, c.last_time) == (told, "/t.toml", value, now - 60)
+
+
+@given(prev=_views(State.FIRING), now=_times, told=_told)
+def test_a_repeat_keeps_the_firing_records_the_send_and_adds_whom_it_told(prev: StateView, now: int,
+                                                                           told: frozenset[str]) -> None:
+    c = transition((1, "a.rrd", "x"), prev, EventKind.REPEAT, now, 9.0, now, told, None)
+    assert (c.state, c.active_at, c.fired_at, c.resolved_at) == (State.FIRING, prev.active_at, prev.fired_at,
+                                                                 prev.resolved_at)
+    assert c.last_sent_at == now
+    assert c.notified == (None if prev.notified is None else prev.notified | told)
+
+
+@given(prev=_views(State.FIRING), now=_times, told=_told)
+def test_a_resolve_ends_the_firing_now_and_forgets_whom_it_told(prev: StateView, now: int,
+                                                                 told: frozenset[str]) -> None:
+    c = transition((1, "a.rrd", "x"), prev, EventKind.RESOLVED, now, 1.0, now, told, None)
+    assert (c.state, c.active_at, c.fired_at, c.resolved_at, c.last_sent_at) == (
+        State.OK, prev.active_at, prev.fired_at, now, prev.last_sent_at)
+    assert c.notified == frozenset()
+
+
+@pytest.mark.parametrize("event", [EventKind.REPEAT, EventKind.RESOLVED])
+def test_only_a_firing_can_start_without_a_stored_state(event: EventKind) -> None:
+    with pytest.raises(ValueError, match="no stored state"):
+        transition((1, "a.rrd", "x"), None, event, 100, 1.0, 100, frozenset(), None)

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from rrdalarm.fileutil import split_lines
+
 SecretRef = str | Mapping[str, str]
 
 
@@ -152,7 +154,7 @@ def redact_config_text(text: str, secret: Iterable[str]) -> str:
     """
     redactor = _ConfigRedactor(secret)
     out = []
-    for line in text.splitlines(keepends=True):
+    for line in split_lines(text, keepends=True):
         header = line.startswith(("--- ", "+++ ", "@@"))
         mark = line[:1] if line[:1] in "-+ " and not header else ""
         content = line[len(mark):]

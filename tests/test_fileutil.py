@@ -55,3 +55,4 @@ def test_private_folders_whatever_the_umask(tmp_path: Path) -> None:
 
 def test_lines_end_at_newlines_only() -> None:
     assert split_lines("a\u2028b\x85c\r\nd\n") == ["a\u2028b\x85c", "d"]
+

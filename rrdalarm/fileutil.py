@@ -52,6 +52,21 @@ def _keep_owner(tmp: str, before: os.stat_result) -> None:
         os.chown(tmp, before.st_uid, before.st_gid)
 
 
+def _written_beside(path: Path, data: bytes) -> str:
+    """A new 0600 temp file beside `path` holding `data`, on disk (fsync); its name."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
 def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
     """Write bytes to a temp file beside `path`, fsync it, then rename it over `path`."""
     path = Path(path)
@@ -62,12 +77,8 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
         before = None
     if mode is None and before is not None:
         mode = before.st_mode & 0o777
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = _written_beside(path, data)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
         if before is not None:
             _keep_owner(tmp, before)
         if mode is not None:
@@ -110,16 +121,11 @@ def private_file(path: Path, make: Callable[[], bytes]) -> bytes:
         pass
     make_private_dirs(path.parent)
     data = make()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600
+    tmp = _written_beside(path, data)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return path.read_bytes()
+        os.link(tmp, path)
+    except FileExistsError:  # another process made it first: theirs counts
+        data = path.read_bytes()
     finally:
         os.unlink(tmp)
     return data

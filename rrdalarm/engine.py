@@ -111,17 +111,21 @@ def apply_outcomes(
 
 
 def close_series(out: _Transitions, key: SeriesKey, name: str, type_: str, limit: float, prev: StateView | None,
-                 why: str, label: str) -> None:
-    """A series no longer watched: one RESOLVED event saying why if it was firing, then no state at all."""
+                 why: str, label: str) -> bool:
+    """A series no longer watched: one RESOLVED event saying why if it was firing, then no state at all.
+
+    True when it recorded that event (the last of `out.events`).
+    """
     if prev is None:
-        return
+        return False
     out.removed.append(key)
     if prev.state is not State.FIRING:
-        return
+        return False
     message = messages.closed(why)
     out.rows.append(Row(key[0], key[1], key[2], Status.OK, None, None, type_, limit, message, label, None))
     out.events.append(NewEvent(key[0], name, key[1], key[2], EventStatus.RESOLVED, EventKind.RESOLVED.value, type_,
                                limit, None, None, message))
+    return True
 
 
 def _message(event: EventKind | None, status: Status, o: Outcome, t: Threshold, prev: StateView | None,
@@ -197,8 +201,8 @@ def close_unwatched(
         last, targets = store.told_of_firing(key, view.fired_at)
         name = last.threshold_name if last else f"threshold {key[0]}"
         why = "threshold disabled" if key[0] in configured else "threshold deleted"
-        close_series(out, key, name, last.type if last else "", last.limit if last else 0.0, view, why, "")
-        out.fixed[len(out.events) - 1] = targets
+        if close_series(out, key, name, last.type if last else "", last.limit if last else 0.0, view, why, ""):
+            out.fixed[len(out.events) - 1] = targets
 
 
 def _sort_key(row: Row) -> tuple[int, str, str]:

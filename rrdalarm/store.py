@@ -36,7 +36,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from rrdalarm.errors import StoreError  # defined apart: the faces catch it without importing SQLAlchemy
 from rrdalarm.fileutil import create_private_file, make_private_dirs
-from rrdalarm.model import DeliveryStatus, State
+from rrdalarm.model import DeliveryStatus, EventKind, State
 from rrdalarm.records import NewEvent, PlannedDelivery, Recorded, RunSummary, StateChange, StateView
 
 
@@ -249,7 +249,7 @@ class Store:
         tid, series, ds = key
         q = select(AlarmEvent).where(
             AlarmEvent.threshold_id == tid, AlarmEvent.series == series, AlarmEvent.ds == ds,
-            AlarmEvent.kind.in_(("fired", "repeat")), AlarmEvent.at >= (since or 0),
+            AlarmEvent.kind.in_((EventKind.FIRED.value, EventKind.REPEAT.value)), AlarmEvent.at >= (since or 0),
         ).order_by(AlarmEvent.id.desc())
         with self.session() as s:
             events = list(s.scalars(q))

@@ -17,6 +17,7 @@ from wtforms import HiddenField
 from wtforms.fields.choices import SelectChoice
 
 from rrdalarm.config import ConfigError, Settings, Threshold
+from rrdalarm.dispatch import WHEN
 from rrdalarm.graphs import BadGraphRequest, GraphError, series_graph
 from rrdalarm.overview import live_states
 from rrdalarm.plugins import ActionPlugin, available_actions, source_plugins
@@ -123,7 +124,7 @@ def _render_editor(form: ThresholdForm, slots: Any, *, ident: int | None, plugin
                    graph: str | None = None, status: int = 200) -> tuple[str, int]:
     return render_template(
         "threshold_form.html", form=form, slots=slots, ident=ident, plugins=plugins, errors=errors or {},
-        preview=preview, backtest=backtest, graph=graph, when_choices=("fire", "repeat", "resolve"),
+        preview=preview, backtest=backtest, graph=graph, when_choices=tuple(WHEN),
     ), status
 
 

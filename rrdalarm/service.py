@@ -218,12 +218,5 @@ class CheckService:
         problem = health_problem(database, scheduler, failed, age, now - self.started_at, limit)
         return Health(problem is None, database, scheduler, age, problem)
 
-    def database_ok(self) -> bool:
-        try:
-            self.store.count_runs()
-        except StoreError:
-            return False
-        return True
-
     def close(self) -> None:
         self.store.close()

@@ -393,9 +393,6 @@ class Store:
             newest = s.scalar(select(func.max(CheckRun.started_at)))
         return None if newest is None else float(newest)
 
-    def count_runs(self) -> int:
-        return self.count(CheckRun)
-
     def count(self, model: type[Base]) -> int:
         with self.session() as s:
             return int(s.scalar(select(func.count()).select_from(model)) or 0)

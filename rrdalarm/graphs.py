@@ -11,7 +11,7 @@ from pathlib import Path
 import rrdtool
 
 from rrdalarm import stats
-from rrdalarm.config import CONSOLIDATION_FUNCTIONS, ConfigError, Settings, glob_problem
+from rrdalarm.config import CONSOLIDATION_FUNCTIONS, ConfigError, Settings, glob_problem, path_length_problem
 from rrdalarm.fileutil import make_private_dirs
 
 # A cached graph is reused for this long: long enough for a page of links, short enough to stay current.
@@ -31,10 +31,6 @@ class BadGraphRequest(GraphError):
     """The request names something that cannot be a file at all (a 400, where a missing file is a 404)."""
 
 
-# Longest name of one path component on the file systems RRD trees live on.
-NAME_MAX = 255
-
-
 def _escape(text: str) -> str:
     # rrdtool graph arguments treat ':' as a separator; a file name may contain one.
     return text.replace("\\", "\\\\").replace(":", "\\:")
@@ -44,8 +40,9 @@ def confined_file(settings: Settings, rel: str) -> Path:
     """The RRD file `rel` under the root; anything that would leave the root is refused."""
     if settings.rrd_root is None:
         raise ConfigError(settings.path, "no RRD root", field="rrd_root")
-    if len(rel) > 4096 or any(len(part) > NAME_MAX for part in rel.split("/")) or "\0" in rel:
-        raise BadGraphRequest(f"not a file name: a file name has at most {NAME_MAX} characters per part and no NUL")
+    problem = "it holds a NUL" if "\0" in rel else rel and path_length_problem(Path(rel))
+    if problem:
+        raise BadGraphRequest(f"not a file name: {problem}")
     problem = glob_problem(rel)
     if problem or any(ch in rel for ch in "*?["):
         raise GraphError(f"not a file under the RRD root: {rel!r}")

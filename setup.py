@@ -1,6 +1,6 @@
 """Package metadata for rrdalarm."""
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="rrdalarm",
@@ -11,11 +11,7 @@ setup(
     license="GPL-3.0-or-later",
     python_requires=">=3.11",
     packages=[
-        "rrdalarm",
-        "rrdalarm.config",
-        "rrdalarm.sources",
-        "rrdalarm.migrations",
-        "rrdalarm.migrations.versions",
+        *find_packages(include=["rrdalarm", "rrdalarm.*"]),
         "rrdalarm.actions",
         "rrdalarm.web",
     ],
@@ -24,7 +20,7 @@ setup(
         "rrdalarm.actions": "actions",
         "rrdalarm.web": "web",
     },
-    package_data={"rrdalarm": ["py.typed", "templates/*.html", "templates/*.js"], "rrdalarm.web": ["templates/*.html", "static/*"], "rrdalarm.migrations": ["script.py.mako"]},
+    package_data={"rrdalarm": ["py.typed"], "rrdalarm.report": ["templates/*.html", "templates/*.js"], "rrdalarm.web": ["templates/*.html", "static/*"], "rrdalarm.store.migrations": ["script.py.mako"]},
     install_requires=[
         "rrdtool>=0.1.16",
         "SQLAlchemy>=2.0",
@@ -48,6 +44,7 @@ setup(
         "test": [
             "pytest>=8",
             "pytest-xdist>=3.5",
+            "import-linter>=2.1",
             "hypothesis>=6.100",
             "ruff>=0.6",
             "mypy>=1.10",
@@ -60,7 +57,7 @@ setup(
         "apprise": ["apprise>=1.7"],
     },
     entry_points={
-        "console_scripts": ["rrdalarm = rrdalarm.cli:main"],
+        "console_scripts": ["rrdalarm = rrdalarm.cli.main:main"],
         "rrdalarm.actions": [
             "log = rrdalarm.actions.log:LogAction",
             "email = rrdalarm.actions.email:EmailAction",

@@ -29,9 +29,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from rrdalarm.events import Delivery, Event
+from rrdalarm.common.secrets import SecretError, resolve_secret
+from rrdalarm.model.events import Delivery, Event
 from rrdalarm.plugins import ActionContext, ActionError, Param
-from rrdalarm.secrets import SecretError, resolve_secret
 
 __all__ = ["Action", "ActionContext", "ActionError", "Delivery", "Event", "Param"]
 

@@ -23,9 +23,9 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from rrdalarm.config import SmtpSettings
+from rrdalarm.common.secrets import SecretError, redact, resolve_secret
+from rrdalarm.model.definitions import SmtpSettings
 from rrdalarm.plugins import ActionError, Param
-from rrdalarm.secrets import SecretError, redact, resolve_secret
 
 from .base import Action, Delivery, Event
 

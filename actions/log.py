@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from rrdalarm.fileutil import make_private_dirs
+from rrdalarm.common.fileutil import make_private_dirs
 from rrdalarm.plugins import ActionContext, ActionError, Param
 
 from .base import Action, Delivery, Event

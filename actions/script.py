@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from rrdalarm.model import EventKind
+from rrdalarm.model.states import EventKind
 from rrdalarm.plugins import ActionError, Param
 
 from .base import Action, Delivery, Event

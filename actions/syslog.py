@@ -20,7 +20,7 @@ from logging.handlers import SysLogHandler
 from pathlib import Path
 from typing import ClassVar
 
-from rrdalarm.model import EventKind
+from rrdalarm.model.states import EventKind
 from rrdalarm.plugins import ActionError, Param
 
 from .base import Action, Delivery, Event

@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 import requests
 
 from rrdalarm import __version__
+from rrdalarm.common.secrets import SecretError, resolve_secret, secret_problem, url_origin
 from rrdalarm.plugins import ActionError, Param
-from rrdalarm.secrets import SecretError, resolve_secret, secret_problem, url_origin
 
 from .base import Action, Delivery
 

@@ -95,8 +95,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args()
 
+    from rrdalarm.editor.suggest import PathSuggester
     from rrdalarm.sources.rrd_index import FileIndex
-    from rrdalarm.suggest import PathSuggester
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)

@@ -367,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"tree        {root}: {files:,} files in {folders:,} folders "
           f"({'reused' if reused else f'built in {built_s:.1f} s'})")
     refresh_s = refresh_cost(root)
-    from rrdalarm.suggest import MAX_REFRESH_S, MIN_REFRESH_S, REFRESH_COST_FACTOR
+    from rrdalarm.editor.suggest import MAX_REFRESH_S, MIN_REFRESH_S, REFRESH_COST_FACTOR
 
     interval = max(MIN_REFRESH_S, min(REFRESH_COST_FACTOR * refresh_s, MAX_REFRESH_S))
     print(f"refresh     {refresh_s * 1000:.1f} ms per index refresh (nothing changed; median of 5) "

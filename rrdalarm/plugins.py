@@ -17,12 +17,12 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from rrdalarm.events import Delivery
-from rrdalarm.secrets import secret_problem
+from rrdalarm.common.secrets import secret_problem
+from rrdalarm.model.events import Delivery
 from rrdalarm.sources.base import Source
 
 if TYPE_CHECKING:
-    from rrdalarm.config import SmtpSettings
+    from rrdalarm.model.definitions import SmtpSettings
 
 
 class ActionError(Exception):

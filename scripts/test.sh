@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh chromium fonts-dejavu-core rrdcached
 .venv/bin/ruff check rrdalarm actions web tests bench
 .venv/bin/mypy
+scripts/lint_layers.sh
 .venv/bin/pytest -n auto -q "$@"

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import rrdtool
 
-from rrdalarm.config import Settings
-from rrdalarm.events import Event
-from rrdalarm.model import EventKind
+from rrdalarm.model.definitions import Settings
+from rrdalarm.model.events import Event
+from rrdalarm.model.states import EventKind
 
 # fake_ntopng's `server` fixture (a quick-stopping HTTP server) serves every ntopng test.
 pytest_plugins = ["fake_ntopng"]
@@ -73,7 +73,7 @@ class Env:
     thresholds_path: Path
 
     def settings(self) -> Settings:
-        from rrdalarm.config import load_settings
+        from rrdalarm.config.settings import load_settings
 
         return load_settings(self.settings_path)
 
@@ -120,8 +120,8 @@ WebApp = Callable[..., Any]
 @pytest.fixture
 def make_app() -> Iterator[WebApp]:
     """The web app as the service builds it, over an env's settings; its services close after the test."""
-    from rrdalarm.service import CheckService
-    from rrdalarm.users import add_user
+    from rrdalarm.access.users import add_user
+    from rrdalarm.service.service import CheckService
     from rrdalarm.web import create_app
 
     services: list[CheckService] = []

@@ -16,8 +16,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from rrdalarm.actions.apprise import AppriseAction, scheme
-from rrdalarm.events import Delivery
-from rrdalarm.model import EventKind
+from rrdalarm.model.events import Delivery
+from rrdalarm.model.states import EventKind
 from rrdalarm.plugins import ActionContext, ActionError, action_plugins, validate_params
 
 pytest.importorskip("apprise")

@@ -21,9 +21,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from conftest import free_port, make_event
 
 from rrdalarm.actions.email import EmailAction, summary
-from rrdalarm.config import SmtpSettings
-from rrdalarm.events import Delivery, Event
-from rrdalarm.model import EventKind
+from rrdalarm.model.definitions import SmtpSettings
+from rrdalarm.model.events import Delivery, Event
+from rrdalarm.model.states import EventKind
 from rrdalarm.plugins import ActionContext, ActionError, action_plugins, validate_params
 
 EVIL = "<img src=x onerror=alert(1)>.rrd"
@@ -352,8 +352,9 @@ def test_starttls_on_a_server_without_it_is_permanent(smtp_server: ServerFactory
 
 @pytest.mark.parametrize("breaker", ["\n", "\r", "\u2028", "\u2029", "\x85"])
 def test_a_subject_prefix_that_would_break_the_header_is_refused_at_load(tmp_path: Path, breaker: str) -> None:
-    from rrdalarm.config import ConfigError, load_thresholds
-    from rrdalarm.dispatch import plan_actions
+    from rrdalarm.config.thresholds import load_thresholds
+    from rrdalarm.delivery.dispatch import plan_actions
+    from rrdalarm.model.errors import ConfigError
 
     path = tmp_path / "thresholds.toml"
     prefix = tomlkit_string(f"[ops{breaker}lab]")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import Env
 
-from rrdalarm.events import Delivery
+from rrdalarm.model.events import Delivery
 from rrdalarm.plugins import (
     ActionContext,
     action_plugins,
@@ -95,8 +95,8 @@ def test_a_plugin_that_fails_to_load_says_why(caplog: pytest.LogCaptureFixture) 
 def test_validate_and_healthz_name_plugins_that_did_not_load(env: Env) -> None:
     from click.testing import CliRunner
 
-    from rrdalarm.cli import cli
-    from rrdalarm.service import CheckService
+    from rrdalarm.cli.main import cli
+    from rrdalarm.service.service import CheckService
     from rrdalarm.web import create_app
 
     env.write_thresholds("")

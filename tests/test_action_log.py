@@ -10,8 +10,8 @@ from conftest import T0, Env, make_event
 from test_engine import threshold
 
 from rrdalarm.actions.log import LogAction, format_line
-from rrdalarm.events import Delivery, Event
-from rrdalarm.model import EventKind
+from rrdalarm.model.events import Delivery, Event
+from rrdalarm.model.states import EventKind
 from rrdalarm.plugins import ActionContext, ActionError, action_plugins, validate_params
 
 event = make_event

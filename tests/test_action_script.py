@@ -12,8 +12,8 @@ import pytest
 from conftest import T0, make_event
 
 from rrdalarm.actions.script import ScriptAction
-from rrdalarm.events import Delivery, Event
-from rrdalarm.model import EventKind
+from rrdalarm.model.events import Delivery, Event
+from rrdalarm.model.states import EventKind
 from rrdalarm.plugins import (
     ActionContext,
     ActionError,

@@ -14,8 +14,8 @@ import pytest
 from conftest import free_port, make_event
 
 from rrdalarm.actions.syslog import SyslogAction, default_address, parse_address
-from rrdalarm.events import Delivery
-from rrdalarm.model import EventKind
+from rrdalarm.model.events import Delivery
+from rrdalarm.model.states import EventKind
 from rrdalarm.plugins import ActionContext, ActionError, action_plugins, validate_params
 
 DAEMON, LOCAL0 = 3, 16

@@ -16,8 +16,8 @@ from werkzeug import Request, Response
 
 from rrdalarm import __version__
 from rrdalarm.actions.webhook import WebhookAction, safe_url
-from rrdalarm.events import Delivery, Event
-from rrdalarm.model import EventKind
+from rrdalarm.model.events import Delivery, Event
+from rrdalarm.model.states import EventKind
 from rrdalarm.plugins import ActionContext, ActionError, action_plugins, validate_params
 
 KEY = "hmac-Key-0123456789"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rrdalarm.backtest import (
+from rrdalarm.editor.backtest import (
     BacktestResult,
     Check,
     Evaluation,
@@ -22,9 +22,9 @@ from rrdalarm.backtest import (
     tally,
     window_indexes,
 )
-from rrdalarm.evaluate import Direction, window_slice
-from rrdalarm.model import EventKind, State, Status
-from rrdalarm.timespec import TimeSpecError, resolve_window
+from rrdalarm.model.states import Direction, EventKind, State, Status
+from rrdalarm.rules.evaluate import window_slice
+from rrdalarm.rules.timespec import TimeSpecError, resolve_window
 
 NOW = 1_700_000_040
 STEP = 60
@@ -224,7 +224,7 @@ class Ref:
 
 def reference(values: Sequence[float | None], first: int, step: int, start: str, end: str, above: bool,
               limit: float, repetitions: int, rearm: int, times: Sequence[int]) -> Ref:
-    """docs/semantics.md §2-3 read literally: straightforward loops, nothing from rrdalarm.evaluate."""
+    """docs/semantics.md §2-3 read literally: straightforward loops, nothing from rrdalarm.rules.evaluate."""
     state, last_sent = "OK", 0
     out = Ref([], [], 0, 0, False, 0)
     for t in times:

@@ -13,8 +13,9 @@ from conftest import T0, Env, make_rrd
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from rrdalarm.config import load_settings, load_thresholds
-from rrdalarm.legacy import parse_legacy
+from rrdalarm.config.legacy import parse_legacy
+from rrdalarm.config.settings import load_settings
+from rrdalarm.config.thresholds import load_thresholds
 
 SAMPLE = Path(__file__).resolve().parent.parent / "config" / "rrdAlarmConfig.txt"
 
@@ -437,7 +438,7 @@ def test_what_validate_accepts_check_handles(env: Env, mutations: list[tuple[str
     """Whatever `validate` accepts, `check` runs: never an internal error, never a failed recording."""
     from click.testing import CliRunner
 
-    from rrdalarm.cli import cli
+    from rrdalarm.cli.main import cli
 
     base = Path(tempfile.mkdtemp(dir=env.base))
     make_rrd(base / "rrd" / "interfaces" / "eth0" / "bytes.rrd", {"rx": [1.0, 9.0], "tx": [1.0, 2.0]})
@@ -461,7 +462,8 @@ def test_what_validate_accepts_check_handles(env: Env, mutations: list[tuple[str
 
 def test_the_command_line_imports_the_database_layer_only_when_a_command_needs_it() -> None:
     # `rrdalarm --help`, `validate` and `init` do not pay for SQLAlchemy (a third of a second).
-    code = "import sys, rrdalarm.cli; print(sorted(m for m in ('sqlalchemy', 'flask', 'alembic') if m in sys.modules))"
+    code = ("import sys, rrdalarm.cli.main; "
+            "print(sorted(m for m in ('sqlalchemy', 'flask', 'alembic') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -469,7 +471,7 @@ def test_the_command_line_imports_the_database_layer_only_when_a_command_needs_i
 def test_validate_needs_no_database_layer(env: Env) -> None:
     env.rrd("a.rrd", {"x": [1.0]})
     env.write_thresholds('[[threshold]]\nid = 1\nglob = "*.rrd"\ntype = "above"\nvalue = 1\n')
-    code = ("import sys; from click.testing import CliRunner; from rrdalarm.cli import cli; "
+    code = ("import sys; from click.testing import CliRunner; from rrdalarm.cli.main import cli; "
             f"r = CliRunner().invoke(cli, ['--settings', {str(env.settings_path)!r}, 'validate']); "
             "print(r.exit_code, 'sqlalchemy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)

@@ -9,19 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from rrdalarm.config import (
-    ActionSpec,
-    ConfigError,
-    Settings,
-    Threshold,
-    is_legacy_text,
-    load_settings,
-    load_thresholds,
-    parse_thresholds_toml,
-    save_thresholds,
-    thresholds_to_toml,
-)
-from rrdalarm.evaluate import Direction
+from rrdalarm.config.settings import load_settings
+from rrdalarm.config.thresholds import is_legacy_text, load_thresholds, parse_thresholds_toml
+from rrdalarm.config.writing import save_thresholds, thresholds_to_toml
+from rrdalarm.model.definitions import ActionSpec, Settings, Threshold
+from rrdalarm.model.errors import ConfigError
+from rrdalarm.model.states import Direction
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
@@ -185,7 +178,8 @@ def test_ntopng_fields_are_validated(tmp_path: Path, body: str, field: str, frag
 
 
 def test_ntopng_threshold_round_trips_through_toml(tmp_path: Path) -> None:
-    from rrdalarm.config import parse_thresholds_toml, thresholds_to_toml
+    from rrdalarm.config.thresholds import parse_thresholds_toml
+    from rrdalarm.config.writing import thresholds_to_toml
 
     text = ('[[threshold]]\nid = 5\nsource = "ntopng"\nschema = "iface:traffic"\nquery = "ifid:*"\n'
             'label = ["bytes"]\ntype = "below"\nvalue = 10\n')

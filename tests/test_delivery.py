@@ -17,13 +17,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_engine import threshold
 
-from rrdalarm.config import ActionSpec, DeliverySettings, Threshold, load_thresholds
-from rrdalarm.delivery import backoff_delay, deliver_pending
-from rrdalarm.dispatch import plan_actions, plan_deliveries
-from rrdalarm.engine import run_check
-from rrdalarm.evaluate import Direction
+from rrdalarm.check.engine import run_check
+from rrdalarm.config.thresholds import load_thresholds
+from rrdalarm.delivery.dispatch import plan_actions, plan_deliveries
+from rrdalarm.delivery.outbox import backoff_delay, deliver_pending
+from rrdalarm.model.definitions import ActionSpec, DeliverySettings, Threshold
+from rrdalarm.model.states import Direction
 from rrdalarm.plugins import ActionContext, ActionError, Param, available_actions
-from rrdalarm.store import DeliveryAttempt, DeliveryRow, NewEvent, Store, open_store
+from rrdalarm.store.database import DeliveryAttempt, DeliveryRow, NewEvent, Store, open_store
 
 
 @given(attempts=st.integers(min_value=1, max_value=60), base=st.integers(1, 600), cap=st.integers(1, 86400))
@@ -77,7 +78,7 @@ def test_grouping_per_action_parameters_and_recipient() -> None:
 
 
 def test_bad_on_value_is_a_config_error() -> None:
-    from rrdalarm.config import ConfigError
+    from rrdalarm.model.errors import ConfigError
 
     with pytest.raises(ConfigError, match="'on' must be a list of fire, repeat, resolve"):
         plan_actions([th(1, ActionSpec("log", {"on": ["always"]}))], available_actions(None))
@@ -208,7 +209,7 @@ class store_of:
 
 
 def test_secret_references_are_stored_not_values(env: Env, store: Store, tmp_path: Path) -> None:
-    from rrdalarm.secrets import SecretError, describe, resolve_secret, secret_problem
+    from rrdalarm.common.secrets import SecretError, describe, resolve_secret, secret_problem
 
     (tmp_path / "pw").write_text("s3cret-value\n")
     os.environ["RRDALARM_TEST_SECRET"] = "from-env"
@@ -235,13 +236,13 @@ class Leaky:
         self.params = params
 
     def run(self, delivery: object) -> None:
-        from rrdalarm.secrets import resolve_secret
+        from rrdalarm.common.secrets import resolve_secret
 
         raise RuntimeError(f"server said: bad token {resolve_secret(self.params['token'], 'token')}")  # type: ignore[arg-type]
 
 
 def test_secret_values_never_reach_the_recorded_error(env: Env, store: Store) -> None:
-    from rrdalarm.store import PlannedDelivery, RunSummary
+    from rrdalarm.store.database import PlannedDelivery, RunSummary
 
     store.record_check(
         RunSummary(T0, 0.1, 1, 1, 1, 1, 0), [], [ev(1)],
@@ -262,7 +263,7 @@ def test_history_never_prints_secret_parameters() -> None:
     from rrdalarm.actions.apprise import AppriseAction
     from rrdalarm.actions.email import EmailAction
     from rrdalarm.actions.webhook import WebhookAction
-    from rrdalarm.cli import shown_param
+    from rrdalarm.cli.main import shown_param
 
     hook = WebhookAction.params
     assert shown_param(hook["secret"], "hunter2") == "***"
@@ -293,7 +294,7 @@ class Capture:
 
 
 def test_events_carry_their_source(env: Env, store: Store) -> None:
-    from rrdalarm.store import PlannedDelivery, RunSummary
+    from rrdalarm.store.database import PlannedDelivery, RunSummary
 
     ntop = NewEvent(1, "t1", "ntopng:host:traffic{ifid:0,host:10.0.0.1}", "bytes_sent", "ALARM FIRED", "fired",
                     "above", 1.0, 2.0, T0, "m")

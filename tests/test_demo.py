@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import rrdtool
 
-from rrdalarm.demo import (
+from rrdalarm.service.demo import (
     DEMO_THRESHOLDS_TOML,
     MARKER,
     DemoTree,

@@ -11,11 +11,12 @@ import pytest
 import rrdtool
 from conftest import T0, Env
 
-from rrdalarm import stats
-from rrdalarm.config import load_thresholds
-from rrdalarm.engine import CheckResult, run_check
-from rrdalarm.model import Status
-from rrdalarm.store import AlarmEvent, CheckRun, SeriesState, Store, open_store
+from rrdalarm.check.engine import run_check
+from rrdalarm.config.thresholds import load_thresholds
+from rrdalarm.model.results import CheckResult
+from rrdalarm.model.states import Status
+from rrdalarm.store import stats
+from rrdalarm.store.database import AlarmEvent, CheckRun, SeriesState, Store, open_store
 
 
 def threshold(ident: int = 1, glob: str = "a.rrd", **fields: object) -> str:

@@ -8,18 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rrdalarm.evaluate import (
-    Direction,
-    crosses,
-    decide,
-    find_breach,
-    needed_run,
-    newest_known,
-    rearm_elapsed,
-    transition,
-)
-from rrdalarm.model import EventKind, State, Status
-from rrdalarm.records import StateView
+from rrdalarm.model.records import StateView
+from rrdalarm.model.states import Direction, EventKind, State, Status
+from rrdalarm.rules.evaluate import crosses, decide, find_breach, needed_run, newest_known, rearm_elapsed, transition
 
 NaN = float("nan")
 
@@ -216,7 +207,7 @@ def test_decide_invariants(previous: State, breaching: bool, last: int | None, n
 def test_summary_shortcut_agrees_with_the_full_walk(
     values: list[float | None], direction: str, limit: float, reps: int
 ) -> None:
-    from rrdalarm.evaluate import breach_of, summarize
+    from rrdalarm.rules.evaluate import breach_of, summarize
 
     summary = summarize(values, 1000, 60)
     assert breach_of(summary, Direction(direction), limit, reps) == find_breach(

@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from rrdalarm.fileutil import atomic_write_text, make_private_dirs, private_file, split_lines
+from rrdalarm.common.fileutil import atomic_write_text, make_private_dirs, private_file, split_lines
 
 
 def test_a_key_file_is_made_once_private_and_whole(tmp_path: Path) -> None:

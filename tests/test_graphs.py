@@ -12,7 +12,7 @@ import pytest
 import rrdtool
 from conftest import T0, Env
 
-from rrdalarm import graphs
+from rrdalarm.report import graphs
 
 
 def test_parallel_first_draws_do_not_crash_the_process(env: Env) -> None:

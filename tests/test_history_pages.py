@@ -13,12 +13,12 @@ from conftest import T0, Env, free_port
 from flask import Flask
 from flask.testing import FlaskClient
 
-from rrdalarm.config import load_thresholds
-from rrdalarm.engine import run_check
-from rrdalarm.lock import check_lock
-from rrdalarm.service import CheckService
-from rrdalarm.store import CheckRun, DeliveryRow
-from rrdalarm.users import add_user
+from rrdalarm.access.users import add_user
+from rrdalarm.check.engine import run_check
+from rrdalarm.check.lock import check_lock
+from rrdalarm.config.thresholds import load_thresholds
+from rrdalarm.service.service import CheckService
+from rrdalarm.store.database import CheckRun, DeliveryRow
 from rrdalarm.web import history
 from rrdalarm.web.history import FilterError, event_filter, parse_choice, parse_int, parse_page, parse_time
 

@@ -1,4 +1,4 @@
-"""Tests for rrdalarm.legacy: the original RRDAlarm's tab-separated rrdAlarmConfig.txt."""
+"""Tests for rrdalarm.config.legacy: the original RRDAlarm's tab-separated rrdAlarmConfig.txt."""
 
 from __future__ import annotations
 
@@ -6,17 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from rrdalarm.config import (
-    ActionSpec,
-    ConfigError,
-    Threshold,
-    is_legacy_text,
-    load_thresholds,
-    save_thresholds,
-    thresholds_to_toml,
-)
-from rrdalarm.evaluate import Direction
-from rrdalarm.legacy import FIELDS, legacy_action, parse_legacy, split_fields
+from rrdalarm.config.legacy import FIELDS, legacy_action, parse_legacy, split_fields
+from rrdalarm.config.thresholds import is_legacy_text, load_thresholds
+from rrdalarm.config.writing import save_thresholds, thresholds_to_toml
+from rrdalarm.model.definitions import ActionSpec, Threshold
+from rrdalarm.model.errors import ConfigError
+from rrdalarm.model.states import Direction
 
 SAMPLE = Path(__file__).resolve().parent.parent / "config" / "rrdAlarmConfig.txt"
 

@@ -14,9 +14,9 @@ from conftest import STEP, T0, Env, make_rrd
 from fake_ntopng import FakeNtopng
 from pytest_httpserver import HTTPServer
 
-from rrdalarm.config import ConfigError, Threshold, threshold_from_dict
-from rrdalarm.engine import run_check
-from rrdalarm.preview import (
+from rrdalarm.check.engine import run_check
+from rrdalarm.config.thresholds import threshold_from_dict
+from rrdalarm.editor.preview import (
     BACKTEST_UNSUPPORTED,
     MAX_EVALUATIONS,
     BacktestReport,
@@ -25,8 +25,10 @@ from rrdalarm.preview import (
     backtest,
     preview,
 )
+from rrdalarm.model.definitions import Threshold
+from rrdalarm.model.errors import ConfigError
 from rrdalarm.sources.rrd import RRDSource, fetch
-from rrdalarm.store import open_store
+from rrdalarm.store.database import open_store
 
 HOUR = 3600
 DAY = 86400
@@ -392,7 +394,7 @@ def test_a_window_the_file_holds_nothing_of_is_no_data(env: Env) -> None:
 
 
 def test_a_backtest_of_a_file_left_long_ago_reads_only_what_it_holds(env: Env) -> None:
-    from rrdalarm.preview import _fetch
+    from rrdalarm.editor.preview import _fetch
 
     path = env.rrd("a.rrd", {"x": [9.0] * 10})  # last updated at T0, 10 hours of one-minute rows
     later = T0 + 2 * 365 * DAY

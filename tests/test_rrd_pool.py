@@ -18,8 +18,8 @@ import pytest
 from conftest import T0, Env, make_rrd
 from test_engine import check, threshold
 
-from rrdalarm.model import Status
-from rrdalarm.store import Store, open_store
+from rrdalarm.model.states import Status
+from rrdalarm.store.database import Store, open_store
 
 # The console script, as operators run it: its own folder, not the working directory, heads sys.path.
 RRDALARM = Path(sys.executable).with_name("rrdalarm")
@@ -108,7 +108,7 @@ def test_workers_that_cannot_start_fall_back_to_this_process(env: Env) -> None:
         "if __name__ != '__main__':\n"
         "    raise ImportError(\"cannot import name '__version__' from 'rrdalarm'\")\n"
         "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
-        "from rrdalarm.cli import main\n"
+        "from rrdalarm.cli.main import main\n"
         "sys.exit(main())\n",
         encoding="utf-8",
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rrdalarm.secrets import redact_config_text
+from rrdalarm.common.secrets import redact_config_text
 
 
 def test_a_redacted_secret_holding_a_unicode_line_break_is_masked_whole() -> None:

@@ -166,7 +166,7 @@ def test_config_parameter_stays_in_the_config_dir(server: Server) -> None:
 
 def start_client(env: Env, service_lines: str = "") -> tuple[Any, Any]:
     """The app over a CheckService on `env` with the API token set; the caller closes the service."""
-    from rrdalarm.service import CheckService
+    from rrdalarm.service.service import CheckService
     from rrdalarm.web import create_app
 
     (env.base / "token").write_text(TOKEN)
@@ -341,7 +341,7 @@ def test_token_link_opens_a_browser_session(server: Server) -> None:
 
 
 def test_graph_when_the_thresholds_file_also_watches_ntopng(env: Env) -> None:
-    from rrdalarm.service import CheckService
+    from rrdalarm.service.service import CheckService
     from rrdalarm.web import create_app
 
     now = int(time.time()) // 60 * 60

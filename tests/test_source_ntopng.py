@@ -18,14 +18,17 @@ from conftest import Env, free_port
 from fake_ntopng import RECORDED, TS, FakeNtopng
 from pytest_httpserver import HTTPServer
 
-from rrdalarm.config import ConfigError, NtopngSettings, load_thresholds
-from rrdalarm.engine import CheckResult, run_check
-from rrdalarm.evaluate import window_slice
-from rrdalarm.model import State
+from rrdalarm.check.engine import run_check
+from rrdalarm.config.thresholds import load_thresholds
+from rrdalarm.model.definitions import NtopngSettings
+from rrdalarm.model.errors import ConfigError
+from rrdalarm.model.results import CheckResult
+from rrdalarm.model.states import State
+from rrdalarm.rules.evaluate import window_slice
 from rrdalarm.sources.ntopng import NtopngSource, expand, parse_query, series_name
 from rrdalarm.sources.ntopng_client import NtopngClient, NtopngError, parse_ts_answer
 from rrdalarm.sources.rrd import RRDSource
-from rrdalarm.store import Store, open_store
+from rrdalarm.store.database import Store, open_store
 
 T0 = 1_700_000_100  # a multiple of ntopng's 300 s host step
 STEP = 300

@@ -10,11 +10,10 @@ import rrdtool
 from conftest import T0, Env, Rrdcached
 from test_engine import check, threshold
 
-from rrdalarm import stats
-from rrdalarm.evaluate import Direction
-from rrdalarm.model import Status
+from rrdalarm.model.states import Direction, Status
 from rrdalarm.sources.base import OutcomeKind
-from rrdalarm.store import Store, open_store
+from rrdalarm.store import stats
+from rrdalarm.store.database import Store, open_store
 
 # On disk: quiet points up to T0-10min. In the daemon only: 9.0 from T0-9min to T0.
 WINDOW = {"start": "now-5min", "end": "now"}
@@ -96,8 +95,8 @@ def test_workers_read_through_the_daemon(
 ) -> None:
     from dataclasses import replace
 
-    from rrdalarm.config import load_thresholds
-    from rrdalarm.engine import run_check
+    from rrdalarm.check.engine import run_check
+    from rrdalarm.config.thresholds import load_thresholds
     from rrdalarm.sources import rrd as rrd_source
 
     for i in range(12):

@@ -13,9 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from rrdalarm.migrate import HEAD, current_revision, head_revision, upgrade
-from rrdalarm.model import State
-from rrdalarm.store import AlarmEvent, NewEvent, PlannedDelivery, RunSummary, StateChange, Store, StoreError, open_store
+from rrdalarm.model.states import State
+from rrdalarm.store.database import (
+    AlarmEvent,
+    NewEvent,
+    PlannedDelivery,
+    RunSummary,
+    StateChange,
+    Store,
+    StoreError,
+    open_store,
+)
+from rrdalarm.store.migrate import HEAD, current_revision, head_revision, upgrade
 
 
 def test_head_constant_matches_the_scripts() -> None:
@@ -173,7 +182,7 @@ def test_database_files_and_folders_are_private(tmp_path: Path) -> None:
 def test_upgrading_keeps_firing_states_with_untracked_notifications(tmp_path: Path) -> None:
     from alembic import command
 
-    from rrdalarm.migrate import alembic_config
+    from rrdalarm.store.migrate import alembic_config
 
     url = f"sqlite:///{tmp_path}/old.db"
     store = Store(url)

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 
+from rrdalarm.editor.suggest import PathSuggester, SuggestError, Suggestion
 from rrdalarm.sources.rrd_index import FileIndex, cache_path_for
-from rrdalarm.suggest import PathSuggester, SuggestError, Suggestion
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -142,9 +142,9 @@ def test_a_glob_in_the_folder_part_merges_the_folders_it_matches(tree: Path) -> 
 
 
 def test_a_glob_over_too_many_folders_is_cut_short_and_says_so(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rrdalarm.suggest
+    import rrdalarm.editor.suggest
 
-    monkeypatch.setattr(rrdalarm.suggest, "MAX_GLOB_FOLDERS", 3)
+    monkeypatch.setattr(rrdalarm.editor.suggest, "MAX_GLOB_FOLDERS", 3)
     got = PathSuggester(tree, None).suggest("**/")
     assert got.more and got.items
 

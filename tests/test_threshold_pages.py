@@ -12,8 +12,8 @@ from conftest import Env, WebApp
 from flask import Flask
 from flask.testing import FlaskClient
 
-from rrdalarm.config import load_thresholds
-from rrdalarm.service import CheckService
+from rrdalarm.config.thresholds import load_thresholds
+from rrdalarm.service.service import CheckService
 
 THRESHOLDS = """\
 # site thresholds

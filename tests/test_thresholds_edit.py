@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rrdalarm.config import parse_thresholds_toml
-from rrdalarm.plugins import action_plugins
-from rrdalarm.thresholds_edit import (
+from rrdalarm.config.thresholds import parse_thresholds_toml
+from rrdalarm.editor.thresholds_edit import (
     Conflict,
     EditError,
     add_threshold,
@@ -22,6 +21,7 @@ from rrdalarm.thresholds_edit import (
     set_enabled,
     version_of,
 )
+from rrdalarm.plugins import action_plugins
 
 FILE = """\
 # house rules: keep ids stable

@@ -1,4 +1,4 @@
-"""Tests for rrdalarm.timespec, including cross-checks against librrd itself."""
+"""Tests for rrdalarm.rules.timespec, including cross-checks against librrd itself."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import rrdtool
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rrdalarm.timespec import TimeSpecError, resolve_window, validate
+from rrdalarm.rules.timespec import TimeSpecError, resolve_window, validate
 
 NOW = 1_700_000_000  # 2023-11-14T22:13:20Z
 FAR = "4000000000"  # an end later than every start resolved below

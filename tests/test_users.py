@@ -13,8 +13,8 @@ from conftest import Env, WebApp
 from flask import Flask
 from flask.testing import FlaskClient
 
-from rrdalarm.store import User, open_store
-from rrdalarm.users import UserError, add_user, authenticate, delete_user, list_users, set_password
+from rrdalarm.access.users import UserError, add_user, authenticate, delete_user, list_users, set_password
+from rrdalarm.store.database import User, open_store
 
 
 def test_cli_user_lifecycle(env: Env, tmp_path: Path) -> None:
@@ -178,7 +178,7 @@ def test_sessions_end_after_the_idle_time(app: Flask) -> None:
     assert app.permanent_session_lifetime.total_seconds() <= 12 * 3600
     client = app.test_client()
     assert login(client, "correct horse battery") == 302
-    records = app.extensions["rrdalarm.sessions"]
+    records = app.extensions["rrdalarm.access.sessions"]
     for entry in records.folder.iterdir():  # as if the login had not been used for 13 hours
         old = entry.stat().st_mtime - 13 * 3600
         os.utime(entry, (old, old))

@@ -15,9 +15,9 @@ from typing import Any
 from flask import Flask, Response
 from flask_wtf.csrf import CSRFProtect
 
-from rrdalarm.fileutil import private_file
-from rrdalarm.report import fmt_time
-from rrdalarm.service import CheckService
+from rrdalarm.common.fileutil import private_file
+from rrdalarm.report.render import fmt_time
+from rrdalarm.service.service import CheckService
 
 
 def secret_key(data_dir: Path) -> bytes:

@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 
 from flask import Response, current_app, redirect, request, session, url_for
 
-from rrdalarm.secrets import SecretError, resolve_secret
-from rrdalarm.service import CheckService
-from rrdalarm.sessions import stamp
+from rrdalarm.access.sessions import stamp
+from rrdalarm.common.secrets import SecretError, resolve_secret
+from rrdalarm.service.service import CheckService
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,12 +52,12 @@ def token_session() -> bool:
     expected = _api_token()
     if not expected:
         return False
-    records = current_app.extensions["rrdalarm.sessions"]
+    records = current_app.extensions["rrdalarm.access.sessions"]
     return hmac.compare_digest(tied, stamp(expected)) and bool(records.alive(session.get("sid")))
 
 
 def open_token_session(token: str) -> None:
-    records = current_app.extensions["rrdalarm.sessions"]
+    records = current_app.extensions["rrdalarm.access.sessions"]
     if session.get("token_session") != stamp(token) or not records.alive(session.get("sid")):
         records.end(session.get("sid"))
         session.clear()
@@ -113,7 +113,7 @@ def require_token(view: F) -> F:
 
 
 def current_account() -> Any:
-    """The logged-in user's rrdalarm.users.Account, or None (token access, or nobody)."""
+    """The logged-in user's rrdalarm.access.users.Account, or None (token access, or nobody)."""
     from flask_login import current_user
 
     return current_user.account if current_user.is_authenticated else None

@@ -1,6 +1,6 @@
 """History pages: events, one series' timeline, deliveries, the audit log, and "Check now".
 
-Pages only read (queries live in rrdalarm.store); /check-now runs a check through the
+Pages only read (queries live in rrdalarm.store.database); /check-now runs a check through the
 service like the scheduler does. Filters are parsed by pure functions that take the
 clock as `now`, so a bad value becomes a one-line 400 message, never a traceback.
 """
@@ -17,14 +17,15 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
-from rrdalarm.config import MAX_ID, ConfigError, load_thresholds
-from rrdalarm.errors import StoreError
-from rrdalarm.lock import CheckBusy
-from rrdalarm.model import DeliveryStatus, EventStatus
+from rrdalarm.check.lock import CheckBusy
+from rrdalarm.common.errors import StoreError
+from rrdalarm.common.secrets import origins_only, redact_config_text
+from rrdalarm.config.thresholds import MAX_ID, load_thresholds
+from rrdalarm.model.errors import ConfigError
+from rrdalarm.model.states import DeliveryStatus, EventStatus
 from rrdalarm.plugins import action_plugins, secret_keys
-from rrdalarm.report import fmt_time, fmt_value
-from rrdalarm.secrets import origins_only, redact_config_text
-from rrdalarm.store import AlarmEvent, Store
+from rrdalarm.report.render import fmt_time, fmt_value
+from rrdalarm.store.database import AlarmEvent, Store
 
 from .auth import require_access, service
 
@@ -61,7 +62,7 @@ def parse_time(text: str | None, now: int, name: str) -> int | None:
         except (ValueError, OverflowError, OSError):
             continue
     if text.lower().startswith(("now", "-")):
-        from rrdalarm.timespec import TimeSpecError, resolve_window
+        from rrdalarm.rules.timespec import TimeSpecError, resolve_window
 
         try:
             return resolve_window(_EARLIEST, text, now)[1]

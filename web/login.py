@@ -1,4 +1,4 @@
-"""Log in and out (Flask-Login over rrdalarm.users), with server-side session records and a login limit.
+"""Log in and out (Flask-Login over rrdalarm.access.users), with server-side session records and a login limit.
 
 Failed logins are counted per client address and per account; an attempt is
 counted before its password is checked, so parallel guesses cannot slip past
@@ -21,8 +21,8 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from rrdalarm.sessions import SessionRecords
-from rrdalarm.users import Account, authenticate, get_user
+from rrdalarm.access.sessions import SessionRecords
+from rrdalarm.access.users import Account, authenticate, get_user
 
 from .auth import service
 
@@ -84,7 +84,7 @@ class Failures:
 
 
 def records() -> SessionRecords:
-    found: SessionRecords = current_app.extensions["rrdalarm.sessions"]
+    found: SessionRecords = current_app.extensions["rrdalarm.access.sessions"]
     return found
 
 
@@ -156,7 +156,7 @@ def init_login(app: Flask) -> None:
     manager.login_view = "login.login"
     manager.user_loader(_load)
     settings: Any = app.extensions["rrdalarm"].settings()
-    app.extensions["rrdalarm.sessions"] = SessionRecords(settings.data_dir, settings.service.session_idle)
+    app.extensions["rrdalarm.access.sessions"] = SessionRecords(settings.data_dir, settings.service.session_idle)
     app.extensions["rrdalarm.login_failures"] = Failures()
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=settings.service.session_idle)
     app.extensions["rrdalarm.login"] = lambda: bool(current_user.is_authenticated)

@@ -7,14 +7,15 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, get_flashed_messages, jsonify, request, send_file, url_for
 
-from rrdalarm import report
-from rrdalarm.config import ConfigError, load_thresholds
-from rrdalarm.engine import Row
-from rrdalarm.errors import StoreError
-from rrdalarm.graphs import BadGraphRequest, GraphError, series_graph
-from rrdalarm.lock import CheckBusy
-from rrdalarm.service import TooSoon
-from rrdalarm.timespec import TimeSpecError, resolve_window
+from rrdalarm.check.lock import CheckBusy
+from rrdalarm.common.errors import StoreError
+from rrdalarm.config.thresholds import load_thresholds
+from rrdalarm.model.errors import ConfigError
+from rrdalarm.model.results import Row
+from rrdalarm.report import render as report
+from rrdalarm.report.graphs import BadGraphRequest, GraphError, series_graph
+from rrdalarm.rules.timespec import TimeSpecError, resolve_window
+from rrdalarm.service.service import TooSoon
 
 from .auth import require_access, require_token, service
 

@@ -8,9 +8,9 @@ import time
 from flask import Blueprint, Response, jsonify, render_template, send_file
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from rrdalarm.errors import StoreError
-from rrdalarm.graphs import PERIODS, GraphError, stats_graph
+from rrdalarm.common.errors import StoreError
 from rrdalarm.plugins import plugin_errors
+from rrdalarm.report.graphs import PERIODS, GraphError, stats_graph
 
 from .auth import require_access, service
 

@@ -1,6 +1,6 @@
 """JSON for the editor's autocomplete: paths under the RRD root, live match counts, data sources, ntopng names.
 
-A thin face over rrdalarm.suggest (paths) and the ntopng client (schemas,
+A thin face over rrdalarm.editor.suggest (paths) and the ntopng client (schemas,
 hosts); static/suggest.js is the browser side. Every answer is JSON, which the
 script inserts as text, never as markup.
 """
@@ -17,16 +17,16 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from rrdalarm.secrets import SecretError
+from rrdalarm.common.secrets import SecretError
+from rrdalarm.editor.suggest import LOOKUP_BUDGET_S, MAX_LIMIT, MIN_REFRESH_S, PathSuggester, SuggestError
 from rrdalarm.sources.ntopng_client import NtopngClient, NtopngError
 from rrdalarm.sources.rrd_index import cache_path_for
-from rrdalarm.suggest import LOOKUP_BUDGET_S, MAX_LIMIT, MIN_REFRESH_S, PathSuggester, SuggestError
 
 from .auth import require_access, service
 
 bp = Blueprint("suggest", __name__)
 
-EXTENSION = "rrdalarm.suggest"
+EXTENSION = "rrdalarm.editor.suggest"
 # An autocomplete that waits the check's full timeout and retries is worse than none.
 NTOPNG_TIMEOUT_S = 5.0
 _ENTITY_RE = re.compile(r"[a-z_]{1,32}")

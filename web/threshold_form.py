@@ -19,11 +19,13 @@ from wtforms import BooleanField, HiddenField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length
 
-from rrdalarm.config import CONSOLIDATION_FUNCTIONS, ConfigError, Threshold, threshold_from_dict
-from rrdalarm.dispatch import DEFAULT_WHEN, WHEN, plan_actions
-from rrdalarm.fileutil import split_lines
+from rrdalarm.common.fileutil import split_lines
+from rrdalarm.common.secrets import redact_url
+from rrdalarm.config.thresholds import threshold_from_dict
+from rrdalarm.delivery.dispatch import DEFAULT_WHEN, WHEN, plan_actions
+from rrdalarm.model.definitions import CONSOLIDATION_FUNCTIONS, Threshold
+from rrdalarm.model.errors import ConfigError
 from rrdalarm.plugins import ActionPlugin, Param, own_params
-from rrdalarm.secrets import redact_url
 
 SPARE_SLOTS = 2
 MAX_SLOTS = 20

@@ -1,7 +1,7 @@
 """The threshold table and editor: add, edit, duplicate, enable/disable, delete, preview.
 
 Reading is open to every user; changes need an admin. Every change goes through
-rrdalarm.thresholds_edit.commit (conflict check, whole-file validation, backup,
+rrdalarm.editor.thresholds_edit.commit (conflict check, whole-file validation, backup,
 atomic write) and is recorded in the audit log. The service reads the file again
 before each check, so a saved change applies at the next check.
 """
@@ -16,13 +16,10 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField
 from wtforms.fields.choices import SelectChoice
 
-from rrdalarm.config import ConfigError, Settings, Threshold
-from rrdalarm.dispatch import WHEN
-from rrdalarm.graphs import BadGraphRequest, GraphError, series_graph
-from rrdalarm.overview import live_states
-from rrdalarm.plugins import ActionPlugin, available_actions, source_plugins
-from rrdalarm.suggest import SuggestError
-from rrdalarm.thresholds_edit import (
+from rrdalarm.delivery.dispatch import WHEN
+from rrdalarm.editor.overview import live_states
+from rrdalarm.editor.suggest import SuggestError
+from rrdalarm.editor.thresholds_edit import (
     Conflict,
     EditError,
     Snapshot,
@@ -34,7 +31,11 @@ from rrdalarm.thresholds_edit import (
     replace_threshold,
     set_enabled,
 )
-from rrdalarm.timespec import TimeSpecError, resolve_window
+from rrdalarm.model.definitions import Settings, Threshold
+from rrdalarm.model.errors import ConfigError
+from rrdalarm.plugins import ActionPlugin, available_actions, source_plugins
+from rrdalarm.report.graphs import BadGraphRequest, GraphError, series_graph
+from rrdalarm.rules.timespec import TimeSpecError, resolve_window
 
 from .auth import current_account, require_access, require_admin, service
 from .suggest import suggester
@@ -225,7 +226,7 @@ def _submit(form: ThresholdForm, settings: Settings, snap: Snapshot, original: T
 
 def _preview(form: ThresholdForm, slots: Any, settings: Settings, threshold: Threshold, ident: int | None,
              plugins: dict[str, type[ActionPlugin]]) -> tuple[str, int]:
-    from rrdalarm.preview import backtest, preview
+    from rrdalarm.editor.preview import backtest, preview
 
     now = int(time.time())
     errors: dict[str, str] = {}

@@ -2,22 +2,29 @@
 
 First step of the data flow (config -> engine -> store/actions -> report).
 Every error a user can make here is a ConfigError naming file, line and field.
-One module per job: errors, model (the dataclasses), lines (reading files and
-locating lines for messages), thresholds (parsing and validating them), writing
-(TOML out), settings (rrdalarm.toml) and starter (what `init` writes).
+One module per job: lines (reading files and locating lines for messages),
+thresholds (parsing and validating them), legacy (rrdAlarmConfig.txt), writing
+(TOML out), settings (rrdalarm.toml) and starter (what `init` writes). The
+dataclasses and ConfigError live in rrdalarm.model, below every stage.
 """
 
 from __future__ import annotations
 
-from rrdalarm.config.errors import (
-    ConfigError,
+from rrdalarm.config.lines import Locate, read_config_text, top_level_line
+from rrdalarm.config.settings import find_settings_file, load_settings, path_length_problem, rrdcached_problem
+from rrdalarm.config.starter import STARTER_SETTINGS, starter_settings
+from rrdalarm.config.thresholds import (
+    MAX_ID,
+    check_unique_ids,
+    glob_problem,
+    is_legacy_text,
+    load_thresholds,
+    ntopng_query_problem,
+    parse_thresholds_toml,
+    threshold_from_dict,
 )
-from rrdalarm.config.lines import (
-    Locate,
-    read_config_text,
-    top_level_line,
-)
-from rrdalarm.config.model import (
+from rrdalarm.config.writing import save_thresholds, threshold_to_table, thresholds_to_toml
+from rrdalarm.model.definitions import (
     CONSOLIDATION_FUNCTIONS,
     RRDCACHED_ENV,
     SETTINGS_ENV,
@@ -32,31 +39,7 @@ from rrdalarm.config.model import (
     Threshold,
     default_data_dir,
 )
-from rrdalarm.config.settings import (
-    find_settings_file,
-    load_settings,
-    path_length_problem,
-    rrdcached_problem,
-)
-from rrdalarm.config.starter import (
-    STARTER_SETTINGS,
-    starter_settings,
-)
-from rrdalarm.config.thresholds import (
-    MAX_ID,
-    check_unique_ids,
-    glob_problem,
-    is_legacy_text,
-    load_thresholds,
-    ntopng_query_problem,
-    parse_thresholds_toml,
-    threshold_from_dict,
-)
-from rrdalarm.config.writing import (
-    save_thresholds,
-    threshold_to_table,
-    thresholds_to_toml,
-)
+from rrdalarm.model.errors import ConfigError
 
 __all__ = [
     "CONSOLIDATION_FUNCTIONS",

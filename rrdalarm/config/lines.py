@@ -6,8 +6,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from rrdalarm.config.errors import ConfigError
-from rrdalarm.fileutil import split_lines
+from rrdalarm.common.fileutil import split_lines
+from rrdalarm.model.errors import ConfigError
 
 _TABLE_RE = re.compile(r"^\s*\[\[\s*threshold\s*\]\]\s*(#.*)?$")
 _SUBTABLE_RE = re.compile(r"^\s*\[\[\s*threshold\s*\.\s*action\s*\]\]\s*(#.*)?$")

@@ -9,9 +9,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from rrdalarm.config.errors import ConfigError
+from rrdalarm.common.secrets import secret_problem
 from rrdalarm.config.lines import _toml_error_line, read_config_text, top_level_line
-from rrdalarm.config.model import (
+from rrdalarm.model.definitions import (
     SETTINGS_ENV,
     SETTINGS_SEARCH,
     DeliverySettings,
@@ -21,7 +21,7 @@ from rrdalarm.config.model import (
     SmtpSettings,
     default_data_dir,
 )
-from rrdalarm.secrets import secret_problem
+from rrdalarm.model.errors import ConfigError
 
 _SETTINGS_KEYS = {
     "rrd_root", "thresholds", "data_dir", "log_dir", "database_url", "workers", "lock_wait", "scripts_dir",

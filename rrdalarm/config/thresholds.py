@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from rrdalarm import timespec
-from rrdalarm.config.errors import ConfigError
+from rrdalarm.common.fileutil import split_lines
 from rrdalarm.config.lines import Locate, _Lines, _toml_error_line, read_config_text, top_level_line
-from rrdalarm.config.model import CONSOLIDATION_FUNCTIONS, ActionSpec, Location, Threshold
-from rrdalarm.evaluate import Direction
-from rrdalarm.fileutil import split_lines
+from rrdalarm.model.definitions import CONSOLIDATION_FUNCTIONS, ActionSpec, Location, Threshold
+from rrdalarm.model.errors import ConfigError
+from rrdalarm.model.states import Direction
+from rrdalarm.rules import timespec
 from rrdalarm.sources.rrd_index import GlobError, compile_glob
 
 # Any time works here: it only checks that start comes before end for every "now".
@@ -302,7 +302,7 @@ def parse_thresholds_toml(text: str, path: str, sources: Sequence[str] = ("rrd",
 
 def is_legacy_text(text: str) -> bool:
     """A legacy rrdAlarmConfig.txt has rows of ten tab (or space) separated fields, not TOML."""
-    from rrdalarm.legacy import FIELDS, split_fields
+    from rrdalarm.config.legacy import FIELDS, split_fields
 
     for line in split_lines(text):
         stripped = line.strip()
@@ -318,7 +318,7 @@ def is_legacy_text(text: str) -> bool:
 
 def load_thresholds(path: Path, sources: Sequence[str] | None = None) -> list[Threshold]:
     """Load a thresholds file, TOML or legacy (detected by content); `sources` default: the installed ones."""
-    from rrdalarm.legacy import parse_legacy
+    from rrdalarm.config.legacy import parse_legacy
 
     if sources is None:
         from rrdalarm.plugins import source_plugins

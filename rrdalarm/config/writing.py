@@ -7,8 +7,8 @@ from pathlib import Path
 
 import tomlkit
 
-from rrdalarm.config.model import Threshold
-from rrdalarm.fileutil import atomic_write_text
+from rrdalarm.common.fileutil import atomic_write_text
+from rrdalarm.model.definitions import Threshold
 
 # ---------------------------------------------------------------- writing TOML
 

@@ -1,7 +1,7 @@
 """The source contract: thresholds and a time in, one outcome per series out.
 
 A source expands what a threshold matches, reads the window's points and runs
-the pure breach rule (`rrdalarm.evaluate.find_breach`) next to the data, so
+the pure breach rule (`rrdalarm.rules.evaluate.find_breach`) next to the data, so
 that only outcomes cross process boundaries. It never raises for data it
 cannot read: an unreadable file or an unreachable server becomes an ERROR
 outcome for the series concerned, and the check goes on. It keeps no alarm
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar
 
-from rrdalarm.config import Settings, Threshold
+from rrdalarm.model.definitions import Settings, Threshold
 
 SeriesKey = tuple[int, str, str]
 """(threshold id, series name, data source)."""

@@ -31,18 +31,12 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from rrdalarm import timespec
-from rrdalarm.config import ConfigError, Threshold
-from rrdalarm.evaluate import Value, breach_of, summarize, window_slice
-from rrdalarm.secrets import SecretError
-from rrdalarm.sources.base import (
-    Outcome,
-    OutcomeKind,
-    ProgressCallback,
-    SeriesKey,
-    Source,
-    SourceReport,
-)
+from rrdalarm.common.secrets import SecretError
+from rrdalarm.model.definitions import Threshold
+from rrdalarm.model.errors import ConfigError
+from rrdalarm.rules import timespec
+from rrdalarm.rules.evaluate import Value, breach_of, summarize, window_slice
+from rrdalarm.sources.base import Outcome, OutcomeKind, ProgressCallback, SeriesKey, Source, SourceReport
 from rrdalarm.sources.ntopng_client import (
     ACTIVE_HOSTS_PATH,
     INTERFACES_PATH,

@@ -29,8 +29,8 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from rrdalarm.config import NtopngSettings
-from rrdalarm.secrets import redact, resolve_secret
+from rrdalarm.common.secrets import redact, resolve_secret
+from rrdalarm.model.definitions import NtopngSettings
 
 TS_PATH = "/lua/rest/v2/get/timeseries/ts.lua"
 INTERFACES_PATH = "/lua/rest/v2/get/ntopng/interfaces.lua"

@@ -18,18 +18,13 @@ from typing import Any
 
 import rrdtool
 
-from rrdalarm import timespec
-from rrdalarm.config import ConfigError, Threshold
-from rrdalarm.evaluate import Direction, Summary, breach_of, summarize, window_slice
+from rrdalarm.model.definitions import Threshold
+from rrdalarm.model.errors import ConfigError
+from rrdalarm.model.states import Direction
+from rrdalarm.rules import timespec
+from rrdalarm.rules.evaluate import Summary, breach_of, summarize, window_slice
 from rrdalarm.sources import rrdcached
-from rrdalarm.sources.base import (
-    Outcome,
-    OutcomeKind,
-    ProgressCallback,
-    SeriesKey,
-    Source,
-    SourceReport,
-)
+from rrdalarm.sources.base import Outcome, OutcomeKind, ProgressCallback, SeriesKey, Source, SourceReport
 from rrdalarm.sources.rrd_index import FileIndex, Matches, cache_path_for, gc_paused
 from rrdalarm.sources.rrd_pool import Lost, WorkerPool
 from rrdalarm.sources.rrdcached import Daemon, Unreachable

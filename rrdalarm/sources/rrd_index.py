@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
-from rrdalarm.fileutil import atomic_write_bytes
+from rrdalarm.common.fileutil import atomic_write_bytes
 
 CACHE_VERSION = 2
 

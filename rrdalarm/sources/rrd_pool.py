@@ -102,7 +102,7 @@ def main_script_imports() -> list[str]:
 
     multiprocessing runs a main script given by path once more in every new worker
     (so that what it defines can be unpickled there): the console script `rrdalarm`
-    imports rrdalarm.cli, some 0.3 s. Preloaded in the fork server, that is paid once
+    imports rrdalarm.cli.main, some 0.3 s. Preloaded in the fork server, that is paid once
     per fork server instead of once per worker and check.
     """
     main = sys.modules.get("__main__")

@@ -1,0 +1,1 @@
+"""Who may use the service: accounts, login records and the API token."""

@@ -1,0 +1,117 @@
+"""Users of the web pages: argon2 password hashes, roles, and the rules names and passwords follow.
+
+No default account exists; `rrdalarm user add` makes the first one.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select
+
+from rrdalarm.access.sessions import stamp
+from rrdalarm.store.database import Store, User
+
+ROLES = ("admin", "viewer")
+MIN_PASSWORD = 10
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_hasher = PasswordHasher()
+# Verified when a name is unknown, so that a login takes as long either way.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class UserError(Exception):
+    """A user command that cannot be done; one line."""
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    name: str
+    role: str
+    created_at: int
+    password_stamp: str = ""
+    """A fingerprint of the password hash: a session opened under an older password no longer matches."""
+
+
+def name_problem(name: str) -> str | None:
+    if not _NAME_RE.match(name):
+        return "a user name is 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit"
+    return None
+
+
+def password_problem(password: str) -> str | None:
+    if len(password) < MIN_PASSWORD:
+        return f"a password needs at least {MIN_PASSWORD} characters"
+    return None
+
+
+def random_password() -> str:
+    return secrets.token_urlsafe(15)
+
+
+def _account(u: User) -> Account:
+    return Account(u.id, u.name, u.role, u.created_at, stamp(u.password_hash))
+
+
+def add_user(store: Store, name: str, password: str, role: str) -> Account:
+    for problem in (name_problem(name), password_problem(password),
+                    None if role in ROLES else f"role must be one of {', '.join(ROLES)}"):
+        if problem:
+            raise UserError(problem)
+    with store.session() as s:
+        if s.scalar(select(User.id).where(User.name == name)) is not None:
+            raise UserError(f"user {name!r} exists already")
+        user = User(name=name, password_hash=_hasher.hash(password), role=role, created_at=int(time.time()))
+        s.add(user)
+        s.flush()
+        return _account(user)
+
+
+def set_password(store: Store, name: str, password: str) -> None:
+    problem = password_problem(password)
+    if problem:
+        raise UserError(problem)
+    with store.session() as s:
+        user = s.scalar(select(User).where(User.name == name))
+        if user is None:
+            raise UserError(f"no user {name!r}")
+        user.password_hash = _hasher.hash(password)
+
+
+def delete_user(store: Store, name: str) -> None:
+    with store.session() as s:
+        if not s.execute(delete(User).where(User.name == name)).rowcount:  # type: ignore[attr-defined]
+            raise UserError(f"no user {name!r}")
+
+
+def list_users(store: Store) -> list[Account]:
+    with store.session() as s:
+        return [_account(u) for u in s.scalars(select(User).order_by(User.name))]
+
+
+def get_user(store: Store, user_id: int) -> Account | None:
+    with store.session() as s:
+        user = s.get(User, user_id)
+        return _account(user) if user else None
+
+
+def authenticate(store: Store, name: str, password: str) -> Account | None:
+    """The account when name and password match; None otherwise (in about the same time)."""
+    with store.session() as s:
+        user = s.scalar(select(User).where(User.name == name))
+        stored = user.password_hash if user else _DUMMY_HASH
+        try:
+            _hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if user is None:
+            return None
+        if _hasher.check_needs_rehash(stored):
+            user.password_hash = _hasher.hash(password)
+        return _account(user)

@@ -1,0 +1,1 @@
+"""One check: expand, fetch, evaluate, record transitions, plan deliveries; and its lock."""

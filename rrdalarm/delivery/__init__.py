@@ -1,0 +1,1 @@
+"""Deliveries: planning them from events, the outbox, and sending through actions."""

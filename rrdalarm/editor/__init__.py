@@ -1,0 +1,1 @@
+"""The threshold editor's helpers: path suggestions, preview, backtest, edits, overview."""

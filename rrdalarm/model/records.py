@@ -1,0 +1,86 @@
+"""What a check hands the store and gets back: plain records, no database in sight.
+
+The engine and the action planning build these; only rrdalarm.store.database turns them
+into rows. Kept apart so that importing them does not import SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rrdalarm.model.states import State
+
+
+@dataclass(frozen=True)
+class PlannedDelivery:
+    """A delivery to write with a check: its action, parameters and events (indexes into the check's events)."""
+
+    id: str
+    action: str
+    params: Mapping[str, Any]
+    events: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class StateView:
+    """A series' stored state as the engine needs it."""
+
+    state: State
+    active_at: int | None
+    fired_at: int | None
+    resolved_at: int | None
+    last_sent_at: int | None
+    notified: frozenset[str] | None = frozenset()
+    """Identities of the actions told of this firing; None when it fired before they were tracked."""
+    origin: str | None = None
+
+
+@dataclass(frozen=True)
+class StateChange:
+    key: tuple[int, str, str]
+    state: State
+    active_at: int | None
+    fired_at: int | None
+    resolved_at: int | None
+    last_sent_at: int | None
+    last_value: float | None
+    last_time: int | None
+    notified: frozenset[str] | None = frozenset()
+    origin: str | None = None
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    threshold_id: int
+    threshold_name: str
+    series: str
+    ds: str
+    status: str
+    kind: str
+    type: str
+    limit: float
+    value: float | None
+    time: int | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a check's write kept: the run, its events' ids, and the thresholds left out (id -> why)."""
+
+    run_id: int
+    event_ids: list[int]
+    unrecorded: dict[int, str]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    started_at: int
+    duration_s: float
+    files_checked: int
+    series_checked: int
+    alarms_fired: int
+    firing: int
+    errors: int

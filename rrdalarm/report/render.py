@@ -1,0 +1,140 @@
+"""Check result -> text table, JSON document or standalone HTML page."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from rrdalarm.model.results import CheckResult, Row
+from rrdalarm.model.states import Status
+
+if TYPE_CHECKING:
+    import jinja2
+
+COLUMNS = ("ID", "File", "DS", "Value", "Type", "Threshold", "Time", "Action", "Status", "Message")
+
+# Fired rows first, then what needs attention, then the rest.
+_STATUS_ORDER = {
+    Status.ALARM_FIRED: 0, Status.FIRING: 1, Status.ERROR: 2, Status.NO_DATA: 3, Status.OK: 4,
+}
+
+
+def fmt_value(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def fmt_time(epoch: int | None) -> str:
+    return "-" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def ordered(rows: Iterable[Row]) -> list[Row]:
+    return sorted(rows, key=lambda r: (_STATUS_ORDER[r.status], r.threshold, r.file, r.ds))
+
+
+def summary_line(result: CheckResult) -> str:
+    dry = " (dry run: nothing recorded, no action run)" if result.dry_run else ""
+    return (
+        f"Check at {fmt_time(result.started_at)}: {result.duration_s:.2f} s, "
+        f"{result.files_checked} files checked ({result.series_checked} series), "
+        f"{result.alarms_fired} alarms fired, {result.firing} firing, {result.errors} unreadable{dry}"
+    )
+
+
+def _cells(r: Row) -> tuple[str, ...]:
+    return (
+        str(r.threshold), r.file, r.ds or "-", fmt_value(r.value), r.type, f"{r.limit:g}",
+        fmt_time(r.time), r.action, r.status.value, r.message,
+    )
+
+
+def to_text(result: CheckResult) -> str:
+    """The summary line and an aligned table, like the original report."""
+    table = [COLUMNS, *(_cells(r) for r in ordered(result.rows))]
+    widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS) - 1)]
+    lines = [summary_line(result), ""]
+    for row in table:
+        lead = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
+        lines.append((lead + "  " + row[-1]).rstrip())
+    if not result.rows:
+        lines.append("(no series)")
+    return "\n".join(lines) + "\n"
+
+
+def to_dict(result: CheckResult) -> dict[str, Any]:
+    """The JSON document of `check --json` and `/start?format=json`."""
+    return {
+        "started_at": result.started_at,
+        "duration_s": round(result.duration_s, 6),
+        "files_checked": result.files_checked,
+        "series_checked": result.series_checked,
+        "alarms_fired": result.alarms_fired,
+        "results": [
+            {
+                "threshold": r.threshold,
+                "file": r.file,
+                "ds": r.ds,
+                "status": r.status.value,
+                "value": r.value,
+                "time": r.time,
+                "type": r.type,
+                "limit": r.limit,
+                "message": r.message,
+            }
+            for r in result.rows
+        ],
+    }
+
+
+def to_json(result: CheckResult) -> str:
+    return json.dumps(to_dict(result), indent=1) + "\n"
+
+
+@cache
+def _templates() -> jinja2.Environment:
+    import jinja2  # only HTML output needs it; cron runs with --quiet skip the import
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("rrdalarm.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+FIRST_PAGE = 200
+GraphLink = Callable[[Row, int], str | None]
+
+
+def to_html(result: CheckResult, graph_link: GraphLink | None = None, nav: Mapping[str, str] | None = None,
+            notices: Sequence[tuple[str, str]] = ()) -> str:
+    """A standalone HTML page (no external resources): fired rows first, filters and pages in the page.
+
+    `graph_link(row, check_time)` gives the URL of a row's graph, when the page is served;
+    `notices` are (category, text) lines shown above the summary ("error" ones in red).
+    """
+    rows = ordered(result.rows)
+
+    def link(r: Row) -> str | None:
+        if graph_link is None or r.status not in (Status.ALARM_FIRED, Status.FIRING):
+            return None
+        return graph_link(r, result.started_at)
+
+    table = [(r, _cells(r), link(r)) for r in rows]
+    data = {"rows": [[r.threshold, *cells[1:], g] for r, cells, g in table]}
+    # "<" escaped keeps "</script>" in a file name from closing the data block.
+    data_json = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
+    return _templates().get_template("report.html").render(
+        result=result,
+        summary=summary_line(result),
+        first_page=table[:FIRST_PAGE],
+        rows_total=len(rows),
+        columns=COLUMNS,
+        statuses=[s.value for s in Status],
+        thresholds=sorted({r.threshold for r in rows}),
+        data_json=data_json,
+        nav=nav,
+        notices=notices,
+    )

@@ -1,0 +1,173 @@
+"""Pure evaluation: points and a threshold's rule in, breach and state decisions out.
+
+Sits between the sources (which produce points) and the engine (which stores
+states and runs actions). Nothing here does I/O or reads a clock: the check's
+time is always an argument.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rrdalarm.model.records import StateChange, StateView
+from rrdalarm.model.states import Direction, EventKind, State, Status
+
+Value = float | None
+"""A point's value; None (or NaN) is unknown."""
+
+
+@dataclass(frozen=True)
+class Breach:
+    """The newest run of crossing points long enough to breach."""
+
+    value: float
+    time: int
+    run: int
+
+
+def window_slice(first: int, step: int, start: int, end: int) -> tuple[int, int]:
+    """Indexes [lo, hi) of the points at `first + i * step` with start < time <= end (hi may exceed the data)."""
+    lo = max(0, (start - first) // step + 1)
+    hi = max(lo, (end - first) // step + 1)
+    return lo, hi
+
+
+def crosses(value: float, direction: Direction, limit: float) -> bool:
+    """Strict comparison: a point equal to the limit never crosses."""
+    if direction is Direction.ABOVE:
+        return value > limit
+    return value < limit
+
+
+def needed_run(repetitions: int) -> int:
+    """Consecutive crossing points needed: 0 and 1 both mean one, as in the original."""
+    return max(1, repetitions)
+
+
+def is_unknown(value: Value) -> bool:
+    return value is None or math.isnan(value)
+
+
+def find_breach(
+    values: Sequence[Value], first: int, step: int, direction: Direction, limit: float, repetitions: int
+) -> Breach | None:
+    """Walk newest to oldest; unknown points are skipped, a non-crossing point ends a run.
+
+    `values` are in time order; values[i] is the point at `first + i * step`.
+    """
+    need = needed_run(repetitions)
+    above = direction is Direction.ABOVE
+    run = 0
+    newest = 0
+    for i in range(len(values) - 1, -1, -1):
+        v = values[i]
+        if v is None or v != v:  # unknown: neither counts nor resets
+            continue
+        if (v > limit) if above else (v < limit):
+            if run == 0:
+                newest = i
+            run += 1
+            if run >= need:
+                return Breach(value=float(values[newest]), time=first + newest * step, run=run)  # type: ignore[arg-type]
+        else:
+            run = 0
+    return None
+
+
+def newest_known(values: Sequence[Value], first: int, step: int) -> tuple[int, float] | None:
+    """(time, value) of the newest known point, or None when every point is unknown."""
+    for i in range(len(values) - 1, -1, -1):
+        v = values[i]
+        if not is_unknown(v):
+            return first + i * step, float(v)  # type: ignore[arg-type]
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """One series' points with what every threshold over them needs first.
+
+    Computed once per series and window, so that several thresholds over the
+    same data cost a comparison each unless the limit is actually crossed.
+    """
+
+    values: Sequence[Value]
+    first: int
+    step: int
+    low: float | None
+    high: float | None
+    newest: tuple[int, float] | None
+
+
+def summarize(values: Sequence[Value], first: int, step: int) -> Summary:
+    known = [v for v in values if v is not None and v == v]
+    if not known:
+        return Summary(values, first, step, None, None, None)
+    return Summary(values, first, step, min(known), max(known), newest_known(values, first, step))
+
+
+def breach_of(summary: Summary, direction: Direction, limit: float, repetitions: int) -> Breach | None:
+    """find_breach, skipped when no known point crosses the limit at all."""
+    if summary.high is None or summary.low is None:
+        return None
+    if summary.high <= limit if direction is Direction.ABOVE else summary.low >= limit:
+        return None
+    return find_breach(summary.values, summary.first, summary.step, direction, limit, repetitions)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one check does to one series: its new state, row status and event."""
+
+    state: State
+    status: Status
+    event: EventKind | None
+
+    @property
+    def runs_actions(self) -> bool:
+        return self.event is not None
+
+
+def rearm_elapsed(last_sent_at: int | None, now: int, rearm: int) -> bool:
+    """True when a still-firing alarm may act again (rearm 0: on every check)."""
+    if rearm <= 0 or last_sent_at is None:
+        return True
+    return now - last_sent_at >= rearm
+
+
+def decide(
+    previous: State, breaching: bool, last_sent_at: int | None, now: int, rearm: int
+) -> Decision:
+    """State transition for a series that was read successfully in this check."""
+    if breaching:
+        if previous is State.OK:
+            return Decision(State.FIRING, Status.ALARM_FIRED, EventKind.FIRED)
+        if rearm_elapsed(last_sent_at, now, rearm):
+            return Decision(State.FIRING, Status.ALARM_FIRED, EventKind.REPEAT)
+        return Decision(State.FIRING, Status.FIRING, None)
+    if previous is State.FIRING:
+        return Decision(State.OK, Status.OK, EventKind.RESOLVED)
+    return Decision(State.OK, Status.OK, None)
+
+
+def transition(key: tuple[int, str, str], prev: StateView | None, event: EventKind, now: int,
+               value: float | None, time: int | None, told: frozenset[str], origin: str | None) -> StateChange:
+    """The stored state after `event` (from `decide`), with its timestamps, on the check's clock `now`.
+
+    FIRED starts a firing (active, fired and sent now); REPEAT keeps it and records the
+    send, adding whom it told; RESOLVED ends it and forgets whom the firing told.
+    """
+    if event is EventKind.FIRED:
+        return StateChange(key, State.FIRING, now, now, prev.resolved_at if prev else None, now, value, time,
+                           told, origin)
+    if prev is None:
+        raise ValueError(f"{event.value} of a series with no stored state")
+    if event is EventKind.RESOLVED:
+        return StateChange(key, State.OK, prev.active_at, prev.fired_at, now, prev.last_sent_at, value, time,
+                           frozenset(), origin)
+    # A firing from before notifications were tracked (None) stays untracked.
+    notified = None if prev.notified is None else prev.notified | told
+    return StateChange(key, State.FIRING, prev.active_at, prev.fired_at, prev.resolved_at, now, value, time,
+                       notified, origin)

@@ -1,0 +1,1 @@
+"""The long-running service: scheduler, health, /metrics figures, and the demo tree."""

@@ -1,0 +1,226 @@
+"""The long-running side: checks for the scheduler and for /start, with what the pages show.
+
+No Flask here: the web app asks this object to run a check and reads its last
+result; the scheduler calls the same methods. Settings and thresholds are read
+again before every check, so edits apply at the next check without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from rrdalarm.check.engine import deliver_after_check, run_check
+from rrdalarm.check.lock import CheckBusy, check_lock
+from rrdalarm.common.errors import StoreError
+from rrdalarm.config.settings import load_settings
+from rrdalarm.config.thresholds import load_thresholds
+from rrdalarm.delivery.outbox import deliver_pending
+from rrdalarm.model.definitions import Settings
+from rrdalarm.model.errors import ConfigError
+from rrdalarm.model.results import AttemptResult, CheckResult
+from rrdalarm.service.metrics import Metrics
+from rrdalarm.store.database import Store, open_store
+
+log = logging.getLogger("rrdalarm.service")
+
+
+# What a thresholds file a request may name looks like: a plain file name, TOML or a legacy text file.
+_REQUEST_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,200}\.(toml|txt)")
+
+
+def request_thresholds_file(settings: Settings, name: str) -> Path:
+    """`name` (from /start?config=) as a file of the declared thresholds_dir; ConfigError otherwise.
+
+    Only there, and never in the data dir: opening and closing the SQLite database (or its WAL)
+    from this process would drop the POSIX locks the service holds on it.
+    """
+    folder = settings.service.thresholds_dir
+    if folder is None:
+        raise ConfigError(settings.path, "config= is refused: no [service] thresholds_dir is set", field="config")
+    if not _REQUEST_FILE.fullmatch(name):
+        raise ConfigError(None, "config must be a file name ending in .toml or .txt (letters, digits, '.', '_', '-')",
+                          field="config")
+    base = folder.resolve()
+    data = settings.data_dir.resolve()
+    candidate = (base / name).resolve()
+    if candidate.parent != base or candidate == data or data in candidate.parents:
+        raise ConfigError(None, f"config {name!r} is not a file in the thresholds_dir", field="config")
+    if not candidate.is_file():
+        raise ConfigError(None, f"config {name!r} does not exist in the thresholds_dir", field="config")
+    return candidate
+
+
+def health_problem(database: bool, scheduler: str, failed: bool, age: float | None, up_for: float,
+                   limit: float) -> str | None:
+    """Why the service is unhealthy (a generic phrase for an unauthenticated page), or None."""
+    if not database:
+        return "the database does not answer"
+    if scheduler == "stopped":
+        return "the scheduler has stopped"
+    if failed:
+        return "the last check failed"
+    if age is None:
+        return "no check has completed" if up_for > limit else None
+    return "no check has completed recently" if age > limit else None
+
+
+class TooSoon(Exception):
+    """/start was called again before the minimum interval; `retry_after` is in seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"a check was started {retry_after} s too early")
+        self.retry_after = retry_after
+
+
+@dataclass
+class LastCheck:
+    result: CheckResult | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    failed_at: float | None = None
+
+
+# Checks may be this many intervals late (or, after a start, not done yet) before the service is unhealthy.
+HEALTH_INTERVALS = 3
+
+
+@dataclass(frozen=True)
+class Health:
+    """What /healthz says; `problem` is a generic phrase (never a path or a message of a check)."""
+
+    healthy: bool
+    database: bool
+    scheduler: str
+    last_check_age_s: float | None
+    problem: str | None
+
+
+class CheckService:
+    """Runs checks and deliveries; one instance per process, shared by the scheduler and the web app."""
+
+    def __init__(self, settings_path: Path | None, overrides: dict[str, Any] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings_path = settings_path
+        self.overrides = overrides or {}
+        self.clock = clock
+        self.metrics = Metrics()
+        self.last = LastCheck()
+        self._start_lock = threading.Lock()
+        self._last_start: float | None = None
+        self.started_at = clock()
+        first = self.settings()
+        self.store: Store = open_store(first.db_url)
+        self.scheduler: Any = None  # an APScheduler scheduler when `serve` runs one
+        self.busy = threading.Event()
+
+    def settings(self) -> Settings:
+        settings = load_settings(self.settings_path)
+        return replace(settings, **self.overrides) if self.overrides else settings
+
+    def thresholds_file(self, settings: Settings, name: str | None) -> Path:
+        """The thresholds file to use; a `name` from a request must be a thresholds file in [service] thresholds_dir."""
+        if name is None:
+            if settings.thresholds is None:
+                raise ConfigError(settings.path, "no thresholds file configured", field="thresholds")
+            return settings.thresholds
+        return request_thresholds_file(settings, name)
+
+    def run_check(self, *, config: str | None = None, wait: float = 0.0, want_ok: bool = True,
+                  from_start: bool = False) -> CheckResult:
+        """One check under the cross-process lock; CheckBusy if another runs past `wait` seconds."""
+        try:
+            settings = self.settings()
+            path = self.thresholds_file(settings, config)
+            thresholds = load_thresholds(path)
+            if from_start:  # after validation: a refused request does not use up the interval
+                self._guard_start(settings.service.min_start_interval)
+            with check_lock(settings.data_dir, wait):
+                self.busy.set()
+                try:
+                    # The file read is the one checked: a threshold missing from another file is not deleted.
+                    result = run_check(replace(settings, thresholds=path), thresholds, self.store, want_ok=want_ok,
+                                       deliver=False)
+                finally:
+                    self.busy.clear()
+            deliver_after_check(self.store, settings, result)
+        except CheckBusy:
+            self.metrics.check_failures.labels("busy").inc()
+            raise
+        except (ConfigError, StoreError) as exc:
+            self.metrics.check_failures.labels("config" if isinstance(exc, ConfigError) else "database").inc()
+            self.last.error = str(exc)
+            self.last.failed_at = self.clock()
+            raise
+        self.metrics.observe_check(result)
+        self.last = LastCheck(result, self.clock(), None)
+        for warning in result.warnings:
+            log.warning("%s", warning)
+        log.info("check: %d files, %d series, %d alarms fired, %d firing, %d unreadable in %.2f s",
+                 result.files_checked, result.series_checked, result.alarms_fired, result.firing, result.errors,
+                 result.duration_s)
+        return result
+
+    def _guard_start(self, interval: float) -> None:
+        with self._start_lock:
+            now = self.clock()
+            if self._last_start is not None and now - self._last_start < interval:
+                raise TooSoon(max(1, int(interval - (now - self._last_start) + 0.999)))
+            self._last_start = now
+
+    def scheduled_check(self) -> None:
+        """The scheduler's job: skip (do not queue) when a check is already running elsewhere."""
+        try:
+            self.run_check(wait=0.0, want_ok=True)
+        except CheckBusy:
+            log.info("check skipped: another check is running")
+        except (ConfigError, StoreError) as exc:
+            log.error("check failed: %s", exc)
+
+    def deliver(self) -> list[AttemptResult]:
+        try:
+            results = deliver_pending(self.store, self.settings())
+        except (ConfigError, StoreError) as exc:
+            log.error("delivery failed: %s", exc)
+            return []
+        self.metrics.observe_deliveries(results)
+        for r in results:
+            if not r.ok:
+                log.warning("delivery %s (%s): %s", r.delivery_id, r.action, r.error)
+        return results
+
+    def scheduler_state(self) -> str:
+        """'running', 'stopped', or 'none' when checks come from cron (serve --no-scheduler)."""
+        if self.scheduler is None:
+            return "none"
+        return "running" if self.scheduler.running else "stopped"
+
+    def last_success(self) -> float | None:
+        """When the newest check that completed ran: this process's, or (cron checks) the database's newest run."""
+        newest = self.store.newest_run_at()
+        times = [t for t in (self.last.finished_at, newest) if t is not None]
+        return max(times) if times else None
+
+    def health(self) -> Health:
+        """Healthy while the database answers, checks complete and the last one did not fail."""
+        now = self.clock()
+        scheduler = self.scheduler_state()
+        try:
+            last = self.last_success()
+            database = True
+        except StoreError:
+            last, database = None, False
+        age = None if last is None else round(now - last, 1)
+        failed = self.last.failed_at is not None and (last is None or self.last.failed_at >= last)
+        limit = HEALTH_INTERVALS * self.settings().service.check_interval
+        problem = health_problem(database, scheduler, failed, age, now - self.started_at, limit)
+        return Health(problem is None, database, scheduler, age, problem)
+
+    def close(self) -> None:
+        self.store.close()

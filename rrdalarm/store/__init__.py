@@ -1,0 +1,1 @@
+"""The SQL store (schema, queries, Alembic migrations applied on open) and the check's own statistics RRDs."""

@@ -1,0 +1,550 @@
+"""SQL history: check runs, per-series state and alarm events (SQLAlchemy 2).
+
+The store owns the engine's lifetime and the schema (Alembic migrations in
+rrdalarm/store/migrations, applied on open). SQLite runs in WAL mode so that
+readers (the web pages, `rrdalarm history`) never block a check.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from rrdalarm.common.errors import StoreError
+from rrdalarm.common.fileutil import create_private_file, make_private_dirs
+from rrdalarm.model.records import NewEvent, PlannedDelivery, Recorded, RunSummary, StateChange, StateView
+from rrdalarm.model.states import DeliveryStatus, EventKind, State
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CheckRun(Base):
+    __tablename__ = "check_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[int] = mapped_column(Integer, index=True)
+    duration_s: Mapped[float] = mapped_column(Float)
+    files_checked: Mapped[int] = mapped_column(Integer)
+    series_checked: Mapped[int] = mapped_column(Integer)
+    alarms_fired: Mapped[int] = mapped_column(Integer)
+    firing: Mapped[int] = mapped_column(Integer)
+    errors: Mapped[int] = mapped_column(Integer)
+
+
+class SeriesState(Base):
+    """One row per series that has ever fired; a series never seen firing is OK by default."""
+
+    __tablename__ = "series_state"
+    __table_args__ = (UniqueConstraint("threshold_id", "series", "ds", name="uq_series_state_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    threshold_id: Mapped[int] = mapped_column(Integer)
+    series: Mapped[str] = mapped_column(String(1024))
+    ds: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    active_at: Mapped[int | None] = mapped_column(Integer)
+    fired_at: Mapped[int | None] = mapped_column(Integer)
+    resolved_at: Mapped[int | None] = mapped_column(Integer)
+    last_sent_at: Mapped[int | None] = mapped_column(Integer)
+    last_value: Mapped[float | None] = mapped_column(Float)
+    last_time: Mapped[int | None] = mapped_column(Integer)
+    # JSON list of the action identities told of this firing (dispatch.action_identity); NULL: not tracked.
+    notified: Mapped[str | None] = mapped_column(Text)
+    # The thresholds file (real path) its threshold came from: only a check of that file may call it deleted.
+    origin: Mapped[str | None] = mapped_column(String(1024))
+
+
+class AlarmEvent(Base):
+    __tablename__ = "alarm_events"
+    __table_args__ = (Index("ix_alarm_events_threshold_at", "threshold_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("check_runs.id"), index=True)
+    at: Mapped[int] = mapped_column(Integer, index=True)
+    threshold_id: Mapped[int] = mapped_column(Integer)
+    threshold_name: Mapped[str] = mapped_column(String(255))
+    series: Mapped[str] = mapped_column(String(1024))
+    ds: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(8))
+    limit: Mapped[float] = mapped_column(Float)
+    value: Mapped[float | None] = mapped_column(Float)
+    time: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(Text, default="")
+
+
+class DeliveryRow(Base):
+    """The outbox: one message to send, written in the same transaction as its events."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("check_runs.id"), index=True)
+    created_at: Mapped[int] = mapped_column(Integer, index=True)
+    action: Mapped[str] = mapped_column(String(255))
+    params: Mapped[str] = mapped_column(Text)  # JSON; secrets only as references or inline as configured
+    event_ids: Mapped[str] = mapped_column(Text)  # JSON list
+    status: Mapped[str] = mapped_column(String(16))  # pending, sent, dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[int] = mapped_column(Integer)
+    lease_until: Mapped[int | None] = mapped_column(Integer)
+    sent_at: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    at: Mapped[int] = mapped_column(Integer)
+    duration_s: Mapped[float] = mapped_column(Float)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class User(Base):
+    """Someone who may log in to the web pages: an admin edits, a viewer reads."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(Integer)
+
+
+class AuditEntry(Base):
+    """One change to the thresholds file made through the web pages: who, when, what (a unified diff)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[int] = mapped_column(Integer, index=True)
+    user: Mapped[str] = mapped_column(String(64))
+    change: Mapped[str] = mapped_column(String(16))  # add, edit, duplicate, enable, disable, delete
+    threshold_id: Mapped[int | None] = mapped_column(Integer)
+    threshold_name: Mapped[str] = mapped_column(String(255))
+    file: Mapped[str] = mapped_column(String(1024))
+    diff: Mapped[str] = mapped_column(Text)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")
+    # WAL is a property of the file, set once. Switching needs an exclusive lock and SQLite
+    # answers "locked" at once, without the busy timeout, while another connection works on
+    # the new file: wait a little for the other connection (which is switching it too).
+    for attempt in range(50):
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                break
+            cur.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 49:
+                raise
+            time.sleep(0.1)
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An SQLAlchemy engine; SQLite files and their folder are created as needed."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        try:
+            make_private_dirs(Path(parsed.database).parent)
+        except OSError as exc:
+            raise StoreError(f"database {url}: cannot create its folder: {exc.strerror}") from None
+        # SQLite would create it 0644 through the umask; its -wal and -shm files copy its mode.
+        try:
+            create_private_file(Path(parsed.database))
+        except OSError as exc:
+            raise StoreError(f"database {url}: cannot create it: {exc.strerror}") from None
+    try:
+        engine = create_engine(url, future=True)
+    except (ArgumentError, ImportError, SQLAlchemyError) as exc:
+        raise StoreError(f"database {parsed.render_as_string(hide_password=True)}: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Store:
+    """Database access for checks and history; every write is one transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.safe_url = make_url(url).render_as_string(hide_password=True)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (no-op when current)."""
+        from rrdalarm.store.migrate import upgrade
+
+        try:
+            upgrade(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database {self.safe_url}: {exc.__class__.__name__}: {_first_line(exc)}") from None
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database {self.safe_url}: {_first_line(exc)}") from None
+
+    def states(self, threshold_ids: Iterable[int]) -> dict[tuple[int, str, str], StateView]:
+        ids = list(threshold_ids)
+        with self.session() as s:
+            rows = s.scalars(select(SeriesState).where(SeriesState.threshold_id.in_(ids))).all()
+            return {(r.threshold_id, r.series, r.ds): _view(r) for r in rows}
+
+    def firing_elsewhere(self, threshold_ids: Iterable[int]) -> dict[tuple[int, str, str], StateView]:
+        """FIRING series of every threshold not in `threshold_ids` (disabled or deleted ones)."""
+        ids = list(threshold_ids)
+        q = select(SeriesState).where(SeriesState.state == State.FIRING.value, SeriesState.threshold_id.not_in(ids))
+        with self.session() as s:
+            return {(r.threshold_id, r.series, r.ds): _view(r) for r in s.scalars(q)}
+
+    def told_of_firing(self, key: tuple[int, str, str], since: int | None) -> tuple[AlarmEvent | None,
+                                                                                  list[tuple[str, Any]]]:
+        """The newest fire or repeat event of a series since `since`, and the (action, params) it was sent to."""
+        tid, series, ds = key
+        q = select(AlarmEvent).where(
+            AlarmEvent.threshold_id == tid, AlarmEvent.series == series, AlarmEvent.ds == ds,
+            AlarmEvent.kind.in_((EventKind.FIRED.value, EventKind.REPEAT.value)), AlarmEvent.at >= (since or 0),
+        ).order_by(AlarmEvent.id.desc())
+        with self.session() as s:
+            events = list(s.scalars(q))
+        targets: dict[str, tuple[str, Any]] = {}
+        for d, _ in self.deliveries_with_events(e.id for e in events):
+            targets.setdefault(f"{d.action}\0{d.params}", (d.action, json.loads(d.params)))
+        return (events[0] if events else None), list(targets.values())
+
+    def record_check(
+        self,
+        summary: RunSummary,
+        changes: Sequence[StateChange],
+        events: Sequence[NewEvent],
+        deliveries: Sequence[PlannedDelivery] = (),
+        removed: Sequence[tuple[int, str, str]] = (),
+    ) -> Recorded:
+        """Write the run, changed states, new events and their outbox rows, and drop closed states, at once.
+
+        Each threshold's states and events are written under a savepoint: rows the database
+        refuses (a value it cannot hold, say) leave that threshold out, named in
+        `Recorded.unrecorded` and counted as an error of the run, and never cost the others
+        theirs. A database that fails as a whole (locked, full) still fails the whole write.
+        """
+        with self.session() as s:
+            run = CheckRun(**summary.__dict__)
+            s.add(run)
+            s.flush()
+            ids: dict[int, int] = {}
+            unrecorded: dict[int, str] = {}
+            touched = {c.key[0] for c in changes} | {e.threshold_id for e in events} | {k[0] for k in removed}
+            for tid in sorted(touched):
+                mine = [(i, e) for i, e in enumerate(events) if e.threshold_id == tid]
+                try:
+                    with s.begin_nested():
+                        self._drop_states(s, [k for k in removed if k[0] == tid])
+                        self._write_states(s, [c for c in changes if c.key[0] == tid])
+                        rows = [AlarmEvent(run_id=run.id, at=summary.started_at, **e.__dict__) for _, e in mine]
+                        s.add_all(rows)
+                        s.flush()
+                        ids.update((i, r.id) for (i, _), r in zip(mine, rows, strict=True))
+                except (IntegrityError, DataError, OverflowError, ValueError) as exc:
+                    # The reason may quote the very text the database refused (a lone surrogate, say).
+                    unrecorded[tid] = _first_line(exc).encode("utf-8", "backslashreplace").decode("utf-8")
+            if unrecorded:
+                run.errors += len(unrecorded)
+            for d in deliveries:
+                carried = [ids[i] for i in d.events if i in ids]
+                if not carried:
+                    continue  # every event of it was left out with its threshold
+                s.add(DeliveryRow(
+                    id=d.id, run_id=run.id, created_at=summary.started_at, action=d.action,
+                    params=json.dumps(d.params, sort_keys=True), event_ids=json.dumps(carried),
+                    status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=0,
+                ))
+            return Recorded(run.id, [ids[i] for i in sorted(ids)], unrecorded)
+
+    @staticmethod
+    def _write_states(s: Session, changes: Sequence[StateChange]) -> None:
+        if not changes:
+            return
+        existing = {
+            (r.threshold_id, r.series, r.ds): r
+            for r in s.scalars(select(SeriesState).where(SeriesState.threshold_id.in_({c.key[0] for c in changes})))
+        }
+        for c in changes:
+            row = existing.get(c.key)
+            if row is None:
+                row = existing[c.key] = SeriesState(threshold_id=c.key[0], series=c.key[1], ds=c.key[2])
+                s.add(row)
+            row.state = c.state.value
+            row.active_at = c.active_at
+            row.fired_at = c.fired_at
+            row.resolved_at = c.resolved_at
+            row.last_sent_at = c.last_sent_at
+            row.last_value = c.last_value
+            row.last_time = c.last_time
+            row.notified = None if c.notified is None else json.dumps(sorted(c.notified))
+            row.origin = c.origin
+
+    @staticmethod
+    def _drop_states(s: Session, keys: Sequence[tuple[int, str, str]]) -> None:
+        for tid, series, ds in keys:
+            s.execute(delete(SeriesState).where(
+                SeriesState.threshold_id == tid, SeriesState.series == series, SeriesState.ds == ds))
+
+    def events(
+        self,
+        threshold: int | None = None,
+        status: str | None = None,
+        since: int | None = None,
+        limit: int = 50,
+    ) -> list[AlarmEvent]:
+        """Newest events first, filtered."""
+        q = select(AlarmEvent).order_by(AlarmEvent.at.desc(), AlarmEvent.id.desc()).limit(limit)
+        if threshold is not None:
+            q = q.where(AlarmEvent.threshold_id == threshold)
+        if status:
+            q = q.where(func.upper(AlarmEvent.status) == status.upper())
+        if since is not None:
+            q = q.where(AlarmEvent.at >= since)
+        with self.session() as s:
+            return list(s.scalars(q).all())
+
+    def deliveries(
+        self, since: int | None = None, limit: int = 50
+    ) -> list[tuple[DeliveryRow, list[DeliveryAttempt]]]:
+        """Newest deliveries first, each with its attempts (oldest first)."""
+        q = select(DeliveryRow).order_by(DeliveryRow.created_at.desc(), DeliveryRow.id).limit(limit)
+        if since is not None:
+            q = q.where(DeliveryRow.created_at >= since)
+        with self.session() as s:
+            rows = list(s.scalars(q).all())
+            attempts: dict[str, list[DeliveryAttempt]] = {r.id: [] for r in rows}
+            for a in s.scalars(
+                select(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(attempts)).order_by(DeliveryAttempt.id)
+            ):
+                attempts[a.delivery_id].append(a)
+            return [(r, attempts[r.id]) for r in rows]
+
+    def add_audit(self, *, at: int, user: str, change: str, threshold_id: int | None, threshold_name: str,
+                  file: str, diff: str) -> None:
+        with self.session() as s:
+            s.add(AuditEntry(at=at, user=user, change=change, threshold_id=threshold_id,
+                             threshold_name=threshold_name[:255], file=file, diff=diff))
+
+    def audit(self, threshold: int | None = None, limit: int = 100, offset: int = 0) -> list[AuditEntry]:
+        """Newest changes first."""
+        q = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit).offset(offset)
+        if threshold is not None:
+            q = q.where(AuditEntry.threshold_id == threshold)
+        with self.session() as s:
+            return list(s.scalars(q).all())
+
+    def runs(self, limit: int = 20) -> list[CheckRun]:
+        with self.session() as s:
+            return list(s.scalars(select(CheckRun).order_by(CheckRun.id.desc()).limit(limit)).all())
+
+    def newest_run_at(self) -> float | None:
+        """When the newest recorded check started (any process: scheduler, /start or cron)."""
+        with self.session() as s:
+            newest = s.scalar(select(func.max(CheckRun.started_at)))
+        return None if newest is None else float(newest)
+
+    def count(self, model: type[Base]) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # Read-only queries for the history pages (web/history.py).
+
+    def find_events(
+        self,
+        *,
+        threshold: int | None = None,
+        status: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        series: str | None = None,
+        ds: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[AlarmEvent]:
+        """Newest events first; `since` and `until` are inclusive check times."""
+        q = select(AlarmEvent).order_by(AlarmEvent.at.desc(), AlarmEvent.id.desc()).limit(limit).offset(offset)
+        if threshold is not None:
+            q = q.where(AlarmEvent.threshold_id == threshold)
+        if status:
+            q = q.where(func.upper(AlarmEvent.status) == status.upper())
+        if since is not None:
+            q = q.where(AlarmEvent.at >= since)
+        if until is not None:
+            q = q.where(AlarmEvent.at <= until)
+        if series is not None:
+            q = q.where(AlarmEvent.series == series)
+        if ds is not None:
+            q = q.where(AlarmEvent.ds == ds)
+        with self.session() as s:
+            return list(s.scalars(q).all())
+
+    def event_statuses(self) -> list[str]:
+        """Every status that some event carries, sorted."""
+        with self.session() as s:
+            return sorted(s.scalars(select(AlarmEvent.status).distinct()).all())
+
+    def event_thresholds(self) -> dict[int, str]:
+        """Threshold id -> the name its newest event was recorded under."""
+        q = select(AlarmEvent.threshold_id, AlarmEvent.threshold_name, func.max(AlarmEvent.id)).group_by(
+            AlarmEvent.threshold_id, AlarmEvent.threshold_name
+        )
+        with self.session() as s:
+            rows = s.execute(q).all()
+        # A threshold renamed over time has one group per name; the newest event's name wins.
+        return {tid: name for tid, name, _ in sorted(rows, key=lambda r: r[2])}
+
+    def series_state(self, threshold_id: int, series: str, ds: str) -> SeriesState | None:
+        """The stored state of one series; None when it never fired."""
+        q = select(SeriesState).where(
+            SeriesState.threshold_id == threshold_id, SeriesState.series == series, SeriesState.ds == ds
+        )
+        with self.session() as s:
+            return s.scalars(q).first()
+
+    def find_deliveries(
+        self, *, status: str | None = None, action: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[tuple[DeliveryRow, list[DeliveryAttempt]]]:
+        """Newest deliveries first, filtered, each with its attempts (oldest first)."""
+        q = (
+            select(DeliveryRow)
+            .order_by(DeliveryRow.created_at.desc(), DeliveryRow.run_id.desc(), DeliveryRow.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        if status:
+            q = q.where(DeliveryRow.status == status)
+        if action:
+            q = q.where(DeliveryRow.action == action)
+        with self.session() as s:
+            return self._with_attempts(s, list(s.scalars(q).all()))
+
+    def deliveries_with_events(self, event_ids: Iterable[int]) -> list[tuple[DeliveryRow, list[DeliveryAttempt]]]:
+        """Deliveries that carried any of these events, newest first, each with its attempts."""
+        wanted = set(event_ids)
+        if not wanted:
+            return []
+        with self.session() as s:
+            # A delivery is written in its events' run: narrow by run in SQL, then read the JSON list.
+            runs = set(s.scalars(select(AlarmEvent.run_id).where(AlarmEvent.id.in_(wanted))).all())
+            candidates = s.scalars(
+                select(DeliveryRow)
+                .where(DeliveryRow.run_id.in_(runs))
+                .order_by(DeliveryRow.created_at.desc(), DeliveryRow.run_id.desc(), DeliveryRow.id)
+            ).all()
+            rows = [d for d in candidates if wanted.intersection(self.event_ids_of(d))]
+            return self._with_attempts(s, rows)
+
+    def delivery_actions(self) -> list[str]:
+        """Every action that some delivery was made for, sorted."""
+        with self.session() as s:
+            return sorted(s.scalars(select(DeliveryRow.action).distinct()).all())
+
+    def audit_thresholds(self) -> dict[int, str]:
+        """Threshold id -> the name of its newest audit entry."""
+        q = (
+            select(AuditEntry.threshold_id, AuditEntry.threshold_name, func.max(AuditEntry.id))
+            .where(AuditEntry.threshold_id.is_not(None))
+            .group_by(AuditEntry.threshold_id, AuditEntry.threshold_name)
+        )
+        with self.session() as s:
+            rows = s.execute(q).all()
+        return {tid: name for tid, name, _ in sorted(rows, key=lambda r: r[2]) if tid is not None}
+
+    @staticmethod
+    def _with_attempts(s: Session, rows: list[DeliveryRow]) -> list[tuple[DeliveryRow, list[DeliveryAttempt]]]:
+        attempts: dict[str, list[DeliveryAttempt]] = {r.id: [] for r in rows}
+        if attempts:
+            q = select(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(attempts)).order_by(DeliveryAttempt.id)
+            for a in s.scalars(q):
+                attempts[a.delivery_id].append(a)
+        return [(r, attempts[r.id]) for r in rows]
+
+    @staticmethod
+    def event_ids_of(delivery: DeliveryRow) -> list[int]:
+        """A delivery's event ids; an unreadable list counts as none rather than breaking a page."""
+        try:
+            ids = json.loads(delivery.event_ids)
+        except ValueError:
+            return []
+        return [i for i in ids if isinstance(i, int)] if isinstance(ids, list) else []
+
+
+def _view(row: SeriesState) -> StateView:
+    try:
+        told = json.loads(row.notified) if row.notified is not None else None
+    except ValueError:
+        told = None  # unreadable: tell every action, as before this was tracked
+    notified = frozenset(str(i) for i in told) if isinstance(told, list) else None
+    return StateView(State(row.state), row.active_at, row.fired_at, row.resolved_at, row.last_sent_at, notified,
+                     row.origin)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else exc.__class__.__name__
+
+
+def open_store(url: str) -> Store:
+    """Open (creating if needed) and migrate the database at `url`."""
+    store = Store(url)
+    store.migrate()
+    return store

@@ -136,7 +136,7 @@ import sys
 sys.modules["apprise"] = None  # makes `import apprise` raise ImportError
 from pathlib import Path
 from rrdalarm.actions.apprise import AppriseAction
-from rrdalarm.events import Delivery
+from rrdalarm.model.events import Delivery
 from rrdalarm.plugins import ActionContext, ActionError
 ctx = ActionContext(log_dir=Path({str(tmp_path)!r}), data_dir=Path({str(tmp_path)!r}))
 try:

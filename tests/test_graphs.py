@@ -20,8 +20,8 @@ def test_parallel_first_draws_do_not_crash_the_process(env: Env) -> None:
     env.rrd("a.rrd", {"v": [float(i) for i in range(60)]})
     script = textwrap.dedent(f"""
         import threading
-        from rrdalarm.config import load_settings
-        from rrdalarm.graphs import series_graph
+        from rrdalarm.config.settings import load_settings
+        from rrdalarm.report.graphs import series_graph
         settings = load_settings(__import__("pathlib").Path({str(env.settings_path)!r}))
         outs = []
         def draw(i):

@@ -128,7 +128,7 @@ def test_password_is_hidden_in_errors() -> None:
 _KILL_AFTER_DDL = """
 import os, signal, sys
 from sqlalchemy import event
-from rrdalarm.store import Store
+from rrdalarm.store.database import Store
 
 store = Store(sys.argv[1])
 seen = 0

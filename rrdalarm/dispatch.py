@@ -16,7 +16,7 @@ from typing import Any
 
 from rrdalarm.config import ConfigError, Threshold
 from rrdalarm.model import EventKind
-from rrdalarm.plugins import ActionPlugin, own_params, validate_params
+from rrdalarm.plugins import Action, own_params, validate_params
 from rrdalarm.records import NewEvent, PlannedDelivery
 from rrdalarm.sources.base import SeriesKey
 
@@ -55,7 +55,7 @@ def parse_when(value: Any) -> frozenset[EventKind]:
     return frozenset(WHEN[v] for v in value)
 
 
-def plan_actions(thresholds: Sequence[Threshold], plugins: Mapping[str, type[ActionPlugin]]) -> ActionPlan:
+def plan_actions(thresholds: Sequence[Threshold], plugins: Mapping[str, type[Action]]) -> ActionPlan:
     """Validate every action's parameters; raise ConfigError naming the threshold and field."""
     plan = ActionPlan()
     for t in thresholds:
@@ -77,7 +77,7 @@ def plan_actions(thresholds: Sequence[Threshold], plugins: Mapping[str, type[Act
             except ValueError as exc:
                 raise ConfigError(where, f"threshold {t.id}: {exc}", line, "action") from None
             plan.by_threshold.setdefault(t.id, []).append(
-                PlannedAction(spec.type, params, when, getattr(plugin, "split_param", None))
+                PlannedAction(spec.type, params, when, plugin.split_param)
             )
     return plan
 

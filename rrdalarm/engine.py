@@ -20,7 +20,7 @@ from rrdalarm.delivery import AttemptResult, deliver_pending
 from rrdalarm.dispatch import ActionPlan, Target, plan_actions, plan_deliveries, told_of
 from rrdalarm.evaluate import decide, transition
 from rrdalarm.model import DeliveryStatus, EventKind, EventStatus, State, Status
-from rrdalarm.plugins import ActionPlugin, available_actions, source_plugins
+from rrdalarm.plugins import Action, available_actions, source_plugins
 from rrdalarm.records import NewEvent, RunSummary, StateChange, StateView
 from rrdalarm.sources.base import Outcome, OutcomeKind, ProgressCallback, SeriesKey, Source, SourceReport
 from rrdalarm.store import Store
@@ -175,7 +175,7 @@ def origin_of(t: Threshold) -> str | None:
 
 def close_unwatched(
     store: Store, elsewhere: Mapping[SeriesKey, StateView], thresholds: Sequence[Threshold], checked: Path | None,
-    plan: ActionPlan, plugins: Mapping[str, type[ActionPlugin]], out: _Transitions,
+    plan: ActionPlan, plugins: Mapping[str, type[Action]], out: _Transitions,
 ) -> None:
     """Close the FIRING series of thresholds that are disabled or deleted.
 

@@ -20,7 +20,7 @@ from rrdalarm.config import ConfigError, Settings, Threshold
 from rrdalarm.dispatch import WHEN
 from rrdalarm.graphs import BadGraphRequest, GraphError, series_graph
 from rrdalarm.overview import live_states
-from rrdalarm.plugins import ActionPlugin, available_actions, source_plugins
+from rrdalarm.plugins import Action, available_actions, source_plugins
 from rrdalarm.suggest import SuggestError
 from rrdalarm.thresholds_edit import (
     Conflict,
@@ -115,11 +115,11 @@ def _record(change: str, t: Threshold | None, ident: int | None, path: str, diff
     )
 
 
-def _plugins(settings: Settings) -> dict[str, type[ActionPlugin]]:
+def _plugins(settings: Settings) -> dict[str, type[Action]]:
     return available_actions(settings.scripts_dir)
 
 
-def _render_editor(form: ThresholdForm, slots: Any, *, ident: int | None, plugins: dict[str, type[ActionPlugin]],
+def _render_editor(form: ThresholdForm, slots: Any, *, ident: int | None, plugins: dict[str, type[Action]],
                    errors: dict[str, str] | None = None, preview: Any = None, backtest: Any = None,
                    graph: str | None = None, status: int = 200) -> tuple[str, int]:
     return render_template(
@@ -179,7 +179,7 @@ def _editor(ident: int | None, copy_from: int | None = None) -> Response | tuple
 
 
 def _submit(form: ThresholdForm, settings: Settings, snap: Snapshot, original: Threshold | None, ident: int | None,
-            plugins: dict[str, type[ActionPlugin]], sources: list[str]) -> Response | tuple[str, int]:
+            plugins: dict[str, type[Action]], sources: list[str]) -> Response | tuple[str, int]:
     copied = None
     if ident is None and (form.copy_of.data or "").isdigit():
         copied = next((t for t in snap.thresholds if t.id == int(form.copy_of.data)), None)
@@ -224,7 +224,7 @@ def _submit(form: ThresholdForm, settings: Settings, snap: Snapshot, original: T
 
 
 def _preview(form: ThresholdForm, slots: Any, settings: Settings, threshold: Threshold, ident: int | None,
-             plugins: dict[str, type[ActionPlugin]]) -> tuple[str, int]:
+             plugins: dict[str, type[Action]]) -> tuple[str, int]:
     from rrdalarm.preview import backtest, preview
 
     now = int(time.time())

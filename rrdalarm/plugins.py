@@ -92,15 +92,16 @@ class Action(ABC):
     Delivery and Event). The contract, all of it:
 
     Declaring. `name` is the action's type in thresholds. `params` declares every
-    parameter: config validation and the web form use it, so `self.config` holds exactly
-    these keys, defaults filled in and types checked (`Param.check` ran too). A `secret=True`
-    parameter may be a reference (`{ env = "NAME" }`, `{ file = "/path" }`): read it with
-    `self.secret(key)` when sending, never log it. `legacy_param` is the parameter that the
-    one "action parameter" column of a legacy rrdAlarmConfig.txt maps to. `split_param`
-    names a list parameter (the recipients of `email`): the outbox makes one delivery per
-    item, each with that parameter a one-item list, so one refusing receiver is retried on
-    its own. Importing the module must stay cheap (`rrdalarm validate` imports every
-    action): import a heavy library inside `run`.
+    parameter: config validation and the web form use it, so `self.config` holds these
+    keys as validated when the delivery was made (defaults filled in, types and
+    `Param.check` passed). A `secret=True` parameter may be a reference
+    (`{ env = "NAME" }`, `{ file = "/path" }`): read it with `self.secret(key)` when
+    sending, never log it. `legacy_param` is the parameter that the one "action
+    parameter" column of a legacy rrdAlarmConfig.txt maps to. `split_param` names a list
+    parameter (the recipients of `email`): the outbox makes one delivery per item, each
+    with that parameter a one-item list, so one refusing receiver is retried on its own.
+    Importing the module must stay cheap (`rrdalarm validate` imports every action):
+    import a heavy library inside `run`, where its import counts toward the attempt.
 
     Sending. An instance is made for each attempt, `cls(params, context)`, and `run` called
     once. `delivery.events` are the events of one check for this action and these
@@ -121,8 +122,9 @@ class Action(ABC):
     Threads and order. `run` is called in the process that delivers (`rrdalarm check`,
     `rrdalarm deliver` or the service), in a thread of its own: deliveries of one round,
     of this action and others, run concurrently, with no order among them. Several
-    processes may deliver at once, but a lease keeps one delivery in one attempt at a time.
-    Instances are not shared; anything kept on the class or the module must be thread-safe.
+    processes may deliver at once; a lease keeps each delivery to one attempt at a time
+    as long as attempts keep to the timeout. Instances are not shared; anything kept on
+    the class or the module must be thread-safe.
 
     Errors. Return when the receiver has the message. Otherwise raise ActionError with one
     line naming what failed and no secret; `permanent=True` when retrying cannot help (a bad
@@ -131,8 +133,9 @@ class Action(ABC):
     backoff until `[delivery] max_attempts`. `run` must finish within `context.timeout`
     seconds: after that the attempt counts as failed ("timed out") and the thread is left
     behind. The error line is shown by `rrdalarm deliver`, in the check's warnings, the
-    service log, `rrdalarm deliveries` and the web deliveries page, with known secret values
-    masked as a second line of defence. Never run a shell with text from events or parameters.
+    service log, `rrdalarm history --deliveries` and the web deliveries page, with known
+    secret values masked as a second line of defence. Never run a shell with text from
+    events or parameters.
     """
 
     name: ClassVar[str]

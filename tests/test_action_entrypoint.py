@@ -10,6 +10,7 @@ an installed distribution.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
@@ -110,3 +111,15 @@ def test_validate_and_healthz_name_plugins_that_did_not_load(env: Env) -> None:
     finally:
         service.close()
     assert body["plugins_not_loaded"] == ["action broken", "action notaction"]
+
+
+def test_loading_the_actions_imports_no_library_they_only_need_to_send() -> None:
+    # `rrdalarm validate` loads every action; these libraries cost more than the rest of its start.
+    code = """
+import sys
+from rrdalarm.plugins import action_plugins
+assert {"apprise", "email", "webhook"} <= set(action_plugins())
+print(" ".join(sorted(m for m in ("apprise", "requests", "smtplib", "ssl") if m in sys.modules)))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert proc.stdout.strip() == ""

@@ -1,7 +1,7 @@
 """`apprise`: one notification per delivery to Apprise URLs (Slack, Telegram, ntfy, Matrix, json:// ...).
 
-Needs the optional `apprise` package (`pip install rrdalarm[apprise]`); without
-it this module still imports and the action fails permanently, saying so.
+Needs the optional `apprise` package (`pip install rrdalarm[apprise]`), imported
+when sending: without it the action fails permanently, saying so.
 The title is `<title_prefix> <counts>` ("[rrdalarm] 2 alarms fired, 1
 resolved"), the body one line per event plus the delivery id. `urls` is the
 split parameter: the outbox makes one delivery per URL, so a service that is
@@ -21,11 +21,6 @@ from rrdalarm.plugins import ActionError, Param
 
 from .base import Action, Delivery
 from .email import prefix_problem, summary, text_line
-
-try:
-    import apprise
-except ImportError:  # optional dependency: reported when the action runs, not when plugins load
-    apprise = None  # type: ignore[assignment]
 
 _URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]{0,31}://)\S+")
 
@@ -88,8 +83,12 @@ class AppriseAction(Action):
     split_param = "urls"
 
     def run(self, delivery: Delivery) -> None:
-        if apprise is None:
-            raise ActionError("apprise: the apprise package is not installed (pip install apprise)", permanent=True)
+        try:
+            # Imported here: it is optional, and slow to import for `rrdalarm validate`, which sends nothing.
+            import apprise
+        except ImportError:
+            raise ActionError("apprise: the apprise package is not installed (pip install apprise)",
+                              permanent=True) from None
         urls = url_list(self.config.get("urls"))
         problem = urls_problem(urls)
         if problem or not urls:

@@ -10,27 +10,20 @@ subject prefix are per-action parameters.
 
 from __future__ import annotations
 
-import base64
 import html
 import re
-import smtplib
-import ssl
-import time
 import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import ClassVar
 
-from rrdalarm.common.secrets import SecretError, redact, resolve_secret
+from rrdalarm.common.secrets import SecretError, resolve_secret
 from rrdalarm.model.definitions import SmtpSettings
 from rrdalarm.plugins import ActionError, Param
 
 from .base import Action, Delivery, Event
-
-if TYPE_CHECKING:
-    from _typeshed import ReadableBuffer
 
 # A bare addr-spec (user@host): no display names, nothing that could end a header or add a recipient.
 _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"\\]+@[^\W_][\w-]*(?:\.[^\W_][\w-]*)*")
@@ -146,70 +139,9 @@ def build_message(delivery: Delivery, recipients: Sequence[str], sender: str, pr
     return msg
 
 
-class _Deadline(smtplib.SMTP):
-    """Bounds the whole conversation: smtplib's timeout is per socket operation, so a
-    server answering slowly line by line could otherwise outlast context.timeout."""
-
-    def __init__(self, host: str, port: int, *, deadline: float, **kwargs: Any) -> None:
-        # Set before the base constructor: it connects and reads the greeting.
-        self.deadline = deadline
-        super().__init__(host, port, **kwargs)
-
-    def _arm(self) -> None:
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("deadline passed")
-        if self.sock is not None:
-            self.sock.settimeout(remaining)
-
-    def send(self, s: ReadableBuffer | str) -> None:
-        self._arm()
-        super().send(s)
-
-    def getreply(self) -> tuple[int, bytes]:
-        self._arm()
-        return super().getreply()
-
-
-class _DeadlineSSL(_Deadline, smtplib.SMTP_SSL):
-    """SMTP over implicit TLS (port 465) with the same deadline."""
-
-
-def _one_line(value: bytes | str) -> str:
+def one_line(value: bytes | str) -> str:
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
     return " ".join(text.split())
-
-
-def _auth_forms(username: str, password: str | None) -> list[str]:
-    """The password and the base64 forms AUTH PLAIN/LOGIN send, in case a server echoes them back."""
-    if not password:
-        return []
-    forms = [password]
-    for raw in (password, f"\0{username}\0{password}"):
-        forms.append(base64.b64encode(raw.encode("utf-8")).decode("ascii"))
-    return forms
-
-
-def _failure(exc: BaseException, where: str, timeout: float, deadline: float) -> ActionError:
-    """One line naming the server and the error; permanent when the server said no with a 5xx."""
-    name = exc.__class__.__name__
-    permanent = False
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        refused = exc.recipients
-        permanent = bool(refused) and all(500 <= code < 600 for code, _ in refused.values())
-        what = "recipients refused: " + "; ".join(f"{r}: {c} {_one_line(m)}" for r, (c, m) in refused.items())
-    elif isinstance(exc, smtplib.SMTPResponseException):
-        # Covers authentication failure (535), sender refused, data refused, greeting refused.
-        permanent = 500 <= exc.smtp_code < 600
-        what = f"{name}: {exc.smtp_code} {_one_line(exc.smtp_error)}"
-    elif isinstance(exc, smtplib.SMTPNotSupportedError):
-        permanent = True  # no STARTTLS / AUTH / SMTPUTF8 on the server: a setting has to change
-        what = f"{name}: {exc}"
-    elif isinstance(exc, TimeoutError) or time.monotonic() >= deadline:
-        what = f"no answer within {timeout:g} s ({name}: {exc})"
-    else:
-        what = f"{name}: {exc}"
-    return ActionError(_one_line(f"email: {where}: {what}"), permanent=permanent)
 
 
 class EmailAction(Action):
@@ -247,35 +179,8 @@ class EmailAction(Action):
         try:
             msg = build_message(delivery, recipients, smtp.sender, prefix)
         except (ValueError, TypeError) as exc:  # e.g. a sender the header parser refuses
-            raise ActionError(_one_line(f"email: cannot build the message: {exc}"), permanent=True) from None
+            raise ActionError(one_line(f"email: cannot build the message: {exc}"), permanent=True) from None
 
-        where = f"{smtp.host}:{smtp.port}"
-        timeout = self.context.timeout
-        deadline = time.monotonic() + timeout
-        client: _Deadline | None = None
-        try:
-            if smtp.security == "ssl":
-                client = _DeadlineSSL(
-                    smtp.host, smtp.port, deadline=deadline, timeout=timeout, context=ssl.create_default_context()
-                )
-            else:
-                client = _Deadline(smtp.host, smtp.port, deadline=deadline, timeout=timeout)
-            if smtp.security == "starttls":
-                # Verification stays on: a mail server with a bad certificate is an error, not a warning.
-                client.starttls(context=ssl.create_default_context())
-            if smtp.username:
-                client.login(smtp.username, password or "")
-            refused = client.send_message(msg, from_addr=smtp.sender, to_addrs=recipients)
-            if refused:  # some recipients accepted, some not: report the refused ones
-                raise smtplib.SMTPRecipientsRefused(refused)
-        except (smtplib.SMTPException, OSError) as exc:
-            error = _failure(exc, where, timeout, deadline)
-            if client is not None:
-                client.close()
-            # Servers may echo what they were sent; the password must not reach the outbox or logs.
-            raise ActionError(redact(str(error), _auth_forms(smtp.username, password)), error.permanent) from None
-        try:
-            client.quit()
-        except (smtplib.SMTPException, OSError):
-            # The server has the message: a failed QUIT must not make the outbox send it again.
-            client.close()
+        from .smtp import send  # smtplib and ssl only when a mail goes out, not for `rrdalarm validate`
+
+        send(msg, smtp, recipients, password, self.context.timeout)

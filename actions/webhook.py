@@ -24,8 +24,6 @@ from collections.abc import Mapping
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-import requests
-
 from rrdalarm import __version__
 from rrdalarm.common.secrets import SecretError, resolve_secret, secret_problem, url_origin
 from rrdalarm.plugins import ActionError, Param
@@ -179,6 +177,8 @@ class WebhookAction(Action):
         body = build_body(delivery)
         headers = self._headers(delivery, body)
         timeout = self._timeout()
+        import requests  # here, not at the top: `rrdalarm validate` imports every action and sends nothing
+
         try:
             # stream=True: the status line is all we need; an endless body cannot hold us past the timeout.
             with requests.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False,

@@ -1,23 +1,23 @@
-"""Plugin discovery (entry points) and the contract the engine relies on.
+"""Plugin discovery (entry points) and the action contract.
 
-Actions are registered under `rrdalarm.actions`, sources under
-`rrdalarm.sources`. The core only knows the protocol below; the base class
-that plugins subclass lives in `rrdalarm.actions.base`.
+Actions are registered under `rrdalarm.actions` and subclass `Action` below
+(plugins import it from `rrdalarm.actions.base`); sources are registered under
+`rrdalarm.sources` and subclass `rrdalarm.sources.base.Source`.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from rrdalarm.common.secrets import secret_problem
+from rrdalarm.common.secrets import SecretError, resolve_secret, secret_problem
 from rrdalarm.model.events import Delivery
 from rrdalarm.sources.base import Source
 
@@ -54,21 +54,21 @@ class Param:
     changes, the secrets kept for the old address are not sent on to the new one."""
 
 
-def secret_keys(plugins: Iterable[type[ActionPlugin]]) -> tuple[frozenset[str], frozenset[str]]:
+def secret_keys(plugins: Iterable[type[Action]]) -> tuple[frozenset[str], frozenset[str]]:
     """Names of the parameters declared secret, and of those declared target, over these plugins."""
     secret = {n for p in plugins for n, spec in p.params.items() if spec.secret}
     target = {n for p in plugins for n, spec in p.params.items() if spec.target}
     return frozenset(secret), frozenset(target)
 
 
-def own_params(plugin: type[ActionPlugin], params: Mapping[str, Any]) -> dict[str, Any]:
+def own_params(plugin: type[Action], params: Mapping[str, Any]) -> dict[str, Any]:
     """An action's parameters under the plugin's own names.
 
     A legacy row names its one parameter "parameter"; the plugin's `legacy_param` says
     which of its own it is.
     """
     out = dict(params)
-    legacy = getattr(plugin, "legacy_param", None)
+    legacy = plugin.legacy_param
     if "parameter" in out and legacy and "parameter" not in plugin.params:
         out[legacy] = out.pop("parameter")
     return out
@@ -85,18 +85,81 @@ class ActionContext:
     smtp: SmtpSettings | None = None
 
 
-class ActionPlugin(Protocol):
+class Action(ABC):
+    """Base class of every action plugin: subclass it and register it under `rrdalarm.actions`.
+
+    Import it as `rrdalarm.actions.base.Action` (with ActionError, ActionContext, Param,
+    Delivery and Event). The contract, all of it:
+
+    Declaring. `name` is the action's type in thresholds. `params` declares every
+    parameter: config validation and the web form use it, so `self.config` holds these
+    keys as validated when the delivery was made (defaults filled in, types and
+    `Param.check` passed). A `secret=True` parameter may be a reference
+    (`{ env = "NAME" }`, `{ file = "/path" }`): read it with `self.secret(key)` when
+    sending, never log it. `legacy_param` is the parameter that the one "action
+    parameter" column of a legacy rrdAlarmConfig.txt maps to. `split_param` names a list
+    parameter (the recipients of `email`): the outbox makes one delivery per item, each
+    with that parameter a one-item list, so one refusing receiver is retried on its own.
+    Importing the module must stay cheap (`rrdalarm validate` imports every action):
+    import a heavy library inside `run`, where its import counts toward the attempt.
+
+    Sending. An instance is made for each attempt, `cls(params, context)`, and `run` called
+    once. `delivery.events` are the events of one check for this action and these
+    parameters, in the order they happened; each Event says which threshold (`threshold_id`,
+    `threshold_name`), series (`source` "rrd" or "ntopng", `series` the file relative to the
+    RRD root or the ntopng series, `ds`), what happened (`kind` fired/repeat/resolved,
+    `status` "ALARM FIRED" or "RESOLVED", `message` one line for people), the rule (`type`
+    and `limit`), the newest point (`value`, `time`, None when unknown) and the check's time
+    (`at`). `delivery.attempt` counts from 1. `context` tells `log_dir`, `data_dir`,
+    `scripts_dir` (drop-in scripts, or None), `timeout` (seconds) and `smtp` (the `[smtp]`
+    settings, or None).
+
+    Idempotency. Delivery is at least once: a failed or timed-out attempt, or a process
+    killed while sending, means the same delivery is sent again with the same
+    `delivery.id`, and `Event.id` is stable too. Pass them on so receivers can drop
+    duplicates.
+
+    Threads and order. `run` is called in the process that delivers (`rrdalarm check`,
+    `rrdalarm deliver` or the service), in a thread of its own: deliveries of one round,
+    of this action and others, run concurrently, with no order among them. Several
+    processes may deliver at once; a lease keeps each delivery to one attempt at a time
+    as long as attempts keep to the timeout. Instances are not shared; anything kept on
+    the class or the module must be thread-safe.
+
+    Errors. Return when the receiver has the message. Otherwise raise ActionError with one
+    line naming what failed and no secret; `permanent=True` when retrying cannot help (a bad
+    parameter, a receiver that refuses): the delivery is then dead at once. Any other
+    ActionError, or any other exception (recorded as "ClassName: message"), is retried with
+    backoff until `[delivery] max_attempts`. `run` must finish within `context.timeout`
+    seconds: after that the attempt counts as failed ("timed out") and the thread is left
+    behind. The error line is shown by `rrdalarm deliver`, in the check's warnings, the
+    service log, `rrdalarm history --deliveries` and the web deliveries page, with known
+    secret values masked as a second line of defence. Never run a shell with text from
+    events or parameters.
+    """
+
     name: ClassVar[str]
-    params: ClassVar[Mapping[str, Param]]
-    legacy_param: ClassVar[str | None]
-    split_param: ClassVar[str | None]
+    params: ClassVar[Mapping[str, Param]] = {}
+    legacy_param: ClassVar[str | None] = None
+    split_param: ClassVar[str | None] = None
 
-    def __init__(self, params: Mapping[str, Any], context: ActionContext) -> None: ...
+    def __init__(self, params: Mapping[str, Any], context: ActionContext) -> None:
+        self.config = dict(params)
+        self.context = context
 
-    def run(self, delivery: Delivery) -> None: ...
+    def secret(self, key: str) -> str | None:
+        """The value of a secret parameter, read now; ActionError if it cannot be read."""
+        try:
+            return resolve_secret(self.config.get(key), f"{self.name} parameter '{key}'")
+        except SecretError as exc:
+            raise ActionError(str(exc)) from None
+
+    @abstractmethod
+    def run(self, delivery: Delivery) -> None:
+        """Deliver `delivery.events` or raise ActionError."""
 
 
-def validate_params(plugin: type[ActionPlugin], params: Mapping[str, Any]) -> dict[str, Any]:
+def validate_params(plugin: type[Action], params: Mapping[str, Any]) -> dict[str, Any]:
     """Parameters with defaults filled in; ValueError names the bad parameter."""
     out: dict[str, Any] = {}
     for key in params:
@@ -133,15 +196,10 @@ def validate_params(plugin: type[ActionPlugin], params: Mapping[str, Any]) -> di
 log = logging.getLogger("rrdalarm.plugins")
 
 _KIND = {"rrdalarm.actions": "action", "rrdalarm.sources": "source"}
-
-
-def _base_of(group: str) -> type:
-    if group == "rrdalarm.sources":
-        return Source
-    # The actions' base class imports this module, and lives in the installed rrdalarm.actions package.
-    base = importlib.import_module("rrdalarm.actions.base").Action
-    assert isinstance(base, type)
-    return base
+_BASE: dict[str, tuple[type, str]] = {
+    "rrdalarm.actions": (Action, "rrdalarm.actions.base.Action"),
+    "rrdalarm.sources": (Source, "rrdalarm.sources.base.Source"),
+}
 
 
 @cache
@@ -149,7 +207,7 @@ def _load(group: str) -> tuple[dict[str, Any], dict[str, str]]:
     """The plugins of an entry-point group that load and subclass its base, and why the others did not."""
     found: dict[str, Any] = {}
     broken: dict[str, str] = {}
-    base = _base_of(group)
+    base, base_name = _BASE[group]
     for ep in entry_points(group=group):
         try:
             obj = ep.load()
@@ -157,7 +215,7 @@ def _load(group: str) -> tuple[dict[str, Any], dict[str, str]]:
             broken[ep.name] = f"{ep.value}: {exc.__class__.__name__}: {exc}".splitlines()[0]
             continue
         if not (isinstance(obj, type) and issubclass(obj, base)):
-            broken[ep.name] = f"{ep.value} is not a subclass of {base.__module__}.{base.__qualname__}"
+            broken[ep.name] = f"{ep.value} is not a subclass of {base_name}"
             continue
         found[ep.name] = obj
     for name, why in broken.items():
@@ -165,7 +223,7 @@ def _load(group: str) -> tuple[dict[str, Any], dict[str, str]]:
     return found, broken
 
 
-def action_plugins() -> dict[str, type[ActionPlugin]]:
+def action_plugins() -> dict[str, type[Action]]:
     """Installed actions by name (those that fail to load are in `plugin_errors`)."""
     return dict(_load("rrdalarm.actions")[0])
 
@@ -185,7 +243,7 @@ def clear_plugin_cache() -> None:
     _load.cache_clear()
 
 
-def drop_in_actions(scripts_dir: Path | None) -> dict[str, type[ActionPlugin]]:
+def drop_in_actions(scripts_dir: Path | None) -> dict[str, type[Action]]:
     """Each executable in the drop-in folder, as an action named after the file.
 
     They run through the `script` action (no shell, the events as JSON on stdin).
@@ -193,7 +251,7 @@ def drop_in_actions(scripts_dir: Path | None) -> dict[str, type[ActionPlugin]]:
     base = action_plugins().get("script")
     if scripts_dir is None or base is None or not scripts_dir.is_dir():
         return {}
-    found: dict[str, type[ActionPlugin]] = {}
+    found: dict[str, type[Action]] = {}
     for entry in sorted(scripts_dir.iterdir()):
         if entry.is_file() and os.access(entry, os.X_OK) and not entry.name.startswith("."):
             params = {k: v for k, v in base.params.items() if k != "script"}
@@ -203,6 +261,6 @@ def drop_in_actions(scripts_dir: Path | None) -> dict[str, type[ActionPlugin]]:
     return found
 
 
-def available_actions(scripts_dir: Path | None) -> dict[str, type[ActionPlugin]]:
+def available_actions(scripts_dir: Path | None) -> dict[str, type[Action]]:
     """Installed actions, then drop-in scripts whose names no installed action takes."""
     return drop_in_actions(scripts_dir) | action_plugins()

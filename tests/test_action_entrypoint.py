@@ -10,6 +10,7 @@ an installed distribution.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from rrdalarm.plugins import (
     available_actions,
     clear_plugin_cache,
     plugin_errors,
+    source_plugins,
     validate_params,
 )
 
@@ -110,3 +112,31 @@ def test_validate_and_healthz_name_plugins_that_did_not_load(env: Env) -> None:
     finally:
         service.close()
     assert body["plugins_not_loaded"] == ["action broken", "action notaction"]
+
+
+def test_loading_the_actions_imports_no_library_they_only_need_to_send() -> None:
+    # `rrdalarm validate` loads every action; these libraries cost more than the rest of its start.
+    code = """
+import sys
+from rrdalarm.plugins import action_plugins
+assert {"apprise", "email", "webhook"} <= set(action_plugins())
+print(" ".join(sorted(m for m in ("apprise", "requests", "smtplib", "ssl") if m in sys.modules)))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert proc.stdout.strip() == ""
+
+
+def test_a_source_entry_point_that_is_no_source_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    write_dist_info(site, "rrdalarm-odd-source", "1.0",
+                    {"rrdalarm.sources": {"notsource": "rrdalarm_test_plugin:TouchAction"}})
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(str(PLUGIN_PKG))
+    clear_plugin_cache()
+    try:
+        assert "notsource" not in source_plugins() and {"rrd", "ntopng"} <= set(source_plugins())
+        assert plugin_errors()["source notsource"] == (
+            "rrdalarm_test_plugin:TouchAction is not a subclass of rrdalarm.sources.base.Source")
+    finally:
+        clear_plugin_cache()
+        sys.modules.pop("rrdalarm_test_plugin", None)

@@ -37,10 +37,6 @@ class WebUser(UserMixin):  # type: ignore[misc]
         self.account = account
         self.id = str(account.id)
 
-    @property
-    def is_admin(self) -> bool:
-        return self.account.role == "admin"
-
 
 class LoginForm(FlaskForm):  # type: ignore[misc]
     name = StringField("User", validators=[DataRequired(), Length(max=64)])

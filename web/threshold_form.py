@@ -25,7 +25,7 @@ from rrdalarm.config.thresholds import threshold_from_dict
 from rrdalarm.delivery.dispatch import DEFAULT_WHEN, WHEN, plan_actions
 from rrdalarm.model.definitions import CONSOLIDATION_FUNCTIONS, Threshold
 from rrdalarm.model.errors import ConfigError
-from rrdalarm.plugins import ActionPlugin, Param, own_params
+from rrdalarm.plugins import Action, Param, own_params
 
 SPARE_SLOTS = 2
 MAX_SLOTS = 20
@@ -135,7 +135,7 @@ def _kind(plugin: str, name: str, spec: Param) -> str:
     return "number" if spec.type in (int, float) else "text"
 
 
-def action_slots(actions: Sequence[Mapping[str, Any]], plugins: Mapping[str, type[ActionPlugin]]) -> list[ActionSlot]:
+def action_slots(actions: Sequence[Mapping[str, Any]], plugins: Mapping[str, type[Action]]) -> list[ActionSlot]:
     """One slot per configured action plus spare empty ones; secrets are never put into the page."""
     slots = []
     specs = list(actions) + [{}] * SPARE_SLOTS
@@ -160,7 +160,7 @@ def action_slots(actions: Sequence[Mapping[str, Any]], plugins: Mapping[str, typ
     return slots
 
 
-def actions_from_request(form: MultiDict[str, str], plugins: Mapping[str, type[ActionPlugin]],
+def actions_from_request(form: MultiDict[str, str], plugins: Mapping[str, type[Action]],
                          previous: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """The [[threshold.action]] tables the form describes, and what is missing from them.
 
@@ -189,7 +189,7 @@ def actions_from_request(form: MultiDict[str, str], plugins: Mapping[str, type[A
     return out, missing
 
 
-def _action_spec(form: MultiDict[str, str], i: int, kind: str, plugin: type[ActionPlugin],
+def _action_spec(form: MultiDict[str, str], i: int, kind: str, plugin: type[Action],
                  before: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """One action's table from its slot, and the kept secrets that cannot be kept (its target moved)."""
     spec: dict[str, Any] = {"type": kind}
@@ -213,7 +213,7 @@ def _action_spec(form: MultiDict[str, str], i: int, kind: str, plugin: type[Acti
     return spec, kept
 
 
-def _target_moved(plugin: type[ActionPlugin], spec: Mapping[str, Any], before: Mapping[str, Any]) -> bool:
+def _target_moved(plugin: type[Action], spec: Mapping[str, Any], before: Mapping[str, Any]) -> bool:
     return any(p.target and spec.get(n) != before.get(n) for n, p in plugin.params.items())
 
 
@@ -249,7 +249,7 @@ FIELD_OF = {"label": "ds", "action": "action", "action.type": "action", "id": "i
 
 
 def validate_values(values: Mapping[str, Any], where: str, sources: Sequence[str],
-                    plugins: Mapping[str, type[ActionPlugin]]) -> tuple[Threshold | None, str | None, str]:
+                    plugins: Mapping[str, type[Action]]) -> tuple[Threshold | None, str | None, str]:
     """(threshold, None, '') when valid, else (None, form field name, message) from the model's rules."""
     try:
         threshold = threshold_from_dict(values, where, sources=sources)

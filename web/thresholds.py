@@ -33,7 +33,7 @@ from rrdalarm.editor.thresholds_edit import (
 )
 from rrdalarm.model.definitions import Settings, Threshold
 from rrdalarm.model.errors import ConfigError
-from rrdalarm.plugins import ActionPlugin, available_actions, source_plugins
+from rrdalarm.plugins import Action, available_actions, source_plugins
 from rrdalarm.report.graphs import BadGraphRequest, GraphError, series_graph
 from rrdalarm.rules.timespec import TimeSpecError, resolve_window
 
@@ -116,11 +116,11 @@ def _record(change: str, t: Threshold | None, ident: int | None, path: str, diff
     )
 
 
-def _plugins(settings: Settings) -> dict[str, type[ActionPlugin]]:
+def _plugins(settings: Settings) -> dict[str, type[Action]]:
     return available_actions(settings.scripts_dir)
 
 
-def _render_editor(form: ThresholdForm, slots: Any, *, ident: int | None, plugins: dict[str, type[ActionPlugin]],
+def _render_editor(form: ThresholdForm, slots: Any, *, ident: int | None, plugins: dict[str, type[Action]],
                    errors: dict[str, str] | None = None, preview: Any = None, backtest: Any = None,
                    graph: str | None = None, status: int = 200) -> tuple[str, int]:
     return render_template(
@@ -180,7 +180,7 @@ def _editor(ident: int | None, copy_from: int | None = None) -> Response | tuple
 
 
 def _submit(form: ThresholdForm, settings: Settings, snap: Snapshot, original: Threshold | None, ident: int | None,
-            plugins: dict[str, type[ActionPlugin]], sources: list[str]) -> Response | tuple[str, int]:
+            plugins: dict[str, type[Action]], sources: list[str]) -> Response | tuple[str, int]:
     copied = None
     if ident is None and (form.copy_of.data or "").isdigit():
         copied = next((t for t in snap.thresholds if t.id == int(form.copy_of.data)), None)
@@ -225,7 +225,7 @@ def _submit(form: ThresholdForm, settings: Settings, snap: Snapshot, original: T
 
 
 def _preview(form: ThresholdForm, slots: Any, settings: Settings, threshold: Threshold, ident: int | None,
-             plugins: dict[str, type[ActionPlugin]]) -> tuple[str, int]:
+             plugins: dict[str, type[Action]]) -> tuple[str, int]:
     from rrdalarm.editor.preview import backtest, preview
 
     now = int(time.time())

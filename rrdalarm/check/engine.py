@@ -21,7 +21,7 @@ from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.records import NewEvent, RunSummary, StateChange, StateView
 from rrdalarm.model.results import CheckResult, Row
 from rrdalarm.model.states import DeliveryStatus, EventKind, EventStatus, State, Status
-from rrdalarm.plugins import ActionPlugin, available_actions, source_plugins
+from rrdalarm.plugins import Action, available_actions, source_plugins
 from rrdalarm.report import messages
 from rrdalarm.rules.evaluate import decide, transition
 from rrdalarm.sources.base import Outcome, OutcomeKind, ProgressCallback, SeriesKey, Source, SourceReport
@@ -136,7 +136,7 @@ def origin_of(t: Threshold) -> str | None:
 
 def close_unwatched(
     store: Store, elsewhere: Mapping[SeriesKey, StateView], thresholds: Sequence[Threshold], checked: Path | None,
-    plan: ActionPlan, plugins: Mapping[str, type[ActionPlugin]], out: _Transitions,
+    plan: ActionPlan, plugins: Mapping[str, type[Action]], out: _Transitions,
 ) -> None:
     """Close the FIRING series of thresholds that are disabled or deleted.
 

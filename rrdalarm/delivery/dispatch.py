@@ -18,7 +18,7 @@ from rrdalarm.model.definitions import Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.records import NewEvent, PlannedDelivery
 from rrdalarm.model.states import EventKind
-from rrdalarm.plugins import ActionPlugin, own_params, validate_params
+from rrdalarm.plugins import Action, own_params, validate_params
 from rrdalarm.sources.base import SeriesKey
 
 WHEN = {"fire": EventKind.FIRED, "repeat": EventKind.REPEAT, "resolve": EventKind.RESOLVED}
@@ -56,7 +56,7 @@ def parse_when(value: Any) -> frozenset[EventKind]:
     return frozenset(WHEN[v] for v in value)
 
 
-def plan_actions(thresholds: Sequence[Threshold], plugins: Mapping[str, type[ActionPlugin]]) -> ActionPlan:
+def plan_actions(thresholds: Sequence[Threshold], plugins: Mapping[str, type[Action]]) -> ActionPlan:
     """Validate every action's parameters; raise ConfigError naming the threshold and field."""
     plan = ActionPlan()
     for t in thresholds:
@@ -78,7 +78,7 @@ def plan_actions(thresholds: Sequence[Threshold], plugins: Mapping[str, type[Act
             except ValueError as exc:
                 raise ConfigError(where, f"threshold {t.id}: {exc}", line, "action") from None
             plan.by_threshold.setdefault(t.id, []).append(
-                PlannedAction(spec.type, params, when, getattr(plugin, "split_param", None))
+                PlannedAction(spec.type, params, when, plugin.split_param)
             )
     return plan
 

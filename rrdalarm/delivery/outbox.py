@@ -23,7 +23,7 @@ from rrdalarm.model.definitions import Settings
 from rrdalarm.model.events import Delivery, Event
 from rrdalarm.model.results import AttemptResult
 from rrdalarm.model.states import DeliveryStatus, EventKind
-from rrdalarm.plugins import ActionContext, ActionError, ActionPlugin, available_actions
+from rrdalarm.plugins import Action, ActionContext, ActionError, available_actions
 from rrdalarm.store.database import AlarmEvent, DeliveryAttempt, DeliveryRow, Store
 
 
@@ -79,7 +79,7 @@ def claim(store: Store, now: int, lease_s: int, limit: int) -> list[Delivery]:
     return claimed
 
 
-def secret_values(plugin: type[ActionPlugin] | None, params: Mapping[str, Any], context: ActionContext) -> list[str]:
+def secret_values(plugin: type[Action] | None, params: Mapping[str, Any], context: ActionContext) -> list[str]:
     """Every secret this delivery could know, to scrub from its error text."""
     refs: list[Any] = [context.smtp.password if context.smtp else None]
     if plugin is not None:
@@ -95,7 +95,7 @@ def secret_values(plugin: type[ActionPlugin] | None, params: Mapping[str, Any], 
     return values
 
 
-def _run_one(plugin: type[ActionPlugin] | None, delivery: Delivery, context: ActionContext,
+def _run_one(plugin: type[Action] | None, delivery: Delivery, context: ActionContext,
              out: dict[str, tuple[bool, str | None, bool]]) -> None:
     try:
         if plugin is None:
@@ -117,7 +117,7 @@ def deliver_pending(
     *,
     clock: Callable[[], float] = time.time,
     limit: int = 200,
-    plugins: Mapping[str, type[ActionPlugin]] | None = None,
+    plugins: Mapping[str, type[Action]] | None = None,
 ) -> list[AttemptResult]:
     """Send every due delivery once (in parallel); record each attempt. Returns what happened."""
     cfg = settings.delivery

@@ -194,7 +194,6 @@ class BacktestReport:
     evaluations: int
     series: tuple[SeriesBacktest, ...] = ()
     total_fires: int = 0
-    total_repeats: int = 0
     files_matched: int = 0
     files_examined: int = 0
     truncated: bool = False
@@ -328,7 +327,7 @@ def backtest(
     series.sort(key=lambda s: (-s.fires, -s.repeats, s.file, s.ds))
     return BacktestReport(
         period=period, interval=step, evaluations=len(times), series=tuple(series),
-        total_fires=sum(s.fires for s in series), total_repeats=sum(s.repeats for s in series),
+        total_fires=sum(s.fires for s in series),
         files_matched=len(matches.files), files_examined=len(files), truncated=len(matches.files) > len(files),
         errors=tuple(errors),
     )

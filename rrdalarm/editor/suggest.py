@@ -135,7 +135,6 @@ class PathSuggester:
         self._built = False
         self._refreshing = False
         self._due = 0.0
-        self.last_refresh_s = 0.0
 
     # ------------------------------------------------------------ the index
 
@@ -170,7 +169,6 @@ class PathSuggester:
             # The first walk may list every folder (no cache yet): it says nothing about what a refresh costs.
             cost = REFRESH_COST_FACTOR * took if self._built else 0.0
             with self._state_lock:
-                self.last_refresh_s = took
                 self._due = self._clock() + max(self.min_interval, min(cost, MAX_REFRESH_S))
 
     def _refresh_quietly(self) -> None:

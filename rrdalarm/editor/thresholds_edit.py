@@ -28,7 +28,7 @@ from rrdalarm.config.thresholds import is_legacy_text, parse_thresholds_toml
 from rrdalarm.delivery.dispatch import plan_actions
 from rrdalarm.model.definitions import Threshold
 from rrdalarm.model.errors import ConfigError
-from rrdalarm.plugins import ActionPlugin, action_plugins, secret_keys
+from rrdalarm.plugins import Action, action_plugins, secret_keys
 
 # Keys written for a new threshold even when they hold their default, so the file shows the window.
 _ALWAYS = ("id", "name", "glob", "schema", "query", "type", "value", "repetitions", "start", "end", "rearm")
@@ -237,7 +237,7 @@ def delete_threshold(text: str, ident: int) -> str:
     return re.sub(r"\n{3,}", "\n\n", out)
 
 
-def validate_text(text: str, path: Path, plugins: Mapping[str, type[ActionPlugin]],
+def validate_text(text: str, path: Path, plugins: Mapping[str, type[Action]],
                   sources: Sequence[str] | None = None) -> list[Threshold]:
     """The loader's rules and the check's action rules over a whole file; ConfigError names the problem."""
     thresholds = parse_thresholds_toml(text, str(path), _sources(sources))
@@ -250,7 +250,7 @@ def unified_diff(old: str, new: str, path: Path) -> str:
                                         f"{path.name} (before)", f"{path.name} (after)"))
 
 
-def commit(path: Path, expected_version: str, new_text: str, plugins: Mapping[str, type[ActionPlugin]],
+def commit(path: Path, expected_version: str, new_text: str, plugins: Mapping[str, type[Action]],
            sources: Sequence[str] | None = None) -> Committed:
     """Write `new_text` if the file is still at `expected_version`; keep the old text as `<file>.bak`."""
     lock = FileLock(str(path) + ".lock", timeout=10)
@@ -278,7 +278,7 @@ def commit(path: Path, expected_version: str, new_text: str, plugins: Mapping[st
     return Committed(version_of(new_text), audit_diff(current, new_text, path, plugins))
 
 
-def audit_diff(old: str, new: str, path: Path, plugins: Mapping[str, type[ActionPlugin]]) -> str:
+def audit_diff(old: str, new: str, path: Path, plugins: Mapping[str, type[Action]]) -> str:
     """The diff the audit log keeps: secret parameters (as the plugins declare them) and URL secrets as ***."""
     secret, _ = secret_keys([*plugins.values(), *action_plugins().values()])
     return redact_config_text(unified_diff(old, new, path), secret)

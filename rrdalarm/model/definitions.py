@@ -149,11 +149,6 @@ class Settings:
         return os.environ.get(RRDCACHED_ENV, "").strip()
 
     @property
-    def config_dir(self) -> Path:
-        """Where /start may find alternative thresholds files: the settings file's folder."""
-        return self.path.resolve().parent if self.path else Path.cwd()
-
-    @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'rrdalarm.db'}"
 

@@ -125,10 +125,6 @@ class Decision:
     status: Status
     event: EventKind | None
 
-    @property
-    def runs_actions(self) -> bool:
-        return self.event is not None
-
 
 def rearm_elapsed(last_sent_at: int | None, now: int, rearm: int) -> bool:
     """True when a still-firing alarm may act again (rearm 0: on every check)."""

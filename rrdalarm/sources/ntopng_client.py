@@ -333,7 +333,7 @@ class NtopngClient:
         out: list[str] = []
         for item in rsp:
             name = item.get("schema") if isinstance(item, dict) else None
-            # top: entries are lists of top-N series, not plain schemas (doc section 1.4).
+            # top: entries are lists of top-N series, not plain schemas (docs/ntopng-rest.md §1.4).
             if isinstance(name, str) and name and not name.startswith("top:") and name not in out:
                 out.append(name)
         return out

@@ -20,6 +20,7 @@ from test_engine import threshold
 from rrdalarm.config import ActionSpec, DeliverySettings, Threshold, load_thresholds
 from rrdalarm.delivery import backoff_delay, deliver_pending
 from rrdalarm.dispatch import plan_actions, plan_deliveries
+from rrdalarm.events import Delivery
 from rrdalarm.engine import run_check
 from rrdalarm.evaluate import Direction
 from rrdalarm.plugins import ActionContext, ActionError, Param, available_actions
@@ -105,7 +106,7 @@ def test_outbox_rows_are_written_with_the_events(env: Env, store: Store) -> None
     env.write_thresholds(threshold(actions=[{"type": "log", "file": "a.log"}]))
     check(env, store, deliver=False)
     [d] = rows(store)
-    assert (d.status, d.attempts, json.loads(d.event_ids)) == ("pending", 0, [store.events()[0].id])
+    assert (d.status, d.attempts, d.event_ids) == ("pending", 0, [store.events()[0].id])
     assert not (env.data / "log" / "a.log").exists()
     check(env, store, at=T0 + 60, dry_run=True)
     assert len(rows(store)) == 1
@@ -277,19 +278,19 @@ def test_history_never_prints_secret_parameters() -> None:
 
 
 class Capture:
-    """Records what it is given."""
+    """Records the sources of the events it is given, in the file CAPTURE_FILE names (it runs in a child process)."""
 
     name = "capture"
     params: dict[str, Param] = {}  # noqa: RUF012
     legacy_param = None
     split_param = None
-    seen: list[object] = []  # noqa: RUF012
 
     def __init__(self, params: object, context: ActionContext) -> None:
         pass
 
-    def run(self, delivery: object) -> None:
-        Capture.seen.append(delivery)
+    def run(self, delivery: Delivery) -> None:
+        with open(os.environ["CAPTURE_FILE"], "a") as fh:
+            fh.write(json.dumps([e.source for e in delivery.events]) + "\n")
 
 
 def test_events_carry_their_source(env: Env, store: Store) -> None:
@@ -299,11 +300,14 @@ def test_events_carry_their_source(env: Env, store: Store) -> None:
                     "above", 1.0, 2.0, T0, "m")
     store.record_check(RunSummary(T0, 0.1, 1, 2, 2, 2, 0), [], [ev(1), ntop],
                        [PlannedDelivery("d-cap", "capture", {}, (0, 1))])
-    Capture.seen = []
-    [r] = deliver_pending(store, env.settings(), plugins={"capture": Capture})  # type: ignore[dict-item]
+    seen = env.base / "captured"
+    os.environ["CAPTURE_FILE"] = str(seen)
+    try:
+        [r] = deliver_pending(store, env.settings(), plugins={"capture": Capture})  # type: ignore[dict-item]
+    finally:
+        del os.environ["CAPTURE_FILE"]
     assert r.ok
-    [delivery] = Capture.seen
-    assert [e.source for e in delivery.events] == ["rrd", "ntopng"]  # type: ignore[attr-defined]
+    assert [json.loads(line) for line in seen.read_text().splitlines()] == [["rrd", "ntopng"]]
 
 
 def test_legacy_action_name_runs_a_drop_in_script_with_its_parameter(env: Env, store: Store) -> None:

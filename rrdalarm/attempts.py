@@ -25,15 +25,16 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from rrdalarm.events import Delivery
-from rrdalarm.plugins import ActionContext, ActionError, ActionPlugin, available_actions
+from rrdalarm.plugins import ActionContext, ActionError, ActionPlugin, available_actions, drop_in
 from rrdalarm.secrets import SecretError, redact, resolve_secret
 from rrdalarm.sources.rrd_pool import worker_context
 
 Outcome = tuple[bool, str | None, bool]
 """ok, the error's one line (secret-free), and whether retrying is pointless."""
 
-# A class the fork server's child cannot import by name (a drop-in script's) goes by its action's name.
-PluginRef = type | str | None
+# How the child finds its action: the class itself (imported there by name); a drop-in script's class,
+# made at run time, as its base and script; any other class that cannot travel, by its action's name.
+PluginRef = type | tuple[type, str] | str | None
 
 
 def secret_values(plugin: type[ActionPlugin] | None, params: Mapping[str, Any], context: ActionContext) -> list[str]:
@@ -69,11 +70,21 @@ def run_action(plugin: type[ActionPlugin] | None, delivery: Delivery, context: A
 def portable(plugin: type[ActionPlugin] | None, name: str) -> PluginRef:
     if plugin is None:
         return None
+    script = getattr(plugin, "fixed_script", None)
+    ref: PluginRef = (plugin.__bases__[0], script) if isinstance(script, str) and plugin.__bases__ else plugin
     try:
-        pickle.dumps(plugin)
+        pickle.dumps(ref)
     except (pickle.PicklingError, AttributeError, TypeError):
         return name
-    return plugin
+    return ref
+
+
+def _resolve(ref: PluginRef, context: ActionContext) -> type[ActionPlugin] | None:
+    if isinstance(ref, tuple):
+        return drop_in(*ref)
+    if isinstance(ref, str):
+        return available_actions(context.scripts_dir).get(ref)
+    return ref
 
 
 def _watch(alive: Connection) -> None:
@@ -94,7 +105,8 @@ def _child(out: Connection, alive: Connection, inherited: Connection | None, env
     os.environ.update(env)
     with contextlib.suppress(OSError):
         os.chdir(cwd)
-    plugin = available_actions(context.scripts_dir).get(ref) if isinstance(ref, str) else ref
+    plugin = _resolve(ref, context)
+    out.send(None)  # the action starts: its time runs from here, not from the start of this process
     out.send(run_action(plugin, delivery, context))
     out.close()
 
@@ -110,7 +122,17 @@ class _Running:
     proc: BaseProcess
     result: Connection
     started: float
+    running_since: float | None = None
     outcome: Outcome | None = None
+
+    def deadline(self, deadline_s: float) -> float:
+        if self.running_since is None:
+            return self.started + deadline_s + START_LIMIT_S
+        return self.running_since + deadline_s
+
+
+# How long a child may take to start (import its action) before its deadline starts counting anyway.
+START_LIMIT_S = 30.0
 
 
 def run_attempts(jobs: Sequence[tuple[PluginRef, Delivery]], context: ActionContext, deadline_s: float,
@@ -122,28 +144,29 @@ def run_attempts(jobs: Sequence[tuple[PluginRef, Delivery]], context: ActionCont
     inherited = keep if isinstance(mp, ForkContext) else None
     try:
         running = [_start(mp, (alive, inherited, env, cwd), ref, d, context) for ref, d in jobs]
-        return _await(running, context, deadline_s)
+        _await(running, context, deadline_s)
     finally:
         alive.close()
         keep.close()
+    return [Finished(r.outcome or (False, "no outcome", False), time.monotonic() - r.started) for r in running]
 
 
-def _await(running: list[_Running], context: ActionContext, deadline_s: float) -> list[Finished]:
+def _await(running: list[_Running], context: ActionContext, deadline_s: float) -> None:
     open_ = list(running)
     while open_:
         now = time.monotonic()
-        for r in [r for r in open_ if now >= r.started + deadline_s]:
+        for r in [r for r in open_ if now >= r.deadline(deadline_s)]:
             _kill(r)
             r.outcome = (False, f"timed out after {context.timeout:g} s", False)
             open_.remove(r)
         if not open_:
-            break
-        soonest = min(r.started for r in open_) + deadline_s
+            return
+        soonest = min(r.deadline(deadline_s) for r in open_)
         ready = set(wait([r.result for r in open_] + [r.proc.sentinel for r in open_], max(0.0, soonest - now)))
         for r in [r for r in open_ if r.result in ready or r.proc.sentinel in ready]:
-            r.outcome = _collect(r)
-            open_.remove(r)
-    return [Finished(r.outcome or (False, "no outcome", False), time.monotonic() - r.started) for r in running]
+            _read(r)
+            if r.outcome is not None:
+                open_.remove(r)
 
 
 def _start(mp: ForkContext | ForkServerContext, shared: tuple[Any, ...], ref: PluginRef, d: Delivery,
@@ -157,15 +180,23 @@ def _start(mp: ForkContext | ForkServerContext, shared: tuple[Any, ...], ref: Pl
     return _Running(proc, receive, started)
 
 
-def _collect(r: _Running) -> Outcome:
+def _read(r: _Running) -> None:
+    """Take what the child said: that its action started, or the outcome (a child gone silent has failed)."""
     try:
-        outcome: Outcome = r.result.recv()
+        while r.result.poll():
+            said: Outcome | None = r.result.recv()
+            if said is None:
+                r.running_since = time.monotonic()
+            else:
+                r.outcome = said
+                break
     except (EOFError, OSError):
+        pass
+    if r.outcome is None and not r.proc.is_alive():
+        r.outcome = (False, f"the action's process ended without an outcome (exit status {r.proc.exitcode})", False)
+    if r.outcome is not None:
         r.proc.join(5)
-        return False, f"the action's process ended without an outcome (exit status {r.proc.exitcode})", False
-    r.proc.join(5)
-    r.result.close()
-    return outcome
+        r.result.close()
 
 
 def _kill(r: _Running) -> None:

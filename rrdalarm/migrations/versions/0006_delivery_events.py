@@ -28,13 +28,6 @@ def json_event_ids(text: str | None) -> list[int]:
     return [i for i in ids if type(i) is int] if isinstance(ids, list) else []
 
 
-def _defer_foreign_keys() -> None:
-    # SQLite rebuilds a table to drop or add a NOT NULL column; delivery_attempts points at it
-    # meanwhile. Checked at commit instead, when the rebuilt table stands under its name again.
-    if op.get_bind().dialect.name == "sqlite":
-        op.execute("PRAGMA defer_foreign_keys = ON")
-
-
 def upgrade() -> None:
     links = op.create_table(
         "delivery_events",
@@ -51,13 +44,11 @@ def upgrade() -> None:
         rows += [{"delivery_id": ident, "position": n, "event_id": i} for n, i in enumerate(carried)]
     if rows:
         op.bulk_insert(links, rows)
-    _defer_foreign_keys()
     with op.batch_alter_table("deliveries") as batch:
         batch.drop_column("event_ids")
 
 
 def downgrade() -> None:
-    _defer_foreign_keys()
     with op.batch_alter_table("deliveries") as batch:
         batch.add_column(sa.Column("event_ids", sa.Text(), nullable=False, server_default="[]"))
     bind = op.get_bind()

@@ -127,12 +127,12 @@ class _Running:
 
     def deadline(self, deadline_s: float) -> float:
         if self.running_since is None:
-            return self.started + deadline_s + START_LIMIT_S
+            return self.started + START_LIMIT_S
         return self.running_since + deadline_s
 
 
-# How long a child may take to start (import its action) before its deadline starts counting anyway.
-START_LIMIT_S = 30.0
+# How long a child may take to start (import its action) before its action's time starts counting.
+START_LIMIT_S = 5.0
 
 
 def run_attempts(jobs: Sequence[tuple[PluginRef, Delivery]], context: ActionContext, deadline_s: float,

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from rrdalarm.attempts import Finished, portable, run_attempts
+from rrdalarm.attempts import START_LIMIT_S, Finished, portable, run_attempts
 from rrdalarm.config import Settings
 from rrdalarm.events import Delivery, Event
 from rrdalarm.model import DeliveryStatus, EventKind
@@ -76,8 +76,8 @@ def deliver_pending(
     """Send every due delivery once (in parallel); record each attempt. Returns what happened."""
     cfg = settings.delivery
     now = int(clock())
-    # The lease (timeout + 5 s) outlasts the attempt's deadline: no other process takes a delivery still being sent.
-    deliveries = claim(store, now, int(cfg.timeout) + 5, limit)
+    # The lease outlasts the attempt's start and deadline: no other process takes a delivery still being sent.
+    deliveries = claim(store, now, int(cfg.timeout + START_LIMIT_S) + 5, limit)
     if not deliveries:
         return []
     plugins = available_actions(settings.scripts_dir) if plugins is None else plugins

@@ -254,11 +254,14 @@ def drop_in_actions(scripts_dir: Path | None) -> dict[str, type[Action]]:
     found: dict[str, type[Action]] = {}
     for entry in sorted(scripts_dir.iterdir()):
         if entry.is_file() and os.access(entry, os.X_OK) and not entry.name.startswith("."):
-            params = {k: v for k, v in base.params.items() if k != "script"}
-            found[entry.name] = type(  # a subclass per script, with the script fixed
-                f"DropIn_{entry.name}", (base,), {"name": entry.name, "params": params, "fixed_script": entry.name}
-            )
+            found[entry.name] = drop_in(base, entry.name)
     return found
+
+
+def drop_in(base: type[Action], script: str) -> type[Action]:
+    """The action of one drop-in script: a subclass of the `script` action with the script fixed."""
+    params = {k: v for k, v in base.params.items() if k != "script"}
+    return type(f"DropIn_{script}", (base,), {"name": script, "params": params, "fixed_script": script})
 
 
 def available_actions(scripts_dir: Path | None) -> dict[str, type[Action]]:

@@ -130,7 +130,7 @@ def test_deliverer_killed_mid_send_every_delivery_arrives_with_stable_ids(env: E
 
     # Until the lease expires nobody sends them again; afterwards `deliver` does, with the same ids.
     assert "0 delivered" in env.run("deliver").stdout
-    time.sleep(8)  # lease = timeout + 5 s
+    time.sleep(13)  # lease = timeout + 5 s + the 5 s an attempt's process may take to start
     out = env.run("deliver")
     assert out.returncode == 0 and "3 delivered" in out.stdout
     rows = [json.loads(line) for line in env.run("history", "--deliveries", "--json").stdout.splitlines()]

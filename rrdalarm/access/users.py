@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
 
 from rrdalarm.access.sessions import stamp
 from rrdalarm.store.database import Store, User
@@ -64,54 +63,47 @@ def add_user(store: Store, name: str, password: str, role: str) -> Account:
                     None if role in ROLES else f"role must be one of {', '.join(ROLES)}"):
         if problem:
             raise UserError(problem)
-    with store.session() as s:
-        if s.scalar(select(User.id).where(User.name == name)) is not None:
-            raise UserError(f"user {name!r} exists already")
-        user = User(name=name, password_hash=_hasher.hash(password), role=role, created_at=int(time.time()))
-        s.add(user)
-        s.flush()
-        return _account(user)
+    user = store.add_user(name, _hasher.hash(password), role, int(time.time()))
+    if user is None:
+        raise UserError(f"user {name!r} exists already")
+    return _account(user)
 
 
 def set_password(store: Store, name: str, password: str) -> None:
     problem = password_problem(password)
     if problem:
         raise UserError(problem)
-    with store.session() as s:
-        user = s.scalar(select(User).where(User.name == name))
-        if user is None:
-            raise UserError(f"no user {name!r}")
-        user.password_hash = _hasher.hash(password)
+    if not store.set_password_hash(name, _hasher.hash(password)):
+        raise UserError(f"no user {name!r}")
 
 
 def delete_user(store: Store, name: str) -> None:
-    with store.session() as s:
-        if not s.execute(delete(User).where(User.name == name)).rowcount:  # type: ignore[attr-defined]
-            raise UserError(f"no user {name!r}")
+    if not store.delete_user(name):
+        raise UserError(f"no user {name!r}")
 
 
 def list_users(store: Store) -> list[Account]:
-    with store.session() as s:
-        return [_account(u) for u in s.scalars(select(User).order_by(User.name))]
+    return [_account(u) for u in store.users()]
 
 
 def get_user(store: Store, user_id: int) -> Account | None:
-    with store.session() as s:
-        user = s.get(User, user_id)
-        return _account(user) if user else None
+    user = store.user(user_id)
+    return _account(user) if user else None
 
 
 def authenticate(store: Store, name: str, password: str) -> Account | None:
     """The account when name and password match; None otherwise (in about the same time)."""
-    with store.session() as s:
-        user = s.scalar(select(User).where(User.name == name))
-        stored = user.password_hash if user else _DUMMY_HASH
-        try:
-            _hasher.verify(stored, password)
-        except (VerificationError, InvalidHashError):
-            return None
-        if user is None:
-            return None
-        if _hasher.check_needs_rehash(stored):
-            user.password_hash = _hasher.hash(password)
-        return _account(user)
+    user = store.user_named(name)
+    stored = user.password_hash if user else _DUMMY_HASH
+    try:
+        _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None:
+        return None
+    if _hasher.check_needs_rehash(stored):
+        # Only over the hash just checked: a password changed meanwhile stays changed.
+        fresh = _hasher.hash(password)
+        if store.set_password_hash(name, fresh, replacing=stored):
+            user.password_hash = fresh
+    return _account(user)

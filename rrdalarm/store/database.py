@@ -12,11 +12,14 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
+    ColumnElement,
+    CursorResult,
     Float,
     ForeignKey,
     Index,
@@ -29,15 +32,16 @@ from sqlalchemy import (
     event,
     func,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DataError, IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 from rrdalarm.common.errors import StoreError
 from rrdalarm.common.fileutil import create_private_file, make_private_dirs
 from rrdalarm.model.records import NewEvent, PlannedDelivery, Recorded, RunSummary, StateChange, StateView
-from rrdalarm.model.states import DeliveryStatus, EventKind, State
+from rrdalarm.model.states import DeliveryStatus, EventKind, EventStatus, State
 
 
 class Base(DeclarativeBase):
@@ -111,13 +115,29 @@ class DeliveryRow(Base):
     created_at: Mapped[int] = mapped_column(Integer, index=True)
     action: Mapped[str] = mapped_column(String(255))
     params: Mapped[str] = mapped_column(Text)  # JSON; secrets only as references or inline as configured
-    event_ids: Mapped[str] = mapped_column(Text)  # JSON list
     status: Mapped[str] = mapped_column(String(16))  # pending, sent, dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[int] = mapped_column(Integer)
     lease_until: Mapped[int | None] = mapped_column(Integer)
     sent_at: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Read with the row (the rows outlive their session), in the order the delivery carries them.
+    links: Mapped[list[DeliveryEvent]] = relationship(
+        lazy="selectin", order_by="DeliveryEvent.position", cascade="all, delete-orphan")
+
+    @property
+    def event_ids(self) -> list[int]:
+        return [link.event_id for link in self.links]
+
+
+class DeliveryEvent(Base):
+    """One event a delivery carries, at its place in the message."""
+
+    __tablename__ = "delivery_events"
+
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("alarm_events.id"), index=True)
 
 
 class DeliveryAttempt(Base):
@@ -301,7 +321,8 @@ class Store:
                     continue  # every event of it was left out with its threshold
                 s.add(DeliveryRow(
                     id=d.id, run_id=run.id, created_at=summary.started_at, action=d.action,
-                    params=json.dumps(d.params, sort_keys=True), event_ids=json.dumps(carried),
+                    params=json.dumps(d.params, sort_keys=True),
+                    links=[DeliveryEvent(position=n, event_id=i) for n, i in enumerate(carried)],
                     status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=0,
                 ))
             return Recorded(run.id, [ids[i] for i in sorted(ids)], unrecorded)
@@ -368,6 +389,105 @@ class Store:
             ):
                 attempts[a.delivery_id].append(a)
             return [(r, attempts[r.id]) for r in rows]
+
+    # The outbox worker (rrdalarm/delivery/outbox.py).
+
+    def claim_deliveries(self, now: int, lease_s: int, limit: int) -> list[Claimed]:
+        """Due deliveries that this process now holds the lease of, with their events.
+
+        Each claim is its own transaction: an UPDATE that only one process can win.
+        """
+        due = (
+            select(DeliveryRow.id)
+            .where(DeliveryRow.status == DeliveryStatus.PENDING, DeliveryRow.next_attempt_at <= now)
+            .where(_lease_free(now))
+            .order_by(DeliveryRow.created_at, DeliveryRow.id)
+            .limit(limit)
+        )
+        with self.session() as s:
+            candidates = list(s.scalars(due))
+        claimed = []
+        for ident in candidates:
+            with self.session() as s:
+                won = s.execute(
+                    update(DeliveryRow)
+                    .where(DeliveryRow.id == ident, DeliveryRow.status == DeliveryStatus.PENDING, _lease_free(now))
+                    .values(lease_until=now + lease_s, attempts=DeliveryRow.attempts + 1)
+                )
+                if not cast(CursorResult[Any], won).rowcount:
+                    continue  # another process took it
+                row = s.get_one(DeliveryRow, ident)
+                events = s.scalars(select(AlarmEvent).join(DeliveryEvent, DeliveryEvent.event_id == AlarmEvent.id)
+                                   .where(DeliveryEvent.delivery_id == ident).order_by(AlarmEvent.id)).all()
+                claimed.append(Claimed(row.id, row.action, row.params, row.attempts, row.created_at, list(events)))
+        return claimed
+
+    def record_attempt(self, delivery_id: str, attempt: Attempt) -> None:
+        """Write one attempt and where its delivery stands after it, at once; the lease ends."""
+        values: dict[str, Any] = {"status": attempt.status.value, "lease_until": None, "last_error": attempt.error}
+        if attempt.status is DeliveryStatus.SENT:
+            values["sent_at"] = attempt.at
+        elif attempt.status is DeliveryStatus.PENDING and attempt.retry_at is not None:
+            values["next_attempt_at"] = attempt.retry_at
+        with self.session() as s:
+            s.execute(update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(**values))
+            s.add(DeliveryAttempt(delivery_id=delivery_id, at=attempt.at, duration_s=attempt.duration_s,
+                                  ok=attempt.ok, error=attempt.error))
+
+    # The threshold table (rrdalarm/editor/overview.py).
+
+    def threshold_activity(self, threshold_ids: Iterable[int]) -> tuple[dict[int, int], dict[int, int]]:
+        """Per threshold id: how many series are FIRING, and when an alarm last fired (ids without either left out)."""
+        ids = list(threshold_ids)
+        with self.session() as s:
+            firing = dict(s.execute(
+                select(SeriesState.threshold_id, func.count())
+                .where(SeriesState.threshold_id.in_(ids), SeriesState.state == State.FIRING.value)
+                .group_by(SeriesState.threshold_id)
+            ).tuples().all())
+            fired = dict(s.execute(
+                select(AlarmEvent.threshold_id, func.max(AlarmEvent.at))
+                .where(AlarmEvent.threshold_id.in_(ids), AlarmEvent.status == EventStatus.ALARM_FIRED.value)
+                .group_by(AlarmEvent.threshold_id)
+            ).tuples().all())
+        return firing, fired
+
+    # Web users (rrdalarm/access/users.py).
+
+    def add_user(self, name: str, password_hash: str, role: str, created_at: int) -> User | None:
+        """The new user; None when the name is taken already."""
+        with self.session() as s:
+            if s.scalar(select(User.id).where(User.name == name)) is not None:
+                return None
+            user = User(name=name, password_hash=password_hash, role=role, created_at=created_at)
+            s.add(user)
+            s.flush()
+            return user
+
+    def user_named(self, name: str) -> User | None:
+        with self.session() as s:
+            return s.scalar(select(User).where(User.name == name))
+
+    def user(self, user_id: int) -> User | None:
+        with self.session() as s:
+            return s.get(User, user_id)
+
+    def users(self) -> list[User]:
+        with self.session() as s:
+            return list(s.scalars(select(User).order_by(User.name)))
+
+    def set_password_hash(self, name: str, password_hash: str, *, replacing: str | None = None) -> bool:
+        """Whether a user of that name was there (and, given `replacing`, still had that hash) to change."""
+        q = update(User).where(User.name == name).values(password_hash=password_hash)
+        if replacing is not None:
+            q = q.where(User.password_hash == replacing)
+        with self.session() as s:
+            return bool(cast(CursorResult[Any], s.execute(q)).rowcount)
+
+    def delete_user(self, name: str) -> bool:
+        """Whether a user of that name was there to delete."""
+        with self.session() as s:
+            return bool(cast(CursorResult[Any], s.execute(delete(User).where(User.name == name))).rowcount)
 
     def add_audit(self, *, at: int, user: str, change: str, threshold_id: int | None, threshold_name: str,
                   file: str, diff: str) -> None:
@@ -482,16 +602,14 @@ class Store:
         wanted = set(event_ids)
         if not wanted:
             return []
+        carrying = select(DeliveryEvent.delivery_id).where(DeliveryEvent.event_id.in_(wanted))
+        q = (
+            select(DeliveryRow)
+            .where(DeliveryRow.id.in_(carrying))
+            .order_by(DeliveryRow.created_at.desc(), DeliveryRow.run_id.desc(), DeliveryRow.id)
+        )
         with self.session() as s:
-            # A delivery is written in its events' run: narrow by run in SQL, then read the JSON list.
-            runs = set(s.scalars(select(AlarmEvent.run_id).where(AlarmEvent.id.in_(wanted))).all())
-            candidates = s.scalars(
-                select(DeliveryRow)
-                .where(DeliveryRow.run_id.in_(runs))
-                .order_by(DeliveryRow.created_at.desc(), DeliveryRow.run_id.desc(), DeliveryRow.id)
-            ).all()
-            rows = [d for d in candidates if wanted.intersection(self.event_ids_of(d))]
-            return self._with_attempts(s, rows)
+            return self._with_attempts(s, list(s.scalars(q).all()))
 
     def delivery_actions(self) -> list[str]:
         """Every action that some delivery was made for, sorted."""
@@ -520,12 +638,36 @@ class Store:
 
     @staticmethod
     def event_ids_of(delivery: DeliveryRow) -> list[int]:
-        """A delivery's event ids; an unreadable list counts as none rather than breaking a page."""
-        try:
-            ids = json.loads(delivery.event_ids)
-        except ValueError:
-            return []
-        return [i for i in ids if isinstance(i, int)] if isinstance(ids, list) else []
+        """A delivery's event ids, in the order it carries them."""
+        return delivery.event_ids
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery this process holds the lease of; `attempt` counts this one."""
+
+    id: str
+    action: str
+    params: str  # JSON
+    attempt: int
+    created_at: int
+    events: list[AlarmEvent]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt at a delivery and where the delivery stands after it."""
+
+    at: int
+    duration_s: float
+    ok: bool
+    error: str | None
+    status: DeliveryStatus
+    retry_at: int | None = None  # when PENDING: the next attempt
+
+
+def _lease_free(now: int) -> ColumnElement[bool]:
+    return (DeliveryRow.lease_until.is_(None)) | (DeliveryRow.lease_until < now)
 
 
 def _view(row: SeriesState) -> StateView:

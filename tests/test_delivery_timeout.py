@@ -1,0 +1,137 @@
+"""An attempt past its deadline is stopped for good: it cannot send once recorded as failed."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import T0, Env
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from rrdalarm.delivery.attempts import portable, run_attempts
+from rrdalarm.delivery.outbox import deliver_pending
+from rrdalarm.model.definitions import DeliverySettings
+from rrdalarm.model.events import Delivery
+from rrdalarm.plugins import ActionContext, Param, available_actions
+from rrdalarm.sources.rrd_pool import forkserver_context
+from rrdalarm.store.database import NewEvent, PlannedDelivery, RunSummary, Store, open_store
+
+SLOW_S = 4.0
+
+
+class Slow:
+    """Ignores its timeout: sleeps, then 'sends' by writing the file SLOW_SENT names."""
+
+    name = "slow"
+    params: dict[str, Param] = {}  # noqa: RUF012
+    legacy_param = None
+    split_param = None
+
+    def __init__(self, params: object, context: ActionContext) -> None:
+        pass
+
+    def run(self, delivery: Delivery) -> None:
+        time.sleep(SLOW_S)
+        Path(os.environ["SLOW_SENT"]).write_text(delivery.id)
+
+
+class SlowChild:
+    """Starts a program (in its own process group) that 'sends' late: the deadline stops it too."""
+
+    name = "slowchild"
+    params: dict[str, Param] = {}  # noqa: RUF012
+    legacy_param = None
+    split_param = None
+
+    def __init__(self, params: object, context: ActionContext) -> None:
+        pass
+
+    def run(self, delivery: Delivery) -> None:
+        subprocess.run(["sh", "-c", f'sleep {SLOW_S}; echo sent > "$SLOW_SENT"'], check=True)
+
+
+@pytest.fixture
+def store(env: Env) -> Store:
+    s = open_store(env.settings().db_url)
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def event() -> NewEvent:
+    return NewEvent(1, "t1", "a.rrd", "x", "ALARM FIRED", "fired", "above", 1.0, 2.0, T0, "m")
+
+
+@pytest.fixture
+def sent(env: Env) -> Path:
+    path = env.base / "sent"
+    os.environ["SLOW_SENT"] = str(path)
+    yield path  # type: ignore[misc]
+    del os.environ["SLOW_SENT"]
+
+
+@pytest.mark.parametrize("plugin", [Slow, SlowChild])
+def test_an_attempt_past_its_deadline_never_sends_after_it_failed(env: Env, store: Store, sent: Path,
+                                                                 plugin: type) -> None:
+    store.record_check(RunSummary(T0, 0.1, 1, 1, 1, 1, 0), [], [event()],
+                       [PlannedDelivery("d-slow", plugin.name, {}, (0,))])
+    settings = replace(env.settings(), delivery=DeliverySettings(timeout=1, max_attempts=3, backoff=1))
+    [r] = deliver_pending(store, settings, plugins={plugin.name: plugin})
+    assert (r.ok, r.error, r.status) == (False, "timed out after 1 s", "pending")
+    [(row, attempts)] = store.deliveries()
+    assert (row.status, row.last_error, row.lease_until) == ("pending", "timed out after 1 s", None)
+    assert [(a.ok, a.error) for a in attempts] == [(False, "timed out after 1 s")]
+    time.sleep(SLOW_S + 1.5)  # past the moment the attempt would have sent
+    assert not sent.exists()
+
+
+def test_a_slow_webhook_receiver_times_out_and_a_fast_one_gets_its_delivery(env: Env, store: Store,
+                                                                          httpserver: HTTPServer) -> None:
+    def slow(request: Request) -> Response:
+        time.sleep(3)
+        return Response("late")
+
+    httpserver.expect_request("/slow").respond_with_handler(slow)
+    httpserver.expect_request("/fast").respond_with_data("ok")
+    store.record_check(RunSummary(T0, 0.1, 1, 1, 1, 1, 0), [], [event()], [
+        PlannedDelivery("d-slow", "webhook", {"url": httpserver.url_for("/slow")}, (0,)),
+        PlannedDelivery("d-fast", "webhook", {"url": httpserver.url_for("/fast")}, (0,)),
+    ])
+    settings = replace(env.settings(), delivery=DeliverySettings(timeout=1, max_attempts=1))
+    results = {r.delivery_id: r for r in deliver_pending(store, settings)}
+    assert results["d-fast"].ok and results["d-fast"].status == "sent"
+    assert not results["d-slow"].ok and results["d-slow"].status == "dead"
+    assert results["d-slow"].error == f"webhook: {httpserver.url_for('').rstrip('/')}: no answer within 1 s"
+
+
+def delivery(ident: str, action: str) -> Delivery:
+    return Delivery(ident, action, {}, (), 1, T0)
+
+
+@pytest.mark.parametrize("start", ["fork", "forkserver"])
+def test_attempts_run_and_are_stopped_under_either_start(env: Env, sent: Path, start: str) -> None:
+    mp = multiprocessing.get_context("fork") if start == "fork" else forkserver_context([])
+    scripts = env.base / "scripts"
+    scripts.mkdir()
+    script = scripts / "note"
+    script.write_text(f'#!/bin/sh\ncat > "{env.base}/noted"\n')
+    script.chmod(0o755)
+    context = ActionContext(log_dir=env.base, data_dir=env.base, scripts_dir=scripts, timeout=1)
+    plugins = available_actions(scripts)
+    jobs = [(portable(Slow, "slow"), delivery("a", "slow")),
+            (portable(plugins["note"], "note"), delivery("b", "note")),
+            (portable(None, "gone"), delivery("c", "gone"))]
+    assert jobs[1][0] == (plugins["script"], "note")  # a drop-in's class is made at run time: it goes as its parts
+    slow, note, gone = run_attempts(jobs, context, 2.0, mp)
+    assert slow.outcome == (False, "timed out after 1 s", False)
+    assert note.outcome == (True, None, False)
+    assert json.loads((env.base / "noted").read_text())["delivery_id"] == "b"
+    assert gone.outcome == (False, "action 'gone' is not installed", False)
+    time.sleep(SLOW_S - 1)
+    assert not sent.exists()

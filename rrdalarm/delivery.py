@@ -19,10 +19,10 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
 
-from rrdalarm.config import Settings
+from rrdalarm.config import DEFAULT_SOURCE, Settings
 from rrdalarm.events import Delivery, Event
 from rrdalarm.model import DeliveryStatus, EventKind
-from rrdalarm.plugins import ActionContext, ActionError, ActionPlugin, available_actions
+from rrdalarm.plugins import ActionContext, ActionError, ActionPlugin, available_actions, source_of_series
 from rrdalarm.secrets import SecretError, redact, resolve_secret
 from rrdalarm.store import AlarmEvent, DeliveryAttempt, DeliveryRow, Store
 
@@ -49,8 +49,8 @@ def action_context(settings: Settings) -> ActionContext:
 
 
 def _event(row: AlarmEvent) -> Event:
-    # ntopng series are named "ntopng:<schema>{<query>}"; every other series is an RRD file.
-    source = "ntopng" if row.series.startswith("ntopng:") else "rrd"
+    # A source's series names start with its own prefix (Source.series_prefix).
+    source = source_of_series(row.series) or DEFAULT_SOURCE
     return Event(
         id=row.id, at=row.at, threshold_id=row.threshold_id, threshold_name=row.threshold_name,
         source=source, series=row.series, ds=row.ds, status=row.status,

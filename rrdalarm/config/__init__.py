@@ -19,6 +19,7 @@ from rrdalarm.config.lines import (
 )
 from rrdalarm.config.model import (
     CONSOLIDATION_FUNCTIONS,
+    DEFAULT_SOURCE,
     RRDCACHED_ENV,
     SETTINGS_ENV,
     SETTINGS_SEARCH,
@@ -48,7 +49,6 @@ from rrdalarm.config.thresholds import (
     glob_problem,
     is_legacy_text,
     load_thresholds,
-    ntopng_query_problem,
     parse_thresholds_toml,
     threshold_from_dict,
 )
@@ -60,6 +60,7 @@ from rrdalarm.config.writing import (
 
 __all__ = [
     "CONSOLIDATION_FUNCTIONS",
+    "DEFAULT_SOURCE",
     "MAX_ID",
     "RRDCACHED_ENV",
     "SETTINGS_ENV",
@@ -82,7 +83,6 @@ __all__ = [
     "is_legacy_text",
     "load_settings",
     "load_thresholds",
-    "ntopng_query_problem",
     "parse_thresholds_toml",
     "path_length_problem",
     "read_config_text",

@@ -21,7 +21,14 @@ import tomlkit
 from filelock import FileLock, Timeout
 from tomlkit.items import AoT, Table
 
-from rrdalarm.config import ConfigError, Threshold, is_legacy_text, parse_thresholds_toml, read_config_text
+from rrdalarm.config import (
+    DEFAULT_SOURCE,
+    ConfigError,
+    Threshold,
+    is_legacy_text,
+    parse_thresholds_toml,
+    read_config_text,
+)
 from rrdalarm.dispatch import plan_actions
 from rrdalarm.fileutil import atomic_write_text, split_lines
 from rrdalarm.plugins import ActionPlugin, action_plugins, secret_keys
@@ -29,7 +36,9 @@ from rrdalarm.secrets import redact_config_text
 
 # Keys written for a new threshold even when they hold their default, so the file shows the window.
 _ALWAYS = ("id", "name", "glob", "schema", "query", "type", "value", "repetitions", "start", "end", "rearm")
-_DEFAULTS: dict[str, Any] = {"source": "rrd", "cf": "AVERAGE", "enabled": True, "ds": [], "label": [], "action": []}
+_DEFAULTS: dict[str, Any] = {
+    "source": DEFAULT_SOURCE, "cf": "AVERAGE", "enabled": True, "ds": [], "label": [], "action": [],
+}
 _HEADER_RE = re.compile(r"^\s*\[\[\s*threshold\s*\]\]")
 
 

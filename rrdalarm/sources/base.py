@@ -62,7 +62,8 @@ class SourceReport:
 
     `files_checked` counts the reads the check made from where the data lives: one per RRD file
     fetched; for ntopng, one per REST request (listings and timeseries answers alike).
-    `series_checked` counts the (series, data source) pairs evaluated. Both are shown as they are by `rrdalarm check --json`
+    `series_checked` counts the (series, data source) pairs evaluated. Both are shown as they are
+    by `rrdalarm check --json`
     ("files_checked", "series_checked"). `warnings` are one-line notes for the operator.
     """
 
@@ -135,6 +136,11 @@ class Source(ABC):
         """What the threshold watches, in one line, as its series are named (e.g. a glob)."""
         shown = ",".join(f"{k}={t.fields.get(k, '')}" for k in cls.fields)
         return f"{cls.series_prefix or cls.name + ':'}{{{shown}}}"
+
+    @classmethod
+    def display(cls, t: Threshold) -> str:
+        """What the threshold watches, as the thresholds table shows it (default: `describe`)."""
+        return cls.describe(t)
 
     @classmethod
     def backtest_unsupported(cls) -> str | None:

@@ -214,6 +214,10 @@ class NtopngSource(Source):
         return f"{cls.series_prefix}{t.schema}{{{t.query}}}"
 
     @classmethod
+    def display(cls, t: Threshold) -> str:
+        return f"ntopng {t.schema} {{{t.query}}}"
+
+    @classmethod
     def backtest_unsupported(cls) -> str | None:
         return "Backtests read RRD files only, so an ntopng threshold can be previewed but not replayed."
 

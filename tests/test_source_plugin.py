@@ -66,7 +66,8 @@ def test_its_fields_are_validated_with_file_and_line(env: Env, csvdir: Path) -> 
     env.write_thresholds("# csv\n" + csv_threshold("relative/dir"))
     p = env.run("validate")
     assert p.returncode == 2
-    assert f"{env.thresholds_path}:6: field 'dir'" in p.stderr and "must be an absolute folder path" in p.stderr, p.stderr
+    assert f"{env.thresholds_path}:6: field 'dir'" in p.stderr, p.stderr
+    assert "must be an absolute folder path" in p.stderr
     env.write_thresholds(csv_threshold(csvdir, scale="-1"))
     p = env.run("validate")
     assert p.returncode == 2 and ":6: field 'scale'" in p.stderr and "must be a positive number" in p.stderr, p.stderr
@@ -94,11 +95,11 @@ def test_check_fires_on_it_and_the_reports_show_its_rows(env: Env, csvdir: Path)
     assert env.run("validate").returncode == 0
     p = env.run("check", "--at", str(T0), "--json")
     assert p.returncode == 1, p.stderr
-    rows = {(r["file"], r["ds"]): r["status"] for r in json.loads(p.stdout)["rows"]}
+    rows = {(r["file"], r["ds"]): r["status"] for r in json.loads(p.stdout)["results"]}
     assert rows == {("csvdir:busy", "value"): "ALARM FIRED", ("csvdir:calm", "value"): "OK"}, p.stdout
     p = env.run("history", "--json", check=True)
     [event] = [json.loads(line) for line in p.stdout.splitlines()]
-    assert (event["series"], event["status"]) == ("csvdir:busy", "ALARM FIRED")
+    assert (event["file"], event["status"]) == ("csvdir:busy", "ALARM FIRED")
 
 
 def test_preview_and_backtest(env: Env, csvdir: Path) -> None:

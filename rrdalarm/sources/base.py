@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from rrdalarm.config import ConfigError, Settings, Threshold
+from rrdalarm.evaluate import Direction, Summary, breach_of
 
 SeriesKey = tuple[int, str, str]
 """(threshold id, series name, data source)."""
@@ -71,6 +72,25 @@ class SourceReport:
     files_checked: int = 0
     series_checked: int = 0
     warnings: list[str] = field(default_factory=list)
+
+
+def outcome_of(summary: Summary, threshold: int, series: str, ds: str, direction: Direction, limit: float,
+               repetitions: int, keep_ok: bool, note: str = "") -> Outcome | None:
+    """One series' outcome from its window's summary: BREACH, NO_DATA, or OK (None when `keep_ok` is false).
+
+    The one rule every source turns points into an outcome with; called once per series and
+    threshold in the RRD hot loop, so it stays a plain function of positional arguments.
+    """
+    breach = breach_of(summary, direction, limit, repetitions)
+    if breach is not None:
+        return Outcome(threshold, series, ds, OutcomeKind.BREACH, breach.value, breach.time, note)
+    if summary.newest is None:
+        message = f"no known point in the window; {note}" if note else "no known point in the window"
+        return Outcome(threshold, series, ds, OutcomeKind.NO_DATA, message=message)
+    if not keep_ok:
+        return None
+    at, value = summary.newest
+    return Outcome(threshold, series, ds, OutcomeKind.OK, value, at, note)
 
 
 Fail = Callable[[str, str], ConfigError]

@@ -33,7 +33,7 @@ from typing import Any, ClassVar, TypeVar
 
 from rrdalarm import timespec
 from rrdalarm.config import ConfigError, Threshold
-from rrdalarm.evaluate import Value, breach_of, summarize, window_slice
+from rrdalarm.evaluate import Value, summarize, window_slice
 from rrdalarm.secrets import SecretError
 from rrdalarm.sources.base import (
     Fail,
@@ -44,6 +44,7 @@ from rrdalarm.sources.base import (
     SeriesKey,
     Source,
     SourceReport,
+    outcome_of,
 )
 from rrdalarm.sources.ntopng_client import (
     ACTIVE_HOSTS_PATH,
@@ -438,18 +439,12 @@ class NtopngSource(Source):
                                           message=f"no series '{label}' in ntopng's {t.schema} answer "
                                                   f"(it has: {have})"))
                 continue
-            summary = summarize(values, first, answer.step)
-            breach = breach_of(summary, t.type, t.value, t.repetitions)
-            if breach is not None:
-                self._add(report, Outcome(t.id, series, label, OutcomeKind.BREACH, breach.value, breach.time))
-            elif summary.newest is None:
-                self._add(report, Outcome(t.id, series, label, OutcomeKind.NO_DATA,
-                                          message="no known point in the window"))
-            elif want_ok or label in firing_ds:
-                when, value = summary.newest
-                self._add(report, Outcome(t.id, series, label, OutcomeKind.OK, value, when))
-            else:
+            outcome = outcome_of(summarize(values, first, answer.step), t.id, series, label, t.type, t.value,
+                                 t.repetitions, want_ok or label in firing_ds)
+            if outcome is None:
                 report.series_checked += 1
+            else:
+                self._add(report, outcome)
 
     @staticmethod
     def _add(report: SourceReport, outcome: Outcome) -> None:

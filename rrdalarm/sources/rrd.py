@@ -20,7 +20,7 @@ import rrdtool
 
 from rrdalarm import timespec
 from rrdalarm.config import ConfigError, Threshold, glob_problem
-from rrdalarm.evaluate import Direction, Summary, breach_of, summarize, window_slice
+from rrdalarm.evaluate import Direction, Summary, summarize, window_slice
 from rrdalarm.sources import rrdcached
 from rrdalarm.sources.base import (
     Fail,
@@ -31,6 +31,7 @@ from rrdalarm.sources.base import (
     SeriesKey,
     Source,
     SourceReport,
+    outcome_of,
 )
 from rrdalarm.sources.rrd_index import FileIndex, Matches, cache_path_for, gc_paused
 from rrdalarm.sources.rrd_pool import Lost, WorkerPool
@@ -234,16 +235,10 @@ def _evaluate(rule: Rule, rel: str, got: _Fetched, firing: tuple[tuple[int, str]
             out.append(Outcome(rule.id, rel, ds, OutcomeKind.ERROR,
                                message=f"no data source '{ds}' (file has: {', '.join(got.names)})"))
             continue
-        summary = got.summary(col)
-        breach = breach_of(summary, rule.direction, rule.limit, rule.repetitions)
-        if breach is not None:
-            out.append(Outcome(rule.id, rel, ds, OutcomeKind.BREACH, breach.value, breach.time, got.note))
-        elif summary.newest is None:
-            message = "; ".join(filter(None, ("no known point in the window", got.note)))
-            out.append(Outcome(rule.id, rel, ds, OutcomeKind.NO_DATA, message=message))
-        elif want_ok or (rule.id, ds) in firing:
-            t, v = summary.newest
-            out.append(Outcome(rule.id, rel, ds, OutcomeKind.OK, v, t, got.note))
+        outcome = outcome_of(got.summary(col), rule.id, rel, ds, rule.direction, rule.limit, rule.repetitions,
+                             want_ok or (rule.id, ds) in firing, got.note)
+        if outcome is not None:
+            out.append(outcome)
     if firing:
         # A FIRING data source the rule no longer evaluates (dropped from `ds`, or from the file) is closed.
         why = "data source no longer listed by the threshold" if rule.ds else "data source no longer in the file"

@@ -14,8 +14,17 @@ from typing import ClassVar
 
 from rrdalarm import timespec
 from rrdalarm.config import Threshold
-from rrdalarm.evaluate import breach_of, summarize
-from rrdalarm.sources.base import Field, Outcome, OutcomeKind, ProgressCallback, SeriesKey, Source, SourceReport
+from rrdalarm.evaluate import summarize
+from rrdalarm.sources.base import (
+    Field,
+    Outcome,
+    OutcomeKind,
+    ProgressCallback,
+    SeriesKey,
+    Source,
+    SourceReport,
+    outcome_of,
+)
 
 
 def _dir_problem(value: object) -> str | None:
@@ -68,12 +77,7 @@ class CsvDirSource(Source):
         step = 60
         first = start + step - start % step
         values = [points.get(at, math.nan) for at in range(first, end + 1, step)]
-        summary = summarize(values, first, step)
-        breach = breach_of(summary, t.type, t.value, t.repetitions)
-        if breach is not None:
-            report.outcomes.append(Outcome(t.id, series, "value", OutcomeKind.BREACH, breach.value, breach.time))
-        elif summary.newest is None:
-            report.outcomes.append(Outcome(t.id, series, "value", OutcomeKind.NO_DATA, message="no point"))
-        elif want_ok or (t.id, series, "value") in firing:
-            at, v = summary.newest
-            report.outcomes.append(Outcome(t.id, series, "value", OutcomeKind.OK, v, at))
+        outcome = outcome_of(summarize(values, first, step), t.id, series, "value", t.type, t.value, t.repetitions,
+                             want_ok or (t.id, series, "value") in firing)
+        if outcome is not None:
+            report.outcomes.append(outcome)

@@ -233,6 +233,12 @@ def source_plugins() -> dict[str, type[Source]]:
     return dict(_load("rrdalarm.sources")[0])
 
 
+def source_of_series(series: str) -> str:
+    """The name of the source whose series names start like `series` (the longest prefix wins)."""
+    plugins = sorted(source_plugins().values(), key=lambda p: -len(p.series_prefix))
+    return next((p.name for p in plugins if series.startswith(p.series_prefix)), "")
+
+
 def plugin_errors() -> dict[str, str]:
     """'<kind> <name>' -> why it did not load, for every plugin entry point that failed."""
     return {f"{_KIND[g]} {name}": why for g in _KIND for name, why in _load(g)[1].items()}

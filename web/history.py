@@ -23,7 +23,7 @@ from rrdalarm.common.secrets import origins_only, redact_config_text
 from rrdalarm.config.thresholds import MAX_ID, load_thresholds
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.states import DeliveryStatus, EventStatus
-from rrdalarm.plugins import action_plugins, secret_keys
+from rrdalarm.plugins import action_plugins, secret_keys, source_of_series, source_plugins
 from rrdalarm.report.render import fmt_time, fmt_value
 from rrdalarm.store.database import AlarmEvent, Store
 
@@ -239,8 +239,9 @@ def series() -> tuple[str, int]:
     rows, more = _split(store.find_events(threshold=key.threshold, series=key.series, ds=key.ds,
                                           limit=PAGE_SIZE + 1, offset=_offset(page)))
     deliveries = store.deliveries_with_events(e.id for e in rows)
-    # ntopng series have no RRD file to draw; the graph route would only answer 404.
-    graph = None if key.series.startswith("ntopng:") else url_for(
+    # Only a source of RRD files has a file to draw; the graph route would only answer 404.
+    source = source_plugins().get(source_of_series(key.series))
+    graph = None if source is None or not source.rrd_files else url_for(
         "report.graph", threshold=key.threshold, file=key.series, ds=key.ds, at=int(time.time()))
     query = {"threshold": str(key.threshold), "series": key.series, "ds": key.ds}
     return _render("series.html", error=None, key=key, name=threshold_choices(store).get(key.threshold, ""),

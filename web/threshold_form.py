@@ -23,9 +23,10 @@ from rrdalarm.common.fileutil import split_lines
 from rrdalarm.common.secrets import redact_url
 from rrdalarm.config.thresholds import threshold_from_dict
 from rrdalarm.delivery.dispatch import DEFAULT_WHEN, WHEN, plan_actions
-from rrdalarm.model.definitions import CONSOLIDATION_FUNCTIONS, Threshold
+from rrdalarm.model.definitions import CONSOLIDATION_FUNCTIONS, DEFAULT_SOURCE, Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.plugins import Action, Param, own_params
+from rrdalarm.sources.base import Field, Source
 
 SPARE_SLOTS = 2
 MAX_SLOTS = 20
@@ -49,6 +50,32 @@ class ThresholdForm(FlaskForm):  # type: ignore[misc]
     end = StringField("Window end", validators=[Length(max=64)])
     rearm = StringField("Re-arm (seconds before acting again)", validators=[Length(max=12)])
     enabled = BooleanField("Enabled")
+    source_values: Mapping[str, Any] = {}
+    """The values of the sources' own fields shown in the page (from the threshold, or as posted)."""
+
+
+@dataclass
+class SourceInput:
+    """One declared field of a source (Source.fields), as the generic source template draws it."""
+
+    name: str
+    label: str
+    kind: str  # text or number
+    value: str
+    help: str
+    required: bool
+
+
+def source_inputs(plugins: Mapping[str, type[Source]],
+                  values: Mapping[str, Any]) -> dict[str, tuple[str, list[SourceInput]]]:
+    """Each source's label and inputs, filled from `values` (field name -> value)."""
+    out = {}
+    for name, plugin in plugins.items():
+        inputs = [SourceInput(key, spec.label or key, "number" if spec.type in (int, float) else "text",
+                              "" if values.get(key) is None else str(values.get(key, "")), spec.help, spec.required)
+                  for key, spec in plugin.fields.items()]
+        out[name] = (plugin.label or name, inputs)
+    return out
 
 
 @dataclass
@@ -217,20 +244,26 @@ def _target_moved(plugin: type[Action], spec: Mapping[str, Any], before: Mapping
     return any(p.target and spec.get(n) != before.get(n) for n, p in plugin.params.items())
 
 
-def form_values(form: ThresholdForm, actions: list[dict[str, Any]]) -> dict[str, Any]:
+def _field_value(spec: Field, text: str) -> Any:
+    """A source field's value from its input: a number when it is one, so the source's message names the text."""
+    text = text.strip()
+    if spec.type in (int, float):
+        return _number(text, spec.type) if text else spec.default
+    return text
+
+
+def form_values(form: ThresholdForm, actions: list[dict[str, Any]], formdata: Mapping[str, str],
+                sources: Mapping[str, type[Source]]) -> dict[str, Any]:
     """The TOML table the form describes (numbers converted where they are numbers)."""
-    source = form.source.data or "rrd"
+    source = form.source.data or DEFAULT_SOURCE
     values: dict[str, Any] = {"id": _number((form.id.data or "").strip(), int), "name": (form.name.data or "").strip()}
-    if source != "rrd":
+    if source != DEFAULT_SOURCE:
         values["source"] = source
-    ds = [d.strip() for d in (form.ds.data or "").split(",") if d.strip()]
-    if source == "ntopng":
-        values["schema"] = (form.schema.data or "").strip()
-        values["query"] = (form.query.data or "").strip()
-        values["label"] = ds
-    else:
-        values["glob"] = (form.glob.data or "").strip()
-        values["ds"] = ds
+    plugin = sources.get(source)
+    own = {key: _field_value(spec, formdata.get(key) or "") for key, spec in (plugin.fields if plugin else {}).items()}
+    form.source_values = own
+    values.update(own)
+    values[plugin.series_key if plugin else "ds"] = [d.strip() for d in (form.ds.data or "").split(",") if d.strip()]
     values.update({
         "cf": form.cf.data,
         "type": form.type.data,
@@ -267,9 +300,10 @@ def fill_form(form: ThresholdForm, t: Threshold) -> None:
     form.id.data = str(t.id)
     form.name.data = t.name
     form.source.data = t.source
-    form.glob.data = t.glob
-    form.schema.data = t.schema
-    form.query.data = t.query
+    form.source_values = dict(t.fields)
+    for key, value in t.fields.items():
+        if key in form:  # a source field the form draws itself (glob, schema, query)
+            form[key].data = value
     form.ds.data = ", ".join(t.ds)
     form.cf.data = t.cf
     form.type.data = t.type.value

@@ -31,11 +31,12 @@ from rrdalarm.editor.thresholds_edit import (
     replace_threshold,
     set_enabled,
 )
-from rrdalarm.model.definitions import Settings, Threshold
+from rrdalarm.model.definitions import DEFAULT_SOURCE, Settings, Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.plugins import Action, available_actions, source_plugins
 from rrdalarm.report.graphs import BadGraphRequest, GraphError, series_graph
 from rrdalarm.rules.timespec import TimeSpecError, resolve_window
+from rrdalarm.sources.base import Source
 
 from .auth import current_account, require_access, require_admin, service
 from .suggest import suggester
@@ -46,13 +47,13 @@ from .threshold_form import (
     fill_form,
     form_values,
     raw_actions,
+    source_inputs,
     validate_values,
 )
 
 bp = Blueprint("thresholds", __name__, template_folder="templates")
 
 BACKTEST_PERIOD = 86400
-SOURCE_LABELS = {"rrd": "RRD files", "ntopng": "ntopng REST API"}
 
 
 class VersionForm(FlaskForm):  # type: ignore[misc]
@@ -70,7 +71,8 @@ def _snapshot() -> tuple[Settings, Snapshot]:
 def _matched(thresholds: list[Threshold]) -> dict[int, int | None]:
     """Files each RRD threshold matches now, from the autocomplete's cached index (None: not a file source)."""
     counts: dict[int, int | None] = {t.id: None for t in thresholds}
-    rrd = [t for t in thresholds if t.source == "rrd"]
+    plugins = source_plugins()
+    rrd = [t for t in thresholds if t.source in plugins and plugins[t.source].rrd_files]
     if not rrd:
         return counts
     try:
@@ -100,7 +102,13 @@ def table() -> Response | str | tuple[str, int]:
     rows = [(t, live[t.id], matched[t.id]) for t in snap.thresholds]
     form = VersionForm(version=snap.version)
     return render_template("thresholds.html", rows=rows, admin=_is_admin(), form=form, error=None,
-                           path=snap.path)
+                           path=snap.path, watched=_watched(snap.thresholds))
+
+
+def _watched(thresholds: list[Threshold]) -> dict[int, str]:
+    """What each threshold watches, as its source shows it."""
+    plugins = source_plugins()
+    return {t.id: plugins[t.source].display(t) if t.source in plugins else t.glob for t in thresholds}
 
 
 def _fail(message: str) -> Response:
@@ -126,7 +134,14 @@ def _render_editor(form: ThresholdForm, slots: Any, *, ident: int | None, plugin
     return render_template(
         "threshold_form.html", form=form, slots=slots, ident=ident, plugins=plugins, errors=errors or {},
         preview=preview, backtest=backtest, graph=graph, when_choices=tuple(WHEN),
+        source_inputs=source_inputs(_sources(), form.source_values),
     ), status
+
+
+def _sources() -> dict[str, type[Source]]:
+    """The installed sources, the default one first."""
+    plugins = source_plugins()
+    return {name: plugins[name] for name in sorted(plugins, key=lambda s: (s != DEFAULT_SOURCE, s))}
 
 
 @bp.route("/thresholds/new", methods=["GET", "POST"])
@@ -154,9 +169,10 @@ def _editor(ident: int | None, copy_from: int | None = None) -> Response | tuple
     except (ConfigError, EditError) as exc:
         return _fail(str(exc))
     plugins = _plugins(settings)
-    sources = sorted(source_plugins(), key=lambda s: (s != "rrd", s))
+    installed = _sources()
+    sources = list(installed)
     form = ThresholdForm()
-    form.source.choices = [SelectChoice(s, SOURCE_LABELS.get(s, s)) for s in sources]
+    form.source.choices = [SelectChoice(s, p.label or s) for s, p in installed.items()]
     if request.method == "GET":
         base = original
         form.version.data = snap.version
@@ -169,7 +185,7 @@ def _editor(ident: int | None, copy_from: int | None = None) -> Response | tuple
             fill_form(form, base)
         else:
             form.start.data, form.end.data, form.repetitions.data, form.rearm.data = "now-1h", "now", "0", "0"
-            form.source.data, form.cf.data, form.type.data, form.enabled.data = "rrd", "AVERAGE", "above", True
+            form.source.data, form.cf.data, form.type.data, form.enabled.data = DEFAULT_SOURCE, "AVERAGE", "above", True
         if ident is None:
             form.id.data = str(next_id(snap.thresholds))
         if copy_from is not None and base is not None:
@@ -194,7 +210,7 @@ def _submit(form: ThresholdForm, settings: Settings, snap: Snapshot, original: T
     if not form.validate():
         errors = {name: "; ".join(errs) for name, errs in form.errors.items()}
         return _render_editor(form, slots, ident=ident, plugins=plugins, errors=errors, status=400)
-    values = form_values(form, actions)
+    values = form_values(form, actions, request.form, _sources())
     threshold, field, message = validate_values(values, str(snap.path), sources, plugins)
     if threshold is None:
         return _render_editor(form, slots, ident=ident, plugins=plugins, errors={field or "form": message},
@@ -237,7 +253,8 @@ def _preview(form: ThresholdForm, slots: Any, settings: Settings, threshold: Thr
     except ConfigError as exc:
         errors["form"] = str(exc)
     graph = None
-    if result is not None and threshold.source == "rrd":
+    plugin = source_plugins().get(threshold.source)
+    if result is not None and plugin is not None and plugin.rrd_files:
         row = next((r for r in result.rows if r.status in ("would fire", "ok")), None)
         if row is not None:
             graph = url_for("thresholds.preview_graph", file=row.file, ds=row.ds, cf=threshold.cf,

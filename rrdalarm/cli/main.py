@@ -231,7 +231,7 @@ def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: st
 def validate(ctx: click.Context, config: Path | None, rrd_root: Path | None) -> None:
     """Check the settings and thresholds without running a check."""
     from rrdalarm.delivery.dispatch import plan_actions
-    from rrdalarm.plugins import available_actions, plugin_errors
+    from rrdalarm.plugins import available_actions, plugin_errors, source_plugins
 
     settings = settings_from(ctx, rrd_root, None, config)
     for plugin, why in plugin_errors().items():
@@ -241,19 +241,12 @@ def validate(ctx: click.Context, config: Path | None, rrd_root: Path | None) -> 
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
     counts = ""
-    if any(t.source == "rrd" for t in thresholds):  # no RRD root: the ConfigError every check would give
-        from rrdalarm.sources.rrd import RRDSource
-
-        index = RRDSource(settings).index()
-        found = {t.id: index.match(t.glob) for t in thresholds if t.source == "rrd"}
-        matched = {tid: len(m.files) for tid, m in found.items()}
-        # A wildcard takes *.rrd files only: say how many others it passed over, so none is missed unknowingly.
-        counts = "; files matched: " + ", ".join(
-            f"{k}: {v}" + (f" ({found[k].skipped} not *.rrd, skipped)" if found[k].skipped else "")
-            for k, v in matched.items())
-        for tid, n in matched.items():
-            if n == 0:
-                click.echo(f"warning: threshold {tid}: glob matches no file under {index.root}", err=True)
+    plugins = source_plugins()
+    for name in sorted({t.source for t in thresholds} & plugins.keys()):
+        note, warnings = plugins[name](settings).validate_notes([t for t in thresholds if t.source == name])
+        counts += note
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
     enabled = sum(1 for t in thresholds if t.enabled)
     click.echo(f"{settings.thresholds}: {len(thresholds)} thresholds ({enabled} enabled) OK{counts}")
 
@@ -607,13 +600,12 @@ def ntopng_schemas(ctx: click.Context, entity: str, ifid: int) -> None:
 @user_errors
 def ntopng_series(ctx: click.Context, schema: str, query: str, since: str) -> None:
     """List the series SCHEMA QUERY expands to (e.g. host:traffic 'ifid:0,host:*'), with their newest values."""
-    from rrdalarm.config.thresholds import ntopng_query_problem
     from rrdalarm.report.render import fmt_time, fmt_value
     from rrdalarm.rules.evaluate import newest_known, window_slice
-    from rrdalarm.sources.ntopng import expand, fetch_limit, not_found_message, parse_query, series_name
+    from rrdalarm.sources.ntopng import expand, fetch_limit, not_found_message, parse_query, query_problem, series_name
     from rrdalarm.sources.ntopng_client import NtopngError
 
-    problem = ntopng_query_problem(query)
+    problem = query_problem(query)
     if problem:
         raise click.BadParameter(problem, param_hint="QUERY")
     now = int(time.time())

@@ -19,13 +19,13 @@ from rrdalarm.config.thresholds import (
     glob_problem,
     is_legacy_text,
     load_thresholds,
-    ntopng_query_problem,
     parse_thresholds_toml,
     threshold_from_dict,
 )
 from rrdalarm.config.writing import save_thresholds, threshold_to_table, thresholds_to_toml
 from rrdalarm.model.definitions import (
     CONSOLIDATION_FUNCTIONS,
+    DEFAULT_SOURCE,
     RRDCACHED_ENV,
     SETTINGS_ENV,
     SETTINGS_SEARCH,
@@ -43,6 +43,7 @@ from rrdalarm.model.errors import ConfigError
 
 __all__ = [
     "CONSOLIDATION_FUNCTIONS",
+    "DEFAULT_SOURCE",
     "MAX_ID",
     "RRDCACHED_ENV",
     "SETTINGS_ENV",
@@ -65,7 +66,6 @@ __all__ = [
     "is_legacy_text",
     "load_settings",
     "load_thresholds",
-    "ntopng_query_problem",
     "parse_thresholds_toml",
     "path_length_problem",
     "read_config_text",

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from rrdalarm.common.fileutil import split_lines
 from rrdalarm.config.lines import Locate, _Lines, _toml_error_line, read_config_text, top_level_line
-from rrdalarm.model.definitions import CONSOLIDATION_FUNCTIONS, ActionSpec, Location, Threshold
+from rrdalarm.model.definitions import CONSOLIDATION_FUNCTIONS, DEFAULT_SOURCE, ActionSpec, Location, Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.states import Direction
 from rrdalarm.rules import timespec
@@ -39,9 +39,9 @@ MAX_ID = 2**31 - 1
 Fail = Callable[[str, str], ConfigError]
 """Makes the ConfigError for a field of the threshold being read: fail(field, message)."""
 
-_KNOWN = frozenset({
-    "id", "name", "source", "glob", "ds", "cf", "type", "value", "repetitions",
-    "start", "end", "rearm", "enabled", "action", "schema", "query", "label",
+_COMMON = frozenset({
+    "id", "name", "source", "ds", "cf", "type", "value", "repetitions",
+    "start", "end", "rearm", "enabled", "action",
 })
 
 
@@ -50,22 +50,29 @@ def threshold_from_dict(
     path: str,
     locate: Locate = lambda _key: None,
     locate_action: Callable[[int, str], int | None] = lambda _i, _key: None,
-    sources: Sequence[str] = ("rrd",),
+    sources: Sequence[str] = (DEFAULT_SOURCE,),
 ) -> Threshold:
-    """Validate one threshold table; the single rule set the CLI, loader and web form share."""
+    """Validate one threshold table; the single rule set the CLI, loader and web form share.
+
+    The installed source plugins declare and validate their own fields; `sources` are those allowed.
+    """
+    from rrdalarm.plugins import source_plugins
 
     def fail(name: str, message: str) -> ConfigError:
         ident = raw.get("id")
         prefix = f"threshold {ident}: " if isinstance(ident, int) and not isinstance(ident, bool) else ""
         return ConfigError(path, prefix + message, locate(name), name)
 
+    installed = source_plugins()
+    foreign = _source_keys(installed)
     # Fields are checked in this order, so that a table with several mistakes names the first.
-    ident = _ident(raw, path, locate, fail)
-    source = raw.get("source", "rrd")
-    if source not in sources:
+    ident = _ident(raw, path, locate, fail, _COMMON | foreign.keys())
+    source = raw.get("source", DEFAULT_SOURCE)
+    if source not in sources or source not in installed:
         raise fail("source", f"unknown source {source!r} (available: {', '.join(sources)})")
-    glob, schema, query = _what_it_watches(raw, source, fail)
-    ds = _series_names(raw, source, fail)
+    plugin = installed[source]
+    own = plugin.read_fields(raw, fail, foreign)
+    ds = _series_names(raw, plugin.name, plugin.series_key, plugin.series_rule, fail)
     cf, kind, value = _rule(raw, fail)
     start, end = _window(raw, fail)
     enabled = _enabled(raw, fail)
@@ -75,7 +82,6 @@ def threshold_from_dict(
         id=ident,
         name=name or f"threshold {ident}",
         source=source,
-        glob=glob,
         ds=ds,
         cf=cf,
         type=kind,
@@ -86,17 +92,27 @@ def threshold_from_dict(
         actions=actions,
         rearm=_int(raw.get("rearm", 0), "rearm", fail),
         enabled=enabled,
-        schema=schema,
-        query=query,
+        fields=own,
         location=Location(path, locate("id")),
     )
 
 
-def _ident(raw: Mapping[str, Any], path: str, locate: Locate, fail: Fail) -> int:
+def _source_keys(installed: Mapping[str, Any]) -> dict[str, str]:
+    """Every key a source owns (its fields and its name for `ds`) -> that source's name."""
+    out: dict[str, str] = {}
+    for name in sorted(installed):
+        plugin = installed[name]
+        for key in [*plugin.fields, plugin.series_key]:
+            if key != "ds":
+                out.setdefault(key, name)
+    return out
+
+
+def _ident(raw: Mapping[str, Any], path: str, locate: Locate, fail: Fail, known: Set[str]) -> int:
     """The threshold's id, once every key is known to be a field."""
     for key in raw:
-        if key not in _KNOWN:
-            raise fail(key, f"unknown field (known: {', '.join(sorted(_KNOWN))})")
+        if key not in known:
+            raise fail(key, f"unknown field (known: {', '.join(sorted(known))})")
     if "id" not in raw:
         raise ConfigError(path, "threshold without an 'id'", locate("id"), "id")
     ident = _int(raw["id"], "id", fail)
@@ -105,50 +121,22 @@ def _ident(raw: Mapping[str, Any], path: str, locate: Locate, fail: Fail) -> int
     return ident
 
 
-def _what_it_watches(raw: Mapping[str, Any], source: str, fail: Fail) -> tuple[str, str, str]:
-    """(glob, schema, query): an RRD threshold has a glob, an ntopng one a schema and a query."""
-    if source == "rrd":
-        glob = raw.get("glob", "")
-        if not isinstance(glob, str) or not glob.strip():
-            raise fail("glob", "an RRD threshold needs a non-empty glob relative to the RRD root")
-        problem = glob_problem(glob)
-        if problem:
-            raise fail("glob", problem)
-        for key in ("schema", "query", "label"):
-            if key in raw:
-                raise fail(key, f"'{key}' belongs to ntopng thresholds (source = \"ntopng\")")
-        return glob.strip(), "", ""
-    if source != "ntopng":
-        glob = raw.get("glob", "")
-        return (glob.strip() if isinstance(glob, str) else ""), "", ""
-    if "glob" in raw:
-        raise fail("glob", "an ntopng threshold has schema and query, not a glob")
-    schema, query = raw.get("schema", ""), raw.get("query", "")
-    if not isinstance(schema, str) or not re.fullmatch(r"[A-Za-z0-9_]+:[A-Za-z0-9_:]+", schema):
-        raise fail("schema", f"must be an ntopng timeseries schema such as 'host:traffic', not {schema!r}")
-    problem = ntopng_query_problem(query)
-    if problem:
-        raise fail("query", problem)
-    return "", schema, query.replace(" ", "")
-
-
-def _series_names(raw: Mapping[str, Any], source: str, fail: Fail) -> tuple[str, ...]:
-    """The data sources (`ds`, or an ntopng threshold's `label`) it evaluates; empty: all of them."""
-    if source == "ntopng" and "label" in raw:
+def _series_names(raw: Mapping[str, Any], source: str, key: str, rule: str, fail: Fail) -> tuple[str, ...]:
+    """The data sources (`ds`, or the source's own `key` for them) it evaluates; empty: all of them."""
+    if key != "ds" and key in raw:
         if "ds" in raw:
-            raise fail("label", "give 'label' (ntopng) or 'ds' (RRD), not both")
-        names = raw["label"]
+            raise fail(key, f"give '{key}' ({source}) or 'ds' (RRD), not both")
+        names = raw[key]
     else:
         names = raw.get("ds", [])
     if isinstance(names, str):
         names = [names]
     if not isinstance(names, list) or not all(isinstance(d, str) and d for d in names):
-        what = "label", "must be a list of series labels such as 'bytes_sent'"
-        raise fail(*(what if source == "ntopng" else ("ds", "must be a list of data source names")))
+        raise fail(key, rule)
     twice = next((d for i, d in enumerate(names) if d in names[:i]), None)
     if twice is not None:
         # Both would be the same series, recorded twice in one check.
-        raise fail("label" if "label" in raw else "ds", f"{twice!r} is listed twice")
+        raise fail(key if key in raw else "ds", f"{twice!r} is listed twice")
     return tuple(names)
 
 
@@ -222,26 +210,6 @@ def _actions(raw: Mapping[str, Any], path: str, ident: int, locate_action: Calla
     return tuple(actions)
 
 
-def ntopng_query_problem(query: object) -> str | None:
-    """Why `query` is not an ntopng ts_query (tag:value,... with * allowed as a value), or None."""
-    if not isinstance(query, str) or not query.strip():
-        return "must be an ntopng ts_query such as 'ifid:0,host:*'"
-    tags = [part.strip() for part in query.split(",")]
-    names = []
-    for tag in tags:
-        name, sep, value = tag.partition(":")
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or not value:
-            return f"{tag!r} is not tag:value (as in 'ifid:0,host:192.168.1.1')"
-        if any(c in value for c in " \"'&;") or ("*" in value and value != "*"):
-            return f"{tag!r}: a value is literal or exactly '*'"
-        names.append(name)
-    if "ifid" not in names:
-        return "needs an 'ifid' tag (ntopng requires it), e.g. 'ifid:0,host:*'"
-    if len(set(names)) != len(names):
-        return "a tag appears twice"
-    return None
-
-
 def glob_problem(glob: str) -> str | None:
     """Why a glob may not be used (it must stay inside the RRD root), or None."""
     if "\x00" in glob:
@@ -270,7 +238,7 @@ def check_unique_ids(thresholds: Iterable[Threshold], path: str) -> None:
         seen[t.id] = t
 
 
-def parse_thresholds_toml(text: str, path: str, sources: Sequence[str] = ("rrd",)) -> list[Threshold]:
+def parse_thresholds_toml(text: str, path: str, sources: Sequence[str] = (DEFAULT_SOURCE,)) -> list[Threshold]:
     """Parse the TOML thresholds file."""
     try:
         data = tomllib.loads(text)

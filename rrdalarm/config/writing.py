@@ -8,26 +8,25 @@ from pathlib import Path
 import tomlkit
 
 from rrdalarm.common.fileutil import atomic_write_text
-from rrdalarm.model.definitions import Threshold
+from rrdalarm.model.definitions import DEFAULT_SOURCE, Threshold
 
 # ---------------------------------------------------------------- writing TOML
 
 def threshold_to_table(t: Threshold) -> tomlkit.items.Table:
     """A tomlkit table for one threshold, defaults left out to keep files short."""
+    from rrdalarm.plugins import source_plugins
+
     table = tomlkit.table()
     table.add("id", t.id)
     table.add("name", t.name)
-    if t.source != "rrd":
+    if t.source != DEFAULT_SOURCE:
         table.add("source", t.source)
-    if t.source == "ntopng":
-        table.add("schema", t.schema)
-        table.add("query", t.query)
-        if t.ds:
-            table.add("label", list(t.ds))
-    else:
-        table.add("glob", t.glob)
-        if t.ds:
-            table.add("ds", list(t.ds))
+    plugin = source_plugins().get(t.source)
+    # The source's own fields in its order (those of a source no longer installed as they are).
+    for key in plugin.fields if plugin else t.fields:
+        table.add(key, t.fields.get(key, plugin.fields[key].default if plugin else ""))
+    if t.ds:
+        table.add(plugin.series_key if plugin else "ds", list(t.ds))
     if t.cf != "AVERAGE":
         table.add("cf", t.cf)
     table.add("type", t.type.value)

@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from rrdalarm.delivery.attempts import START_LIMIT_S, Finished, portable, run_attempts
-from rrdalarm.model.definitions import Settings
+from rrdalarm.model.definitions import DEFAULT_SOURCE, Settings
 from rrdalarm.model.events import Delivery, Event
 from rrdalarm.model.results import AttemptResult
 from rrdalarm.model.states import DeliveryStatus, EventKind
-from rrdalarm.plugins import Action, ActionContext, available_actions
+from rrdalarm.plugins import Action, ActionContext, available_actions, source_of_series
 from rrdalarm.store.database import AlarmEvent, Attempt, Store
 
 # Past the action's own timeout, so that its clearer error (say, a connect timeout) comes first.
@@ -40,8 +40,8 @@ def action_context(settings: Settings) -> ActionContext:
 
 
 def _event(row: AlarmEvent) -> Event:
-    # ntopng series are named "ntopng:<schema>{<query>}"; every other series is an RRD file.
-    source = "ntopng" if row.series.startswith("ntopng:") else "rrd"
+    # A source's series names start with its own prefix (Source.series_prefix).
+    source = source_of_series(row.series) or DEFAULT_SOURCE
     return Event(
         id=row.id, at=row.at, threshold_id=row.threshold_id, threshold_name=row.threshold_name,
         source=source, series=row.series, ds=row.ds, status=row.status,

@@ -29,7 +29,8 @@ from rrdalarm.plugins import source_plugins
 from rrdalarm.report import messages
 from rrdalarm.rules import timespec
 from rrdalarm.rules.evaluate import Value
-from rrdalarm.sources.base import Outcome, OutcomeKind
+from rrdalarm.sources.base import Outcome, OutcomeKind, Source
+from rrdalarm.sources.ntopng import NtopngSource
 from rrdalarm.sources.rrd import UNDECODABLE, RRDSource, _error_message, archives
 
 __all__ = [
@@ -47,7 +48,7 @@ __all__ = [
 
 # A day of checks every minute; a longer period widens the interval instead.
 MAX_EVALUATIONS = 1440
-BACKTEST_UNSUPPORTED = "Backtests read RRD files only, so an ntopng threshold can be previewed but not replayed."
+BACKTEST_UNSUPPORTED = NtopngSource.backtest_unsupported() or ""
 ESCAPES_ROOT = "symlink leads outside the RRD root; skipped"
 
 
@@ -110,15 +111,18 @@ def _row(o: Outcome, t: Threshold) -> PreviewRow:
     return PreviewRow(o.series, o.ds, status, o.value, o.time, message)
 
 
-def _matched(t: Threshold, outcomes: Sequence[Outcome], files_checked: int) -> int:
-    if t.source == "rrd":
+def _matched(plugin: type[Source], t: Threshold, outcomes: Sequence[Outcome], files_checked: int) -> int:
+    if plugin.rrd_files:
         return files_checked  # each matched file is fetched exactly once
-    # Rows about the whole query (nothing listed, ntopng unreachable) carry its wildcard name.
+    # Rows about the whole query (nothing listed, a server unreachable) carry its wildcard name.
     return len({o.series for o in outcomes if "*" not in o.series})
 
 
-def _pattern(t: Threshold) -> str:
-    return t.glob if t.source == "rrd" else f"ntopng:{t.schema}{{{t.query}}}"
+def _plugin(settings: Settings, t: Threshold) -> type[Source]:
+    plugin = source_plugins().get(t.source)
+    if plugin is None:
+        raise ConfigError(settings.path, f"unknown source {t.source!r}", field="source")
+    return plugin
 
 
 def preview(settings: Settings, threshold: Threshold, now: int, *, limit: int = 200) -> Preview:
@@ -127,19 +131,17 @@ def preview(settings: Settings, threshold: Threshold, now: int, *, limit: int = 
     Evaluated even when the threshold is disabled.
     """
     t = threshold
+    plugin = _plugin(settings, t)
     try:
         start, end = timespec.resolve_window(t.start, t.end, now)
     except timespec.TimeSpecError as exc:
-        row = PreviewRow(_pattern(t), "", PreviewStatus.ERROR, None, None, str(exc))
+        row = PreviewRow(plugin.describe(t), "", PreviewStatus.ERROR, None, None, str(exc))
         return Preview(0, (row,), 0, 1, 0, False, None, None)
-    plugin = source_plugins().get(t.source)
-    if plugin is None:
-        raise ConfigError(settings.path, f"unknown source {t.source!r}", field="source")
     report = plugin(settings).check([t], now, firing=frozenset(), want_ok=True)
     rows = sorted((_row(o, t) for o in report.outcomes), key=lambda r: (_ORDER[r.status], r.file, r.ds))
     counts = Counter(r.status for r in rows)
     return Preview(
-        matched=_matched(t, report.outcomes, report.files_checked),
+        matched=_matched(plugin, t, report.outcomes, report.files_checked),
         rows=tuple(rows[: max(0, limit)]),
         would_fire=counts[PreviewStatus.WOULD_FIRE],
         errors=counts[PreviewStatus.ERROR],
@@ -297,8 +299,9 @@ def backtest(
     t = threshold
     step = _interval(settings, period, interval)
     times = evaluation_times(now, period, step)
-    if t.source != "rrd":
-        return BacktestReport(period, step, len(times), unsupported=BACKTEST_UNSUPPORTED)
+    unsupported = _plugin(settings, t).backtest_unsupported()
+    if unsupported is not None:
+        return BacktestReport(period, step, len(times), unsupported=unsupported)
     try:
         checks = resolve_checks(t.start, t.end, times)
     except timespec.TimeSpecError as exc:

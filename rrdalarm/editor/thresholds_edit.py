@@ -26,13 +26,15 @@ from rrdalarm.common.secrets import redact_config_text
 from rrdalarm.config.lines import read_config_text
 from rrdalarm.config.thresholds import is_legacy_text, parse_thresholds_toml
 from rrdalarm.delivery.dispatch import plan_actions
-from rrdalarm.model.definitions import Threshold
+from rrdalarm.model.definitions import DEFAULT_SOURCE, Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.plugins import Action, action_plugins, secret_keys
 
 # Keys written for a new threshold even when they hold their default, so the file shows the window.
 _ALWAYS = ("id", "name", "glob", "schema", "query", "type", "value", "repetitions", "start", "end", "rearm")
-_DEFAULTS: dict[str, Any] = {"source": "rrd", "cf": "AVERAGE", "enabled": True, "ds": [], "label": [], "action": []}
+_DEFAULTS: dict[str, Any] = {
+    "source": DEFAULT_SOURCE, "cf": "AVERAGE", "enabled": True, "ds": [], "label": [], "action": [],
+}
 _HEADER_RE = re.compile(r"^\s*\[\[\s*threshold\s*\]\]")
 
 

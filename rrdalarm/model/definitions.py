@@ -15,6 +15,9 @@ CONSOLIDATION_FUNCTIONS = ("AVERAGE", "MIN", "MAX", "LAST")
 SETTINGS_ENV = "RRDALARM_SETTINGS"
 RRDCACHED_ENV = "RRDCACHED_ADDRESS"  # librrd's own variable, honoured the same way
 SETTINGS_SEARCH = (Path("rrdalarm.toml"), Path("/etc/rrdalarm/rrdalarm.toml"))
+DEFAULT_SOURCE = "rrd"
+"""The source of a threshold that names none (left out when written)."""
+_NAMED_FIELDS = ("glob", "schema", "query")
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class Threshold:
     type: Direction
     value: float
     glob: str = ""
-    source: str = "rrd"
+    source: str = DEFAULT_SOURCE
     ds: tuple[str, ...] = ()
     cf: str = "AVERAGE"
     repetitions: int = 0
@@ -57,6 +60,17 @@ class Threshold:
     schema: str = ""  # ntopng: timeseries schema, e.g. host:traffic
     query: str = ""  # ntopng: tag:value list, e.g. ifid:0,host:*
     location: Location | None = field(default=None, compare=False)
+    fields: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """The values of its source's own fields (`Source.fields`); glob, schema and query mirror theirs."""
+
+    def __post_init__(self) -> None:
+        # glob, schema and query stay attributes for the code that names them; `fields` is the whole.
+        merged = dict(self.fields)
+        merged.update({k: getattr(self, k) for k in _NAMED_FIELDS if getattr(self, k)})
+        object.__setattr__(self, "fields", merged)
+        for key in _NAMED_FIELDS:
+            value = merged.get(key, "")
+            object.__setattr__(self, key, value if isinstance(value, str) else "")
 
     @property
     def action_names(self) -> str:

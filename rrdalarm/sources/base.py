@@ -11,12 +11,15 @@ state; the engine owns state transitions.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rrdalarm.model.definitions import Settings, Threshold
+from rrdalarm.model.errors import ConfigError
+from rrdalarm.model.states import Direction
+from rrdalarm.rules.evaluate import Summary, breach_of
 
 SeriesKey = tuple[int, str, str]
 """(threshold id, series name, data source)."""
@@ -58,7 +61,14 @@ class Outcome:
 
 @dataclass
 class SourceReport:
-    """All outcomes of one source in one check, plus its counters and what the operator should hear of."""
+    """All outcomes of one source in one check, plus its counters and what the operator should hear of.
+
+    `files_checked` counts the reads the check made from where the data lives: one per RRD file
+    fetched; for ntopng, one per REST request (listings and timeseries answers alike).
+    `series_checked` counts the (series, data source) pairs evaluated. Both are shown as they are
+    by `rrdalarm check --json`
+    ("files_checked", "series_checked"). `warnings` are one-line notes for the operator.
+    """
 
     outcomes: list[Outcome] = field(default_factory=list)
     files_checked: int = 0
@@ -66,19 +76,104 @@ class SourceReport:
     warnings: list[str] = field(default_factory=list)
 
 
-class Source(ABC):
-    """Base class of every source plugin (entry-point group `rrdalarm.sources`).
+def outcome_of(summary: Summary, threshold: int, series: str, ds: str, direction: Direction, limit: float,
+               repetitions: int, keep_ok: bool, note: str = "") -> Outcome | None:
+    """One series' outcome from its window's summary: BREACH, NO_DATA, or OK (None when `keep_ok` is false).
 
-    `check` must not raise for unreadable data (see the module docstring);
-    it may raise ConfigError for a mistake in settings. OK outcomes are
-    returned only when `want_ok` is true or the series is in `firing` (so the
-    engine can resolve it); every other outcome is always returned.
+    The one rule every source turns points into an outcome with; called once per series and
+    threshold in the RRD hot loop, so it stays a plain function of positional arguments.
+    """
+    breach = breach_of(summary, direction, limit, repetitions)
+    if breach is not None:
+        return Outcome(threshold, series, ds, OutcomeKind.BREACH, breach.value, breach.time, note)
+    if summary.newest is None:
+        message = f"no known point in the window; {note}" if note else "no known point in the window"
+        return Outcome(threshold, series, ds, OutcomeKind.NO_DATA, message=message)
+    if not keep_ok:
+        return None
+    at, value = summary.newest
+    return Outcome(threshold, series, ds, OutcomeKind.OK, value, at, note)
+
+
+Fail = Callable[[str, str], ConfigError]
+"""Makes the located ConfigError for a field of the threshold being read: fail(field, message)."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One threshold field of a source, as config validation, the TOML writer and the editor see it."""
+
+    type: type = str
+    required: bool = False
+    default: Any = ""
+    help: str = ""
+    label: str = ""
+    """The editor's label (default: the field's name)."""
+    check: Callable[[Any], str | None] | None = None
+    """Returns why a value is not acceptable, or None."""
+
+
+class Source(ABC):
+    """Base class of every source plugin (entry-point group `rrdalarm.sources`); the one contract.
+
+    Configuration: `fields` are the threshold keys the source owns (in the order they are checked
+    and written); `read_fields` validates them and raises ConfigError through `fail`, which names
+    the file, line and field. `series_key` is the key of the list of data sources ("ds", or e.g.
+    "label"); "ds" is always accepted too. `label` names the source in the editor.
+
+    Checking: `check` evaluates every series of its thresholds and returns one SourceReport. It
+    must not raise for unreadable data (see the module docstring); it may raise ConfigError for
+    a mistake in settings, and nothing else. OK outcomes are returned only when `want_ok` is
+    true or the series is in `firing` (so the engine can resolve it); every other outcome is
+    always returned. Outcomes may come in any order (the engine sorts); `progress` may be called
+    from the calling thread only. A source instance serves one check at a time.
+
+    Series: `series_prefix` starts every series name of the source ("" for RRD files, named by
+    their path); events name their source by it. `rrd_files` says its series are RRD files
+    matched by the `glob` field under the RRD root: they can be backtested and graphed.
     """
 
     name: ClassVar[str]
+    label: ClassVar[str] = ""
+    fields: ClassVar[Mapping[str, Field]] = {}
+    series_key: ClassVar[str] = "ds"
+    series_rule: ClassVar[str] = "must be a list of data source names"
+    """The message for a bad `series_key` list."""
+    series_prefix: ClassVar[str] = ""
+    rrd_files: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+
+    @classmethod
+    def read_fields(cls, raw: Mapping[str, Any], fail: Fail, foreign: Mapping[str, str]) -> dict[str, Any]:
+        """The source's own values of a threshold table, with defaults; `foreign`: key -> the source owning it."""
+        for key, owner in foreign.items():
+            if key in raw and key not in cls.fields and key != cls.series_key:
+                raise fail(key, f"'{key}' belongs to {owner} thresholds (source = \"{owner}\")")
+        return {key: read_field(cls.name, key, spec, raw, fail) for key, spec in cls.fields.items()}
+
+    @classmethod
+    def describe(cls, t: Threshold) -> str:
+        """What the threshold watches, in one line, as its series are named (e.g. a glob)."""
+        shown = ",".join(f"{k}={t.fields.get(k, '')}" for k in cls.fields)
+        return f"{cls.series_prefix or cls.name + ':'}{{{shown}}}"
+
+    @classmethod
+    def display(cls, t: Threshold) -> str:
+        """What the threshold watches, as the thresholds table shows it (default: `describe`)."""
+        return cls.describe(t)
+
+    @classmethod
+    def backtest_unsupported(cls) -> str | None:
+        """Why thresholds of this source cannot be replayed over the past, or None when they can."""
+        if cls.rrd_files:
+            return None
+        return f"Backtests read RRD files only, so a {cls.name} threshold can be previewed but not replayed."
+
+    def validate_notes(self, thresholds: Sequence[Threshold]) -> tuple[str, list[str]]:
+        """For `rrdalarm validate`: a note for its summary line and warnings (default: none)."""
+        return "", []
 
     @abstractmethod
     def check(
@@ -91,3 +186,24 @@ class Source(ABC):
         progress: ProgressCallback | None = None,
     ) -> SourceReport:
         """Evaluate every series of `thresholds` as of `now`."""
+
+
+def read_field(source: str, key: str, spec: Field, raw: Mapping[str, Any], fail: Fail) -> Any:
+    """One declared field's value from a threshold table, or its default; ConfigError through `fail`."""
+    if key not in raw:
+        if spec.required:
+            raise fail(key, f"a {source} threshold needs '{key}' ({spec.help})")
+        return spec.default
+    value = raw[key]
+    if spec.type is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, spec.type) or (spec.type is int and isinstance(value, bool)):
+        raise fail(key, f"must be {spec.type.__name__}, not {value!r}")
+    if isinstance(value, str):
+        value = value.strip()
+        if spec.required and not value:
+            raise fail(key, f"a {source} threshold needs '{key}' ({spec.help})")
+    problem = spec.check(value) if spec.check else None
+    if problem:
+        raise fail(key, problem)
+    return value

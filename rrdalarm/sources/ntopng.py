@@ -26,17 +26,27 @@ fetched anyway, so it resolves or stays FIRING on its own data.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from rrdalarm.common.secrets import SecretError
 from rrdalarm.model.definitions import Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.rules import timespec
-from rrdalarm.rules.evaluate import Value, breach_of, summarize, window_slice
-from rrdalarm.sources.base import Outcome, OutcomeKind, ProgressCallback, SeriesKey, Source, SourceReport
+from rrdalarm.rules.evaluate import Value, summarize, window_slice
+from rrdalarm.sources.base import (
+    Fail,
+    Field,
+    Outcome,
+    OutcomeKind,
+    ProgressCallback,
+    SeriesKey,
+    Source,
+    SourceReport,
+    outcome_of,
+)
 from rrdalarm.sources.ntopng_client import (
     ACTIVE_HOSTS_PATH,
     INTERFACES_PATH,
@@ -61,15 +71,41 @@ WILDCARD_TAGS = ("ifid", "host")
 _SERIES_RE = re.compile(r"^ntopng:(?P<schema>[^{}]+)\{(?P<query>[^{}]*)\}$")
 
 
+def split_tag(part: str) -> tuple[str, str] | None:
+    """`host:fe80::1` -> ("host", "fe80::1"): the value may hold ':' (IPv6), as in ntopng; None if not tag:value."""
+    name, sep, value = part.strip().partition(":")
+    return (name, value) if sep and name and value else None
+
+
 def parse_query(query: str) -> Tags:
-    """`ifid:0,host:*` -> (("ifid", "0"), ("host", "*")); the value may hold ':' (IPv6), as in ntopng."""
+    """`ifid:0,host:*` -> (("ifid", "0"), ("host", "*")); ValueError for a part that is not tag:value."""
     tags = []
     for part in query.split(","):
-        name, sep, value = part.strip().partition(":")
-        if not sep or not name or not value:
-            raise ValueError(f"{part!r} is not tag:value")
-        tags.append((name, value))
+        tag = split_tag(part)
+        if tag is None:
+            raise ValueError(f"{part.strip()!r} is not tag:value")
+        tags.append(tag)
     return tuple(tags)
+
+
+def query_problem(query: object) -> str | None:
+    """Why `query` is not an ntopng ts_query (tag:value,... with * allowed as a value), or None."""
+    if not isinstance(query, str) or not query.strip():
+        return "must be an ntopng ts_query such as 'ifid:0,host:*'"
+    names = []
+    for part in query.split(","):
+        tag = split_tag(part)
+        if tag is None or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", tag[0]):
+            return f"{part.strip()!r} is not tag:value (as in 'ifid:0,host:192.168.1.1')"
+        name, value = tag
+        if any(c in value for c in " \"'&;") or ("*" in value and value != "*"):
+            return f"{part.strip()!r}: a value is literal or exactly '*'"
+        names.append(name)
+    if "ifid" not in names:
+        return "needs an 'ifid' tag (ntopng requires it), e.g. 'ifid:0,host:*'"
+    if len(set(names)) != len(names):
+        return "a tag appears twice"
+    return None
 
 
 def series_name(schema: str, tags: Tags) -> str:
@@ -153,6 +189,39 @@ class NtopngSource(Source):
     """Thresholds over ntopng timeseries, read through its REST API v2."""
 
     name = "ntopng"
+    label = "ntopng REST API"
+    fields: ClassVar[Mapping[str, Field]] = {
+        "schema": Field(required=True, label="ntopng schema", help="a timeseries schema such as 'host:traffic'"),
+        "query": Field(required=True, label="ntopng query", help="tag:value list such as 'ifid:0,host:*'"),
+    }
+    series_key = "label"
+    series_rule = "must be a list of series labels such as 'bytes_sent'"
+    series_prefix = "ntopng:"
+
+    @classmethod
+    def read_fields(cls, raw: Mapping[str, Any], fail: Fail, foreign: Mapping[str, str]) -> dict[str, Any]:
+        if "glob" in raw:
+            raise fail("glob", "an ntopng threshold has schema and query, not a glob")
+        schema, query = raw.get("schema", ""), raw.get("query", "")
+        if not isinstance(schema, str) or not re.fullmatch(r"[A-Za-z0-9_]+:[A-Za-z0-9_:]+", schema):
+            raise fail("schema", f"must be an ntopng timeseries schema such as 'host:traffic', not {schema!r}")
+        problem = query_problem(query)
+        if problem:
+            raise fail("query", problem)
+        super().read_fields(raw, fail, foreign)
+        return {"schema": schema, "query": query.replace(" ", "")}
+
+    @classmethod
+    def describe(cls, t: Threshold) -> str:
+        return f"{cls.series_prefix}{t.schema}{{{t.query}}}"
+
+    @classmethod
+    def display(cls, t: Threshold) -> str:
+        return f"ntopng {t.schema} {{{t.query}}}"
+
+    @classmethod
+    def backtest_unsupported(cls) -> str | None:
+        return "Backtests read RRD files only, so an ntopng threshold can be previewed but not replayed."
 
     def check(
         self,
@@ -371,18 +440,12 @@ class NtopngSource(Source):
                                           message=f"no series '{label}' in ntopng's {t.schema} answer "
                                                   f"(it has: {have})"))
                 continue
-            summary = summarize(values, first, answer.step)
-            breach = breach_of(summary, t.type, t.value, t.repetitions)
-            if breach is not None:
-                self._add(report, Outcome(t.id, series, label, OutcomeKind.BREACH, breach.value, breach.time))
-            elif summary.newest is None:
-                self._add(report, Outcome(t.id, series, label, OutcomeKind.NO_DATA,
-                                          message="no known point in the window"))
-            elif want_ok or label in firing_ds:
-                when, value = summary.newest
-                self._add(report, Outcome(t.id, series, label, OutcomeKind.OK, value, when))
-            else:
+            outcome = outcome_of(summarize(values, first, answer.step), t.id, series, label, t.type, t.value,
+                                 t.repetitions, want_ok or label in firing_ds)
+            if outcome is None:
                 report.series_checked += 1
+            else:
+                self._add(report, outcome)
 
     @staticmethod
     def _add(report: SourceReport, outcome: Outcome) -> None:
@@ -400,4 +463,4 @@ class NtopngSource(Source):
 
 def _raw_name(t: Threshold) -> str:
     """The series name of a threshold's own query, wildcards included (for errors about the whole threshold)."""
-    return f"ntopng:{t.schema}{{{t.query}}}"
+    return NtopngSource.describe(t)

@@ -14,17 +14,28 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import rrdtool
 
+from rrdalarm.config.thresholds import glob_problem
 from rrdalarm.model.definitions import Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.states import Direction
 from rrdalarm.rules import timespec
-from rrdalarm.rules.evaluate import Summary, breach_of, summarize, window_slice
+from rrdalarm.rules.evaluate import Summary, summarize, window_slice
 from rrdalarm.sources import rrdcached
-from rrdalarm.sources.base import Outcome, OutcomeKind, ProgressCallback, SeriesKey, Source, SourceReport
+from rrdalarm.sources.base import (
+    Fail,
+    Field,
+    Outcome,
+    OutcomeKind,
+    ProgressCallback,
+    SeriesKey,
+    Source,
+    SourceReport,
+    outcome_of,
+)
 from rrdalarm.sources.rrd_index import FileIndex, Matches, cache_path_for, gc_paused
 from rrdalarm.sources.rrd_pool import Lost, WorkerPool
 from rrdalarm.sources.rrdcached import Daemon, Unreachable
@@ -227,16 +238,10 @@ def _evaluate(rule: Rule, rel: str, got: _Fetched, firing: tuple[tuple[int, str]
             out.append(Outcome(rule.id, rel, ds, OutcomeKind.ERROR,
                                message=f"no data source '{ds}' (file has: {', '.join(got.names)})"))
             continue
-        summary = got.summary(col)
-        breach = breach_of(summary, rule.direction, rule.limit, rule.repetitions)
-        if breach is not None:
-            out.append(Outcome(rule.id, rel, ds, OutcomeKind.BREACH, breach.value, breach.time, got.note))
-        elif summary.newest is None:
-            message = "; ".join(filter(None, ("no known point in the window", got.note)))
-            out.append(Outcome(rule.id, rel, ds, OutcomeKind.NO_DATA, message=message))
-        elif want_ok or (rule.id, ds) in firing:
-            t, v = summary.newest
-            out.append(Outcome(rule.id, rel, ds, OutcomeKind.OK, v, t, got.note))
+        outcome = outcome_of(got.summary(col), rule.id, rel, ds, rule.direction, rule.limit, rule.repetitions,
+                             want_ok or (rule.id, ds) in firing, got.note)
+        if outcome is not None:
+            out.append(outcome)
     if firing:
         # A FIRING data source the rule no longer evaluates (dropped from `ds`, or from the file) is closed.
         why = "data source no longer listed by the threshold" if rule.ds else "data source no longer in the file"
@@ -261,6 +266,40 @@ class RRDSource(Source):
     """Thresholds over RRD files under `rrd_root`."""
 
     name = "rrd"
+    label = "RRD files"
+    fields: ClassVar[Mapping[str, Field]] = {
+        "glob": Field(required=True, label="Files (glob relative to the RRD root)",
+                      help="RRD files relative to the RRD root, e.g. 'hosts/*/bytes.rrd'"),
+    }
+    rrd_files = True
+
+    @classmethod
+    def read_fields(cls, raw: Mapping[str, Any], fail: Fail, foreign: Mapping[str, str]) -> dict[str, Any]:
+        glob = raw.get("glob", "")
+        if not isinstance(glob, str) or not glob.strip():
+            raise fail("glob", "an RRD threshold needs a non-empty glob relative to the RRD root")
+        problem = glob_problem(glob)
+        if problem:
+            raise fail("glob", problem)
+        super().read_fields(raw, fail, foreign)
+        return {"glob": glob.strip()}
+
+    @classmethod
+    def describe(cls, t: Threshold) -> str:
+        return t.glob
+
+    def validate_notes(self, thresholds: Sequence[Threshold]) -> tuple[str, list[str]]:
+        """How many files each glob matches now; the ConfigError of every check when there is no RRD root."""
+        if not thresholds:
+            return "", []
+        index = self.index()
+        found = {t.id: index.match(t.glob) for t in thresholds}
+        # A wildcard takes *.rrd files only: say how many others it passed over, so none is missed unknowingly.
+        note = "; files matched: " + ", ".join(
+            f"{k}: {len(m.files)}" + (f" ({m.skipped} not *.rrd, skipped)" if m.skipped else "")
+            for k, m in found.items())
+        warnings = [f"threshold {k}: glob matches no file under {index.root}" for k, m in found.items() if not m.files]
+        return note, warnings
 
     def _root(self) -> Path:
         root = self.settings.rrd_root

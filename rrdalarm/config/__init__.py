@@ -16,7 +16,6 @@ from rrdalarm.config.starter import STARTER_SETTINGS, starter_settings
 from rrdalarm.config.thresholds import (
     MAX_ID,
     check_unique_ids,
-    glob_problem,
     is_legacy_text,
     load_thresholds,
     parse_thresholds_toml,
@@ -40,6 +39,7 @@ from rrdalarm.model.definitions import (
     default_data_dir,
 )
 from rrdalarm.model.errors import ConfigError
+from rrdalarm.sources.rrd_index import glob_problem
 
 __all__ = [
     "CONSOLIDATION_FUNCTIONS",

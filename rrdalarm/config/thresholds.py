@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
-import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from rrdalarm.common.fileutil import split_lines
@@ -15,7 +14,6 @@ from rrdalarm.model.definitions import CONSOLIDATION_FUNCTIONS, DEFAULT_SOURCE, 
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.states import Direction
 from rrdalarm.rules import timespec
-from rrdalarm.sources.rrd_index import GlobError, compile_glob
 
 # Any time works here: it only checks that start comes before end for every "now".
 _PROBE_NOW = 2_000_000_000
@@ -208,24 +206,6 @@ def _actions(raw: Mapping[str, Any], path: str, ident: int, locate_action: Calla
             )
         actions.append(ActionSpec(type=spec["type"], params={k: v for k, v in spec.items() if k != "type"}))
     return tuple(actions)
-
-
-def glob_problem(glob: str) -> str | None:
-    """Why a glob may not be used (it must stay inside the RRD root), or None."""
-    if "\x00" in glob:
-        return "contains a NUL character"
-    if glob.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", glob):
-        return f"{glob!r} is absolute; globs are relative to the RRD root"
-    if any(part == ".." for part in PurePosixPath(glob).parts):
-        return f"{glob!r} contains '..'; globs cannot leave the RRD root"
-    for part in PurePosixPath(glob).parts:
-        if "**" in part and part != "**":
-            return f"'**' must be a whole path component in {glob!r} (as in 'hosts/**/bytes.rrd')"
-    try:
-        compile_glob(glob)  # the matcher's own compilation: what passes here, every check can match
-    except GlobError as exc:
-        return str(exc)
-    return None
 
 
 def check_unique_ids(thresholds: Iterable[Threshold], path: str) -> None:

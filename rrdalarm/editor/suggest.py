@@ -27,8 +27,15 @@ from typing import NamedTuple
 
 import rrdtool
 
-from rrdalarm.config.thresholds import glob_problem
-from rrdalarm.sources.rrd_index import RRD_SUFFIX, CompiledGlob, FileIndex, Folder, compile_glob, translate_component
+from rrdalarm.sources.rrd_index import (
+    RRD_SUFFIX,
+    CompiledGlob,
+    FileIndex,
+    Folder,
+    compile_glob,
+    glob_problem,
+    translate_component,
+)
 
 log = logging.getLogger("rrdalarm.suggest")
 

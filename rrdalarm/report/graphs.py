@@ -12,9 +12,9 @@ import rrdtool
 
 from rrdalarm.common.fileutil import make_private_dirs
 from rrdalarm.config.settings import path_length_problem
-from rrdalarm.config.thresholds import glob_problem
 from rrdalarm.model.definitions import CONSOLIDATION_FUNCTIONS, Settings
 from rrdalarm.model.errors import ConfigError
+from rrdalarm.sources.rrd_index import glob_problem
 from rrdalarm.store import stats
 
 # A cached graph is reused for this long: long enough for a page of links, short enough to stay current.

@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 
 import rrdtool
 
-from rrdalarm.config.thresholds import glob_problem
 from rrdalarm.model.definitions import Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.states import Direction
@@ -36,7 +35,7 @@ from rrdalarm.sources.base import (
     SourceReport,
     outcome_of,
 )
-from rrdalarm.sources.rrd_index import FileIndex, Matches, cache_path_for, gc_paused
+from rrdalarm.sources.rrd_index import FileIndex, Matches, cache_path_for, gc_paused, glob_problem
 from rrdalarm.sources.rrd_pool import Lost, WorkerPool
 from rrdalarm.sources.rrdcached import Daemon, Unreachable
 

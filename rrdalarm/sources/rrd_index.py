@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 from rrdalarm.common.fileutil import atomic_write_bytes
@@ -364,3 +364,21 @@ class FileIndex:
         if undecodable:
             files = [f for f in files if is_utf8(f)]
         return Matches(files, [shown(e) for e in escapes], undecodable, skipped)
+
+
+def glob_problem(glob: str) -> str | None:
+    """Why a glob may not be used (it must stay inside the RRD root), or None."""
+    if "\x00" in glob:
+        return "contains a NUL character"
+    if glob.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", glob):
+        return f"{glob!r} is absolute; globs are relative to the RRD root"
+    if any(part == ".." for part in PurePosixPath(glob).parts):
+        return f"{glob!r} contains '..'; globs cannot leave the RRD root"
+    for part in PurePosixPath(glob).parts:
+        if "**" in part and part != "**":
+            return f"'**' must be a whole path component in {glob!r} (as in 'hosts/**/bytes.rrd')"
+    try:
+        compile_glob(glob)  # the matcher's own compilation: what passes here, every check can match
+    except GlobError as exc:
+        return str(exc)
+    return None

@@ -216,6 +216,19 @@ def test_summary_shortcut_agrees_with_the_full_walk(
     assert (summary.low, summary.high) == ((min(known), max(known)) if known else (None, None))
 
 
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.one_of(st.floats(allow_nan=False), st.just(NaN)), max_size=40))
+def test_summary_of_windows_without_unknown_points_matches_the_known_points(values: list[float | None]) -> None:
+    # Every point there, as in most windows: infinities (and inf - inf in a sum) and NaN included.
+    from rrdalarm.evaluate import summarize
+
+    summary = summarize(values, 1000, 60)
+    known = [v for v in values if v is not None and not math.isnan(v)]
+    assert (summary.low, summary.high) == ((min(known), max(known)) if known else (None, None))
+    assert summary.newest == newest_known(values, 1000, 60)
+    assert summary.values is values
+
 # ---------------------------------------------------------------- transition (state and timestamps)
 
 _times = st.integers(0, 2_000_000_000)

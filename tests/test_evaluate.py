@@ -221,7 +221,7 @@ def test_summary_shortcut_agrees_with_the_full_walk(
 @given(values=st.lists(st.one_of(st.floats(allow_nan=False), st.just(NaN)), max_size=40))
 def test_summary_of_windows_without_unknown_points_matches_the_known_points(values: list[float | None]) -> None:
     # Every point there, as in most windows: infinities (and inf - inf in a sum) and NaN included.
-    from rrdalarm.evaluate import summarize
+    from rrdalarm.rules.evaluate import summarize
 
     summary = summarize(values, 1000, 60)
     known = [v for v in values if v is not None and not math.isnan(v)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import subprocess
@@ -85,16 +86,63 @@ class Env:
         return make_rrd(self.root / rel, series, **kw)  # type: ignore[arg-type]
 
     def run(self, *args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        """Run the real `rrdalarm` command in a subprocess with this settings file."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RRDALARM_")}
-        env["RRDALARM_SETTINGS"] = str(self.settings_path)
+        """Run `rrdalarm` in this process, through the command's own entry point, with this settings file.
+
+        click's CliRunner gives it its own stdin, stdout, stderr and environment; the entry point's exit
+        status, its one-line errors and its separate stderr are the command's own. `timeout` is for
+        `run_process`'s signature: nothing here runs longer than the test.
+        """
+        from click.testing import CliRunner
+
+        from rrdalarm.cli import main
+
+        gone: dict[str, str | None] = {k: None for k in os.environ if k.startswith("RRDALARM_")}
+        runner = CliRunner()
+        code: int | str | None = 0
+        with runner.isolation(env=gone | {"RRDALARM_SETTINGS": str(self.settings_path)}) as (out, err, _), \
+                contextlib.chdir(self.base), _argv(["rrdalarm", *args]):
+            try:
+                main()
+            except SystemExit as exc:
+                code = exc.code
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+        if isinstance(code, str):  # sys.exit("text") prints the text and exits 1, as Python does
+            err.write(code.encode() + b"\n")
+            code = 1
+        proc = subprocess.CompletedProcess(
+            ["rrdalarm", *args], code or 0, out.getvalue().decode(), err.getvalue().decode()
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        return proc
+
+    def run_process(self, *args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run the installed `rrdalarm` command in a real subprocess with this settings file."""
         proc = subprocess.run(
-            [sys.executable, "-m", "rrdalarm", *args], capture_output=True, text=True, env=env,
+            [sys.executable, "-m", "rrdalarm", *args], capture_output=True, text=True, env=self.process_env(),
             timeout=timeout, cwd=self.base,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
         return proc
+
+    def process_env(self) -> dict[str, str]:
+        """The environment for a real `rrdalarm` process: this settings file, no other RRDALARM_ variable."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RRDALARM_")}
+        env["RRDALARM_SETTINGS"] = str(self.settings_path)
+        return env
+
+
+@contextlib.contextmanager
+def _argv(argv: list[str]) -> Iterator[None]:
+    saved = sys.argv
+    sys.argv = argv
+    try:
+        yield
+    finally:
+        sys.argv = saved
 
 
 @pytest.fixture

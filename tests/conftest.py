@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import subprocess
@@ -10,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import rrdtool
@@ -18,6 +19,10 @@ import rrdtool
 from rrdalarm.config import Settings
 from rrdalarm.events import Event
 from rrdalarm.model import EventKind
+
+if TYPE_CHECKING:
+    from rrdalarm.engine import CheckResult
+    from rrdalarm.store import Store
 
 # fake_ntopng's `server` fixture (a quick-stopping HTTP server) serves every ntopng test.
 pytest_plugins = ["fake_ntopng"]
@@ -186,6 +191,46 @@ def make_app() -> Iterator[WebApp]:
         service.close()
 
 
+def threshold(ident: int = 1, glob: str = "a.rrd", **fields: Any) -> str:
+    """A [[threshold]] table in TOML: above 5 over the last hour unless `fields` say otherwise."""
+    body = {"type": "above", "value": 5, "start": "now-1h", "end": "now"} | fields
+    lines = [f"id = {ident}", f'glob = "{glob}"']
+    actions = body.pop("actions", [])
+    for key, value in body.items():
+        if isinstance(value, str):
+            lines.append(f'{key} = "{value}"')
+        elif isinstance(value, bool):
+            lines.append(f"{key} = {str(value).lower()}")
+        elif isinstance(value, list):
+            lines.append(f"{key} = [" + ", ".join(f'"{v}"' for v in value) + "]")
+        else:
+            lines.append(f"{key} = {value}")
+    text = "[[threshold]]\n" + "\n".join(lines) + "\n"
+    for action in actions:
+        text += "[[threshold.action]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in action.items())
+    return text
+
+
+def check(env: Env, store: Store, at: int = T0, **kw: Any) -> CheckResult:
+    """One check through the engine, over the env's settings and thresholds."""
+    from rrdalarm.config import load_thresholds
+    from rrdalarm.engine import run_check
+
+    settings = env.settings()
+    assert settings.thresholds is not None
+    return run_check(settings, load_thresholds(settings.thresholds), store, at=at, **kw)
+
+
+@pytest.fixture
+def store(env: Env) -> Iterator[Store]:
+    """The store of the env's settings, closed after the test."""
+    from rrdalarm.store import open_store
+
+    s = open_store(env.settings().db_url)
+    yield s
+    s.close()
+
+
 def make_event(i: int = 1, **kw: Any) -> Event:
     """An alarm event as actions receive it; fields given in `kw` replace the defaults."""
     base: dict[str, Any] = {
@@ -194,6 +239,16 @@ def make_event(i: int = 1, **kw: Any) -> Event:
         "type": "above", "limit": 5.0, "value": 9.5, "time": T0 - 60, "message": "9.5 above 5",
     }
     return Event(**(base | kw))
+
+
+E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e is marked e2e, so `pytest -m e2e` (or `-m "not e2e"`) picks them."""
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(autouse=True)

@@ -15,8 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import T0, Env, make_rrd
-from test_engine import check, threshold
+from conftest import T0, Env, check, make_rrd, threshold
 
 from rrdalarm.model import Status
 from rrdalarm.store import Store, open_store

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from rrdalarm.config import load_settings, load_thresholds
 from rrdalarm.legacy import parse_legacy
 
-SAMPLE = Path(__file__).resolve().parent.parent / "config" / "rrdAlarmConfig.txt"
+SAMPLE = Path(__file__).resolve().parents[2] / "config" / "rrdAlarmConfig.txt"
 
 GOOD = """\
 # two thresholds, one disabled

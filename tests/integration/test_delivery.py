@@ -12,10 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import T0, Env
+from conftest import T0, Env, threshold
 from hypothesis import given
 from hypothesis import strategies as st
-from test_engine import threshold
 
 from rrdalarm.config import ActionSpec, DeliverySettings, Threshold, load_thresholds
 from rrdalarm.delivery import backoff_delay, deliver_pending

@@ -6,8 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import T0, Env, make_event
-from test_engine import threshold
+from conftest import T0, Env, make_event, threshold
 
 from rrdalarm.actions.log import LogAction, format_line
 from rrdalarm.events import Delivery, Event

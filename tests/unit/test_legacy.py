@@ -18,7 +18,7 @@ from rrdalarm.config import (
 from rrdalarm.evaluate import Direction
 from rrdalarm.legacy import FIELDS, legacy_action, parse_legacy, split_fields
 
-SAMPLE = Path(__file__).resolve().parent.parent / "config" / "rrdAlarmConfig.txt"
+SAMPLE = Path(__file__).resolve().parents[2] / "config" / "rrdAlarmConfig.txt"
 
 # The example row of the original's documentation.
 EXAMPLE = "1\tinterfaces/eth0/*Bytes.rrd\tabove\t0.0\t0\tnow-3h\tnow\tsavelog\tAslog.txt\t60"

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 import rrdtool
-from conftest import T0, Env, Rrdcached
-from test_engine import check, threshold
+from conftest import T0, Env, Rrdcached, check, threshold
 
 from rrdalarm import stats
 from rrdalarm.evaluate import Direction

@@ -2,52 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import rrdtool
-from conftest import T0, Env
+from conftest import T0, Env, check, threshold
 
 from rrdalarm import stats
 from rrdalarm.config import load_thresholds
 from rrdalarm.engine import CheckResult, run_check
 from rrdalarm.model import Status
-from rrdalarm.store import AlarmEvent, CheckRun, SeriesState, Store, open_store
-
-
-def threshold(ident: int = 1, glob: str = "a.rrd", **fields: object) -> str:
-    body = {"type": "above", "value": 5, "start": "now-1h", "end": "now"} | fields
-    lines = [f"id = {ident}", f'glob = "{glob}"']
-    actions = body.pop("actions", [])
-    for key, value in body.items():
-        if isinstance(value, str):
-            lines.append(f'{key} = "{value}"')
-        elif isinstance(value, bool):
-            lines.append(f"{key} = {str(value).lower()}")
-        elif isinstance(value, list):
-            lines.append(f"{key} = [" + ", ".join(f'"{v}"' for v in value) + "]")
-        else:
-            lines.append(f"{key} = {value}")
-    text = "[[threshold]]\n" + "\n".join(lines) + "\n"
-    for action in actions:  # type: ignore[attr-defined]
-        text += "[[threshold.action]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in action.items())
-    return text
-
-
-def check(env: Env, store: Store, at: int = T0, **kw: object) -> CheckResult:
-    settings = env.settings()
-    assert settings.thresholds is not None
-    return run_check(settings, load_thresholds(settings.thresholds), store, at=at, **kw)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def store(env: Env) -> Store:
-    s = open_store(env.settings().db_url)
-    yield s  # type: ignore[misc]
-    s.close()
+from rrdalarm.store import AlarmEvent, CheckRun, SeriesState, Store
 
 
 def statuses(result: CheckResult) -> dict[tuple[str, str], str]:

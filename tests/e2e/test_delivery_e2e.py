@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import T0, Env, free_port
-from test_engine import threshold
+from conftest import T0, Env, free_port, threshold
 
 
 class Inbox:

@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import T0, Env, Rrdcached, free_port, make_rrd
+from conftest import T0, Env, Rrdcached, free_port, make_rrd, threshold
 from prometheus_client.parser import text_string_to_metric_families
-from test_engine import threshold
 from test_rrd_pool import RRDALARM, set_workers, tree
 
 TOKEN = "test-token-0123456789"

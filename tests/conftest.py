@@ -193,7 +193,7 @@ def make_app() -> Iterator[WebApp]:
 
 def threshold(ident: int = 1, glob: str = "a.rrd", **fields: Any) -> str:
     """A [[threshold]] table in TOML: above 5 over the last hour unless `fields` say otherwise."""
-    body = {"type": "above", "value": 5, "start": "now-1h", "end": "now"} | fields
+    body: dict[str, Any] = {"type": "above", "value": 5, "start": "now-1h", "end": "now"} | fields
     lines = [f"id = {ident}", f'glob = "{glob}"']
     actions = body.pop("actions", [])
     for key, value in body.items():

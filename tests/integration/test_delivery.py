@@ -8,8 +8,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import T0, Env, threshold
@@ -22,7 +24,8 @@ from rrdalarm.dispatch import plan_actions, plan_deliveries
 from rrdalarm.engine import run_check
 from rrdalarm.evaluate import Direction
 from rrdalarm.plugins import ActionContext, ActionError, Param, available_actions
-from rrdalarm.store import DeliveryAttempt, DeliveryRow, NewEvent, Store, open_store
+from rrdalarm.records import NewEvent
+from rrdalarm.store import DeliveryAttempt, DeliveryRow, Store, open_store
 
 
 @given(attempts=st.integers(min_value=1, max_value=60), base=st.integers(1, 600), cap=st.integers(1, 86400))
@@ -57,7 +60,7 @@ def th(tid: int, *actions: ActionSpec) -> Threshold:
 
 
 def test_grouping_per_action_parameters_and_recipient() -> None:
-    plugins = {"mail": Mail, **available_actions(None)}
+    plugins: dict[str, Any] = {"mail": Mail, **available_actions(None)}
     thresholds = [
         th(1, ActionSpec("mail", {"to": ["a@x.org", "b@x.org"]}), ActionSpec("log", {"file": "one.log"})),
         th(2, ActionSpec("mail", {"to": "a@x.org"}), ActionSpec("log", {"file": "one.log", "on": ["resolve"]})),
@@ -80,13 +83,6 @@ def test_bad_on_value_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="'on' must be a list of fire, repeat, resolve"):
         plan_actions([th(1, ActionSpec("log", {"on": ["always"]}))], available_actions(None))
-
-
-@pytest.fixture
-def store(env: Env) -> Store:
-    s = open_store(env.settings().db_url)
-    yield s  # type: ignore[misc]
-    s.close()
 
 
 def check(env: Env, store: Store, at: int = T0, **kw: object) -> object:
@@ -143,7 +139,10 @@ def test_gives_up_after_max_attempts(env: Env, store: Store) -> None:
     run_check(settings, load_thresholds(env.thresholds_path), store, at=T0)
     # Deliveries run on the real clock, whatever --at said about the check.
     now = time.time()
-    statuses = [deliver_pending(store, settings, clock=lambda t=t: now + t)[0].status for t in (10, 20)]
+    def later(seconds: float) -> Callable[[], float]:
+        return lambda: now + seconds
+
+    statuses = [deliver_pending(store, settings, clock=later(t))[0].status for t in (10, 20)]
     assert statuses == ["pending", "dead"]
     assert deliver_pending(store, settings, clock=lambda: now + 99999) == []
     assert store.count(DeliveryAttempt) == 3
@@ -230,17 +229,17 @@ class Leaky:
     legacy_param = None
     split_param = None
 
-    def __init__(self, params: dict[str, object], context: ActionContext) -> None:
-        self.params = params
+    def __init__(self, params: dict[str, Any], context: ActionContext) -> None:
+        self.config = params
 
     def run(self, delivery: object) -> None:
         from rrdalarm.secrets import resolve_secret
 
-        raise RuntimeError(f"server said: bad token {resolve_secret(self.params['token'], 'token')}")  # type: ignore[arg-type]
+        raise RuntimeError(f"server said: bad token {resolve_secret(self.config['token'], 'token')}")
 
 
 def test_secret_values_never_reach_the_recorded_error(env: Env, store: Store) -> None:
-    from rrdalarm.store import PlannedDelivery, RunSummary
+    from rrdalarm.records import PlannedDelivery, RunSummary
 
     store.record_check(
         RunSummary(T0, 0.1, 1, 1, 1, 1, 0), [], [ev(1)],
@@ -292,7 +291,7 @@ class Capture:
 
 
 def test_events_carry_their_source(env: Env, store: Store) -> None:
-    from rrdalarm.store import PlannedDelivery, RunSummary
+    from rrdalarm.records import PlannedDelivery, RunSummary
 
     ntop = NewEvent(1, "t1", "ntopng:host:traffic{ifid:0,host:10.0.0.1}", "bytes_sent", "ALARM FIRED", "fired",
                     "above", 1.0, 2.0, T0, "m")

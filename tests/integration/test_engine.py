@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import rrdtool
@@ -89,7 +90,7 @@ def test_window_edges(env: Env, store: Store) -> None:
 
 
 def test_at_excludes_points_after_the_window(env: Env, store: Store) -> None:
-    vals: list[float | None] = [1.0] * 20 + [9.0] * 5
+    vals: list[float | None] = [*([1.0] * 20), *([9.0] * 5)]
     env.rrd("a.rrd", {"x": vals})
     env.write_thresholds(threshold(repetitions=2))
     # 5 minutes before the spike starts nothing fires, even though the file has later data.
@@ -390,7 +391,7 @@ def test_a_file_no_longer_matched_is_closed(env: Env, store: Store, how: str) ->
 @pytest.mark.parametrize("how", ["dropped from ds", "gone from the file"])
 def test_a_firing_data_source_no_longer_evaluated_is_closed(env: Env, store: Store, how: str) -> None:
     env.rrd("a.rrd", {"rx": [1] * 5, "tx": [9] * 5})
-    fields: dict[str, object] = {"ds": ["rx", "tx"]} if how == "dropped from ds" else {}
+    fields: dict[str, Any] = {"ds": ["rx", "tx"]} if how == "dropped from ds" else {}
     env.write_thresholds(threshold(actions=[{"type": "log", "file": "t.log"}], **fields))
     assert check(env, store).exit_status == 1
     if how == "dropped from ds":

@@ -157,6 +157,7 @@ def test_uninstalled_action_waits_and_retries(env: Env, store: Store) -> None:
     assert (r.ok, r.status, r.error) == (False, "pending", "action 'log' is not installed")
 
 
+@pytest.mark.e2e  # real `rrdalarm deliver` processes racing for the outbox
 def test_concurrent_deliver_processes_send_each_delivery_once(env: Env, store: Store) -> None:
     for i in range(40):
         env.rrd(f"d/{i}.rrd", {"x": [9]})
@@ -164,10 +165,8 @@ def test_concurrent_deliver_processes_send_each_delivery_once(env: Env, store: S
     env.write_thresholds(threshold(glob="d/*.rrd") + actions)
     check(env, store, deliver=False)
     assert len(rows(store)) == 30
-    envvars = {k: v for k, v in os.environ.items() if not k.startswith("RRDALARM_")}
-    envvars["RRDALARM_SETTINGS"] = str(env.settings_path)
     cmd = [sys.executable, "-m", "rrdalarm", "deliver", "--quiet"]
-    procs = [subprocess.Popen(cmd, env=envvars) for _ in range(3)]
+    procs = [subprocess.Popen(cmd, env=env.process_env()) for _ in range(3)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
     assert {d.status for d in rows(store)} == {"sent"}
     assert store.count(DeliveryAttempt) == 30

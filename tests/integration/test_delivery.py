@@ -113,12 +113,15 @@ def test_failure_then_retry_after_backoff_then_success(env: Env, store: Store) -
     blocker.mkdir(parents=True)  # the log file cannot be opened while a folder sits there
     settings = replace(env.settings(), delivery=DeliverySettings(timeout=2, max_attempts=5, backoff=30))
     thresholds = load_thresholds(env.thresholds_path)
+    before = int(time.time())
     result = run_check(settings, thresholds, store, at=T0)
+    after = int(time.time())
     assert [r.status for r in result.deliveries] == ["pending"]
     assert any("will retry" in w for w in result.warnings)
     [d] = rows(store)
     first_retry = d.next_attempt_at
-    assert 29 <= first_retry - time.time() <= 31
+    # 30 s after the attempt, which the deliverer made on the real clock between `before` and `after`.
+    assert before + 30 <= first_retry <= after + 30
     # Not due yet: nothing happens.
     assert deliver_pending(store, settings, clock=lambda: first_retry - 1) == []
     blocker.rmdir()

@@ -79,8 +79,8 @@ class AppriseAction(Action):
                       check=urls_problem),
         "title_prefix": Param(str, default="[rrdalarm]", help="start of the title", check=prefix_problem),
     }
-    legacy_param = "urls"
-    split_param = "urls"
+    legacy_param: ClassVar[str | None] = "urls"
+    split_param: ClassVar[str | None] = "urls"
 
     def run(self, delivery: Delivery) -> None:
         try:

@@ -152,8 +152,8 @@ class EmailAction(Action):
         "to": Param(list, required=True, help="recipient addresses", check=recipients_problem),
         "subject_prefix": Param(str, default="[rrdalarm]", help="start of the subject line", check=prefix_problem),
     }
-    legacy_param = "to"
-    split_param = "to"
+    legacy_param: ClassVar[str | None] = "to"
+    split_param: ClassVar[str | None] = "to"
 
     def recipients(self) -> list[str]:
         """The `to` parameter as a list; the outbox passes one address, as a string or a one-item list."""

@@ -44,7 +44,7 @@ class LogAction(Action):
     params: ClassVar[Mapping[str, Param]] = {
         "file": Param(str, default="rrdalarm.log", help="file name inside the log dir", check=file_name_problem),
     }
-    legacy_param = "file"
+    legacy_param: ClassVar[str | None] = "file"
 
     def __init__(self, params: Mapping[str, Any], context: ActionContext) -> None:
         super().__init__(params, context)

@@ -126,7 +126,7 @@ class ScriptAction(Action):
                       check=args_problem),
     }
     # The legacy "action parameter" was passed to the action script as its argument.
-    legacy_param = "args"
+    legacy_param: ClassVar[str | None] = "args"
     fixed_script: ClassVar[str | None] = None
 
     def script_path(self) -> Path:

@@ -135,7 +135,7 @@ class WebhookAction(Action):
                          check=headers_problem),
         "timeout": Param(float, default=None, help="seconds (at most the delivery timeout)", check=timeout_problem),
     }
-    legacy_param = "url"
+    legacy_param: ClassVar[str | None] = "url"
 
     def _timeout(self) -> float:
         wanted = self.config.get("timeout")

@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 # the rrdcached tests start a real rrdcached.
 scripts/setup.sh chromium fonts-dejavu-core rrdcached
 .venv/bin/ruff check rrdalarm actions web tests bench
-.venv/bin/mypy
+scripts/typecheck.sh
 scripts/lint_layers.sh
 .venv/bin/pytest -n auto -q "$@"

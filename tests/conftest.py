@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
 import subprocess
@@ -9,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import rrdtool
@@ -17,6 +19,10 @@ import rrdtool
 from rrdalarm.model.definitions import Settings
 from rrdalarm.model.events import Event
 from rrdalarm.model.states import EventKind
+
+if TYPE_CHECKING:
+    from rrdalarm.model.results import CheckResult
+    from rrdalarm.store.database import Store
 
 # fake_ntopng's `server` fixture (a quick-stopping HTTP server) serves every ntopng test.
 pytest_plugins = ["fake_ntopng"]
@@ -85,16 +91,63 @@ class Env:
         return make_rrd(self.root / rel, series, **kw)  # type: ignore[arg-type]
 
     def run(self, *args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        """Run the real `rrdalarm` command in a subprocess with this settings file."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RRDALARM_")}
-        env["RRDALARM_SETTINGS"] = str(self.settings_path)
+        """Run `rrdalarm` in this process, through the command's own entry point, with this settings file.
+
+        click's CliRunner gives it its own stdin, stdout, stderr and environment; the entry point's exit
+        status, its one-line errors and its separate stderr are the command's own. `timeout` is for
+        `run_process`'s signature: nothing here runs longer than the test.
+        """
+        from click.testing import CliRunner
+
+        from rrdalarm.cli.main import main
+
+        gone: dict[str, str | None] = {k: None for k in os.environ if k.startswith("RRDALARM_")}
+        runner = CliRunner()
+        code: int | str | None = 0
+        with runner.isolation(env=gone | {"RRDALARM_SETTINGS": str(self.settings_path)}) as (out, err, _), \
+                contextlib.chdir(self.base), _argv(["rrdalarm", *args]):
+            try:
+                main()
+            except SystemExit as exc:
+                code = exc.code
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+        if isinstance(code, str):  # sys.exit("text") prints the text and exits 1, as Python does
+            err.write(code.encode() + b"\n")
+            code = 1
+        proc = subprocess.CompletedProcess(
+            ["rrdalarm", *args], code or 0, out.getvalue().decode(), err.getvalue().decode()
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        return proc
+
+    def run_process(self, *args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run the installed `rrdalarm` command in a real subprocess with this settings file."""
         proc = subprocess.run(
-            [sys.executable, "-m", "rrdalarm", *args], capture_output=True, text=True, env=env,
+            [sys.executable, "-m", "rrdalarm", *args], capture_output=True, text=True, env=self.process_env(),
             timeout=timeout, cwd=self.base,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
         return proc
+
+    def process_env(self) -> dict[str, str]:
+        """The environment for a real `rrdalarm` process: this settings file, no other RRDALARM_ variable."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RRDALARM_")}
+        env["RRDALARM_SETTINGS"] = str(self.settings_path)
+        return env
+
+
+@contextlib.contextmanager
+def _argv(argv: list[str]) -> Iterator[None]:
+    saved = sys.argv
+    sys.argv = argv
+    try:
+        yield
+    finally:
+        sys.argv = saved
 
 
 @pytest.fixture
@@ -138,6 +191,46 @@ def make_app() -> Iterator[WebApp]:
         service.close()
 
 
+def threshold(ident: int = 1, glob: str = "a.rrd", **fields: Any) -> str:
+    """A [[threshold]] table in TOML: above 5 over the last hour unless `fields` say otherwise."""
+    body: dict[str, Any] = {"type": "above", "value": 5, "start": "now-1h", "end": "now"} | fields
+    lines = [f"id = {ident}", f'glob = "{glob}"']
+    actions = body.pop("actions", [])
+    for key, value in body.items():
+        if isinstance(value, str):
+            lines.append(f'{key} = "{value}"')
+        elif isinstance(value, bool):
+            lines.append(f"{key} = {str(value).lower()}")
+        elif isinstance(value, list):
+            lines.append(f"{key} = [" + ", ".join(f'"{v}"' for v in value) + "]")
+        else:
+            lines.append(f"{key} = {value}")
+    text = "[[threshold]]\n" + "\n".join(lines) + "\n"
+    for action in actions:
+        text += "[[threshold.action]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in action.items())
+    return text
+
+
+def check(env: Env, store: Store, at: int = T0, **kw: Any) -> CheckResult:
+    """One check through the engine, over the env's settings and thresholds."""
+    from rrdalarm.check.engine import run_check
+    from rrdalarm.config.thresholds import load_thresholds
+
+    settings = env.settings()
+    assert settings.thresholds is not None
+    return run_check(settings, load_thresholds(settings.thresholds), store, at=at, **kw)
+
+
+@pytest.fixture
+def store(env: Env) -> Iterator[Store]:
+    """The store of the env's settings, closed after the test."""
+    from rrdalarm.store.database import open_store
+
+    s = open_store(env.settings().db_url)
+    yield s
+    s.close()
+
+
 def make_event(i: int = 1, **kw: Any) -> Event:
     """An alarm event as actions receive it; fields given in `kw` replace the defaults."""
     base: dict[str, Any] = {
@@ -146,6 +239,16 @@ def make_event(i: int = 1, **kw: Any) -> Event:
         "type": "above", "limit": 5.0, "value": 9.5, "time": T0 - 60, "message": "9.5 above 5",
     }
     return Event(**(base | kw))
+
+
+E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e is marked e2e, so `pytest -m e2e` (or `-m "not e2e"`) picks them."""
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from rrdalarm.model.definitions import ActionSpec, Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.states import Direction
 
-SAMPLE = Path(__file__).resolve().parent.parent / "config" / "rrdAlarmConfig.txt"
+SAMPLE = Path(__file__).resolve().parents[2] / "config" / "rrdAlarmConfig.txt"
 
 # The example row of the original's documentation.
 EXAMPLE = "1\tinterfaces/eth0/*Bytes.rrd\tabove\t0.0\t0\tnow-3h\tnow\tsavelog\tAslog.txt\t60"

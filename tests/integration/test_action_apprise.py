@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from conftest import free_port, make_event
@@ -45,7 +45,7 @@ def json_url(httpserver: HTTPServer, path: str = "/notify") -> str:
 
 
 def test_registered_through_its_entry_point() -> None:
-    assert action_plugins()["apprise"] is AppriseAction
+    assert action_plugins()["apprise"] is cast(object, AppriseAction)
     assert AppriseAction.split_param == "urls"
 
 

@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import T0, Env, Rrdcached, free_port, make_rrd
+from conftest import T0, Env, Rrdcached, free_port, make_rrd, threshold
 from prometheus_client.parser import text_string_to_metric_families
-from test_engine import threshold
 from test_rrd_pool import RRDALARM, set_workers, tree
 
 TOKEN = "test-token-0123456789"
@@ -309,7 +308,7 @@ def test_cron_check_while_scheduler_checks_fires_once(env: Env) -> None:
     try:
         cron = [env.run("check", "--quiet", "--wait", "30") for _ in range(3)]
         assert [p.returncode for p in cron] == [1, 1, 1], [p.stderr for p in cron]
-        time.sleep(2)
+        wait_for(lambda: checks_run(srv) >= 2)  # the scheduler's checks too, over the same files
     finally:
         srv.proc.send_signal(signal.SIGTERM)
         srv.proc.wait(timeout=15)

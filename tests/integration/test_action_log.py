@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import cast
 
 import pytest
-from conftest import T0, Env, make_event
-from test_engine import threshold
+from conftest import T0, Env, make_event, threshold
 
 from rrdalarm.actions.log import LogAction, format_line
 from rrdalarm.model.events import Delivery, Event
@@ -22,7 +22,7 @@ def deliver(*events: Event) -> Delivery:
 
 
 def test_log_is_registered_through_its_entry_point() -> None:
-    assert action_plugins()["log"] is LogAction
+    assert action_plugins()["log"] is cast(object, LogAction)
 
 
 def test_appends_one_line_per_event(tmp_path: Path) -> None:

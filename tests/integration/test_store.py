@@ -10,20 +10,14 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from rrdalarm.common.errors import StoreError
+from rrdalarm.model.records import NewEvent, PlannedDelivery, RunSummary, StateChange
 from rrdalarm.model.states import State
-from rrdalarm.store.database import (
-    AlarmEvent,
-    NewEvent,
-    PlannedDelivery,
-    RunSummary,
-    StateChange,
-    Store,
-    StoreError,
-    open_store,
-)
+from rrdalarm.store.database import AlarmEvent, Store, open_store
 from rrdalarm.store.migrate import HEAD, current_revision, head_revision, upgrade
 
 
@@ -84,12 +78,12 @@ def test_record_check_is_one_transaction(tmp_path: Path) -> None:
 def test_rows_one_threshold_cannot_store_leave_the_others_recorded(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path}/t.db")
 
-    def fired(tid: int, series: str, name: str = "t") -> tuple[StateChange, NewEvent]:
+    def fired(tid: int, series: str, name: Any = "t") -> tuple[StateChange, NewEvent]:
         return (StateChange((tid, series, "x"), State.FIRING, 100, 100, None, 100, 9.0, 60),
                 NewEvent(tid, name, series, "x", "ALARM FIRED", "fired", "above", 5.0, 9.0, 60, "m"))
 
     good, bad_name, bad_series, good2 = fired(1, "a.rrd"), fired(2, "b.rrd", None), fired(3, "c\udcff.rrd"), \
-        fired(4, "d.rrd")  # type: ignore[arg-type]
+        fired(4, "d.rrd")
     rows = [good, bad_name, bad_series, good2]
     deliveries = [PlannedDelivery("all", "log", {}, (0, 1, 2, 3)), PlannedDelivery("two", "log", {"x": 1}, (1,))]
     done = store.record_check(RunSummary(100, 0.5, 4, 4, 4, 4, 0), [c for c, _ in rows], [e for _, e in rows],

@@ -213,7 +213,7 @@ def test_repeated_double_stars_collapse_to_one(tree: Path) -> None:
 
 def _nested_repeats(pattern: str) -> list[str]:
     """Quantifiers that sit inside another quantifier in a compiled regex (sre's parse tree)."""
-    import re._parser as sre_parse
+    import re._parser as sre_parse  # type: ignore[import-not-found]
 
     repeats = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, sre_parse.POSSESSIVE_REPEAT}
     found: list[str] = []

@@ -16,7 +16,7 @@ from rrdalarm.model.definitions import ActionSpec, Settings, Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.states import Direction
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
 # One valid threshold; its lines are 1..5 so that an extra key lands on line 6.
 MINIMAL = '[[threshold]]\nid = 1\nglob = "interfaces/eth0/*.rrd"\ntype = "above"\nvalue = 100\n'

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -110,7 +110,7 @@ def send(smtp: SmtpSettings, tmp_path: Path, d: Delivery, timeout: float = 5.0, 
 
 
 def test_registered_and_parameters_validated() -> None:
-    assert action_plugins()["email"] is EmailAction
+    assert action_plugins()["email"] is cast(object, EmailAction)
     assert EmailAction.legacy_param == "to" and EmailAction.split_param == "to"
     with pytest.raises(ValueError, match="not an e-mail address"):
         validate_params(EmailAction, {"to": "not-an-address"})

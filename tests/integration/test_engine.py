@@ -2,53 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import rrdtool
-from conftest import T0, Env
+from conftest import T0, Env, check, threshold
 
 from rrdalarm.check.engine import run_check
 from rrdalarm.config.thresholds import load_thresholds
 from rrdalarm.model.results import CheckResult
 from rrdalarm.model.states import Status
 from rrdalarm.store import stats
-from rrdalarm.store.database import AlarmEvent, CheckRun, SeriesState, Store, open_store
-
-
-def threshold(ident: int = 1, glob: str = "a.rrd", **fields: object) -> str:
-    body = {"type": "above", "value": 5, "start": "now-1h", "end": "now"} | fields
-    lines = [f"id = {ident}", f'glob = "{glob}"']
-    actions = body.pop("actions", [])
-    for key, value in body.items():
-        if isinstance(value, str):
-            lines.append(f'{key} = "{value}"')
-        elif isinstance(value, bool):
-            lines.append(f"{key} = {str(value).lower()}")
-        elif isinstance(value, list):
-            lines.append(f"{key} = [" + ", ".join(f'"{v}"' for v in value) + "]")
-        else:
-            lines.append(f"{key} = {value}")
-    text = "[[threshold]]\n" + "\n".join(lines) + "\n"
-    for action in actions:  # type: ignore[attr-defined]
-        text += "[[threshold.action]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in action.items())
-    return text
-
-
-def check(env: Env, store: Store, at: int = T0, **kw: object) -> CheckResult:
-    settings = env.settings()
-    assert settings.thresholds is not None
-    return run_check(settings, load_thresholds(settings.thresholds), store, at=at, **kw)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def store(env: Env) -> Store:
-    s = open_store(env.settings().db_url)
-    yield s  # type: ignore[misc]
-    s.close()
+from rrdalarm.store.database import AlarmEvent, CheckRun, SeriesState, Store
 
 
 def statuses(result: CheckResult) -> dict[tuple[str, str], str]:
@@ -123,7 +91,7 @@ def test_window_edges(env: Env, store: Store) -> None:
 
 
 def test_at_excludes_points_after_the_window(env: Env, store: Store) -> None:
-    vals: list[float | None] = [1.0] * 20 + [9.0] * 5
+    vals: list[float | None] = [*([1.0] * 20), *([9.0] * 5)]
     env.rrd("a.rrd", {"x": vals})
     env.write_thresholds(threshold(repetitions=2))
     # 5 minutes before the spike starts nothing fires, even though the file has later data.
@@ -424,7 +392,7 @@ def test_a_file_no_longer_matched_is_closed(env: Env, store: Store, how: str) ->
 @pytest.mark.parametrize("how", ["dropped from ds", "gone from the file"])
 def test_a_firing_data_source_no_longer_evaluated_is_closed(env: Env, store: Store, how: str) -> None:
     env.rrd("a.rrd", {"rx": [1] * 5, "tx": [9] * 5})
-    fields: dict[str, object] = {"ds": ["rx", "tx"]} if how == "dropped from ds" else {}
+    fields: dict[str, Any] = {"ds": ["rx", "tx"]} if how == "dropped from ds" else {}
     env.write_thresholds(threshold(actions=[{"type": "log", "file": "t.log"}], **fields))
     assert check(env, store).exit_status == 1
     if how == "dropped from ds":

@@ -15,8 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import T0, Env, make_rrd
-from test_engine import check, threshold
+from conftest import T0, Env, check, make_rrd, threshold
 
 from rrdalarm.model.states import Status
 from rrdalarm.store.database import Store, open_store
@@ -240,7 +239,7 @@ def test_a_file_truncated_while_it_is_read_never_kills_the_check(env: Env) -> No
     cutter = threading.Thread(target=churn)
     cutter.start()
     try:
-        runs = [env.run("check", "--json", "--at", str(T0), timeout=120) for _ in range(4)]
+        runs = [env.run_process("check", "--json", "--at", str(T0), timeout=120) for _ in range(4)]
     finally:
         stop.set()
         cutter.join()

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import rrdtool
-from conftest import T0, Env, Rrdcached
-from test_engine import check, threshold
+from conftest import T0, Env, Rrdcached, check, threshold
 
 from rrdalarm.model.states import Direction, Status
 from rrdalarm.sources.base import OutcomeKind
 from rrdalarm.store import stats
-from rrdalarm.store.database import Store, open_store
+from rrdalarm.store.database import Store
 
 # On disk: quiet points up to T0-10min. In the daemon only: 9.0 from T0-9min to T0.
-WINDOW = {"start": "now-5min", "end": "now"}
-
-
-@pytest.fixture
-def store(env: Env) -> Iterator[Store]:
-    s = open_store(env.settings().db_url)
-    yield s
-    s.close()
+WINDOW: dict[str, Any] = {"start": "now-5min", "end": "now"}
 
 
 def cached_file(env: Env, daemon: Rrdcached, rel: str = "a.rrd") -> Path:
@@ -120,7 +112,7 @@ def test_a_daemon_that_goes_away_is_never_a_silent_read_of_the_file(
     cached_file(env, rrdcached)
     address = rrdcached.unix if over == "unix" else rrdcached.tcp
     rule = Rule(1, (), "AVERAGE", T0 - 300, T0 + 60, Direction.ABOVE, 5.0, 0)
-    task = [("a.rrd", (0,), ())]
+    task: list[tuple[str, tuple[int, ...], tuple[tuple[int, str], ...]]] = [("a.rrd", (0,), ())]
 
     def read() -> tuple[OutcomeKind, float | None, str]:
         # A new Job per check, as the source makes; the check's own probe is left out on purpose.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -28,7 +28,7 @@ from rrdalarm.rules.evaluate import window_slice
 from rrdalarm.sources.ntopng import NtopngSource, expand, parse_query, series_name
 from rrdalarm.sources.ntopng_client import NtopngClient, NtopngError, parse_ts_answer
 from rrdalarm.sources.rrd import RRDSource
-from rrdalarm.store.database import Store, open_store
+from rrdalarm.store.database import Store
 
 T0 = 1_700_000_100  # a multiple of ntopng's 300 s host step
 STEP = 300
@@ -42,13 +42,6 @@ VERSIONS = ["6.2", "6.0", "5.6"]
 @pytest.fixture
 def fake(server: HTTPServer) -> FakeNtopng:
     return FakeNtopng(server, now=lambda: T0)
-
-
-@pytest.fixture
-def store(env: Env) -> Iterator[Store]:
-    s = open_store(env.settings().db_url)
-    yield s
-    s.close()
 
 
 def configure(env: Env, url: str, **ntopng: Any) -> None:
@@ -505,7 +498,8 @@ def test_no_url_is_a_config_error(env: Env, store: Store) -> None:
 
 
 def client_for(fake: FakeNtopng, **kw: Any) -> NtopngClient:
-    return NtopngClient(NtopngSettings(**({"url": fake.url, "token": "T", "retries": 0, "timeout": 2.0} | kw)))
+    fields: dict[str, Any] = {"url": fake.url, "token": "T", "retries": 0, "timeout": 2.0} | kw
+    return NtopngClient(NtopngSettings(**fields))
 
 
 def test_client_listings(fake: FakeNtopng) -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from alembic import command
 
+from rrdalarm.model.records import NewEvent, PlannedDelivery, RunSummary, StateChange
 from rrdalarm.model.states import DeliveryStatus, State
-from rrdalarm.store.database import Attempt, NewEvent, PlannedDelivery, RunSummary, StateChange, Store, open_store
+from rrdalarm.store.database import Attempt, Store, open_store
 from rrdalarm.store.migrate import HEAD, alembic_config, current_revision
 
 
@@ -24,10 +25,10 @@ def old_database(tmp_path: Path) -> Store:
                 "insert into alarm_events (id, run_id, at, threshold_id, threshold_name, series, ds, status, kind,"
                 " type, \"limit\", value, time, message) values (?, ?, ?, 1, 't', 'a.rrd', 'x', 'ALARM FIRED',"
                 " 'fired', 'above', 1.0, 2.0, 60, 'm')", (ident, run, 100 * run))
-        for ident, run, ids in (("d1", 1, "[2, 1]"), ("d2", 2, "[3]"), ("d3", 2, "not json"), ("d4", 1, "[1, 99]")):
+        for name, run, ids in (("d1", 1, "[2, 1]"), ("d2", 2, "[3]"), ("d3", 2, "not json"), ("d4", 1, "[1, 99]")):
             conn.exec_driver_sql(
                 "insert into deliveries (id, run_id, created_at, action, params, event_ids, status, attempts,"
-                " next_attempt_at) values (?, ?, ?, 'log', '{}', ?, 'pending', 0, 0)", (ident, run, 100 * run, ids))
+                " next_attempt_at) values (?, ?, ?, 'log', '{}', ?, 'pending', 0, 0)", (name, run, 100 * run, ids))
         conn.exec_driver_sql("insert into delivery_attempts (delivery_id, at, duration_s, ok, error)"
                              " values ('d1', 150, 0.5, 0, 'boom')")
     return store

@@ -26,7 +26,7 @@ from rrdalarm.editor.preview import backtest, preview
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.plugins import clear_plugin_cache, source_of_series, source_plugins
 
-PKG = Path(__file__).parent / "source_plugin_pkg"
+PKG = Path(__file__).parents[1] / "source_plugin_pkg"
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from rrdalarm.plugins import (
     validate_params,
 )
 
-PLUGIN_PKG = Path(__file__).parent / "plugin_pkg"
+PLUGIN_PKG = Path(__file__).parents[1] / "plugin_pkg"
 
 
 def write_dist_info(site: Path, name: str, version: str, entry_points: dict[str, dict[str, str]]) -> None:

@@ -7,7 +7,7 @@ import hmac
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from conftest import T0, free_port, make_event
@@ -47,7 +47,7 @@ def last_request(httpserver: HTTPServer) -> Request:
 
 
 def test_registered_through_its_entry_point() -> None:
-    assert action_plugins()["webhook"] is WebhookAction
+    assert action_plugins()["webhook"] is cast(object, WebhookAction)
 
 
 def test_posts_one_json_document_with_headers(httpserver: HTTPServer, tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ def test_secret_and_header_from_the_environment(
     monkeypatch.setenv("HOOK_KEY", KEY)
     monkeypatch.setenv("HOOK_TOKEN", "Bearer from-env")
     httpserver.expect_request("/hook").respond_with_data("ok")
-    params = {"url": httpserver.url_for("/hook"), "secret": {"env": "HOOK_KEY"},
+    params: dict[str, Any] = {"url": httpserver.url_for("/hook"), "secret": {"env": "HOOK_KEY"},
               "headers": {"Authorization": {"env": "HOOK_TOKEN"}}}
     run(tmp_path, **params)
     req = last_request(httpserver)

@@ -423,7 +423,7 @@ def test_names_come_back_verbatim_as_json(api: Api) -> None:
 
 
 def test_the_script_inserts_text_never_markup() -> None:
-    script = (Path(__file__).parents[1] / "web" / "static" / "suggest.js").read_text(encoding="utf-8")
+    script = (Path(__file__).parents[2] / "web" / "static" / "suggest.js").read_text(encoding="utf-8")
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
         assert sink not in script, sink
     assert "textContent" in script

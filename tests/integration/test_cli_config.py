@@ -17,7 +17,7 @@ from rrdalarm.config.legacy import parse_legacy
 from rrdalarm.config.settings import load_settings
 from rrdalarm.config.thresholds import load_thresholds
 
-SAMPLE = Path(__file__).resolve().parent.parent / "config" / "rrdAlarmConfig.txt"
+SAMPLE = Path(__file__).resolve().parents[2] / "config" / "rrdAlarmConfig.txt"
 
 GOOD = """\
 # two thresholds, one disabled

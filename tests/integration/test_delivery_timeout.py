@@ -7,8 +7,10 @@ import multiprocessing
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from conftest import T0, Env
@@ -19,48 +21,39 @@ from rrdalarm.delivery.attempts import portable, run_attempts
 from rrdalarm.delivery.outbox import deliver_pending
 from rrdalarm.model.definitions import DeliverySettings
 from rrdalarm.model.events import Delivery
-from rrdalarm.plugins import ActionContext, Param, available_actions
+from rrdalarm.model.records import NewEvent, PlannedDelivery, RunSummary
+from rrdalarm.plugins import Action, ActionContext, Param, available_actions
 from rrdalarm.sources.rrd_pool import forkserver_context
-from rrdalarm.store.database import NewEvent, PlannedDelivery, RunSummary, Store, open_store
+from rrdalarm.store.database import Store, open_store
 
 SLOW_S = 4.0
 
 
-class Slow:
+class Slow(Action):
     """Ignores its timeout: sleeps, then 'sends' by writing the file SLOW_SENT names."""
 
     name = "slow"
-    params: dict[str, Param] = {}  # noqa: RUF012
-    legacy_param = None
-    split_param = None
-
-    def __init__(self, params: object, context: ActionContext) -> None:
-        pass
+    params: ClassVar[dict[str, Param]] = {}
 
     def run(self, delivery: Delivery) -> None:
         time.sleep(SLOW_S)
         Path(os.environ["SLOW_SENT"]).write_text(delivery.id)
 
 
-class SlowChild:
+class SlowChild(Action):
     """Starts a program (in its own process group) that 'sends' late: the deadline stops it too."""
 
     name = "slowchild"
-    params: dict[str, Param] = {}  # noqa: RUF012
-    legacy_param = None
-    split_param = None
-
-    def __init__(self, params: object, context: ActionContext) -> None:
-        pass
+    params: ClassVar[dict[str, Param]] = {}
 
     def run(self, delivery: Delivery) -> None:
         subprocess.run(["sh", "-c", f'sleep {SLOW_S}; echo sent > "$SLOW_SENT"'], check=True)
 
 
 @pytest.fixture
-def store(env: Env) -> Store:
+def store(env: Env) -> Iterator[Store]:
     s = open_store(env.settings().db_url)
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 
@@ -69,16 +62,16 @@ def event() -> NewEvent:
 
 
 @pytest.fixture
-def sent(env: Env) -> Path:
+def sent(env: Env) -> Iterator[Path]:
     path = env.base / "sent"
     os.environ["SLOW_SENT"] = str(path)
-    yield path  # type: ignore[misc]
+    yield path
     del os.environ["SLOW_SENT"]
 
 
 @pytest.mark.parametrize("plugin", [Slow, SlowChild])
 def test_an_attempt_past_its_deadline_never_sends_after_it_failed(env: Env, store: Store, sent: Path,
-                                                                 plugin: type) -> None:
+                                                                 plugin: type[Action]) -> None:
     store.record_check(RunSummary(T0, 0.1, 1, 1, 1, 1, 0), [], [event()],
                        [PlannedDelivery("d-slow", plugin.name, {}, (0,))])
     settings = replace(env.settings(), delivery=DeliverySettings(timeout=1, max_attempts=3, backoff=1))

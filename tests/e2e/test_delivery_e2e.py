@@ -17,8 +17,11 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import T0, Env, free_port
-from test_engine import threshold
+from conftest import T0, Env, free_port, threshold
+
+from rrdalarm.delivery.outbox import deliver_pending, summarize
+from rrdalarm.model.results import AttemptResult
+from rrdalarm.store.database import open_store
 
 
 class Inbox:
@@ -28,6 +31,14 @@ class Inbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content)))
         return "250 OK"
+
+
+def deliver_later(env: Env, seconds: float) -> list[AttemptResult]:
+    """`rrdalarm deliver` as it would run `seconds` from now: the outbox read with a clock moved ahead."""
+    settings = env.settings()
+    later = time.time() + seconds
+    with open_store(settings.db_url) as store:
+        return deliver_pending(store, settings, clock=lambda: later)
 
 
 def test_smtp_down_during_check_then_up_every_mail_arrives_once(env: Env) -> None:
@@ -51,10 +62,8 @@ def test_smtp_down_during_check_then_up_every_mail_arrives_once(env: Env) -> Non
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        time.sleep(1.5)  # past the 1 s backoff
-        up = env.run("deliver")
-        assert up.returncode == 0, up.stderr
-        assert "2 delivered" in up.stdout
+        # What `rrdalarm deliver` does, 2 s later: past the 1 s backoff.
+        assert summarize(deliver_later(env, 2)) == "2 delivered, 0 failed (will retry), 0 dead"
         again = env.run("deliver")
         assert "0 delivered" in again.stdout
     finally:
@@ -130,9 +139,8 @@ def test_deliverer_killed_mid_send_every_delivery_arrives_with_stable_ids(env: E
 
     # Until the lease expires nobody sends them again; afterwards `deliver` does, with the same ids.
     assert "0 delivered" in env.run("deliver").stdout
-    time.sleep(13)  # lease = timeout + 5 s + the 5 s an attempt's process may take to start
-    out = env.run("deliver")
-    assert out.returncode == 0 and "3 delivered" in out.stdout
+    # The lease is timeout + 10 s from the claim (an attempt's process may take 5 s to start): 14 s on, it has run out.
+    assert summarize(deliver_later(env, 14)) == "3 delivered, 0 failed (will retry), 0 dead"
     rows = [json.loads(line) for line in env.run("history", "--deliveries", "--json").stdout.splitlines()]
     assert len(rows) == 6 and {r["status"] for r in rows} == {"sent"}
     all_ids = {r["id"] for r in rows}

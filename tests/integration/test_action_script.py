@@ -6,7 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from conftest import T0, make_event
@@ -78,7 +78,7 @@ def argv(out: Path) -> list[str]:
 
 
 def test_registered_through_its_entry_point() -> None:
-    assert action_plugins()["script"] is ScriptAction
+    assert action_plugins()["script"] is cast(object, ScriptAction)
 
 
 def test_script_gets_json_on_stdin_with_ntopng_field_names(

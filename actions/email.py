@@ -21,6 +21,7 @@ from typing import ClassVar
 
 from rrdalarm.common.secrets import SecretError, resolve_secret
 from rrdalarm.model.definitions import SmtpSettings
+from rrdalarm.model.states import EventStatus
 from rrdalarm.plugins import ActionError, Param
 
 from .base import Action, Delivery, Event
@@ -30,8 +31,8 @@ _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"\\]+@[^\W_][\w-]*(?:\.[^\W_][\w-]*)*")
 
 # Plural forms for the subject; other statuses are shown lower-cased as they are.
 _LABELS: dict[str, tuple[str, str]] = {
-    "ALARM FIRED": ("alarm fired", "alarms fired"),
-    "RESOLVED": ("resolved", "resolved"),
+    EventStatus.ALARM_FIRED: ("alarm fired", "alarms fired"),
+    EventStatus.RESOLVED: ("resolved", "resolved"),
 }
 
 _COLUMNS = ("Status", "Threshold", "Series", "Value", "Type", "Limit", "Time", "Message")

@@ -25,6 +25,7 @@ from rrdalarm.config.thresholds import is_legacy_text, load_thresholds
 from rrdalarm.config.writing import save_thresholds
 from rrdalarm.model.definitions import Settings, Threshold
 from rrdalarm.model.errors import ConfigError
+from rrdalarm.model.states import EventStatus
 from rrdalarm.plugins import source_plugins
 from rrdalarm.rules import timespec
 from rrdalarm.sources.base import ProgressCallback
@@ -274,7 +275,7 @@ def import_legacy(source: Path, target: Path, force: bool) -> None:
 @cli.command()
 @click.option("--db", help="SQLAlchemy database URL (default: SQLite in the data dir).")
 @click.option("--threshold", type=int, help="Only this threshold id.")
-@click.option("--status", type=click.Choice(["ALARM FIRED", "RESOLVED", "fired", "resolved"],
+@click.option("--status", type=click.Choice([*(s.value for s in EventStatus), "fired", "resolved"],
                                               case_sensitive=False), help="Only this status.")
 @click.option("--since", help="Only events at or after this AT-style time or epoch (e.g. now-1d).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
@@ -294,7 +295,7 @@ def history(ctx: click.Context, db: str | None, threshold: int | None, status: s
             since_epoch, _ = timespec.resolve_window(since, "now", int(time.time()))
         except timespec.TimeSpecError as exc:
             raise click.BadParameter(str(exc), param_hint="--since") from None
-    wanted = {"fired": "ALARM FIRED", "resolved": "RESOLVED"}.get((status or "").lower(), status)
+    wanted = {"fired": EventStatus.ALARM_FIRED, "resolved": EventStatus.RESOLVED}.get((status or "").lower(), status)
     if deliveries:
         show_deliveries(settings, since_epoch, limit, as_json)
         return

@@ -44,5 +44,6 @@ class Metrics:
 
     def observe_deliveries(self, results: Sequence[AttemptResult]) -> None:
         for r in results:
-            result = "sent" if r.ok else ("dead" if r.status is DeliveryStatus.DEAD else "retry")
+            dead = r.status is DeliveryStatus.DEAD
+            result = DeliveryStatus.SENT.value if r.ok else (DeliveryStatus.DEAD.value if dead else "retry")
             self.deliveries.labels(r.action, result).inc()

@@ -141,6 +141,37 @@ def not_found_message(schema: str) -> str:
     return f"ntopng has no {schema} data for this query (unknown schema, tags or host, or nothing stored yet)"
 
 
+def concrete_queries(pattern: Tags, ifids: Sequence[str],
+                     hosts_of: Callable[[int], list[str]]) -> tuple[list[Tags], list[str]]:
+    """The queries of `pattern` over these interfaces (and, for `host:*`, their hosts), and what failed.
+
+    The one expansion rule, for a check and for `rrdalarm ntopng series` alike;
+    `hosts_of` may raise NtopngError, which becomes a problem of that interface.
+    """
+    out: list[Tags] = []
+    problems: list[str] = []
+    every_host = dict(pattern).get("host") == "*"
+    for ifid in ifids:
+        base = _with_tag(pattern, "ifid", ifid)
+        if not every_host:
+            out.append(base)
+            continue
+        if not ifid.isdigit():
+            problems.append(f"ifid {ifid!r} is not a number, so its hosts cannot be listed")
+            continue
+        try:
+            found = hosts_of(int(ifid))
+        except NtopngError as exc:
+            problems.append(str(exc))
+            continue
+        out.extend(_with_tag(base, "host", h) for h in found)
+    return out, problems
+
+
+def _with_tag(tags: Tags, key: str, value: str) -> Tags:
+    return tuple((k, value) if k == key else (k, v) for k, v in tags)
+
+
 def expand(client: NtopngClient, pattern: Tags) -> list[Tags]:
     """The concrete queries of `pattern` (`ifid:*` and `host:*` listed now), one request at a time.
 
@@ -149,13 +180,20 @@ def expand(client: NtopngClient, pattern: Tags) -> list[Tags]:
     """
     tags = dict(pattern)
     ifids = [str(i) for i, _ in client.interfaces()] if tags.get("ifid") == "*" else [tags.get("ifid", "")]
-    out: list[Tags] = []
-    for ifid in ifids:
-        base = tuple((k, ifid) if k == "ifid" else (k, v) for k, v in pattern)
-        if tags.get("host") != "*":
-            out.append(base)
-            continue
-        out.extend(tuple((k, h) if k == "host" else (k, v) for k, v in base) for h in client.active_hosts(int(ifid)))
+    failed: list[NtopngError] = []
+
+    def hosts_of(ifid: int) -> list[str]:
+        try:
+            return client.active_hosts(ifid)
+        except NtopngError as exc:
+            failed.append(exc)
+            raise
+
+    out, problems = concrete_queries(pattern, ifids, hosts_of)
+    if failed:
+        raise failed[0]
+    if problems:
+        raise NtopngError(ACTIVE_HOSTS_PATH, problems[0])
     return out
 
 
@@ -319,21 +357,8 @@ class NtopngSource(Source):
     @staticmethod
     def _fill(p: _Plan, ifids: list[str], hosts: dict[int, Future[list[str]]]) -> None:
         """The plan's concrete queries over these interfaces (and their hosts, for host:*)."""
-        problems = []
-        for ifid in ifids:
-            base = tuple((k, ifid) if k == "ifid" else (k, v) for k, v in p.pattern)
-            if dict(p.pattern).get("host") != "*":
-                p.concretes.append(base)
-                continue
-            if not ifid.isdigit():
-                problems.append(f"ifid {ifid!r} is not a number, so its hosts cannot be listed")
-                continue
-            try:
-                found = hosts[int(ifid)].result()
-            except NtopngError as exc:
-                problems.append(str(exc))
-                continue
-            p.concretes.extend(tuple((k, h) if k == "host" else (k, v) for k, v in base) for h in found)
+        concretes, problems = concrete_queries(p.pattern, ifids, lambda ifid: hosts[ifid].result())
+        p.concretes.extend(concretes)
         if problems:
             p.listing_error = "; ".join(problems)
 

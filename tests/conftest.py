@@ -15,6 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import rrdtool
+from hypothesis import HealthCheck, settings
+
+# Property tests check what holds, not how fast: a busy CI machine must not fail them on time.
+settings.register_profile("rrdalarm", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("rrdalarm")
 
 from rrdalarm.model.definitions import Settings
 from rrdalarm.model.events import Event

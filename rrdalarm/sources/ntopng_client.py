@@ -23,14 +23,14 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http.cookiejar import CookiePolicy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
-
-import requests
-from requests.adapters import HTTPAdapter
 
 from rrdalarm.common.secrets import redact, resolve_secret
 from rrdalarm.model.definitions import NtopngSettings
+
+if TYPE_CHECKING:  # requests is imported when a client is made: commands that never ask ntopng skip it
+    import requests
 
 TS_PATH = "/lua/rest/v2/get/timeseries/ts.lua"
 INTERFACES_PATH = "/lua/rest/v2/get/ntopng/interfaces.lua"
@@ -235,6 +235,9 @@ class NtopngClient:
         token = resolve_secret(settings.token, "[ntopng] token")
         password = resolve_secret(settings.password, "[ntopng] password")
         self._secrets = [token, password]
+        import requests
+        from requests.adapters import HTTPAdapter
+
         self.session = requests.Session()
         size = max(1, settings.concurrency)
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=size, max_retries=0)
@@ -372,6 +375,8 @@ class NtopngClient:
 
     def _once(self, method: str, path: str, params: Mapping[str, Any] | None,
               json_body: Mapping[str, Any] | None) -> Any:
+        import requests
+
         with self._lock:
             self.http_requests += 1
         try:

@@ -15,15 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import rrdtool
-from hypothesis import HealthCheck, settings
-
-# Property tests check what holds, not how fast: a busy CI machine must not fail them on time.
-settings.register_profile("rrdalarm", deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("rrdalarm")
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from rrdalarm.model.definitions import Settings
 from rrdalarm.model.events import Event
 from rrdalarm.model.states import EventKind
+
+# Property tests check what holds, not how fast: a busy CI machine must not fail them on time.
+hypothesis_settings.register_profile("rrdalarm", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("rrdalarm")
 
 if TYPE_CHECKING:
     from rrdalarm.model.results import CheckResult

@@ -104,7 +104,7 @@ def test_progress_bar_on_a_terminal_only(env: Env) -> None:
     env.write_thresholds(threshold(glob="h/**/*.rrd", start="now-5h"))
     envvars = {k: v for k, v in os.environ.items() if not k.startswith("RRDALARM_")}
     envvars |= {"RRDALARM_SETTINGS": str(env.settings_path), "COLUMNS": "100", "TERM": "xterm"}
-    run = "import sys, rrdalarm.cli as c; c.PROGRESS_AFTER = 0.0; sys.argv[0] = 'rrdalarm'; c.main()"
+    run = "import sys, rrdalarm.cli.main as c; c.PROGRESS_AFTER = 0.0; sys.argv[0] = 'rrdalarm'; c.main()"
     cmd = [sys.executable, "-c", run, "check", "--at", str(T0), "--workers", "1"]
     leader, follower = pty.openpty()
     proc = subprocess.Popen(cmd, env=envvars, stdout=subprocess.DEVNULL, stderr=follower)

@@ -13,7 +13,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -207,6 +206,8 @@ def _load(group: str) -> tuple[dict[str, Any], dict[str, str]]:
     """The plugins of an entry-point group that load and subclass its base, and why the others did not."""
     found: dict[str, Any] = {}
     broken: dict[str, str] = {}
+    from importlib.metadata import entry_points  # here: `--help` and friends do not pay for it
+
     base, base_name = _BASE[group]
     for ep in entry_points(group=group):
         try:

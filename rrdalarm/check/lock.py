@@ -6,8 +6,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from rrdalarm.common.fileutil import make_private_dirs
 
 
@@ -18,6 +16,8 @@ class CheckBusy(Exception):
 @contextmanager
 def check_lock(data_dir: Path, wait: float) -> Iterator[None]:
     """Hold the data dir's check lock; raise CheckBusy after `wait` seconds."""
+    from filelock import FileLock, Timeout  # here: commands that never check do not pay for it
+
     make_private_dirs(data_dir)
     path = data_dir / "check.lock"
     lock = FileLock(str(path), mode=0o600)

@@ -84,23 +84,29 @@ def test_an_attempt_past_its_deadline_never_sends_after_it_failed(env: Env, stor
     assert not sent.exists()
 
 
-def test_a_slow_webhook_receiver_times_out_and_a_fast_one_gets_its_delivery(env: Env, store: Store,
-                                                                          httpserver: HTTPServer) -> None:
+def test_a_slow_webhook_receiver_times_out_and_a_fast_one_gets_its_delivery(env: Env, store: Store) -> None:
     def slow(request: Request) -> Response:
         time.sleep(3)
         return Response("late")
 
-    httpserver.expect_request("/slow").respond_with_handler(slow)
-    httpserver.expect_request("/fast").respond_with_data("ok")
-    store.record_check(RunSummary(T0, 0.1, 1, 1, 1, 1, 0), [], [event()], [
-        PlannedDelivery("d-slow", "webhook", {"url": httpserver.url_for("/slow")}, (0,)),
-        PlannedDelivery("d-fast", "webhook", {"url": httpserver.url_for("/fast")}, (0,)),
-    ])
-    settings = replace(env.settings(), delivery=DeliverySettings(timeout=1, max_attempts=1))
-    results = {r.delivery_id: r for r in deliver_pending(store, settings)}
-    assert results["d-fast"].ok and results["d-fast"].status == "sent"
-    assert not results["d-slow"].ok and results["d-slow"].status == "dead"
-    assert results["d-slow"].error == f"webhook: {httpserver.url_for('').rstrip('/')}: no answer within 1 s"
+    # A threaded receiver: the slow answer must not hold back the fast one's request.
+    server = HTTPServer(threaded=True)
+    server.start()
+    try:
+        server.expect_request("/slow").respond_with_handler(slow)
+        server.expect_request("/fast").respond_with_data("ok")
+        store.record_check(RunSummary(T0, 0.1, 1, 1, 1, 1, 0), [], [event()], [
+            PlannedDelivery("d-slow", "webhook", {"url": server.url_for("/slow")}, (0,)),
+            PlannedDelivery("d-fast", "webhook", {"url": server.url_for("/fast")}, (0,)),
+        ])
+        settings = replace(env.settings(), delivery=DeliverySettings(timeout=1, max_attempts=1))
+        results = {r.delivery_id: r for r in deliver_pending(store, settings)}
+        assert results["d-fast"].ok and results["d-fast"].status == "sent"
+        assert not results["d-slow"].ok and results["d-slow"].status == "dead"
+        assert results["d-slow"].error == f"webhook: {server.url_for('').rstrip('/')}: no answer within 1 s"
+    finally:
+        server.clear()
+        server.stop()
 
 
 def delivery(ident: str, action: str) -> Delivery:

@@ -236,8 +236,14 @@ def source_plugins() -> dict[str, type[Source]]:
 
 def source_of_series(series: str) -> str:
     """The name of the source whose series names start like `series` (the longest prefix wins)."""
+    return next((name for prefix, name in _series_prefixes() if series.startswith(prefix)), "")
+
+
+@cache
+def _series_prefixes() -> tuple[tuple[str, str], ...]:
+    """(prefix, source name), longest prefix first: asked once per event a delivery carries."""
     plugins = sorted(source_plugins().values(), key=lambda p: -len(p.series_prefix))
-    return next((p.name for p in plugins if series.startswith(p.series_prefix)), "")
+    return tuple((p.series_prefix, p.name) for p in plugins)
 
 
 def plugin_errors() -> dict[str, str]:
@@ -248,6 +254,7 @@ def plugin_errors() -> dict[str, str]:
 def clear_plugin_cache() -> None:
     """Forget what was loaded (tests that install plugins on the fly)."""
     _load.cache_clear()
+    _series_prefixes.cache_clear()
 
 
 def drop_in_actions(scripts_dir: Path | None) -> dict[str, type[Action]]:

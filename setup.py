@@ -57,7 +57,7 @@ setup(
         "apprise": ["apprise>=1.7"],
     },
     entry_points={
-        "console_scripts": ["rrdalarm = rrdalarm.cli.main:main"],
+        "console_scripts": ["rrdalarm = rrdalarm.cli.main:program"],
         "rrdalarm.actions": [
             "log = rrdalarm.actions.log:LogAction",
             "email = rrdalarm.actions.email:EmailAction",

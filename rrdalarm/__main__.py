@@ -1,5 +1,5 @@
 """`python -m rrdalarm` runs the command line."""
 
-from rrdalarm.cli.main import main
+from rrdalarm.cli.main import program
 
-main()
+program()

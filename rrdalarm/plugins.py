@@ -10,17 +10,19 @@ from __future__ import annotations
 import logging
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from rrdalarm.common.secrets import SecretError, resolve_secret, secret_problem
 from rrdalarm.model.events import Delivery
 from rrdalarm.sources.base import Source
 
 if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
     from rrdalarm.model.definitions import SmtpSettings
 
 
@@ -201,37 +203,93 @@ _BASE: dict[str, tuple[type, str]] = {
 }
 
 
-@cache
-def _load(group: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """The plugins of an entry-point group that load and subclass its base, and why the others did not."""
-    found: dict[str, Any] = {}
-    broken: dict[str, str] = {}
-    from importlib.metadata import entry_points  # here: `--help` and friends do not pay for it
+class _Group:
+    """The entry points of one group, each imported the first time it is asked for."""
 
-    base, base_name = _BASE[group]
-    for ep in entry_points(group=group):
+    def __init__(self, group: str, points: Iterable[EntryPoint]) -> None:
+        self.group = group
+        self.points = {ep.name: ep for ep in points}
+        self.loaded: dict[str, Any] = {}
+        self.broken: dict[str, str] = {}
+
+    def get(self, name: str) -> Any:
+        """The plugin class, or None when it is not installed or does not load."""
+        if name in self.loaded or name in self.broken or name not in self.points:
+            return self.loaded.get(name)
+        ep = self.points[name]
+        base, base_name = _BASE[self.group]
         try:
             obj = ep.load()
         except Exception as exc:  # noqa: BLE001 - a broken third-party plugin must not stop checks
-            broken[ep.name] = f"{ep.value}: {exc.__class__.__name__}: {exc}".splitlines()[0]
-            continue
+            self._broke(name, f"{ep.value}: {exc.__class__.__name__}: {exc}".splitlines()[0])
+            return None
         if not (isinstance(obj, type) and issubclass(obj, base)):
-            broken[ep.name] = f"{ep.value} is not a subclass of {base_name}"
-            continue
-        found[ep.name] = obj
-    for name, why in broken.items():
-        log.warning("%s plugin %r failed to load: %s", _KIND[group], name, why)
-    return found, broken
+            self._broke(name, f"{ep.value} is not a subclass of {base_name}")
+            return None
+        self.loaded[name] = obj
+        return obj
+
+    def load_all(self) -> None:
+        for name in self.points:
+            self.get(name)
+
+    def _broke(self, name: str, why: str) -> None:
+        self.broken[name] = why
+        log.warning("%s plugin %r failed to load: %s", _KIND[self.group], name, why)
 
 
-def action_plugins() -> dict[str, type[Action]]:
+@cache
+def _group(group: str) -> _Group:
+    return _Group(group, _all_entry_points()[group])
+
+
+@cache
+def _all_entry_points() -> dict[str, tuple[EntryPoint, ...]]:
+    # Imported here: `--help` and friends never pay for it. One scan of the installed
+    # distributions serves both groups.
+    from importlib.metadata import entry_points
+
+    found = entry_points()
+    return {group: tuple(found.select(group=group)) for group in _KIND}
+
+
+P = TypeVar("P")
+
+
+class Plugins(Mapping[str, type[P]]):
+    """Installed plugins by name, imported when first looked up: a check imports only what it uses.
+
+    Iterating (or asking the length) imports them all; those that fail are left out and
+    reported by `plugin_errors`. Names in `fallback` (drop-in scripts) come first and
+    serve where no installed plugin of that name loads.
+    """
+
+    def __init__(self, group: _Group, fallback: Mapping[str, type[P]] | None = None) -> None:
+        self._group = group
+        self._fallback = dict(fallback or {})
+
+    def __getitem__(self, name: str) -> type[P]:
+        found = self._group.get(name) or self._fallback.get(name)
+        if found is None:
+            raise KeyError(name)
+        return cast("type[P]", found)
+
+    def __iter__(self) -> Iterator[str]:
+        self._group.load_all()
+        return iter([*self._fallback, *(n for n in self._group.loaded if n not in self._fallback)])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def action_plugins() -> Plugins[Action]:
     """Installed actions by name (those that fail to load are in `plugin_errors`)."""
-    return dict(_load("rrdalarm.actions")[0])
+    return Plugins(_group("rrdalarm.actions"))
 
 
-def source_plugins() -> dict[str, type[Source]]:
+def source_plugins() -> Plugins[Source]:
     """Installed sources by name (those that fail to load are in `plugin_errors`)."""
-    return dict(_load("rrdalarm.sources")[0])
+    return Plugins(_group("rrdalarm.sources"))
 
 
 def source_of_series(series: str) -> str:
@@ -248,12 +306,15 @@ def _series_prefixes() -> tuple[tuple[str, str], ...]:
 
 def plugin_errors() -> dict[str, str]:
     """'<kind> <name>' -> why it did not load, for every plugin entry point that failed."""
-    return {f"{_KIND[g]} {name}": why for g in _KIND for name, why in _load(g)[1].items()}
+    for g in _KIND:
+        _group(g).load_all()
+    return {f"{_KIND[g]} {name}": why for g in _KIND for name, why in _group(g).broken.items()}
 
 
 def clear_plugin_cache() -> None:
     """Forget what was loaded (tests that install plugins on the fly)."""
-    _load.cache_clear()
+    _group.cache_clear()
+    _all_entry_points.cache_clear()
     _series_prefixes.cache_clear()
 
 
@@ -262,8 +323,10 @@ def drop_in_actions(scripts_dir: Path | None) -> dict[str, type[Action]]:
 
     They run through the `script` action (no shell, the events as JSON on stdin).
     """
+    if scripts_dir is None or not scripts_dir.is_dir():
+        return {}
     base = action_plugins().get("script")
-    if scripts_dir is None or base is None or not scripts_dir.is_dir():
+    if base is None:
         return {}
     found: dict[str, type[Action]] = {}
     for entry in sorted(scripts_dir.iterdir()):
@@ -278,6 +341,6 @@ def drop_in(base: type[Action], script: str) -> type[Action]:
     return type(f"DropIn_{script}", (base,), {"name": script, "params": params, "fixed_script": script})
 
 
-def available_actions(scripts_dir: Path | None) -> dict[str, type[Action]]:
+def available_actions(scripts_dir: Path | None) -> Plugins[Action]:
     """Installed actions, then drop-in scripts whose names no installed action takes."""
-    return drop_in_actions(scripts_dir) | action_plugins()
+    return Plugins(_group("rrdalarm.actions"), drop_in_actions(scripts_dir))

@@ -9,6 +9,7 @@ before each check, so a saved change applies at the next check.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file, url_for
@@ -124,11 +125,11 @@ def _record(change: str, t: Threshold | None, ident: int | None, path: str, diff
     )
 
 
-def _plugins(settings: Settings) -> dict[str, type[Action]]:
+def _plugins(settings: Settings) -> Mapping[str, type[Action]]:
     return available_actions(settings.scripts_dir)
 
 
-def _render_editor(form: ThresholdForm, slots: Any, *, ident: int | None, plugins: dict[str, type[Action]],
+def _render_editor(form: ThresholdForm, slots: Any, *, ident: int | None, plugins: Mapping[str, type[Action]],
                    errors: dict[str, str] | None = None, preview: Any = None, backtest: Any = None,
                    graph: str | None = None, status: int = 200) -> tuple[str, int]:
     return render_template(
@@ -196,7 +197,7 @@ def _editor(ident: int | None, copy_from: int | None = None) -> Response | tuple
 
 
 def _submit(form: ThresholdForm, settings: Settings, snap: Snapshot, original: Threshold | None, ident: int | None,
-            plugins: dict[str, type[Action]], sources: list[str]) -> Response | tuple[str, int]:
+            plugins: Mapping[str, type[Action]], sources: list[str]) -> Response | tuple[str, int]:
     copied = None
     if ident is None and (form.copy_of.data or "").isdigit():
         copied = next((t for t in snap.thresholds if t.id == int(form.copy_of.data)), None)
@@ -241,7 +242,7 @@ def _submit(form: ThresholdForm, settings: Settings, snap: Snapshot, original: T
 
 
 def _preview(form: ThresholdForm, slots: Any, settings: Settings, threshold: Threshold, ident: int | None,
-             plugins: dict[str, type[Action]]) -> tuple[str, int]:
+             plugins: Mapping[str, type[Action]]) -> tuple[str, int]:
     from rrdalarm.editor.preview import backtest, preview
 
     now = int(time.time())

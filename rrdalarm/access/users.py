@@ -5,6 +5,7 @@ No default account exists; `rrdalarm user add` makes the first one.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import time
@@ -20,8 +21,12 @@ ROLES = ("admin", "viewer")
 MIN_PASSWORD = 10
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _hasher = PasswordHasher()
-# Verified when a name is unknown, so that a login takes as long either way.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when a name is unknown, so that a login takes as long either way (made when first needed)."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class UserError(Exception):
@@ -94,7 +99,7 @@ def get_user(store: Store, user_id: int) -> Account | None:
 def authenticate(store: Store, name: str, password: str) -> Account | None:
     """The account when name and password match; None otherwise (in about the same time)."""
     user = store.user_named(name)
-    stored = user.password_hash if user else _DUMMY_HASH
+    stored = user.password_hash if user else _dummy_hash()
     try:
         _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):

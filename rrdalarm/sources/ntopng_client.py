@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from http.cookiejar import CookiePolicy
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -30,6 +29,8 @@ from rrdalarm.common.secrets import redact, resolve_secret
 from rrdalarm.model.definitions import NtopngSettings
 
 if TYPE_CHECKING:  # requests is imported when a client is made: commands that never ask ntopng skip it
+    from http.cookiejar import CookiePolicy
+
     import requests
 
 TS_PATH = "/lua/rest/v2/get/timeseries/ts.lua"
@@ -108,23 +109,27 @@ class TsAnswer:
         return self.shape == "5"
 
 
-class _NoCookies(CookiePolicy):
+def _no_cookies() -> CookiePolicy:
     """Refuse every cookie: ntopng's 302 answers set session cookies that must not leak between threads."""
+    from http.cookiejar import CookiePolicy  # with requests, when a client is made: not for every command
 
-    netscape = True
-    rfc2965 = hide_cookie2 = False
+    class NoCookies(CookiePolicy):
+        netscape = True
+        rfc2965 = hide_cookie2 = False
 
-    def set_ok(self, cookie: Any, request: Any) -> bool:
-        return False
+        def set_ok(self, cookie: Any, request: Any) -> bool:
+            return False
 
-    def return_ok(self, cookie: Any, request: Any) -> bool:
-        return False
+        def return_ok(self, cookie: Any, request: Any) -> bool:
+            return False
 
-    def domain_return_ok(self, domain: str, request: Any) -> bool:
-        return False
+        def domain_return_ok(self, domain: str, request: Any) -> bool:
+            return False
 
-    def path_return_ok(self, path: str, request: Any) -> bool:
-        return False
+        def path_return_ok(self, path: str, request: Any) -> bool:
+            return False
+
+    return NoCookies()
 
 
 def _number(value: Any) -> float | None:
@@ -244,7 +249,7 @@ class NtopngClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.verify = settings.verify_tls
-        self.session.cookies.set_policy(_NoCookies())
+        self.session.cookies.set_policy(_no_cookies())
         self.session.headers["Accept"] = "application/json"
         if token:
             self.session.headers["Authorization"] = f"Token {token}"

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Env
+from conftest import T0, Env, threshold
 
 from rrdalarm.model.events import Delivery
 from rrdalarm.plugins import (
@@ -124,6 +124,32 @@ print(" ".join(sorted(m for m in ("apprise", "requests", "smtplib", "ssl") if m 
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert proc.stdout.strip() == ""
+
+
+def test_a_check_imports_only_the_actions_its_thresholds_use(env: Env) -> None:
+    # Looking an action up imports its module alone; listing them imports every one.
+    env.rrd("a.rrd", {"x": [9.0] * 3})
+    env.write_thresholds(threshold(actions=[{"type": "log", "file": "alarms.log"}]))
+    code = f"""
+import sys
+from rrdalarm.cli.main import main
+sys.argv = ["rrdalarm", "--settings", {str(env.settings_path)!r}, "check", "--quiet", "--at", "{T0}"]
+try:
+    main()
+except SystemExit as exc:
+    assert exc.code == 1, exc.code
+print(" ".join(sorted(m for m in sys.modules if m.startswith("rrdalarm.actions."))))
+from rrdalarm.plugins import available_actions
+assert {{"log", "email", "webhook"}} <= set(available_actions(None))
+print(" ".join(sorted(m for m in sys.modules if m.startswith("rrdalarm.actions."))))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=env.base)
+    assert proc.returncode == 0, proc.stderr
+    used, listed = proc.stdout.splitlines()
+    assert used == "rrdalarm.actions.base rrdalarm.actions.log"
+    assert {"rrdalarm.actions.email", "rrdalarm.actions.webhook", "rrdalarm.actions.script"} <= set(listed.split())
+    log_dir = env.settings().log_dir
+    assert log_dir is not None and "ALARM FIRED" in (log_dir / "alarms.log").read_text()
 
 
 def test_a_source_entry_point_that_is_no_source_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,6 +29,34 @@ from rrdalarm.store.database import Store, open_store
 SLOW_S = 4.0
 
 
+def note_group() -> None:
+    """Say which process group the attempt runs in, beside the file it would 'send' to."""
+    Path(os.environ["SLOW_SENT"] + ".pgid").write_text(str(os.getpgid(0)))
+
+
+def live_members(pgid: int) -> list[int]:
+    """The processes of group `pgid` that still run (zombies have stopped: they can send nothing)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # ended while listed
+        if int(fields[2]) == pgid and fields[0] not in "ZX":
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def assert_stopped_for_good(sent: Path) -> None:
+    """Nothing of the attempt runs any more, so it can never send: no need to wait out SLOW_S."""
+    pgid = int(Path(str(sent) + ".pgid").read_text())
+    deadline = time.monotonic() + 5
+    while live := live_members(pgid):
+        assert time.monotonic() < deadline, f"the attempt's processes {live} still run"
+        time.sleep(0.05)
+    assert not sent.exists()
+
+
 class Slow(Action):
     """Ignores its timeout: sleeps, then 'sends' by writing the file SLOW_SENT names."""
 
@@ -36,6 +64,7 @@ class Slow(Action):
     params: ClassVar[dict[str, Param]] = {}
 
     def run(self, delivery: Delivery) -> None:
+        note_group()
         time.sleep(SLOW_S)
         Path(os.environ["SLOW_SENT"]).write_text(delivery.id)
 
@@ -47,6 +76,7 @@ class SlowChild(Action):
     params: ClassVar[dict[str, Param]] = {}
 
     def run(self, delivery: Delivery) -> None:
+        note_group()
         subprocess.run(["sh", "-c", f'sleep {SLOW_S}; echo sent > "$SLOW_SENT"'], check=True)
 
 
@@ -80,8 +110,7 @@ def test_an_attempt_past_its_deadline_never_sends_after_it_failed(env: Env, stor
     [(row, attempts)] = store.deliveries()
     assert (row.status, row.last_error, row.lease_until) == ("pending", "timed out after 1 s", None)
     assert [(a.ok, a.error) for a in attempts] == [(False, "timed out after 1 s")]
-    time.sleep(SLOW_S + 1.5)  # past the moment the attempt would have sent
-    assert not sent.exists()
+    assert_stopped_for_good(sent)
 
 
 def test_a_slow_webhook_receiver_times_out_and_a_fast_one_gets_its_delivery(env: Env, store: Store) -> None:
@@ -132,5 +161,4 @@ def test_attempts_run_and_are_stopped_under_either_start(env: Env, sent: Path, s
     assert note.outcome == (True, None, False)
     assert json.loads((env.base / "noted").read_text())["delivery_id"] == "b"
     assert gone.outcome == (False, "action 'gone' is not installed", False)
-    time.sleep(SLOW_S - 1)
-    assert not sent.exists()
+    assert_stopped_for_good(sent)

@@ -302,8 +302,9 @@ def test_demo_thresholds_fire_on_exactly_the_spikes(tree: DemoTree) -> None:
 
 
 def test_demo_thresholds_load_with_the_real_parser() -> None:
-    config = pytest.importorskip("rrdalarm.config")
-    parsed = config.parse_thresholds_toml(DEMO_THRESHOLDS_TOML, "thresholds.toml")
+    from rrdalarm.config.thresholds import parse_thresholds_toml
+
+    parsed = parse_thresholds_toml(DEMO_THRESHOLDS_TOML, "thresholds.toml")
     assert [t.id for t in parsed] == [1, 2, 3, 4, 5]
     assert parsed[0].actions[0].params == {"file": "alarms.log"}
     assert parsed[1].ds == ("sent",)
@@ -346,11 +347,13 @@ def test_write_demo_config(tmp_path: Path) -> None:
 
 
 def test_demo_config_loads_with_the_real_loader(tmp_path: Path) -> None:
-    config = pytest.importorskip("rrdalarm.config")
+    from rrdalarm.config.settings import load_settings
+    from rrdalarm.config.thresholds import load_thresholds
+
     folder = tmp_path / "demo"
-    settings = config.load_settings(write_demo_config(folder, folder / "rrd", tmp_path / "state"))
+    settings = load_settings(write_demo_config(folder, folder / "rrd", tmp_path / "state"))
     assert settings.rrd_root == (folder / "rrd").resolve()
     assert settings.thresholds == (folder / "thresholds.toml").resolve()
     assert settings.data_dir == tmp_path / "state"
     assert settings.log_dir == tmp_path / "state" / "log"
-    assert [t.id for t in config.load_thresholds(settings.thresholds)] == [1, 2, 3, 4, 5]
+    assert [t.id for t in load_thresholds(settings.thresholds)] == [1, 2, 3, 4, 5]

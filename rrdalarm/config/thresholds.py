@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rrdalarm.common.fileutil import split_lines
 from rrdalarm.config.lines import Locate, _Lines, _toml_error_line, read_config_text, top_level_line
+from rrdalarm.config.tuning import TUNING_FIELDS, read_limit, read_tuning
 from rrdalarm.model.definitions import CONSOLIDATION_FUNCTIONS, DEFAULT_SOURCE, ActionSpec, Location, Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.states import Direction
@@ -39,7 +40,7 @@ Fail = Callable[[str, str], ConfigError]
 
 _COMMON = frozenset({
     "id", "name", "source", "ds", "cf", "type", "value", "repetitions",
-    "start", "end", "rearm", "enabled", "action",
+    "start", "end", "rearm", "enabled", "action", *TUNING_FIELDS,
 })
 
 
@@ -76,6 +77,10 @@ def threshold_from_dict(
     enabled = _enabled(raw, fail)
     name = _name(raw, fail)
     actions = _actions(raw, path, ident, locate_action, fail)
+    repetitions = _int(raw.get("repetitions", 0), "repetitions", fail)
+    tuning = read_tuning(raw, fail, kind, value, repetitions)
+    if isinstance(raw.get("value"), str):
+        tuning = replace(tuning, typed={**tuning.typed, "value": raw["value"]})
     return Threshold(
         id=ident,
         name=name or f"threshold {ident}",
@@ -84,13 +89,14 @@ def threshold_from_dict(
         cf=cf,
         type=kind,
         value=value,
-        repetitions=_int(raw.get("repetitions", 0), "repetitions", fail),
+        repetitions=repetitions,
         start=start,
         end=end,
         actions=actions,
         rearm=_int(raw.get("rearm", 0), "rearm", fail),
         enabled=enabled,
         fields=own,
+        tuning=tuning,
         location=Location(path, locate("id")),
     )
 
@@ -146,10 +152,11 @@ def _rule(raw: Mapping[str, Any], fail: Fail) -> tuple[str, Direction, float]:
     kind = raw.get("type")
     if not isinstance(kind, str) or kind.lower() not in ("above", "below"):
         raise fail("type", f"must be 'above' or 'below', not {kind!r}")
-    value = raw.get("value")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise fail("value", f"must be a finite number, not {value!r}")
-    return cf.upper(), Direction(kind.lower()), float(value)
+    try:
+        value = read_limit(raw.get("value"))
+    except ValueError as exc:
+        raise fail("value", str(exc)) from None
+    return cf.upper(), Direction(kind.lower()), value
 
 
 def _window(raw: Mapping[str, Any], fail: Fail) -> tuple[str, str]:

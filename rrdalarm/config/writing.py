@@ -8,6 +8,7 @@ from pathlib import Path
 import tomlkit
 
 from rrdalarm.common.fileutil import atomic_write_text
+from rrdalarm.config.tuning import TUNING_FIELDS
 from rrdalarm.model.definitions import DEFAULT_SOURCE, Threshold
 
 # ---------------------------------------------------------------- writing TOML
@@ -30,13 +31,16 @@ def threshold_to_table(t: Threshold) -> tomlkit.items.Table:
     if t.cf != "AVERAGE":
         table.add("cf", t.cf)
     table.add("type", t.type.value)
-    table.add("value", t.value)
+    table.add("value", t.tuning.typed.get("value", t.value))  # as typed: "80M" stays "80M"
     table.add("repetitions", t.repetitions)
     table.add("start", t.start)
     table.add("end", t.end)
     table.add("rearm", t.rearm)
     if not t.enabled:
         table.add("enabled", False)
+    for name in TUNING_FIELDS:
+        if name in t.tuning.typed:
+            table.add(name, t.tuning.typed[name])
     if t.actions:
         actions = tomlkit.aot()
         for a in t.actions:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rrdalarm.common.secrets import SecretRef
-from rrdalarm.model.states import Direction
+from rrdalarm.model.states import Direction, NoData, Severity
 
 CONSOLIDATION_FUNCTIONS = ("AVERAGE", "MIN", "MAX", "LAST")
 SETTINGS_ENV = "RRDALARM_SETTINGS"
@@ -26,6 +26,32 @@ class ActionSpec:
 
     type: str
     params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How a threshold's alarms behave beyond section 2's rule (docs/semantics.md §2b); defaults keep it.
+
+    `typed` holds what the file said for each field given (e.g. "80M", "10min"), so that writing
+    the threshold back keeps it as typed.
+    """
+
+    severity: Severity = Severity.WARNING
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    description: str = ""
+    runbook: str = ""
+    unit: str = ""
+    scale: float = 1.0
+    within: int = 0
+    clear_value: float | None = None
+    keep_firing_for: int = 0
+    no_data: NoData = NoData.KEEP
+    stale_after: int = 0
+    """Seconds; 0: never stale."""
+    flap_changes: int = 0
+    """0: flapping is not detected."""
+    flap_window: int = 0
+    typed: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -61,6 +87,7 @@ class Threshold:
     query: str = ""  # ntopng: tag:value list, e.g. ifid:0,host:*
     location: Location | None = field(default=None, compare=False)
     fields: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    tuning: Tuning = field(default_factory=Tuning)
     """The values of its source's own fields (`Source.fields`); glob, schema and query mirror theirs."""
 
     def __post_init__(self) -> None:

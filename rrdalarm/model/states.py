@@ -24,6 +24,8 @@ class Status(StrEnum):
     FIRING = "FIRING"
     ERROR = "ERROR"
     NO_DATA = "NO DATA"
+    STALE = "STALE"
+    FLAPPING = "FLAPPING"
 
 
 class EventKind(StrEnum):
@@ -32,6 +34,9 @@ class EventKind(StrEnum):
     FIRED = "fired"
     REPEAT = "repeat"
     RESOLVED = "resolved"
+    NO_DATA = "no_data"
+    STALE = "stale"
+    FLAPPING = "flapping"
 
 
 class EventStatus(StrEnum):
@@ -47,6 +52,22 @@ class DeliveryStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     DEAD = "dead"
+
+
+class Severity(StrEnum):
+    """How bad a threshold's alarm is: carried by rows, events and deliveries."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class NoData(StrEnum):
+    """What a series with no known point in its window does to its state."""
+
+    KEEP = "keep"
+    OK = "ok"
+    ALARM = "alarm"
 
 
 class Direction(StrEnum):

@@ -60,7 +60,8 @@ def _join(number: str, unit: str) -> str:
     return f"{number} {unit}" if unit else number
 
 
-_DURATION = re.compile(r"(\d+)(seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|h|days|day|d|weeks|week|w)")
+_UNITS_LONGEST_FIRST = "seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|h|days|day|d|weeks|week|w"
+_DURATION = re.compile(rf"(\d+)({_UNITS_LONGEST_FIRST})")
 _SECONDS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "mins": 60,
             "minute": 60, "minutes": 60, "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400,
             "days": 86400, "w": 604800, "week": 604800, "weeks": 604800}

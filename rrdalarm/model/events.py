@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rrdalarm.model.states import EventKind
@@ -32,10 +32,16 @@ class Event:
     value: float | None
     time: int | None
     message: str
+    severity: str = "warning"
+    unit: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+    runbook: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["kind"] = self.kind.value
+        data["labels"] = dict(self.labels)
         return data
 
 

@@ -31,6 +31,8 @@ class Row:
     message: str
     action: str
     state: State | None
+    severity: str = "warning"
+    unit: str = ""
 
 
 @dataclass

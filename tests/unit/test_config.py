@@ -239,7 +239,7 @@ def test_bad_field_names_file_line_and_field(tmp_path: Path, extra: str, field: 
         (3, "glob = 5", "glob"),
         (4, 'type = "sideways"', "type"),
         (4, "type = 1", "type"),
-        (5, 'value = "100"', "value"),
+        (5, 'value = "100 apples"', "value"),
         (5, "value = nan", "value"),
         (5, 'value = "NaN"', "value"),
         (5, "value = inf", "value"),

@@ -17,7 +17,8 @@ they mean the same thing here:
     tstamp      = at               ntopng: when the alert was detected; here: the check's time
     tstamp_end  = at or 0          ntopng: release time; here: the check's time for RESOLVED, else 0
     action      = "engage" | "release"  ALARM FIRED and its repeats engage, RESOLVED releases
-    severity    = 4 | 3            ntopng levels: 4 warning (fired/repeat), 3 notice (resolved)
+    severity    = 4 | 3            ntopng levels: 4 warning (fired/repeat), 3 notice (resolved); the
+                                   threshold's own severity (critical, warning, info) is `severity_name`
     score       = 50 | 10          the lowest ntopng score of that severity, for scripts that filter on score
     msg         = message          the human-readable text
 
@@ -76,6 +77,7 @@ def ntopng_fields(e: Event) -> dict[str, Any]:
         "severity": severity,
         "score": _SCORE[severity],
         "msg": e.message,
+        "severity_name": e.severity,
     }
 
 

@@ -8,10 +8,11 @@ printing and exit statuses belong to the faces (CLI, web).
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rrdalarm.delivery.dispatch import ActionPlan, Target, plan_actions, plan_deliveries, told_of
@@ -23,12 +24,12 @@ from rrdalarm.model.results import CheckResult, Row
 from rrdalarm.model.states import DeliveryStatus, EventKind, EventStatus, State, Status
 from rrdalarm.plugins import Action, available_actions, source_plugins
 from rrdalarm.report import messages
-from rrdalarm.rules.evaluate import decide, transition
+from rrdalarm.report.render import fmt_time
+from rrdalarm.rules.evaluate import transition
+from rrdalarm.rules.lifecycle import Memory, Policy, Seen, Step, step
 from rrdalarm.sources.base import Outcome, OutcomeKind, ProgressCallback, SeriesKey, Source, SourceReport
 from rrdalarm.store import stats
 from rrdalarm.store.database import Store
-
-_ERROR_STATUS = {OutcomeKind.ERROR: Status.ERROR, OutcomeKind.NO_DATA: Status.NO_DATA}
 
 
 @dataclass
@@ -41,6 +42,8 @@ class _Transitions:
     fixed: dict[int, list[Target]] = field(default_factory=dict)
     firing: int = 0
     errors: int = 0
+    stale: dict[int, int] = field(default_factory=dict)
+    """STALE series per threshold in this check."""
 
 
 def apply_outcomes(
@@ -55,20 +58,43 @@ def apply_outcomes(
     for o in outcomes:
         t = thresholds[o.threshold]
         prev = states.get(o.key)
-        if o.kind in _ERROR_STATUS:
-            prev_state = prev.state if prev else State.OK
-            out.errors += 1
-            if prev_state is State.FIRING:
-                out.firing += 1
-            out.rows.append(
-                Row(t.id, o.series, o.ds, _ERROR_STATUS[o.kind], o.value, o.time, t.type.value, t.value,
-                    o.message, plan.label(t), prev_state)
-            )
+        if o.kind is OutcomeKind.ERROR:
+            _unchanged(out, o, t, prev, plan, Status.ERROR, o.message)
+        elif o.kind is OutcomeKind.STALE:
+            _stale(out, o, t, prev, now, plan)
         elif o.kind is OutcomeKind.GONE:
             close_series(out, o.key, t.name, t.type.value, t.value, prev, o.message, plan.label(t))
         else:
             _evaluated(out, o, t, prev, now, plan)
     return out
+
+
+def _unchanged(out: _Transitions, o: Outcome, t: Threshold, prev: StateView | None, plan: ActionPlan,
+               status: Status, message: str) -> None:
+    """A row that changes nothing of the series' state (it stays FIRING if it was)."""
+    prev_state = prev.state if prev else State.OK
+    out.errors += 1
+    if prev_state is State.FIRING:
+        out.firing += 1
+    out.rows.append(_row(t, o, status, o.value, message, plan, prev_state))
+
+
+def _stale(out: _Transitions, o: Outcome, t: Threshold, prev: StateView | None, now: int,
+           plan: ActionPlan) -> None:
+    """Not evaluated; state kept; the threshold's `stale` event is made once per check (stale_events)."""
+    since = f"{o.message} {fmt_time(o.time)}" if o.time is not None else "never updated"
+    _unchanged(out, o, t, prev, plan, Status.STALE, since)
+    if prev is None or prev.stale_since is None:
+        base = prev or StateView(State.OK, None, None, None, None)
+        out.changes.append(_change_of(o.key, base, origin_of(t), stale_since=now))
+    out.stale.setdefault(t.id, 0)
+    out.stale[t.id] += 1
+
+
+def _row(t: Threshold, o: Outcome, status: Status, value: float | None, message: str, plan: ActionPlan,
+         state: State | None) -> Row:
+    return Row(t.id, o.series, o.ds, status, value, o.time, t.type.value, t.value, message, plan.label(t), state,
+               t.tuning.severity.value, t.tuning.unit)
 
 
 def close_series(out: _Transitions, key: SeriesKey, name: str, type_: str, limit: float, prev: StateView | None,
@@ -89,44 +115,141 @@ def close_series(out: _Transitions, key: SeriesKey, name: str, type_: str, limit
     return True
 
 
-def _message(event: EventKind | None, status: Status, o: Outcome, t: Threshold, prev: StateView | None,
-             now: int) -> str:
+def _message(done: Step, o: Outcome, t: Threshold, prev: StateView | None, now: int) -> str:
+    unit, kind = t.tuning.unit, t.type.value
+    event = done.event
+    if done.why == "flapping":
+        return messages.flapping(len(done.memory.changes), t.tuning.flap_window)
+    if done.why == "settled":
+        return messages.settled(done.memory.state is State.FIRING, t.tuning.flap_window)
+    if event is EventKind.NO_DATA or done.status is Status.NO_DATA:
+        return messages.no_data_alarm() if done.memory.reason else o.message
+    if done.why == "no data":
+        return messages.no_data_resolved()
+    if done.why == "data back":
+        return messages.data_back(o.value, unit)
     if event is EventKind.FIRED:
         assert o.value is not None  # a breach has its value
-        return messages.crossing(o.value, t.type.value, t.value)
+        return messages.crossing(o.value, kind, t.value, unit)
     if event is EventKind.REPEAT:
         assert o.value is not None
         since = prev.fired_at if prev and prev.fired_at is not None else now
-        return messages.repeat(o.value, t.type.value, t.value, now - since)
+        return messages.repeat(o.value, kind, t.value, now - since, unit)
     if event is EventKind.RESOLVED:
         assert o.value is not None  # resolved by a known point
-        return messages.resolved(o.value, t.type.value, t.value)
-    if status is Status.FIRING:
+        return messages.resolved(o.value, kind, t.value, unit, o.count)
+    return _held_message(done, o, t, prev, now)
+
+
+def _held_message(done: Step, o: Outcome, t: Threshold, prev: StateView | None, now: int) -> str:
+    unit, kind = t.tuning.unit, t.type.value
+    if done.why == "clear level" and o.value is not None and t.tuning.clear_value is not None:
+        return messages.holding(o.value, kind, t.tuning.clear_value, unit)
+    if done.why == "keep firing" and done.memory.clear_since is not None:
+        return messages.keep_firing(now - done.memory.clear_since, t.tuning.keep_firing_for)
+    if done.status is Status.FIRING:
         wait = t.rearm - (now - (prev.last_sent_at or now)) if prev else 0
-        return messages.held_back(t.type.value, t.value, wait)
+        return messages.held_back(kind, t.value, wait, unit)
     return o.message  # a row without an event of its own shows the source's note, if any
+
+
+def policy_of(t: Threshold) -> Policy:
+    tu = t.tuning
+    return Policy(t.rearm, tu.keep_firing_for, tu.no_data, tu.flap_changes, tu.flap_window)
+
+
+def memory_of(prev: StateView | None) -> Memory | None:
+    if prev is None:
+        return None
+    return Memory(prev.state, prev.last_sent_at, prev.clear_since, prev.changes, prev.flapping_since, prev.reason)
 
 
 def _evaluated(out: _Transitions, o: Outcome, t: Threshold, prev: StateView | None, now: int,
                plan: ActionPlan) -> None:
     """One evaluated series: its row, and its state change and event when it has one."""
-    prev_state = prev.state if prev else State.OK
-    decision = decide(prev_state, o.kind is OutcomeKind.BREACH, prev.last_sent_at if prev else None, now, t.rearm)
-    message = _message(decision.event, decision.status, o, t, prev, now)
-    if decision.state is State.FIRING:
+    seen = Seen(breach=o.kind is OutcomeKind.BREACH, holding=o.holding, no_data=o.kind is OutcomeKind.NO_DATA)
+    done = step(memory_of(prev), seen, now, policy_of(t))
+    message = _message(done, o, t, prev, now)
+    if done.memory.state is State.FIRING:
         out.firing += 1
-    out.rows.append(
-        Row(t.id, o.series, o.ds, decision.status, o.value, o.time, t.type.value, t.value, message,
-            plan.label(t), decision.state)
-    )
-    if decision.event is None:
-        return
-    event = NewEvent(t.id, t.name, o.series, o.ds,
-                     EventStatus.RESOLVED if decision.event is EventKind.RESOLVED else EventStatus.ALARM_FIRED,
-                     decision.event.value, t.type.value, t.value, o.value, o.time, message)
-    out.changes.append(transition(o.key, prev, decision.event, now, o.value, o.time, told_of(plan, event),
-                                  origin_of(t)))
-    out.events.append(event)
+    if done.status is Status.NO_DATA and not done.memory.reason:
+        out.errors += 1
+    out.rows.append(_row(t, o, done.status, o.value, message, plan, done.memory.state))
+    event = done.event
+    if event is EventKind.REPEAT and not plan.wants(t.id, EventKind.REPEAT):
+        event = None  # a repeat no action hears of is not stored: the history keeps first firings
+    new = _new_event(t, o, event, message) if event is not None else None
+    change = _state_after(o.key, prev, done, event, now, o, told_of(plan, new) if new else frozenset(),
+                          origin_of(t))
+    if change is not None:
+        out.changes.append(change)
+    if new is not None:
+        out.events.append(new)
+
+
+_EVENT_STATUS = {EventKind.RESOLVED: EventStatus.RESOLVED, EventKind.NO_DATA: EventStatus.NO_DATA,
+                 EventKind.FLAPPING: EventStatus.FLAPPING, EventKind.STALE: EventStatus.STALE}
+
+
+def _new_event(t: Threshold, o: Outcome, event: EventKind, message: str) -> NewEvent:
+    return NewEvent(t.id, t.name, o.series, o.ds, _EVENT_STATUS.get(event, EventStatus.ALARM_FIRED), event.value,
+                    t.type.value, t.value, o.value, o.time, message, *_carried(t))
+
+
+def _carried(t: Threshold) -> tuple[str, str, str | None]:
+    """(severity, unit, details) an event carries to the actions."""
+    tu = t.tuning
+    details = {k: v for k, v in (("labels", dict(tu.labels)), ("description", tu.description),
+                                 ("runbook", tu.runbook)) if v}
+    return tu.severity.value, tu.unit, json.dumps(details, sort_keys=True) if details else None
+
+
+def _state_after(key: SeriesKey, prev: StateView | None, done: Step, event: EventKind | None, now: int,
+                 o: Outcome, told: frozenset[str], origin: str | None) -> StateChange | None:
+    """The state to store, or None when nothing of it changed."""
+    m = done.memory
+    if event in (EventKind.FIRED, EventKind.NO_DATA, EventKind.REPEAT, EventKind.RESOLVED):
+        base = transition(key, prev, EventKind.FIRED if event is EventKind.NO_DATA else event, now, o.value,
+                          o.time, told, origin)
+    elif prev is None:
+        return None if m == Memory() else _change_of(key, StateView(State.OK, None, None, None, None), origin,
+                                                     memory=m)
+    elif memory_of(prev) == m and prev.stale_since is None:
+        return None
+    else:
+        base = _change_of(key, prev, origin, memory=m, value=o.value, time=o.time)
+    return replace(base, state=m.state, last_sent_at=m.last_sent_at, clear_since=m.clear_since, changes=m.changes,
+                   flapping_since=m.flapping_since, stale_since=None, reason=m.reason)
+
+
+def _change_of(key: SeriesKey, prev: StateView, origin: str | None, *, memory: Memory | None = None,
+               value: float | None = None, time: int | None = None, stale_since: int | None = None) -> StateChange:
+    """The stored state as it was, with a new memory or a new stale mark."""
+    m = memory or memory_of(prev) or Memory()
+    return StateChange(key, m.state, prev.active_at, prev.fired_at, prev.resolved_at, m.last_sent_at, value, time,
+                       prev.notified, origin, m.clear_since, m.changes, m.flapping_since,
+                       stale_since if stale_since is not None else prev.stale_since, m.reason)
+
+
+def stale_events(out: _Transitions, active: Sequence[Threshold], states: Mapping[SeriesKey, StateView],
+                 watched: Mapping[int, int], describe: Callable[[Threshold], str], plan: ActionPlan) -> None:
+    """One `stale` event per threshold when its files start going stale, one when none is left."""
+    was = {k[0] for k, v in states.items() if v.stale_since is not None}
+    for t in active:
+        if not t.tuning.stale_after:
+            continue
+        count = out.stale.get(t.id, 0)
+        if bool(count) == (t.id in was):
+            continue
+        series = describe(t)
+        total = max(count, watched.get(t.id, count))
+        message = messages.stale(count, total, t.tuning.stale_after) if count else messages.fresh(
+            t.tuning.stale_after)
+        status = EventStatus.STALE if count else EventStatus.RESOLVED
+        out.events.append(NewEvent(t.id, t.name, series, "", status, EventKind.STALE.value, t.type.value, t.value,
+                                   None, None, message, *_carried(t)))
+        out.rows.append(Row(t.id, series, "", Status.STALE if count else Status.OK, None, None, t.type.value,
+                            t.value, message, plan.label(t), None, t.tuning.severity.value, t.tuning.unit))
 
 
 def origin_of(t: Threshold) -> str | None:
@@ -197,11 +320,13 @@ def run_check(
     warnings = list(plan.warnings)
     states = store.states(by_id)
     firing = frozenset(k for k, v in states.items() if v.state is State.FIRING and k[0] in by_id)
-    got = _collect(settings, active, firing, now, want_ok, progress, source_plugins() if sources is None else sources)
+    srcs = source_plugins() if sources is None else sources
+    got = _collect(settings, active, firing, now, want_ok, progress, srcs)
     files_checked, series_checked = got.files_checked, got.series_checked
     warnings.extend(got.warnings)
 
     tr = apply_outcomes(got.outcomes, by_id, states, now, plan)
+    stale_events(tr, active, states, got.watched, lambda t: srcs[t.source].describe(t), plan)
     elsewhere = store.firing_elsewhere(by_id)
     close_unwatched(store, elsewhere, thresholds, settings.thresholds, plan, plugins, tr)
     tr.rows.sort(key=_sort_key)
@@ -245,6 +370,7 @@ def _collect(settings: Settings, active: Sequence[Threshold], firing: frozenset[
         got.warnings.extend(report.warnings)
         got.files_checked += report.files_checked
         got.series_checked += report.series_checked
+        got.watched.update(report.watched)
     return got
 
 

@@ -21,7 +21,8 @@ from rrdalarm.model.states import EventKind
 from rrdalarm.plugins import Action, own_params, validate_params
 from rrdalarm.sources.base import SeriesKey
 
-WHEN = {"fire": EventKind.FIRED, "repeat": EventKind.REPEAT, "resolve": EventKind.RESOLVED}
+WHEN = {"fire": EventKind.FIRED, "repeat": EventKind.REPEAT, "resolve": EventKind.RESOLVED,
+        "no_data": EventKind.NO_DATA, "stale": EventKind.STALE, "flapping": EventKind.FLAPPING}
 DEFAULT_WHEN = ("fire", "resolve")
 
 
@@ -40,6 +41,10 @@ class ActionPlan:
     by_threshold: dict[int, list[PlannedAction]] = field(default_factory=dict)
     unavailable: dict[int, list[str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+
+    def wants(self, threshold_id: int, kind: EventKind) -> bool:
+        """True when an action of the threshold is told of events of this kind."""
+        return any(kind in a.when for a in self.by_threshold.get(threshold_id, ()))
 
     def label(self, threshold: Threshold) -> str:
         missing = set(self.unavailable.get(threshold.id, ()))
@@ -103,12 +108,12 @@ def told_of(plan: ActionPlan, event: NewEvent) -> frozenset[str]:
     only; a repeat tells only the actions that hear repeats (one added while firing, say).
     """
     kind = EventKind(event.kind)
-    if kind not in (EventKind.FIRED, EventKind.REPEAT):
+    if kind not in (EventKind.FIRED, EventKind.REPEAT, EventKind.NO_DATA):
         return frozenset()
     return frozenset(
         action_identity(action.type, params)
         for action in plan.by_threshold.get(event.threshold_id, ())
-        if kind is EventKind.FIRED or kind in action.when
+        if kind is not EventKind.REPEAT or kind in action.when
         for params in _variants(action)
     )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from rrdalarm.delivery.attempts import START_LIMIT_S, Finished, portable, run_attempts
 from rrdalarm.model.definitions import DEFAULT_SOURCE, Settings
@@ -46,8 +47,21 @@ def _event(row: AlarmEvent) -> Event:
         id=row.id, at=row.at, threshold_id=row.threshold_id, threshold_name=row.threshold_name,
         source=source, series=row.series, ds=row.ds, status=row.status,
         kind=EventKind(row.kind), type=row.type, limit=row.limit, value=row.value, time=row.time,
-        message=row.message,
+        message=row.message, severity=row.severity, unit=row.unit, **_details(row.details),
     )
+
+
+def _details(text: str | None) -> dict[str, Any]:
+    """The labels, description and runbook an event was recorded with."""
+    try:
+        got = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    if not isinstance(got, dict):
+        return {}
+    labels = got.get("labels")
+    return {"labels": labels if isinstance(labels, dict) else {},
+            "description": str(got.get("description", "")), "runbook": str(got.get("runbook", ""))}
 
 
 def claim(store: Store, now: int, lease_s: int, limit: int) -> list[Delivery]:

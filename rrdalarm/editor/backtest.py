@@ -19,9 +19,12 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import NamedTuple, cast
 
+from rrdalarm.model.definitions import Tuning
 from rrdalarm.model.states import Direction, EventKind, State, Status
 from rrdalarm.rules import timespec
-from rrdalarm.rules.evaluate import Breach, Value, crosses, decide, find_breach, is_unknown, needed_run, window_slice
+from rrdalarm.rules.evaluate import Breach, Criterion, Value, crosses, find_breach, is_unknown, needed_run, window_slice
+from rrdalarm.rules.lifecycle import Memory, Policy, Seen
+from rrdalarm.rules.lifecycle import step as lifecycle_step
 
 __all__ = [
     "BacktestResult",
@@ -125,35 +128,52 @@ def replay(
     limit: float,
     repetitions: int,
     rearm: int,
+    tuning: Tuning | None = None,
 ) -> Iterator[Evaluation]:
-    """Run the per-series state machine over `checks` (oldest first); values[i] is the point at first + i*step."""
+    """Run the per-series lifecycle over `checks` (oldest first); values[i] is the point at first + i*step.
+
+    The same `lifecycle.step` as the check, over the same breach rule. One difference: a
+    replay cannot read a file's past last update, so STALE (`stale_after`) is judged from the
+    points alone: no known point within `stale_after` before the check.
+    """
     if step <= 0:
         raise ValueError(f"step must be positive, not {step}")
+    tu = tuning or Tuning()
+    c = Criterion(direction, limit, repetitions, tu.within, tu.scale, tu.clear_value)
+    policy = Policy(rearm, tu.keep_firing_for, tu.no_data, tu.flap_changes, tu.flap_window)
     n = len(values)
     known_flags = [not is_unknown(v) for v in values]
-    cross_flags = [k and crosses(cast(float, v), direction, limit) for k, v in zip(known_flags, values, strict=True)]
+    cross_flags = [k and crosses(cast(float, v) * c.scale, direction, limit)
+                   for k, v in zip(known_flags, values, strict=True)]
     known = _prefix_counts(known_flags)
     crossing = _prefix_counts(cross_flags)
     newest_crossing = _newest_before(cross_flags)
+    newest_point = _newest_before(known_flags)
     need = needed_run(repetitions)
-    state, last_sent = State.OK, None
+    memory: Memory | None = None
     for check in checks:
+        if tu.stale_after:
+            s_lo, s_hi = window_indexes(first, step, n, check.time - tu.stale_after, check.time)
+            if known[s_hi] == known[s_lo]:
+                yield Evaluation(check.time, Status.STALE, memory.state if memory else State.OK, None)
+                continue
         lo, hi = window_indexes(first, step, n, check.start, check.end)
-        if known[hi] == known[lo]:
-            # NO DATA never changes the state (docs/semantics.md §4).
-            yield Evaluation(check.time, Status.NO_DATA, state, None)
-            continue
         breach = None
-        # Fewer crossing points than the run needs cannot breach; and points newer than
-        # the newest crossing one cannot be part of a run, so the walk starts there.
-        if crossing[hi] - crossing[lo] >= need:
-            top = newest_crossing[hi] + 1
-            breach = find_breach(values[lo:top], first + lo * step, step, direction, limit, repetitions)
-        decision = decide(state, breach is not None, last_sent, check.time, rearm)
-        if decision.event is EventKind.FIRED or decision.event is EventKind.REPEAT:
-            last_sent = check.time
-        state = decision.state
-        yield Evaluation(check.time, decision.status, state, decision.event, breach)
+        if known[hi] == known[lo]:
+            seen = Seen(no_data=True)
+        else:
+            # Fewer crossing points than the rule needs cannot breach; without `within`, points
+            # newer than the newest crossing one cannot be part of a run, so the walk starts there.
+            if crossing[hi] - crossing[lo] >= need:
+                top = hi if c.within else newest_crossing[hi] + 1
+                breach = find_breach(values[lo:top], first + lo * step, step, direction, limit, repetitions,
+                                     c.within, c.scale)
+            newest = cast(float, values[newest_point[hi]])
+            holding = c.clear_value is not None and crosses(newest * c.scale, direction, c.clear_value)
+            seen = Seen(breach is not None, holding and breach is None)
+        done = lifecycle_step(memory, seen, check.time, policy)
+        memory = done.memory
+        yield Evaluation(check.time, done.status, memory.state, done.event, breach)
 
 
 def tally(evaluations: Iterable[Evaluation]) -> BacktestResult:

@@ -273,7 +273,8 @@ def _replay_file(t: Threshold, rel: str, points: _Points, checks: Sequence[Check
             errors.append(BacktestError(rel, f"no data source '{ds}' (file has: {', '.join(points.names)})"))
             continue
         column = points.columns[points.names.index(ds)]
-        r = tally(replay(column, points.first, points.step, checks, t.type, t.value, t.repetitions, t.rearm))
+        r = tally(replay(column, points.first, points.step, checks, t.type, t.value, t.repetitions, t.rearm,
+                         t.tuning))
         out.append(SeriesBacktest(
             file=rel, ds=ds, fires=len(r.fires), repeats=r.repeats, resolves=r.resolves,
             first_fire=r.fires[0] if r.fires else None, last_fire=r.fires[-1] if r.fires else None,

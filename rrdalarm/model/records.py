@@ -35,6 +35,14 @@ class StateView:
     notified: frozenset[str] | None = frozenset()
     """Identities of the actions told of this firing; None when it fired before they were tracked."""
     origin: str | None = None
+    clear_since: int | None = None
+    """FIRING, not breaching since then (keep_firing_for)."""
+    changes: tuple[int, ...] = ()
+    """Times of its recent state changes (flap detection)."""
+    flapping_since: int | None = None
+    stale_since: int | None = None
+    reason: str | None = None
+    """Why it fires when not by a breach: "no_data" (no_data = "alarm")."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,11 @@ class StateChange:
     last_time: int | None
     notified: frozenset[str] | None = frozenset()
     origin: str | None = None
+    clear_since: int | None = None
+    changes: tuple[int, ...] = ()
+    flapping_since: int | None = None
+    stale_since: int | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,10 @@ class NewEvent:
     value: float | None
     time: int | None
     message: str
+    severity: str = "warning"
+    unit: str = ""
+    details: str | None = None
+    """JSON of the threshold's labels, description and runbook, for the actions (None: none given)."""
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,9 @@ class EventStatus(StrEnum):
 
     ALARM_FIRED = "ALARM FIRED"
     RESOLVED = "RESOLVED"
+    NO_DATA = "NO DATA"
+    STALE = "STALE"
+    FLAPPING = "FLAPPING"
 
 
 class DeliveryStatus(StrEnum):

@@ -50,13 +50,28 @@ def is_unknown(value: Value) -> bool:
     return value is None or math.isnan(value)
 
 
+@dataclass(frozen=True, slots=True)
+class Criterion:
+    """A threshold's rule over one series' points (section 2, with §2b's `within`, `scale`, `clear_value`)."""
+
+    direction: Direction
+    limit: float
+    repetitions: int = 0
+    within: int = 0
+    scale: float = 1.0
+    clear_value: float | None = None
+
+
 def find_breach(
-    values: Sequence[Value], first: int, step: int, direction: Direction, limit: float, repetitions: int
+    values: Sequence[Value], first: int, step: int, direction: Direction, limit: float, repetitions: int,
+    within: int = 0, scale: float = 1.0,
 ) -> Breach | None:
     """Walk newest to oldest; unknown points are skipped, a non-crossing point ends a run.
 
     `values` are in time order; values[i] is the point at `first + i * step`.
     """
+    if within > 0 or scale != 1.0:
+        return _find_breach_tuned(values, first, step, direction, limit, repetitions, within, scale)
     need = needed_run(repetitions)
     above = direction is Direction.ABOVE
     run = 0
@@ -74,6 +89,53 @@ def find_breach(
         else:
             run = 0
     return None
+
+
+def _find_breach_tuned(values: Sequence[Value], first: int, step: int, direction: Direction, limit: float,
+                       repetitions: int, within: int, scale: float) -> Breach | None:
+    """find_breach over scaled values; with `within` > 0, at least `repetitions` of the newest `within`
+    known points must cross (M of N), the alarm's point being the newest crossing one."""
+    need = needed_run(repetitions)
+    run = 0
+    seen = 0
+    newest = -1
+    for i in range(len(values) - 1, -1, -1):
+        v = values[i]
+        if v is None or v != v:
+            continue
+        seen += 1
+        if crosses(v * scale, direction, limit):
+            newest = i if newest < 0 else newest
+            run += 1
+            if run >= need:
+                return Breach(value=float(values[newest]) * scale, time=first + newest * step,  # type: ignore[arg-type]
+                              run=run)
+        elif within <= 0:
+            run, newest = 0, -1
+        if within > 0 and seen >= within:
+            return None
+    return None
+
+
+def crossing_count(values: Sequence[Value], c: Criterion) -> tuple[int, int]:
+    """(crossing points, points considered) as the breach rule counts them, for messages.
+
+    With `within`: the crossing points among the newest `within` known points. Without: the
+    run of crossing points ending at the newest known point, out of `max(1, repetitions)`.
+    """
+    count = seen = 0
+    for i in range(len(values) - 1, -1, -1):
+        v = values[i]
+        if v is None or v != v:
+            continue
+        seen += 1
+        if crosses(v * c.scale, c.direction, c.limit):
+            count += 1
+        elif c.within <= 0:
+            break
+        if c.within > 0 and seen >= c.within:
+            break
+    return count, (min(c.within, seen) if c.within > 0 else needed_run(c.repetitions))
 
 
 def newest_known(values: Sequence[Value], first: int, step: int) -> tuple[int, float] | None:
@@ -115,13 +177,15 @@ def summarize(values: Sequence[Value], first: int, step: int) -> Summary:
     return Summary(values, first, step, min(known), max(known), newest_known(values, first, step))
 
 
-def breach_of(summary: Summary, direction: Direction, limit: float, repetitions: int) -> Breach | None:
+def breach_of(summary: Summary, c: Criterion) -> Breach | None:
     """find_breach, skipped when no known point crosses the limit at all."""
     if summary.high is None or summary.low is None:
         return None
-    if summary.high <= limit if direction is Direction.ABOVE else summary.low >= limit:
+    # scale > 0: the scaled extremes are the extremes of the scaled points.
+    if summary.high * c.scale <= c.limit if c.direction is Direction.ABOVE else summary.low * c.scale >= c.limit:
         return None
-    return find_breach(summary.values, summary.first, summary.step, direction, limit, repetitions)
+    return find_breach(summary.values, summary.first, summary.step, c.direction, c.limit, c.repetitions,
+                       c.within, c.scale)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,7 @@ from typing import Any, ClassVar
 
 from rrdalarm.model.definitions import Settings, Threshold
 from rrdalarm.model.errors import ConfigError
-from rrdalarm.model.states import Direction
-from rrdalarm.rules.evaluate import Summary, breach_of
+from rrdalarm.rules.evaluate import Criterion, Summary, breach_of, crosses, crossing_count
 
 SeriesKey = tuple[int, str, str]
 """(threshold id, series name, data source)."""
@@ -32,6 +31,8 @@ class OutcomeKind(StrEnum):
     BREACH = "breach"
     OK = "ok"
     NO_DATA = "no data"
+    STALE = "stale"
+    """The file (or series) has not been updated for the threshold's `stale_after`: not evaluated."""
     ERROR = "error"
     GONE = "gone"
     """A FIRING series no longer watched (its file gone or no longer matched): the engine closes it.
@@ -53,6 +54,10 @@ class Outcome:
     value: float | None = None
     time: int | None = None
     message: str = ""
+    holding: bool = False
+    """OK, but the newest point still crosses the threshold's clear level (hysteresis)."""
+    count: tuple[int, int] | None = None
+    """(crossing points, points the rule counts) of a FIRING series that no longer breaches."""
 
     @property
     def key(self) -> SeriesKey:
@@ -74,25 +79,37 @@ class SourceReport:
     files_checked: int = 0
     series_checked: int = 0
     warnings: list[str] = field(default_factory=list)
+    watched: dict[int, int] = field(default_factory=dict)
+    """Files (or series) each threshold watched in this check, for "stale: 3 of 40 files"."""
 
 
-def outcome_of(summary: Summary, threshold: int, series: str, ds: str, direction: Direction, limit: float,
-               repetitions: int, keep_ok: bool, note: str = "") -> Outcome | None:
-    """One series' outcome from its window's summary: BREACH, NO_DATA, or OK (None when `keep_ok` is false).
+def criterion_of(t: Threshold) -> Criterion:
+    """The threshold's rule over one series' points."""
+    tu = t.tuning
+    return Criterion(t.type, t.value, t.repetitions, tu.within, tu.scale, tu.clear_value)
+
+
+def outcome_of(summary: Summary, c: Criterion, threshold: int, series: str, ds: str, keep_ok: bool,
+               note: str = "", firing: bool = False) -> Outcome | None:
+    """One series' outcome from its window's summary: BREACH, NO_DATA, or OK (None when neither `keep_ok`
+    nor `firing`: the engine needs OK outcomes only for the report and for series that fire).
 
     The one rule every source turns points into an outcome with; called once per series and
     threshold in the RRD hot loop, so it stays a plain function of positional arguments.
     """
-    breach = breach_of(summary, direction, limit, repetitions)
+    breach = breach_of(summary, c)
     if breach is not None:
         return Outcome(threshold, series, ds, OutcomeKind.BREACH, breach.value, breach.time, note)
     if summary.newest is None:
         message = f"no known point in the window; {note}" if note else "no known point in the window"
         return Outcome(threshold, series, ds, OutcomeKind.NO_DATA, message=message)
-    if not keep_ok:
+    if not (keep_ok or firing):
         return None
     at, value = summary.newest
-    return Outcome(threshold, series, ds, OutcomeKind.OK, value, at, note)
+    value *= c.scale
+    holding = c.clear_value is not None and crosses(value, c.direction, c.clear_value)
+    count = crossing_count(summary.values, c) if firing else None
+    return Outcome(threshold, series, ds, OutcomeKind.OK, value, at, note, holding, count)
 
 
 Fail = Callable[[str, str], ConfigError]

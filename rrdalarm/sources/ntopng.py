@@ -45,6 +45,7 @@ from rrdalarm.sources.base import (
     SeriesKey,
     Source,
     SourceReport,
+    criterion_of,
     outcome_of,
 )
 from rrdalarm.sources.ntopng_client import (
@@ -465,8 +466,12 @@ class NtopngSource(Source):
                                           message=f"no series '{label}' in ntopng's {t.schema} answer "
                                                   f"(it has: {have})"))
                 continue
-            outcome = outcome_of(summarize(values, first, answer.step), t.id, series, label, t.type, t.value,
-                                 t.repetitions, want_ok or label in firing_ds)
+            summary = summarize(values, first, answer.step)
+            stale = t.tuning.stale_after and summary.newest and summary.newest[0] < p.end - t.tuning.stale_after
+            outcome = (Outcome(t.id, series, label, OutcomeKind.STALE, time=summary.newest[0] if summary.newest
+                               else None, message="not updated since") if stale
+                       else outcome_of(summary, criterion_of(t), t.id, series, label, want_ok, "",
+                                       label in firing_ds))
             if outcome is None:
                 report.series_checked += 1
             else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,7 +22,7 @@ from rrdalarm.model.definitions import Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.states import Direction
 from rrdalarm.rules import timespec
-from rrdalarm.rules.evaluate import Summary, summarize, window_slice
+from rrdalarm.rules.evaluate import Criterion, Summary, summarize, window_slice
 from rrdalarm.sources import rrdcached
 from rrdalarm.sources.base import (
     Fail,
@@ -60,6 +60,16 @@ class Rule:
     direction: Direction
     limit: float
     repetitions: int
+    within: int = 0
+    scale: float = 1.0
+    clear_value: float | None = None
+    stale_before: int = 0
+    """A file last updated before this time is STALE (0: never)."""
+    criterion: Criterion = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "criterion", Criterion(self.direction, self.limit, self.repetitions, self.within,
+                                                        self.scale, self.clear_value))
 
 
 @dataclass(frozen=True)
@@ -218,9 +228,32 @@ def check_files(job: Job, task: Task) -> TaskResult:
                 errors = _unreadable(rule, rel, firing, got)
                 series += len(errors)
                 outcomes.extend(errors)
+            elif rule.stale_before and (last := _stale_since(job, rel, got, rule.stale_before)) is not None:
+                stale = [Outcome(rule.id, rel, ds, OutcomeKind.STALE, time=last, message="not updated since")
+                         for ds in (rule.ds or got.names)]
+                series += len(stale)
+                outcomes.extend(stale)
             else:
                 series += _evaluate(rule, rel, got, firing, job.want_ok, outcomes)
     return outcomes, len(task), series
+
+
+def _stale_since(job: Job, rel: str, got: _Fetched, before: int) -> int | None:
+    """The file's last update when it is older than `before`, else None.
+
+    A known point at or after `before` in the fetched window proves the file fresh; only
+    otherwise is the file's header read (through the daemon when there is one).
+    """
+    for col in range(len(got.names)):
+        newest = got.summary(col).newest
+        if newest is not None and newest[0] >= before:
+            return None
+    address = job.rrdcached.address if job.rrdcached is not None else ""
+    try:
+        last = int(rrdtool.last("--daemon", address, os.path.join(job.root, rel)))
+    except rrdtool.OperationalError:
+        return None  # its fetch just worked: the evaluation says what the points say
+    return last if last < before else None
 
 
 def _evaluate(rule: Rule, rel: str, got: _Fetched, firing: tuple[tuple[int, str], ...], want_ok: bool,
@@ -237,8 +270,8 @@ def _evaluate(rule: Rule, rel: str, got: _Fetched, firing: tuple[tuple[int, str]
             out.append(Outcome(rule.id, rel, ds, OutcomeKind.ERROR,
                                message=f"no data source '{ds}' (file has: {', '.join(got.names)})"))
             continue
-        outcome = outcome_of(got.summary(col), rule.id, rel, ds, rule.direction, rule.limit, rule.repetitions,
-                             want_ok or (rule.id, ds) in firing, got.note)
+        outcome = outcome_of(got.summary(col), rule.criterion, rule.id, rel, ds, want_ok, got.note,
+                             (rule.id, ds) in firing)
         if outcome is not None:
             out.append(outcome)
     if firing:
@@ -351,7 +384,9 @@ class RRDSource(Source):
                 bad.append(Outcome(t.id, t.glob, "", OutcomeKind.ERROR, message=f"window: {exc}"))
                 continue
             usable.append(t)
-            rules.append(Rule(t.id, t.ds, t.cf, start, end, t.type, t.value, t.repetitions))
+            tu = t.tuning
+            rules.append(Rule(t.id, t.ds, t.cf, start, end, t.type, t.value, t.repetitions, tu.within, tu.scale,
+                              tu.clear_value, now - tu.stale_after if tu.stale_after else 0))
         thresholds = usable
         job = Job(os.path.realpath(root), tuple(rules), want_ok, self._daemon())
         # The last walk's size says how many workers to start now, while this process walks the tree again.
@@ -390,6 +425,7 @@ class RRDSource(Source):
                                    for rel in m.undecodable)
             if not m.files and not m.escapes and not m.undecodable:
                 report.outcomes.append(Outcome(t.id, t.glob, "", OutcomeKind.ERROR, message=_no_match(m, index)))
+            report.watched[t.id] = len(m.files)
             for rel in m.files:
                 per_file.setdefault(rel, []).append(rid)
         firing_by_file: dict[str, list[tuple[int, str]]] = {}

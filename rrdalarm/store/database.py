@@ -82,6 +82,11 @@ class SeriesState(Base):
     notified: Mapped[str | None] = mapped_column(Text)
     # The thresholds file (real path) its threshold came from: only a check of that file may call it deleted.
     origin: Mapped[str | None] = mapped_column(String(1024))
+    clear_since: Mapped[int | None] = mapped_column(Integer)
+    changes: Mapped[str | None] = mapped_column(Text)  # JSON list of epoch seconds
+    flapping_since: Mapped[int | None] = mapped_column(Integer)
+    stale_since: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(16))
 
 
 class AlarmEvent(Base):
@@ -102,6 +107,9 @@ class AlarmEvent(Base):
     value: Mapped[float | None] = mapped_column(Float)
     time: Mapped[int | None] = mapped_column(Integer)
     message: Mapped[str] = mapped_column(Text, default="")
+    severity: Mapped[str] = mapped_column(String(16), default="warning", server_default="warning")
+    unit: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    details: Mapped[str | None] = mapped_column(Text)
 
 
 class DeliveryRow(Base):
@@ -349,6 +357,11 @@ class Store:
             row.last_time = c.last_time
             row.notified = None if c.notified is None else json.dumps(sorted(c.notified))
             row.origin = c.origin
+            row.clear_since = c.clear_since
+            row.changes = json.dumps(list(c.changes)) if c.changes else None
+            row.flapping_since = c.flapping_since
+            row.stale_since = c.stale_since
+            row.reason = c.reason
 
     @staticmethod
     def _drop_states(s: Session, keys: Sequence[tuple[int, str, str]]) -> None:
@@ -677,7 +690,16 @@ def _view(row: SeriesState) -> StateView:
         told = None  # unreadable: tell every action, as before this was tracked
     notified = frozenset(str(i) for i in told) if isinstance(told, list) else None
     return StateView(State(row.state), row.active_at, row.fired_at, row.resolved_at, row.last_sent_at, notified,
-                     row.origin)
+                     row.origin, row.clear_since, _times(row.changes), row.flapping_since, row.stale_since,
+                     row.reason)
+
+
+def _times(text: str | None) -> tuple[int, ...]:
+    try:
+        got = json.loads(text) if text else []
+    except ValueError:
+        return ()  # unreadable: flap detection starts over
+    return tuple(int(t) for t in got if isinstance(t, int)) if isinstance(got, list) else ()
 
 
 def _first_line(exc: BaseException) -> str:

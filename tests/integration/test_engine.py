@@ -517,4 +517,4 @@ def test_a_check_over_years_reads_what_the_archives_hold_and_says_so(env: Env, s
         "b.rrd": ("ALARM FIRED", 9.0, "9 above 5"),
     }
     env.write_thresholds(threshold(glob="*.rrd", start="now-1h"))
-    assert {row.message for row in check(env, store, T0 + 60).rows} == {"", "9 above 5, firing for 60 s"}
+    assert {row.message for row in check(env, store, T0 + 60).rows} == {"", "9 above 5, firing for 1 min"}

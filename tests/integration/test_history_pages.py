@@ -109,6 +109,7 @@ value = {limit}
 [[threshold.action]]
 type = "log"
 file = "alarms.log"
+on = ["fire", "repeat", "resolve"]
 
 [[threshold.action]]
 type = "webhook"
@@ -149,13 +150,13 @@ def site(env: Env) -> Iterator[Site]:
     env.rrd("a.rrd", {"x": [1, 1, 9, 9]})
     env.rrd(EVIL, {"x": [9]})
     env.rrd("low/b.rrd", {"y": [1, 2]})
-    for i in range(55):
-        env.rrd(f"p/{i:02d}.rrd", {"v": [9]}, rows=5)
+    for i in range(110):
+        env.rrd(f"p/{i:03d}.rrd", {"v": [9]}, rows=5)
     port = free_port()  # nothing listens: the webhook fails and waits for a retry
     env.write_thresholds(thresholds_toml(port))
     service = CheckService(env.settings_path, overrides={"lock_wait": 0.2})
-    check(env, service, T0)  # 1 (a, evil), 2 (b), 3 (55 files) fire
-    check(env, service, T0 + 60)  # re-arm 0: every firing series fires again (repeat)
+    check(env, service, T0)  # 1 (a, evil), 2 (b), 3 (110 files) fire
+    check(env, service, T0 + 60)  # re-arm 0: all fire again; only #1's repeats are stored (its log hears them)
     env.write_thresholds(thresholds_toml(port, limit=100))
     check(env, service, T0 + 120)  # threshold 1 resolves
     env.write_thresholds(thresholds_toml(port))
@@ -194,13 +195,13 @@ def test_events_filters_by_threshold_status_and_time(site: Site) -> None:
     value = re.search(r'name="from" step="1" value="([^"]+)"', middle)
     assert value and parse_time(value.group(1), 0, "from") == T0 + 60
     assert len(event_rows(text(c, f"/events?threshold=1&from={value.group(1)}"))) == 4
-    assert len(event_rows(text(c, "/events?threshold=2&status=ALARM+FIRED"))) == 3
+    assert len(event_rows(text(c, "/events?threshold=2&status=ALARM+FIRED"))) == 1  # its repeats are not stored
     assert "No events" in text(c, "/events?threshold=99")
 
 
 def test_events_pages_of_fifty_keep_the_filter(site: Site) -> None:
     c = site.client()
-    # Threshold 3 fired 55 series in each of the three checks.
+    # Threshold 3 fired 110 series in the first check (no action hears its repeats: none is stored).
     first = text(c, "/events?threshold=3&status=ALARM+FIRED")
     assert len(event_rows(first)) == 50 and 'rel="prev"' not in first
     older = re.search(r'href="([^"]+)" rel="next"', first)
@@ -211,9 +212,9 @@ def test_events_pages_of_fifty_keep_the_filter(site: Site) -> None:
     assert len(event_rows(second)) == 50 and set(event_rows(first)).isdisjoint(event_rows(second))
     newer = re.search(r'href="([^"]+)" rel="prev"', second)
     assert newer and html.unescape(newer.group(1)) == "/events?threshold=3&status=ALARM+FIRED"
-    last = text(c, "/events?threshold=3&page=4")
-    assert len(event_rows(last)) == 15 and 'rel="next"' not in last
-    assert "No events on this page" in text(c, "/events?threshold=3&page=5")
+    last = text(c, "/events?threshold=3&page=3")
+    assert len(event_rows(last)) == 10 and 'rel="next"' not in last
+    assert "No events on this page" in text(c, "/events?threshold=3&page=4")
 
 
 @pytest.mark.parametrize(("query", "message"), [
@@ -260,8 +261,8 @@ def test_series_timeline(site: Site) -> None:
     png = c.get(src)
     assert png.status_code == 200 and png.data.startswith(b"\x89PNG")
     deliveries = page.split("Deliveries of these events", 1)[1]
-    # Fired and resolved events went to log, webhook and script; repeats go nowhere by default.
-    assert deliveries.count('<tr class="delivery-') == 6
+    # Fired and resolved events went to log, webhook and script; the repeat to the log only.
+    assert deliveries.count('<tr class="delivery-') == 7
     assert "delivery-sent" in deliveries and "delivery-pending" in deliveries and "delivery-dead" in deliveries
     assert "script: no scripts_dir is configured" in deliveries and SECRET not in page
     never = text(c, "/series?threshold=2&series=low/b.rrd&ds=y")
@@ -280,7 +281,7 @@ def test_series_of_ntopng_has_no_graph_and_bad_keys_are_400(site: Site) -> None:
 def test_deliveries_with_attempts_errors_and_no_params(site: Site) -> None:
     c = site.client()
     page = text(c, "/deliveries")
-    assert page.count('<tr class="delivery-') == 6
+    assert page.count('<tr class="delivery-') == 7
     assert SECRET not in page and "X-Token" not in page
     dead = text(c, "/deliveries?status=dead")
     assert dead.count('<tr class="delivery-dead">') == 2 and "delivery-sent" not in dead
@@ -290,7 +291,7 @@ def test_deliveries_with_attempts_errors_and_no_params(site: Site) -> None:
     assert re.search(r"<details><summary>1</summary>", pending)
     assert "failed: webhook: http://127.0.0.1:" in html.unescape(pending)
     sent = text(c, "/deliveries?status=sent")
-    assert sent.count('<tr class="delivery-sent">') == 2 and ">ok</td>" in sent
+    assert sent.count('<tr class="delivery-sent">') == 3 and ">ok</td>" in sent
     assert '<option value="log" selected>' in text(c, "/deliveries?action=log")
     with site.service.store.session() as s:
         params = [d.params for d in s.query(DeliveryRow)]
@@ -303,11 +304,11 @@ def test_deliveries_and_audit_paginate(site: Site, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(history, "PAGE_SIZE", 4)
     c = site.client()
     first = text(c, "/deliveries?action=log")
-    assert first.count('<tr class="delivery-') == 2 and 'rel="next"' not in first
+    assert first.count('<tr class="delivery-') == 3 and 'rel="next"' not in first
     all_first = text(c, "/deliveries")
     assert all_first.count('<tr class="delivery-') == 4 and 'href="/deliveries?page=2" rel="next"' in all_first
     second = text(c, "/deliveries?page=2")
-    assert second.count('<tr class="delivery-') == 2 and 'href="/deliveries" rel="prev"' in second
+    assert second.count('<tr class="delivery-') == 3 and 'href="/deliveries" rel="prev"' in second
     for i in range(6):
         site.service.store.add_audit(at=T0 + i, user="alice", change="edit", threshold_id=1, threshold_name="busy",
                                      file="thresholds.toml", diff=f"-value = {i}\n+value = {i + 1}\n")
@@ -370,7 +371,7 @@ def test_check_now_needs_csrf_and_runs_a_check(site: Site) -> None:
     assert runs(site) == before + 1
     report = text(c, "/report")
     assert "Alarms fired" in report
-    assert re.search(r'<p class="notice message" role="status">Check done: 58 files checked, \d+ alarms fired',
+    assert re.search(r'<p class="notice message" role="status">Check done: 113 files checked, \d+ alarms fired',
                      report)
     assert "Check done" not in text(c, "/events")  # shown once
 

@@ -345,7 +345,8 @@ def test_backtest_agrees_with_the_engine_run_check_by_check(
     """Real checks at every minute of the last 90 minutes, state in SQLite; the backtest must tell the same story."""
     env.rrd("a.rrd", {"x": wobbly(200, 1), "y": wobbly(200, 2)})
     env.rrd("b.rrd", {"x": wobbly(200, 3), "y": wobbly(200, 4)})
-    t = rrd_threshold(glob="*.rrd", repetitions=repetitions, rearm=rearm, start=start)
+    t = rrd_threshold(glob="*.rrd", repetitions=repetitions, rearm=rearm, start=start,
+                      action=[{"type": "log", "file": "x.log", "on": ["fire", "repeat", "resolve"]}])
     period = 90 * 60
     report = backtest(env.settings(), t, T0, period=period, interval=60)
     store = open_store(env.settings().db_url)

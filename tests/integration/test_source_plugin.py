@@ -1,7 +1,7 @@
 """A source added by a third-party package, through the `rrdalarm.sources` entry point alone.
 
 tests/source_plugin_pkg holds `csvdir`: points from CSV files in a folder, with a required
-`dir` field and an optional `scale`. As tests/test_action_entrypoint.py does for actions, the
+`dir` field and an optional `factor`. As tests/test_action_entrypoint.py does for actions, the
 `*.dist-info` an install would create is written into tmp_path and put on sys.path (and on
 PYTHONPATH for the `rrdalarm` subprocesses). Nothing in rrdalarm names the source.
 """
@@ -70,9 +70,9 @@ def test_its_fields_are_validated_with_file_and_line(env: Env, csvdir: Path) -> 
     assert p.returncode == 2
     assert f"{env.thresholds_path}:6: field 'dir'" in p.stderr, p.stderr
     assert "must be an absolute folder path" in p.stderr
-    env.write_thresholds(csv_threshold(csvdir, scale="-1"))
+    env.write_thresholds(csv_threshold(csvdir, factor="-1"))
     p = env.run("validate")
-    assert p.returncode == 2 and ":6: field 'scale'" in p.stderr and "must be a positive number" in p.stderr, p.stderr
+    assert p.returncode == 2 and ":6: field 'factor'" in p.stderr and "must be a positive number" in p.stderr, p.stderr
     env.write_thresholds('[[threshold]]\nid = 1\nsource = "csvdir"\ntype = "above"\nvalue = 1\n')
     with pytest.raises(ConfigError, match="a csvdir threshold needs 'dir'"):
         load_thresholds(env.thresholds_path)
@@ -82,11 +82,11 @@ def test_its_fields_are_validated_with_file_and_line(env: Env, csvdir: Path) -> 
 
 
 def test_it_is_written_back_and_read_again(env: Env, csvdir: Path) -> None:
-    env.write_thresholds(csv_threshold(csvdir, scale="2"))
+    env.write_thresholds(csv_threshold(csvdir, factor="2"))
     [t] = load_thresholds(env.thresholds_path)
-    assert t.source == "csvdir" and t.fields == {"dir": str(csvdir), "scale": 2.0}
+    assert t.source == "csvdir" and t.fields == {"dir": str(csvdir), "factor": 2.0}
     text = thresholds_to_toml([t])
-    assert f'dir = "{csvdir}"' in text and "scale = 2.0" in text and "glob" not in text
+    assert f'dir = "{csvdir}"' in text and "factor = 2.0" in text and "glob" not in text
     env.write_thresholds(text)
     assert load_thresholds(env.thresholds_path) == [t]
 
@@ -134,7 +134,7 @@ def test_it_is_edited_in_the_web_form(env: Env, csvdir: Path, make_app: WebApp) 
     assert resp.status_code == 200 and "csvdir:busy" in resp.get_data(as_text=True)
     assert client.post("/thresholds/new", data=data).status_code == 302
     [t] = load_thresholds(env.thresholds_path)
-    assert (t.source, t.fields["dir"], t.fields["scale"], t.value) == ("csvdir", str(csvdir), 1.0, 5.0)
+    assert (t.source, t.fields["dir"], t.fields["factor"], t.value) == ("csvdir", str(csvdir), 1.0, 5.0)
     page = client.get(f"/thresholds/{t.id}/edit").get_data(as_text=True)
     assert form_of(page)["dir"] == str(csvdir) and form_of(page)["source"] == "csvdir"
     table = client.get("/thresholds").get_data(as_text=True)

@@ -167,7 +167,7 @@ def test_add_a_threshold(app: Flask, env: Env) -> None:
     ({"glob": "../etc/*.rrd"}, "glob", "cannot leave the RRD root"),
     ({"glob": "/etc/passwd"}, "glob", "is absolute"),
     ({"glob": "df/[z-a]*.rrd"}, "glob", "reversed range 'z-a'"),
-    ({"value": "lots"}, "value", "must be a finite number"),
+    ({"value": "lots"}, "value", "is not a number with an SI suffix"),
     ({"repetitions": "-1"}, "repetitions", "must be 0 or more"),
     ({"start": "yesterday-ish"}, "start", ""),
     ({"id": "1"}, "id", "already used by"),

@@ -205,10 +205,10 @@ def test_decide_invariants(previous: State, breaching: bool, last: int | None, n
 def test_summary_shortcut_agrees_with_the_full_walk(
     values: list[float | None], direction: str, limit: float, reps: int
 ) -> None:
-    from rrdalarm.rules.evaluate import breach_of, summarize
+    from rrdalarm.rules.evaluate import Criterion, breach_of, summarize
 
     summary = summarize(values, 1000, 60)
-    assert breach_of(summary, Direction(direction), limit, reps) == find_breach(
+    assert breach_of(summary, Criterion(Direction(direction), limit, reps)) == find_breach(
         values, 1000, 60, Direction(direction), limit, reps
     )
     assert summary.newest == newest_known(values, 1000, 60)

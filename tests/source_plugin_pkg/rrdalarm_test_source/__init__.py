@@ -23,6 +23,7 @@ from rrdalarm.sources.base import (
     SeriesKey,
     Source,
     SourceReport,
+    criterion_of,
     outcome_of,
 )
 
@@ -43,8 +44,8 @@ class CsvDirSource(Source):
     fields: ClassVar[Mapping[str, Field]] = {
         "dir": Field(required=True, label="CSV folder", help="absolute folder of <series>.csv files",
                      check=_dir_problem),
-        "scale": Field(type=float, default=1.0, label="Scale", help="each value is multiplied by this",
-                       check=_scale_problem),
+        "factor": Field(type=float, default=1.0, label="Factor", help="each value is multiplied by this",
+                        check=_scale_problem),
     }
     series_prefix = "csvdir:"
 
@@ -73,11 +74,11 @@ class CsvDirSource(Source):
         points = {}
         for line in path.read_text().splitlines():
             when, _, value = line.partition(",")
-            points[int(when)] = float(value) * t.fields["scale"]
+            points[int(when)] = float(value) * t.fields["factor"]
         step = 60
         first = start + step - start % step
         values = [points.get(at, math.nan) for at in range(first, end + 1, step)]
-        outcome = outcome_of(summarize(values, first, step), t.id, series, "value", t.type, t.value, t.repetitions,
-                             want_ok or (t.id, series, "value") in firing)
+        outcome = outcome_of(summarize(values, first, step), criterion_of(t), t.id, series, "value", want_ok, "",
+                             (t.id, series, "value") in firing)
         if outcome is not None:
             report.outcomes.append(outcome)

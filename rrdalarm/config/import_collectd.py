@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rrdalarm.common.fileutil import split_lines
-from rrdalarm.config.import_limits import Imported, build_thresholds, glob_literal, labels, number
+from rrdalarm.config.import_limits import Imported, Rule, build_thresholds, glob_literal, labels, number
 from rrdalarm.model.errors import ConfigError
 
 # collectd's default notifies once per problem; a day between repeats is the nearest re-arm.
@@ -116,13 +116,13 @@ class _Where:
 def parse_collectd(text: str, path: str, start_id: int = 1, sources: Sequence[str] = ("rrd",)) -> Imported:
     """Every limit of a threshold.conf `text`, as thresholds numbered from `start_id`, in file order."""
     result = Imported()
-    rules: list[tuple[dict[str, Any], int]] = []
+    rules: list[Rule] = []
     _walk(parse_blocks(text, path), _Where(), path, rules, result.warnings, top=True)
     result.thresholds = build_thresholds(rules, path, start_id, sources)
     return result
 
 
-def _walk(block: Block, where: _Where, path: str, rules: list[tuple[dict[str, Any], int]],
+def _walk(block: Block, where: _Where, path: str, rules: list[Rule],
           warnings: list[str], top: bool = False) -> None:
     for child in block.children:
         kind = child.name.lower()
@@ -140,7 +140,7 @@ def _walk(block: Block, where: _Where, path: str, rules: list[tuple[dict[str, An
             warnings.append(f"{path}:{child.line}: <{child.name}> block is not a threshold here; skipped")
 
 
-def _type_rules(block: Block, where: _Where, path: str, warnings: list[str]) -> list[tuple[dict[str, Any], int]]:
+def _type_rules(block: Block, where: _Where, path: str, warnings: list[str]) -> list[Rule]:
     """The thresholds of one `<Type>` block (none, with a warning, if it uses what we cannot do)."""
     for key, value, line in block.options:
         if key not in KNOWN:
@@ -149,7 +149,7 @@ def _type_rules(block: Block, where: _Where, path: str, warnings: list[str]) -> 
             warnings.append(f"{path}:{line}: {key} true is not supported; <Type \"{block.argument}\"> skipped")
             return []
     common = _common(block, where, path)
-    out = []
+    out: list[Rule] = []
     for option, direction, severity in LIMITS:
         found = block.option(option)
         if found is None:
@@ -164,11 +164,18 @@ def _type_rules(block: Block, where: _Where, path: str, warnings: list[str]) -> 
                 raise ConfigError(path, f"must be 0 or more, not {hysteresis[0]!r}", hysteresis[1], "Hysteresis")
             if h:
                 raw["clear_value"] = limit - h if direction == "above" else limit + h
-        out.append((raw, found[1]))
+        out.append((raw, {**_lines(block), "": found[1]}))
     if not out:
         warnings.append(f"{path}:{block.line}: <Type \"{block.argument}\"> sets no WarningMin/Max or "
                         "FailureMin/Max; skipped")
     return out
+
+
+def _lines(block: Block) -> dict[str, int]:
+    """The line of each option that becomes a field, so the loader's errors point at it."""
+    fields = {"Hits": "repetitions", "Hysteresis": "clear_value", "Persist": "rearm", "DataSource": "ds",
+              "Instance": "glob"}
+    return {fields[key]: line for key, _v, line in block.options if key in fields}
 
 
 def _common(block: Block, where: _Where, path: str) -> dict[str, Any]:

@@ -19,14 +19,19 @@ class Imported:
     warnings: list[str] = field(default_factory=list)
 
 
-def build_thresholds(rules: Sequence[tuple[dict[str, Any], int]], path: str, start_id: int = 1,
+Rule = tuple[dict[str, Any], Mapping[str, int]]
+"""A threshold table without its id, and the line each field came from ("" for the others)."""
+
+
+def build_thresholds(rules: Sequence[Rule], path: str, start_id: int = 1,
                      sources: Sequence[str] = ("rrd",)) -> list[Threshold]:
-    """Number `rules` (threshold tables without ids, each with the line it came from) from `start_id` on
-    and validate each with the loader's own rules, so a bad limit is reported at its line."""
+    """Number `rules` from `start_id` on and validate each with the loader's own rules, so that a bad
+    value is reported at the line it came from."""
     out = []
-    for offset, (raw, line) in enumerate(rules):
+    for offset, (raw, lines) in enumerate(rules):
         table = {"id": start_id + offset, **raw}
-        out.append(threshold_from_dict(table, path, locate=lambda _key, n=line: n, sources=sources))  # type: ignore[misc]
+        out.append(threshold_from_dict(table, path, locate=lambda key, at=lines: at.get(key, at[""]),  # type: ignore[misc]
+                                       sources=sources))
     check_unique_ids(out, path)
     return out
 

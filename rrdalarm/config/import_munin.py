@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rrdalarm.common.fileutil import split_lines
-from rrdalarm.config.import_limits import Imported, build_thresholds, glob_literal, labels, number
+from rrdalarm.config.import_limits import Imported, Rule, build_thresholds, glob_literal, labels, number
 from rrdalarm.model.errors import ConfigError
 
 MUNIN_DS = "42"
@@ -38,7 +38,7 @@ class _Datafile:
 def parse_munin(text: str, path: str, start_id: int = 1, sources: Sequence[str] = ("rrd",)) -> Imported:
     """Every warning and critical level of the datafile `text`, as thresholds numbered from `start_id`."""
     data = _read(text, path)
-    rules: list[tuple[dict[str, Any], int]] = []
+    rules: list[Rule] = []
     # Munin writes the datafile in hash order: sorting keeps ids stable from one datafile to the next.
     for key in sorted(data.fields):
         item = data.fields[key]
@@ -46,7 +46,7 @@ def parse_munin(text: str, path: str, start_id: int = 1, sources: Sequence[str] 
             if attribute in item.attributes:
                 line = item.lines[attribute]
                 graph = data.graphs.get(key[:3], {})
-                rules += [(raw, line) for raw in _rules(key, item, graph, attribute, path)]
+                rules += [(raw, {"": line}) for raw in _rules(key, item, graph, attribute, path)]
     return Imported(build_thresholds(rules, path, start_id, sources))
 
 

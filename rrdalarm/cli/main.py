@@ -284,7 +284,7 @@ def write_imported(source: Path, target: Path, force: bool, command: str, import
         fail(f"{target} exists; pass --force to overwrite it")
     for warning in imported.warnings:
         click.echo(f"warning: {warning}", err=True)
-    header = [f" Converted from {source} by rrdalarm {command} {__version__}."]
+    header = [f"Converted from {source} by rrdalarm {command} {__version__}."]
     save_thresholds(target, imported.thresholds, header)
     count = len(imported.warnings)
     skipped = f" ({count} warning{'' if count == 1 else 's'})" if count else ""

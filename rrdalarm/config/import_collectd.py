@@ -90,7 +90,7 @@ def parse_blocks(text: str, path: str) -> Block:
 def _words(line: str, path: str, number_: int) -> list[str]:
     """A line's words with quotes removed and comments dropped; '<Type "x">' gives ['<Type', 'x>']."""
     try:
-        lexer = shlex.shlex(line.replace(">", " >").replace("< /", "</"), posix=True)
+        lexer = shlex.shlex(line.replace(">", " >"), posix=True)
         lexer.whitespace_split = True
         lexer.commenters = "#"
         words = list(lexer)
@@ -114,21 +114,29 @@ class _Where:
 
 
 def parse_collectd(text: str, path: str, start_id: int = 1, sources: Sequence[str] = ("rrd",)) -> Imported:
-    """Every limit of a threshold.conf `text`, as thresholds numbered from `start_id`, in file order."""
+    """Every limit of a threshold.conf `text`, as thresholds numbered from `start_id`, in file order.
+
+    In a whole collectd.conf only the `<Plugin "threshold">` (or `<Threshold>`) blocks are read.
+    """
     result = Imported()
     rules: list[Rule] = []
-    _walk(parse_blocks(text, path), _Where(), path, rules, result.warnings, top=True)
+    root = parse_blocks(text, path)
+    wrappers = [b for b in root.children if _is_wrapper(b)]
+    for body in wrappers or [root]:
+        _walk(body, _Where(), path, rules, result.warnings)
     result.thresholds = build_thresholds(rules, path, start_id, sources)
     return result
 
 
-def _walk(block: Block, where: _Where, path: str, rules: list[Rule],
-          warnings: list[str], top: bool = False) -> None:
+def _is_wrapper(block: Block) -> bool:
+    kind = block.name.lower()
+    return kind == "threshold" or (kind == "plugin" and block.argument.lower() == "threshold")
+
+
+def _walk(block: Block, where: _Where, path: str, rules: list[Rule], warnings: list[str]) -> None:
     for child in block.children:
         kind = child.name.lower()
-        if top and (kind == "threshold" or (kind == "plugin" and child.argument.lower() == "threshold")):
-            _walk(child, where, path, rules, warnings, top=False)  # the wrapper around the thresholds
-        elif kind == "host" and where.host is None and where.plugin is None:
+        if kind == "host" and where.host is None and where.plugin is None:
             _walk(child, _Where(host=child.argument), path, rules, warnings)
         elif kind == "plugin" and where.plugin is None:
             found = child.option("Instance")

@@ -251,3 +251,20 @@ def test_collectd_bad_input_names_file_and_line(env: Env, conf: str, line: int, 
     target = env.base / "out.toml"
     one_clear_line(env.run("import-collectd", str(source), str(target)), f"{source}:{line}:", *fragments)
     assert not target.exists()
+
+
+def test_collectd_whole_collectd_conf_reads_only_the_threshold_plugin(env: Env) -> None:
+    conf = ('LoadPlugin rrdtool\n<Plugin rrdtool>\n  DataDir "/var/lib/collectd/rrd"\n</Plugin>\n'
+            '<Plugin "threshold">\n  <Host "pi">\n    <Type "memory">\n      Instance "free"\n'
+            '      WarningMin 100000000\n    </Type>\n    <Plugin "swap">\n      <Type "load">\n'
+            '      </Type>\n    </Plugin>\n  </Host>\n</Plugin>\n')
+    source = env.base / "collectd.conf"
+    source.write_text(conf, encoding="utf-8")
+    target = env.base / "out.toml"
+    proc = env.run("import-collectd", str(source), str(target))
+    assert proc.returncode == 0, proc.stderr
+    assert stderr_lines(proc) == [f'warning: {source}:12: <Type "load"> sets no WarningMin/Max or '
+                                  'FailureMin/Max; skipped']
+    [t] = load_thresholds(target)
+    assert summary(t) == (1, "pi/*/memory-free.rrd", (), "below", 100_000_000.0, "warning")
+    assert target.read_text(encoding="utf-8").startswith(f"# Converted from {source} by rrdalarm import-collectd")

@@ -30,6 +30,7 @@ from rrdalarm.rules import timespec
 from rrdalarm.sources.base import ProgressCallback
 
 if TYPE_CHECKING:
+    from rrdalarm.config.import_limits import Imported
     from rrdalarm.store.database import Store
 
 EXIT_USAGE = 2
@@ -270,6 +271,54 @@ def import_legacy(source: Path, target: Path, force: bool) -> None:
     header = [f" Converted from {source} by rrdalarm import-legacy {__version__}."]
     save_thresholds(target, thresholds, header)
     click.echo(f"{target}: wrote {len(thresholds)} thresholds")
+
+
+def write_imported(source: Path, target: Path, force: bool, command: str, imported: Imported) -> None:
+    """Write what an importer read to TARGET, with its warnings on stderr (the import-* commands)."""
+    from rrdalarm.config.writing import save_thresholds  # tomlkit: only commands that write pay for it
+
+    if not imported.thresholds:
+        first = f" (skipped: {imported.warnings[0]})" if imported.warnings else ""
+        raise ConfigError(source, f"no limits found to import{first}")
+    if target.exists() and not force:
+        fail(f"{target} exists; pass --force to overwrite it")
+    for warning in imported.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    header = [f"Converted from {source} by rrdalarm {command} {__version__}."]
+    save_thresholds(target, imported.thresholds, header)
+    count = len(imported.warnings)
+    skipped = f" ({count} warning{'' if count == 1 else 's'})" if count else ""
+    click.echo(f"{target}: wrote {len(imported.thresholds)} thresholds{skipped}")
+
+
+@cli.command("import-munin")
+@click.argument("datafile", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument("target", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite TARGET if it exists.")
+@click.option("--start-id", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Id of the first threshold written; the others follow.")
+@user_errors
+def import_munin(datafile: Path, target: Path, force: bool, start_id: int) -> None:
+    """Turn the warning and critical levels of munin's DATAFILE into a TOML thresholds file (TARGET)."""
+    from rrdalarm.config.import_munin import parse_munin
+
+    imported = parse_munin(read_config_text(datafile), str(datafile), start_id, sorted(source_plugins()))
+    write_imported(datafile, target, force, "import-munin", imported)
+
+
+@cli.command("import-collectd")
+@click.argument("source", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument("target", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite TARGET if it exists.")
+@click.option("--start-id", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Id of the first threshold written; the others follow.")
+@user_errors
+def import_collectd(source: Path, target: Path, force: bool, start_id: int) -> None:
+    """Turn collectd's threshold configuration (SOURCE, e.g. threshold.conf) into a TOML thresholds file."""
+    from rrdalarm.config.import_collectd import parse_collectd
+
+    imported = parse_collectd(read_config_text(source), str(source), start_id, sorted(source_plugins()))
+    write_imported(source, target, force, "import-collectd", imported)
 
 
 @cli.command()

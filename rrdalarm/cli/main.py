@@ -330,10 +330,11 @@ def import_collectd(source: Path, target: Path, force: bool, start_id: int) -> N
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
 @click.option("--deliveries", is_flag=True, help="List deliveries with their attempts instead of events.")
+@click.option("--repeats", is_flag=True, help="Also list re-arm repeats (only first firings by default).")
 @click.pass_context
 @user_errors
 def history(ctx: click.Context, db: str | None, threshold: int | None, status: str | None,
-            since: str | None, limit: int, as_json: bool, deliveries: bool) -> None:
+            since: str | None, limit: int, as_json: bool, deliveries: bool, repeats: bool) -> None:
     """List recent alarm events (or deliveries), newest first."""
     from rrdalarm.report.render import fmt_time, fmt_value
 
@@ -349,13 +350,14 @@ def history(ctx: click.Context, db: str | None, threshold: int | None, status: s
         show_deliveries(settings, since_epoch, limit, as_json)
         return
     with open_store(settings.db_url) as store:
-        events = store.events(threshold=threshold, status=wanted, since=since_epoch, limit=limit)
+        events = store.events(threshold=threshold, status=wanted, since=since_epoch, limit=limit, repeats=repeats)
     if as_json:
         for e in events:
             click.echo(json.dumps({
                 "id": e.id, "at": e.at, "threshold": e.threshold_id, "name": e.threshold_name,
                 "file": e.series, "ds": e.ds, "status": e.status, "kind": e.kind, "value": e.value,
                 "time": e.time, "type": e.type, "limit": e.limit, "message": e.message,
+                "severity": e.severity, "unit": e.unit,
             }))
         return
     if not events:

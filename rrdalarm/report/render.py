@@ -82,6 +82,8 @@ def to_dict(result: CheckResult) -> dict[str, Any]:
                 "type": r.type,
                 "limit": r.limit,
                 "message": r.message,
+                "severity": r.severity,
+                "unit": r.unit,
             }
             for r in result.rows
         ],

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from rrdalarm.model.results import AttemptResult, CheckResult
-from rrdalarm.model.states import DeliveryStatus
+from rrdalarm.model.states import DeliveryStatus, Status
 
 
 class Metrics:
@@ -28,7 +28,7 @@ class Metrics:
         self.deliveries = Counter(
             "rrdalarm_deliveries", "Delivery attempts by result (sent, retry, dead)", ["action", "result"], registry=r
         )
-        for state in ("firing", "ok", "unreadable"):
+        for state in ("firing", "ok", "unreadable", "stale", "flapping"):
             self.series.labels(state)
 
     def observe_check(self, result: CheckResult) -> None:
@@ -37,8 +37,11 @@ class Metrics:
         self.last_check.set(result.started_at)
         self.files.set(result.files_checked)
         self.alarms.inc(result.alarms_fired)
+        stale = sum(1 for row in result.rows if row.status is Status.STALE and row.ds)  # not the threshold's note
         self.series.labels("firing").set(result.firing)
-        self.series.labels("unreadable").set(result.errors)
+        self.series.labels("unreadable").set(result.errors - stale)
+        self.series.labels("stale").set(stale)
+        self.series.labels("flapping").set(sum(1 for row in result.rows if row.status is Status.FLAPPING))
         self.series.labels("ok").set(max(0, result.series_checked - result.firing - result.errors))
         self.observe_deliveries(result.deliveries)
 

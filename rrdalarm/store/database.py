@@ -41,7 +41,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from rrdalarm.common.errors import StoreError
 from rrdalarm.common.fileutil import create_private_file, make_private_dirs
 from rrdalarm.model.records import NewEvent, PlannedDelivery, Recorded, RunSummary, StateChange, StateView
-from rrdalarm.model.states import DeliveryStatus, EventKind, EventStatus, State
+from rrdalarm.model.states import DeliveryStatus, EventKind, State
 
 
 class Base(DeclarativeBase):
@@ -375,9 +375,12 @@ class Store:
         status: str | None = None,
         since: int | None = None,
         limit: int = 50,
+        repeats: bool = True,
     ) -> list[AlarmEvent]:
-        """Newest events first, filtered."""
+        """Newest events first, filtered (without re-arm repeats when `repeats` is false)."""
         q = select(AlarmEvent).order_by(AlarmEvent.at.desc(), AlarmEvent.id.desc()).limit(limit)
+        if not repeats:
+            q = q.where(AlarmEvent.kind != EventKind.REPEAT.value)
         if threshold is not None:
             q = q.where(AlarmEvent.threshold_id == threshold)
         if status:
@@ -460,7 +463,7 @@ class Store:
             ).tuples().all())
             fired = dict(s.execute(
                 select(AlarmEvent.threshold_id, func.max(AlarmEvent.at))
-                .where(AlarmEvent.threshold_id.in_(ids), AlarmEvent.status == EventStatus.ALARM_FIRED.value)
+                .where(AlarmEvent.threshold_id.in_(ids), AlarmEvent.kind == EventKind.FIRED.value)  # first firings
                 .group_by(AlarmEvent.threshold_id)
             ).tuples().all())
         return firing, fired

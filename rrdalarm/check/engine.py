@@ -319,7 +319,9 @@ def run_check(
     plan = plan_actions(active, plugins)
     warnings = list(plan.warnings)
     states = store.states(by_id)
-    firing = frozenset(k for k, v in states.items() if v.state is State.FIRING and k[0] in by_id)
+    # Stale series too: their OK outcome, even in a quiet check, is what ends their staleness.
+    firing = frozenset(k for k, v in states.items()
+                       if (v.state is State.FIRING or v.stale_since is not None) and k[0] in by_id)
     srcs = source_plugins() if sources is None else sources
     got = _collect(settings, active, firing, now, want_ok, progress, srcs)
     files_checked, series_checked = got.files_checked, got.series_checked
@@ -340,20 +342,26 @@ def run_check(
     if dry_run:
         return result
 
-    summary = RunSummary(now, duration, files_checked, series_checked, alarms_fired, tr.firing, tr.errors)
-    told = {k: v.notified for k, v in (states | elsewhere).items()}
+    _record(store, settings, result, tr, plan, {k: v.notified for k, v in (states | elsewhere).items()})
+    if deliver:
+        deliver_after_check(store, settings, result)
+    return result
+
+
+def _record(store: Store, settings: Settings, result: CheckResult, tr: _Transitions, plan: ActionPlan,
+            told: Mapping[SeriesKey, frozenset[str] | None]) -> None:
+    """Write the check's run, states, events and deliveries, and its statistics; problems become warnings."""
+    summary = RunSummary(result.started_at, result.duration_s, result.files_checked, result.series_checked,
+                         result.alarms_fired, tr.firing, tr.errors)
     recorded = store.record_check(summary, tr.changes, tr.events, plan_deliveries(plan, tr.events, told, tr.fixed),
                                   tr.removed)
     for tid, why in recorded.unrecorded.items():
         # Its state is as before this check: the next check decides again (and acts, if still breaching).
         result.errors += 1
         result.warnings.append(f"threshold {tid}: this check's states and events could not be recorded: {why}")
-    problem = stats.record_check(settings.data_dir, now, duration, alarms_fired)
+    problem = stats.record_check(settings.data_dir, result.started_at, result.duration_s, result.alarms_fired)
     if problem:
         result.warnings.append(problem)
-    if deliver:
-        deliver_after_check(store, settings, result)
-    return result
 
 
 def _collect(settings: Settings, active: Sequence[Threshold], firing: frozenset[SeriesKey], now: int,

@@ -25,8 +25,10 @@ import rrdtool
 from rrdalarm.editor.backtest import Check, evaluation_times, replay, resolve_checks, tally
 from rrdalarm.model.definitions import Settings, Threshold
 from rrdalarm.model.errors import ConfigError
+from rrdalarm.model.states import NoData
 from rrdalarm.plugins import source_plugins
 from rrdalarm.report import messages
+from rrdalarm.report.render import fmt_time
 from rrdalarm.rules import timespec
 from rrdalarm.rules.evaluate import Value
 from rrdalarm.sources.base import Outcome, OutcomeKind, Source
@@ -59,6 +61,7 @@ class PreviewStatus(StrEnum):
     OK = "ok"
     ERROR = "error"
     NO_DATA = "no data"
+    STALE = "stale"
 
 
 _STATUS = {
@@ -66,9 +69,11 @@ _STATUS = {
     OutcomeKind.OK: PreviewStatus.OK,
     OutcomeKind.ERROR: PreviewStatus.ERROR,
     OutcomeKind.NO_DATA: PreviewStatus.NO_DATA,
+    OutcomeKind.STALE: PreviewStatus.STALE,
 }
 # The rows worth seeing first when the list is cut at `limit`.
-_ORDER = {PreviewStatus.WOULD_FIRE: 0, PreviewStatus.ERROR: 1, PreviewStatus.NO_DATA: 2, PreviewStatus.OK: 3}
+_ORDER = {PreviewStatus.WOULD_FIRE: 0, PreviewStatus.ERROR: 1, PreviewStatus.STALE: 2, PreviewStatus.NO_DATA: 3,
+          PreviewStatus.OK: 4}
 
 
 @dataclass(frozen=True)
@@ -106,8 +111,12 @@ def _row(o: Outcome, t: Threshold) -> PreviewRow:
     status = _STATUS[o.kind]
     message = o.message
     if status is PreviewStatus.WOULD_FIRE and o.value is not None:
-        message = messages.crossing(o.value, t.type.value, t.value)  # as the check will word it
+        message = messages.crossing(o.value, t.type.value, t.value, t.tuning.unit)  # as the check will word it
         message += f"; {o.message}" if o.message else ""
+    elif status is PreviewStatus.NO_DATA and t.tuning.no_data is NoData.ALARM:
+        status, message = PreviewStatus.WOULD_FIRE, messages.no_data_alarm()
+    elif status is PreviewStatus.STALE:
+        message = f"{o.message} {fmt_time(o.time)}" if o.time is not None else "never updated"
     return PreviewRow(o.series, o.ds, status, o.value, o.time, message)
 
 

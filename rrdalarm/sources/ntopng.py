@@ -411,6 +411,7 @@ class NtopngSource(Source):
         for s, ds in p.firing:
             if ds:
                 firing_by_series.setdefault(s, []).append(ds)
+        report.watched[t.id] = len(p.concretes)
         for tags in p.concretes:
             series = series_name(t.schema, tags)
             covered.add(series)

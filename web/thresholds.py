@@ -17,6 +17,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField
 from wtforms.fields.choices import SelectChoice
 
+from rrdalarm.common.quantities import format_limit
 from rrdalarm.delivery.dispatch import WHEN
 from rrdalarm.editor.overview import live_states
 from rrdalarm.editor.suggest import SuggestError
@@ -103,7 +104,12 @@ def table() -> Response | str | tuple[str, int]:
     rows = [(t, live[t.id], matched[t.id]) for t in snap.thresholds]
     form = VersionForm(version=snap.version)
     return render_template("thresholds.html", rows=rows, admin=_is_admin(), form=form, error=None,
-                           path=snap.path, watched=_watched(snap.thresholds))
+                           path=snap.path, watched=_watched(snap.thresholds), limit_text=limit_text)
+
+
+def limit_text(t: Threshold) -> str:
+    """The limit with the threshold's unit: "80 MB/s" for value = "80M", unit = "B/s"; every digit of 1234567."""
+    return format_limit(t.value, t.tuning.unit)
 
 
 def _watched(thresholds: list[Threshold]) -> dict[int, str]:

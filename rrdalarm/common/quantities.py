@@ -61,6 +61,23 @@ def format_quantity(value: float | None, unit: str = "") -> str:
     return _join(f"{scaled:.3g}", _PREFIXES[power] + unit)
 
 
+def format_limit(value: float, unit: str = "") -> str:
+    """A limit for people: as format_quantity when that shows it exactly ("80 MB/s"), else all its digits.
+
+    A limit is what alarms are compared with: rounding 1234567 to "1.23 M" would hide what was set.
+    """
+    shown = format_quantity(value, unit)
+    number, _, rest = shown.partition(" ")
+    prefix = rest[: len(rest) - len(unit)] if unit else rest
+    try:
+        back = parse_quantity(number + prefix)
+    except ValueError:  # "inf"
+        back = math.nan
+    if back == value or math.isclose(back, value, rel_tol=1e-12):
+        return shown
+    return _join(f"{value:.12g}", unit)
+
+
 def _join(number: str, unit: str) -> str:
     return f"{number} {unit}" if unit else number
 

@@ -167,7 +167,7 @@ def test_add_a_threshold(app: Flask, env: Env) -> None:
     ({"glob": "../etc/*.rrd"}, "glob", "cannot leave the RRD root"),
     ({"glob": "/etc/passwd"}, "glob", "is absolute"),
     ({"glob": "df/[z-a]*.rrd"}, "glob", "reversed range 'z-a'"),
-    ({"value": "lots"}, "value", "must be a finite number"),
+    ({"value": "lots"}, "value", "is not a number with an SI suffix"),
     ({"repetitions": "-1"}, "repetitions", "must be 0 or more"),
     ({"start": "yesterday-ish"}, "start", ""),
     ({"id": "1"}, "id", "already used by"),
@@ -397,3 +397,14 @@ def test_list_parameters_are_one_item_per_line_of_the_textarea() -> None:
     [spec], missing = actions_from_request(form, action_plugins(), [])
     assert missing == []
     assert spec["args"] == ["--to", "ops\u2028lab\x85x", "last"]
+
+
+def test_table_shows_limits_readable_with_the_unit_and_the_severity(app: Flask, env: Env) -> None:
+    env.write_thresholds(THRESHOLDS.replace("value = 100.0\n", 'value = "80M"\nunit = "bit/s"\nseverity = "critical"\n')
+                         .replace("value = 5.0\n", "value = 1234567\n"))
+    page = logged_in(app, "victor").get("/thresholds").get_data(as_text=True)
+    row1 = page.split('id="threshold-1"')[1].split("</tr>")[0]
+    row2 = page.split('id="threshold-2"')[1].split("</tr>")[0]
+    assert '<span class="severity severity-critical">critical</span>: above' in row1
+    assert '<span class="limit" title="as typed: 80M">80 Mbit/s</span>' in row1
+    assert '<span class="limit">1234567</span>' in row2 and ">warning</span>: below" in row2

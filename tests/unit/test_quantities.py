@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rrdalarm.common.quantities import format_duration, format_quantity, parse_duration, parse_quantity
+from rrdalarm.common.quantities import (
+    format_duration,
+    format_limit,
+    format_quantity,
+    parse_duration,
+    parse_quantity,
+)
 
 DECIMAL = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
            "m": 1e-3, "u": 1e-6, "µ": 1e-6, "n": 1e-9}
@@ -174,3 +180,21 @@ def test_format_duration_reads_back_when_it_has_at_most_two_parts(seconds: int) 
     parts = [seconds // 86400, seconds % 86400 // 3600, seconds % 3600 // 60, seconds % 60]
     if sum(1 for p in parts if p) <= 2:
         assert back == seconds
+
+
+@pytest.mark.parametrize(("value", "unit", "expected"), [
+    (80e6, "B/s", "80 MB/s"), (1_234_567.0, "", "1234567"), (1_234_567.0, "B", "1234567 B"), (0.5, "", "0.5"),
+    (75.0, "%", "75 %"), (-3e-6, "W", "-3 µW"), (65536.0, "B", "65536 B"), (1e9, "bit/s", "1 Gbit/s"),
+    (float("inf"), "B", "inf B"), (0.0, "B/s", "0 B/s"),
+])
+def test_format_limit_is_readable_only_when_exact(value: float, unit: str, expected: str) -> None:
+    assert format_limit(value, unit) == expected
+
+
+@given(finite, st.sampled_from(["", *UNITS, "%"]))
+def test_format_limit_reads_back_exactly(value: float, unit: str) -> None:
+    """A limit as shown, read back, is the limit: no digit that was set is hidden by rounding."""
+    shown = format_limit(value, unit)
+    number, _, rest = shown.partition(" ")
+    prefix = rest[: len(rest) - len(unit)] if unit else rest
+    assert parse_quantity(number + prefix) == pytest.approx(value, rel=1e-11, abs=0)

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from rrdalarm.plugins import ActionError, Param
 
 from .base import Action, Delivery
-from .email import prefix_problem, summary, text_line
+from .email import detail_lines, prefix_problem, subject, text_line
 
 _URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]{0,31}://)\S+")
 
@@ -66,7 +66,8 @@ def urls_problem(value: object) -> str | None:
 
 
 def build_body(delivery: Delivery) -> str:
-    return "\n".join([*(text_line(e) for e in delivery.events), f"delivery {delivery.id}"])
+    lines = [line for e in delivery.events for line in (text_line(e), *detail_lines(e))]
+    return "\n".join([*lines, f"delivery {delivery.id}"])
 
 
 class AppriseAction(Action):
@@ -115,7 +116,7 @@ class AppriseAction(Action):
             kwargs["timeout"] = timeout
         try:
             result = notifier.notify(
-                body=build_body(delivery), title=f"{prefix} {summary(delivery.counts)}".strip(),
+                body=build_body(delivery), title=subject(prefix, delivery),
                 body_format=apprise.NotifyFormat.TEXT, **kwargs,
             )
         except Exception as exc:  # noqa: BLE001 - a plugin error must not carry the URL out in a traceback

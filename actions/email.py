@@ -19,9 +19,10 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from typing import ClassVar
 
+from rrdalarm.common.quantities import format_limit, format_quantity
 from rrdalarm.common.secrets import SecretError, resolve_secret
 from rrdalarm.model.definitions import SmtpSettings
-from rrdalarm.model.states import EventStatus
+from rrdalarm.model.states import EventStatus, Severity
 from rrdalarm.plugins import ActionError, Param
 
 from .base import Action, Delivery, Event
@@ -35,7 +36,8 @@ _LABELS: dict[str, tuple[str, str]] = {
     EventStatus.RESOLVED: ("resolved", "resolved"),
 }
 
-_COLUMNS = ("Status", "Threshold", "Series", "Value", "Type", "Limit", "Time", "Message")
+_COLUMNS = ("Status", "Severity", "Threshold", "Series", "Value", "Type", "Limit", "Time", "Message")
+_SEVERITY_ORDER = [str(s) for s in Severity]  # worst first
 
 
 def address_list(value: object) -> list[str] | None:
@@ -81,6 +83,20 @@ def summary(counts: Mapping[str, int]) -> str:
     return ", ".join(parts) or "no events"
 
 
+def worst_severity(events: Sequence[Event]) -> str:
+    """The worst severity among `events` ("critical" before "warning" before "info"); "" when there are none."""
+    known = [e.severity for e in events if e.severity in _SEVERITY_ORDER]
+    others = [e.severity for e in events if e.severity not in _SEVERITY_ORDER]
+    return min(known, key=_SEVERITY_ORDER.index) if known else (others[0] if others else "")
+
+
+def subject(prefix: str, delivery: Delivery) -> str:
+    """'[rrdalarm] [critical] 2 alarms fired, 1 resolved': the worst severity in brackets after the prefix."""
+    worst = worst_severity(delivery.events)
+    tag = f"[{one_line(worst)}] " if worst else ""
+    return f"{prefix} {tag}{summary(delivery.counts)}".strip()
+
+
 def _iso(stamp: int | None) -> str:
     # Local time with its offset: what the operator reads, still unambiguous.
     return "-" if stamp is None else datetime.fromtimestamp(stamp).astimezone().isoformat()
@@ -90,11 +106,12 @@ def event_fields(e: Event) -> tuple[str, ...]:
     """The event's cells, in the order of _COLUMNS, as plain (unescaped) text."""
     return (
         e.status,
+        e.severity,
         f"{e.threshold_id} {e.threshold_name}".rstrip(),
         f"{e.series}:{e.ds}" if e.ds else e.series,
-        "-" if e.value is None else f"{e.value:.6g}",
+        format_quantity(e.value, e.unit),
         e.type,
-        f"{e.limit:g}",
+        format_limit(e.limit, e.unit),
         _iso(e.time),
         e.message,
     )
@@ -102,9 +119,24 @@ def event_fields(e: Event) -> tuple[str, ...]:
 
 def text_line(e: Event) -> str:
     """One line per event; newlines in the message would split it, so they become spaces."""
-    status, threshold, series, value, kind, limit, when, message = event_fields(e)
-    line = f"{status}  threshold {threshold}  {series}  value={value} {kind} {limit}  time={when}  {message}"
-    return line.replace("\r\n", " ").replace("\r", " ").replace("\n", " ").rstrip()
+    status, severity, threshold, series, value, kind, limit, when, message = event_fields(e)
+    line = (f"{status} [{severity}]  threshold {threshold}  {series}  value={value} {kind} {limit}  "
+            f"time={when}  {message}")
+    return one_line_keep_spaces(line)
+
+
+def detail_lines(e: Event) -> list[str]:
+    """The event's description and runbook, indented under its line (none when the threshold has neither)."""
+    out = [f"  {name}: {one_line_keep_spaces(text)}" for name, text in
+           (("description", e.description), ("runbook", e.runbook)) if text]
+    if e.labels:
+        out.append("  labels: " + one_line_keep_spaces(", ".join(f"{k}={v}" for k, v in sorted(e.labels.items()))))
+    return out
+
+
+def one_line_keep_spaces(text: str) -> str:
+    """Line breaks become spaces (a line per event), other spacing stays as it was."""
+    return text.replace("\r\n", " ").replace("\r", " ").replace("\n", " ").rstrip()
 
 
 def html_body(title: str, events: Sequence[Event], delivery_id: str) -> str:
@@ -112,7 +144,8 @@ def html_body(title: str, events: Sequence[Event], delivery_id: str) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(c)}</th>" for c in _COLUMNS)
     rows = "".join(
-        "<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in event_fields(e)) + "</tr>\n" for e in events
+        "<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in event_fields(e)) + "</tr>\n" + _html_details(e)
+        for e in events
     )
     return (
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + esc(title) + "</title></head><body>\n"
@@ -123,18 +156,32 @@ def html_body(title: str, events: Sequence[Event], delivery_id: str) -> str:
     )
 
 
+def _html_details(e: Event) -> str:
+    """A row under the event with its description, runbook link and labels, when it has any."""
+    esc = html.escape
+    parts = [esc(e.description)] if e.description else []
+    if e.runbook:  # the loader accepts only http(s) URLs here
+        parts.append(f"<a href=\"{esc(e.runbook, quote=True)}\">runbook</a>")
+    if e.labels:
+        parts.append(esc(", ".join(f"{k}={v}" for k, v in sorted(e.labels.items()))))
+    if not parts:
+        return ""
+    return f"<tr><td></td><td colspan=\"{len(_COLUMNS) - 1}\">{' · '.join(parts)}</td></tr>\n"
+
+
 def build_message(delivery: Delivery, recipients: Sequence[str], sender: str, prefix: str) -> EmailMessage:
     """The mail for one delivery: text and HTML alternatives, ids that stay the same on every attempt."""
     title = summary(delivery.counts)
     msg = EmailMessage()
-    msg["Subject"] = f"{prefix} {title}".strip()
+    msg["Subject"] = subject(prefix, delivery)
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
     msg["Date"] = formatdate(localtime=True)
     msg["Message-ID"] = f"<{delivery.id}@rrdalarm>"
     msg["X-Rrdalarm-Delivery"] = delivery.id
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: vacation responders must not answer alarms
-    lines = [f"rrdalarm: {title}", "", *(text_line(e) for e in delivery.events), "", f"delivery {delivery.id}"]
+    body = [line for e in delivery.events for line in (text_line(e), *detail_lines(e))]
+    lines = [f"rrdalarm: {title}", "", *body, "", f"delivery {delivery.id}"]
     msg.set_content("\n".join(lines) + "\n")
     msg.add_alternative(html_body(title, delivery.events, delivery.id), subtype="html")
     return msg

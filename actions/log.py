@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rrdalarm.common.fileutil import make_private_dirs
+from rrdalarm.common.quantities import format_limit, format_quantity
 from rrdalarm.plugins import ActionContext, ActionError, Param
 
 from .base import Action, Delivery, Event
@@ -31,11 +32,13 @@ def confined_log_path(log_dir: Path, name: str) -> Path:
 
 def format_line(event: Event) -> str:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(event.at))
-    value = "-" if event.value is None else f"{event.value:.6g}"
+    # "31.6 MB/s" would split into two words: the unit is glued on where a value is one field.
+    value = format_quantity(event.value, event.unit).replace(" ", "")
+    limit = format_limit(event.limit, event.unit).replace(" ", "")
     series = f"{event.series}:{event.ds}" if event.ds else event.series
     return (
-        f"{stamp} {event.status} threshold={event.threshold_id} series={series} "
-        f"value={value} {event.type} {event.limit:g} event={event.id} {event.message}".rstrip()
+        f"{stamp} {event.status} severity={event.severity} threshold={event.threshold_id} series={series} "
+        f"value={value} {event.type} {limit} event={event.id} {event.message}".rstrip()
     )
 
 

@@ -9,7 +9,8 @@ are subclasses with `fixed_script` set to the file name and no `script` param.
 stdin is one JSON document `{"delivery_id", "counts", "events": [...]}`. Each
 event holds `Event.as_dict()` plus the names an ntopng alert notification
 uses (ntopng's shell endpoint feeds a script its alert JSON on stdin), where
-they mean the same thing here:
+they mean the same thing here (ntopng's numeric `severity` is left out: `severity` is the
+threshold's own, "critical", "warning" or "info", as in every other action):
 
     alert_id    = threshold_id     ntopng: the alert type; here: the threshold (the rule that fired)
     entity_val  = "series:ds"      ntopng: what the alert is about (host key, interface ...); here: the series
@@ -17,9 +18,8 @@ they mean the same thing here:
     tstamp      = at               ntopng: when the alert was detected; here: the check's time
     tstamp_end  = at or 0          ntopng: release time; here: the check's time for RESOLVED, else 0
     action      = "engage" | "release"  ALARM FIRED and its repeats engage, RESOLVED releases
-    severity    = 4 | 3            ntopng levels: 4 warning (fired/repeat), 3 notice (resolved); the
-                                   threshold's own severity (critical, warning, info) is `severity_name`
-    score       = 50 | 10          the lowest ntopng score of that severity, for scripts that filter on score
+    score       = 50 | 10          the lowest ntopng score of warning (fired/repeat) and notice (resolved),
+                                   for scripts that filter on score
     msg         = message          the human-readable text
 
 The environment is the parent's minus every `RRDALARM_*` variable (settings
@@ -67,17 +67,15 @@ def args_problem(value: object) -> str | None:
 def ntopng_fields(e: Event) -> dict[str, Any]:
     """The ntopng alert field names that have a meaning for this event (see the module docstring)."""
     resolved = e.kind == EventKind.RESOLVED
-    severity = _SEVERITY_NOTICE if resolved else _SEVERITY_WARNING
+    level = _SEVERITY_NOTICE if resolved else _SEVERITY_WARNING
     return {
         "alert_id": e.threshold_id,
         "entity_val": f"{e.series}:{e.ds}" if e.ds else e.series,
         "tstamp": e.at,
         "tstamp_end": e.at if resolved else 0,
         "action": "release" if resolved else "engage",
-        "severity": severity,
-        "score": _SCORE[severity],
+        "score": _SCORE[level],
         "msg": e.message,
-        "severity_name": e.severity,
     }
 
 

@@ -107,6 +107,17 @@ class _StrictSysLogHandler(SysLogHandler):
         raise  # called from emit's except block: re-raises the send error
 
 
+# A firing event's syslog priority follows its threshold's severity; a resolved one is a notice.
+_PRIORITIES = {"critical": (logging.CRITICAL, "CRITICAL"), "warning": (logging.WARNING, "WARNING"),
+               "info": (logging.INFO, "INFO")}
+
+
+def _priority(e: Event) -> tuple[int, str]:
+    if e.kind == EventKind.RESOLVED:
+        return logging.INFO, "NOTICE"
+    return _PRIORITIES.get(e.severity, _PRIORITIES["warning"])
+
+
 def event_text(delivery: Delivery, e: Event) -> str:
     text = f"delivery={delivery.id} {format_line(e)}"
     text = " ".join(text.splitlines())  # one event, one syslog line
@@ -146,10 +157,9 @@ class SyslogAction(Action):
         handler.setFormatter(logging.Formatter("%(message)s"))
         try:
             for e in delivery.events:
-                record = logging.LogRecord(tag, logging.INFO if e.kind == EventKind.RESOLVED else logging.WARNING,
-                                           __file__, 0, event_text(delivery, e), None, None)
-                if e.kind == EventKind.RESOLVED:
-                    record.levelname = "NOTICE"
+                level, name = _priority(e)
+                record = logging.LogRecord(tag, level, __file__, 0, event_text(delivery, e), None, None)
+                record.levelname = name
                 handler.emit(record)
         except OSError as exc:
             raise ActionError(f"syslog: cannot send to {raw}: {exc.strerror or exc.__class__.__name__}") from None

@@ -265,6 +265,19 @@ def make_event(i: int = 1, **kw: Any) -> Event:
     return Event(**(base | kw))
 
 
+# The alarm-tuning fields (DESIGN 2b) an event carries to the actions, all set.
+TUNED: dict[str, Any] = {
+    "severity": "critical", "unit": "B/s", "labels": {"team": "net", "site": "lab"},
+    "description": "uplink saturated", "runbook": "https://wiki.example.org/uplink?x=1&y=2",
+    "value": 31_600_000.0, "limit": 30_000_000.0, "message": "31600000 above 30000000",
+}
+
+
+def tuned_event(i: int = 1, **kw: Any) -> Event:
+    """An event of a threshold with every tuning field set (critical, B/s, labels, description, runbook)."""
+    return make_event(i, **(TUNED | kw))
+
+
 E2E = Path(__file__).parent / "e2e"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,10 +21,11 @@ from rrdalarm.check.lock import CheckBusy
 from rrdalarm.common.errors import StoreError
 from rrdalarm.common.secrets import origins_only, redact_config_text
 from rrdalarm.config.thresholds import MAX_ID, load_thresholds
+from rrdalarm.model.definitions import Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.states import DeliveryStatus, EventStatus
 from rrdalarm.plugins import action_plugins, secret_keys, source_of_series, source_plugins
-from rrdalarm.report.render import fmt_time, fmt_value
+from rrdalarm.report.render import fmt_limit, fmt_time, fmt_value
 from rrdalarm.store.database import AlarmEvent, Store
 
 from .auth import require_access, service
@@ -176,8 +177,8 @@ def store_error(exc: StoreError) -> Response:
 def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
     tz = time.strftime("%Z") or time.strftime("%z")
     # Delivery errors written before messages named only a URL's origin may carry a token in its path.
-    return render_template(template, fmt_time=fmt_time, fmt_value=fmt_value, tz=tz, hide_urls=origins_only,
-                           **context), status
+    return render_template(template, fmt_time=fmt_time, fmt_value=fmt_value, fmt_limit=fmt_limit, tz=tz,
+                           hide_urls=origins_only, **context), status
 
 
 def _offset(page: int) -> int:
@@ -189,16 +190,29 @@ def _split(rows: list[Any]) -> tuple[list[Any], bool]:
     return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
 
 
-def threshold_choices(store: Store) -> dict[int, str]:
-    """Thresholds seen in events, with the names of the thresholds file where it can be read."""
-    names = store.event_thresholds()
+def _configured() -> list[Threshold]:
     svc = service()
     try:
-        configured = load_thresholds(svc.thresholds_file(svc.settings(), None))
+        return load_thresholds(svc.thresholds_file(svc.settings(), None))
     except ConfigError:
-        configured = []  # the select still offers every threshold that has events
-    names |= {t.id: t.name for t in configured}
+        return []  # pages still show every threshold that has events, values without a unit
+
+
+def threshold_choices(store: Store, configured: list[Threshold] | None = None) -> dict[int, str]:
+    """Thresholds seen in events, with the names of the thresholds file where it can be read."""
+    names = store.event_thresholds()
+    names |= {t.id: t.name for t in (_configured() if configured is None else configured)}
     return dict(sorted(names.items()))
+
+
+def unit_lookup(configured: list[Threshold]) -> Callable[[Any], str]:
+    """An event's display unit: its own when it carries one, else its threshold's in the file now."""
+    units = {t.id: t.tuning.unit for t in configured}
+
+    def unit(event: Any) -> str:
+        return getattr(event, "unit", None) or units.get(event.threshold_id, "")
+
+    return unit
 
 
 def series_link(event: AlarmEvent) -> str:
@@ -211,19 +225,21 @@ def events() -> tuple[str, int]:
     """Alarm events, newest first: filter by threshold, status and time range."""
     store = service().store
     statuses = sorted(set(EVENT_STATUSES) | set(store.event_statuses()))
-    thresholds = threshold_choices(store)
+    configured = _configured()
+    thresholds = threshold_choices(store, configured)
+    unit = unit_lookup(configured)
     try:
         f = event_filter(request.args, int(time.time()), statuses)
     except FilterError as exc:
         return _render("events.html", 400, error=str(exc), form=dict(request.args), statuses=statuses,
-                       thresholds=thresholds, rows=[], links={}, page=1, series_link=series_link)
+                       thresholds=thresholds, rows=[], links={}, page=1, series_link=series_link, unit=unit)
     rows, more = _split(store.find_events(threshold=f.threshold, status=f.status, since=f.since, until=f.until,
                                           limit=PAGE_SIZE + 1, offset=_offset(f.page)))
     if f.threshold is not None and f.threshold not in thresholds:
         thresholds[f.threshold] = "(not in the thresholds file)"
     return _render("events.html", error=None, form=f.form(), statuses=statuses, thresholds=thresholds,
                    rows=rows, links=page_links("history.events", f.query(), f.page, more), page=f.page,
-                   series_link=series_link)
+                   series_link=series_link, unit=unit)
 
 
 @bp.get("/series")
@@ -244,7 +260,9 @@ def series() -> tuple[str, int]:
     graph = None if source is None or not source.rrd_files else url_for(
         "report.graph", threshold=key.threshold, file=key.series, ds=key.ds, at=int(time.time()))
     query = {"threshold": str(key.threshold), "series": key.series, "ds": key.ds}
-    return _render("series.html", error=None, key=key, name=threshold_choices(store).get(key.threshold, ""),
+    configured = _configured()
+    return _render("series.html", error=None, key=key, unit=unit_lookup(configured),
+                   name=threshold_choices(store, configured).get(key.threshold, ""),
                    state=store.series_state(key.threshold, key.series, key.ds), graph=graph, rows=rows,
                    deliveries=deliveries, event_ids=store.event_ids_of, shown={e.id for e in rows},
                    links=page_links("history.series", query, page, more), page=page)

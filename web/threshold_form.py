@@ -22,6 +22,7 @@ from wtforms.validators import Length
 from rrdalarm.common.fileutil import split_lines
 from rrdalarm.common.secrets import redact_url
 from rrdalarm.config.thresholds import threshold_from_dict
+from rrdalarm.config.tuning import TUNING_FIELDS
 from rrdalarm.delivery.dispatch import DEFAULT_WHEN, WHEN, plan_actions
 from rrdalarm.model.definitions import CONSOLIDATION_FUNCTIONS, DEFAULT_SOURCE, Threshold
 from rrdalarm.model.errors import ConfigError
@@ -52,6 +53,84 @@ class ThresholdForm(FlaskForm):  # type: ignore[misc]
     enabled = BooleanField("Enabled")
     source_values: Mapping[str, Any] = {}
     """The values of the sources' own fields shown in the page (from the threshold, or as posted)."""
+    tuning_texts: Mapping[str, str] = {}
+    """The tuning inputs' texts shown in the page (each field as the file has it, or as posted)."""
+    tuning_errors: Mapping[str, str] = {}
+    """Tuning inputs that do not even give a value to check (a label line without "="), by field."""
+
+
+TUNING_PREFIX = "tuning-"
+
+
+@dataclass
+class TuningInput:
+    """One alarm-tuning field (config.tuning.TUNING_FIELDS) as the template draws it."""
+
+    name: str
+    input_name: str
+    label: str
+    help: str
+    kind: str  # number, text, choice or labels
+    choices: tuple[str, ...]
+    value: str
+
+
+def tuning_inputs(texts: Mapping[str, str]) -> list[TuningInput]:
+    """An input per tuning field, in the table's order, filled from `texts`."""
+    return [TuningInput(name, TUNING_PREFIX + name, spec.label, spec.help, spec.kind, spec.choices,
+                        texts.get(name, "")) for name, spec in TUNING_FIELDS.items()]
+
+
+def _typed_text(raw: Any) -> str:
+    if isinstance(raw, Mapping):
+        return "\n".join(f"{k}={v}" for k, v in raw.items())
+    if isinstance(raw, float):
+        return repr(raw).removesuffix(".0")
+    return str(raw)
+
+
+def tuning_texts(t: Threshold) -> dict[str, str]:
+    """What the tuning inputs show for a saved threshold: each field as the file has it ("80M", "10min")."""
+    return {name: _typed_text(raw) for name, raw in t.tuning.typed.items() if name in TUNING_FIELDS}
+
+
+def _labels(text: str) -> dict[str, str] | str:
+    """key=value lines as a table, or why they are not."""
+    out: dict[str, str] = {}
+    for n, line in enumerate(split_lines(text), 1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            return f"line {n} ({line.strip()!r}) is not key=value"
+        out[key.strip()] = value.strip()
+    return out
+
+
+def tuning_values(formdata: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """(the tuning keys of the TOML table, the texts as posted, errors by field) from the posted form.
+
+    An empty input leaves its key out (the default); numbers become numbers and anything else stays
+    text, so that "80M" or "10min" is written as typed and the loader's message names it.
+    """
+    values: dict[str, Any] = {}
+    texts: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for name, spec in TUNING_FIELDS.items():
+        texts[name] = text = formdata.get(TUNING_PREFIX + name) or ""
+        if not text.strip():
+            continue
+        if spec.kind == "labels":
+            labels = _labels(text)
+            if isinstance(labels, str):
+                errors[name] = labels
+            elif labels:
+                values[name] = labels
+        elif spec.kind in ("text", "choice"):
+            values[name] = text.strip()
+        else:
+            values[name] = _number(text.strip(), int)
+    return values, texts, errors
 
 
 @dataclass
@@ -252,8 +331,12 @@ def _field_value(spec: Field, text: str) -> Any:
     return text
 
 
+NEW_REARM = "3600"
+"""What a threshold made in the editor re-arms after unless told otherwise: once an hour, not every check."""
+
+
 def form_values(form: ThresholdForm, actions: list[dict[str, Any]], formdata: Mapping[str, str],
-                sources: Mapping[str, type[Source]]) -> dict[str, Any]:
+                sources: Mapping[str, type[Source]], new: bool = False) -> dict[str, Any]:
     """The TOML table the form describes (numbers converted where they are numbers)."""
     source = form.source.data or DEFAULT_SOURCE
     values: dict[str, Any] = {"id": _number((form.id.data or "").strip(), int), "name": (form.name.data or "").strip()}
@@ -264,6 +347,7 @@ def form_values(form: ThresholdForm, actions: list[dict[str, Any]], formdata: Ma
     form.source_values = own
     values.update(own)
     values[plugin.series_key if plugin else "ds"] = [d.strip() for d in (form.ds.data or "").split(",") if d.strip()]
+    rearm = (form.rearm.data or "").strip() or (NEW_REARM if new else "0")
     values.update({
         "cf": form.cf.data,
         "type": form.type.data,
@@ -271,10 +355,12 @@ def form_values(form: ThresholdForm, actions: list[dict[str, Any]], formdata: Ma
         "repetitions": _number((form.repetitions.data or "0").strip() or "0", int),
         "start": (form.start.data or "").strip() or "now-1h",
         "end": (form.end.data or "").strip() or "now",
-        "rearm": _number((form.rearm.data or "0").strip() or "0", int),
+        "rearm": _number(rearm, int),
         "enabled": bool(form.enabled.data),
-        "action": actions,
     })
+    tuning, form.tuning_texts, form.tuning_errors = tuning_values(formdata)
+    values.update(tuning)
+    values["action"] = actions
     return values
 
 
@@ -296,6 +382,14 @@ def validate_values(values: Mapping[str, Any], where: str, sources: Sequence[str
     return threshold, None, ""
 
 
+def validate_form(form: ThresholdForm, values: Mapping[str, Any], where: str, sources: Sequence[str],
+                  plugins: Mapping[str, type[Action]]) -> tuple[Threshold | None, str | None, str]:
+    """As validate_values, after the tuning inputs that gave no value at all (a label line without "=")."""
+    for name, message in form.tuning_errors.items():
+        return None, name, message
+    return validate_values(values, where, sources, plugins)
+
+
 def fill_form(form: ThresholdForm, t: Threshold) -> None:
     form.id.data = str(t.id)
     form.name.data = t.name
@@ -307,12 +401,14 @@ def fill_form(form: ThresholdForm, t: Threshold) -> None:
     form.ds.data = ", ".join(t.ds)
     form.cf.data = t.cf
     form.type.data = t.type.value
-    form.value.data = repr(t.value).removesuffix(".0")
+    typed = t.tuning.typed.get("value")
+    form.value.data = typed if isinstance(typed, str) else repr(t.value).removesuffix(".0")  # "80M" as typed
     form.repetitions.data = str(t.repetitions)
     form.start.data = t.start
     form.end.data = t.end
     form.rearm.data = str(t.rearm)
     form.enabled.data = t.enabled
+    form.tuning_texts = tuning_texts(t)
 
 
 def raw_actions(t: Threshold | None) -> list[dict[str, Any]]:

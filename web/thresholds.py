@@ -17,6 +17,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField
 from wtforms.fields.choices import SelectChoice
 
+from rrdalarm.common.quantities import format_limit
 from rrdalarm.delivery.dispatch import WHEN
 from rrdalarm.editor.overview import live_states
 from rrdalarm.editor.suggest import SuggestError
@@ -36,12 +37,14 @@ from rrdalarm.model.definitions import DEFAULT_SOURCE, Settings, Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.plugins import Action, available_actions, source_plugins
 from rrdalarm.report.graphs import BadGraphRequest, GraphError, series_graph
+from rrdalarm.report.render import fmt_value
 from rrdalarm.rules.timespec import TimeSpecError, resolve_window
 from rrdalarm.sources.base import Source
 
 from .auth import current_account, require_access, require_admin, service
 from .suggest import suggester
 from .threshold_form import (
+    NEW_REARM,
     ThresholdForm,
     action_slots,
     actions_from_request,
@@ -49,7 +52,8 @@ from .threshold_form import (
     form_values,
     raw_actions,
     source_inputs,
-    validate_values,
+    tuning_inputs,
+    validate_form,
 )
 
 bp = Blueprint("thresholds", __name__, template_folder="templates")
@@ -103,7 +107,12 @@ def table() -> Response | str | tuple[str, int]:
     rows = [(t, live[t.id], matched[t.id]) for t in snap.thresholds]
     form = VersionForm(version=snap.version)
     return render_template("thresholds.html", rows=rows, admin=_is_admin(), form=form, error=None,
-                           path=snap.path, watched=_watched(snap.thresholds))
+                           path=snap.path, watched=_watched(snap.thresholds), limit_text=limit_text)
+
+
+def limit_text(t: Threshold) -> str:
+    """The limit with the threshold's unit: "80 MB/s" for value = "80M", unit = "B/s"; every digit of 1234567."""
+    return format_limit(t.value, t.tuning.unit)
 
 
 def _watched(thresholds: list[Threshold]) -> dict[int, str]:
@@ -131,11 +140,12 @@ def _plugins(settings: Settings) -> Mapping[str, type[Action]]:
 
 def _render_editor(form: ThresholdForm, slots: Any, *, ident: int | None, plugins: Mapping[str, type[Action]],
                    errors: dict[str, str] | None = None, preview: Any = None, backtest: Any = None,
-                   graph: str | None = None, status: int = 200) -> tuple[str, int]:
+                   graph: str | None = None, status: int = 200, unit: str = "") -> tuple[str, int]:
     return render_template(
         "threshold_form.html", form=form, slots=slots, ident=ident, plugins=plugins, errors=errors or {},
         preview=preview, backtest=backtest, graph=graph, when_choices=tuple(WHEN),
-        source_inputs=source_inputs(_sources(), form.source_values),
+        source_inputs=source_inputs(_sources(), form.source_values), tuning_inputs=tuning_inputs(form.tuning_texts),
+        fmt_value=fmt_value, unit=unit,
     ), status
 
 
@@ -185,7 +195,8 @@ def _editor(ident: int | None, copy_from: int | None = None) -> Response | tuple
         if base is not None:
             fill_form(form, base)
         else:
-            form.start.data, form.end.data, form.repetitions.data, form.rearm.data = "now-1h", "now", "0", "0"
+            form.start.data, form.end.data, form.repetitions.data = "now-1h", "now", "0"
+            form.rearm.data = NEW_REARM
             form.source.data, form.cf.data, form.type.data, form.enabled.data = DEFAULT_SOURCE, "AVERAGE", "above", True
         if ident is None:
             form.id.data = str(next_id(snap.thresholds))
@@ -211,8 +222,8 @@ def _submit(form: ThresholdForm, settings: Settings, snap: Snapshot, original: T
     if not form.validate():
         errors = {name: "; ".join(errs) for name, errs in form.errors.items()}
         return _render_editor(form, slots, ident=ident, plugins=plugins, errors=errors, status=400)
-    values = form_values(form, actions, request.form, _sources())
-    threshold, field, message = validate_values(values, str(snap.path), sources, plugins)
+    values = form_values(form, actions, request.form, _sources(), new=ident is None)
+    threshold, field, message = validate_form(form, values, str(snap.path), sources, plugins)
     if threshold is None:
         return _render_editor(form, slots, ident=ident, plugins=plugins, errors={field or "form": message},
                               status=400)
@@ -261,7 +272,7 @@ def _preview(form: ThresholdForm, slots: Any, settings: Settings, threshold: Thr
             graph = url_for("thresholds.preview_graph", file=row.file, ds=row.ds, cf=threshold.cf,
                             value=repr(threshold.value), at=now)
     return _render_editor(form, slots, ident=ident, plugins=plugins, errors=errors, preview=result,
-                          backtest=report, graph=graph)
+                          backtest=report, graph=graph, unit=threshold.tuning.unit)
 
 
 @bp.get("/thresholds/preview.png")

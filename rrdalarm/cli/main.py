@@ -336,7 +336,7 @@ def import_collectd(source: Path, target: Path, force: bool, start_id: int) -> N
 def history(ctx: click.Context, db: str | None, threshold: int | None, status: str | None,
             since: str | None, limit: int, as_json: bool, deliveries: bool, repeats: bool) -> None:
     """List recent alarm events (or deliveries), newest first."""
-    from rrdalarm.report.render import fmt_time, fmt_value
+    from rrdalarm.report.render import fmt_limit, fmt_time, fmt_value
 
     settings = settings_from(ctx, None, db)
     since_epoch = None
@@ -365,8 +365,9 @@ def history(ctx: click.Context, db: str | None, threshold: int | None, status: s
         return
     for e in events:
         series = f"{e.series}:{e.ds}" if e.ds else e.series
+        unit = str(getattr(e, "unit", "") or "")  # events recorded with a unit show it
         click.echo(f"{fmt_time(e.at)}  {e.status:<11}  #{e.threshold_id:<4} {series}  "
-                   f"{fmt_value(e.value)} {e.type} {e.limit:g}  {e.message}")
+                   f"{fmt_value(e.value, unit)} {e.type} {fmt_limit(e.limit, unit)}  {e.message}")
 
 
 def shown_param(spec: Any, value: Any) -> Any:

@@ -28,7 +28,10 @@ def parse_quantity(raw: object) -> float:
             raise ValueError(f"{raw!r} is not a number with an SI suffix (one of {SUFFIXES}), as in \"80M\"")
         value = float(m.group(1)) * factor
     else:
-        value = float(raw)
+        try:
+            value = float(raw)
+        except OverflowError:  # an int beyond float's range
+            value = math.inf
     if not math.isfinite(value):
         raise ValueError(f"must be a finite number, not {raw!r}")
     return value
@@ -46,7 +49,9 @@ def format_quantity(value: float | None, unit: str = "") -> str:
     """
     if value is None or math.isnan(value):
         return "-"
-    if math.isinf(value) or value == 0 or unit in _PLAIN_UNITS or (not unit and abs(value) < 1000):
+    if value == 0:
+        return _join("0", unit)  # and not "-0"
+    if math.isinf(value) or unit in _PLAIN_UNITS or (not unit and abs(float(f"{value:.3g}")) < 1000):
         return _join(f"{value:.3g}", unit)
     power = max(-3, min(6, math.floor(math.log10(abs(value)) / 3)))
     scaled = value / 1000.0**power
@@ -56,12 +61,29 @@ def format_quantity(value: float | None, unit: str = "") -> str:
     return _join(f"{scaled:.3g}", _PREFIXES[power] + unit)
 
 
+def format_limit(value: float, unit: str = "") -> str:
+    """A limit for people: as format_quantity when that shows it exactly ("80 MB/s"), else all its digits.
+
+    A limit is what alarms are compared with: rounding 1234567 to "1.23 M" would hide what was set.
+    """
+    shown = format_quantity(value, unit)
+    number, _, rest = shown.partition(" ")
+    prefix = rest[: len(rest) - len(unit)] if unit else rest
+    try:
+        back = parse_quantity(number + prefix)
+    except ValueError:  # "inf"
+        back = math.nan
+    if back == value or math.isclose(back, value, rel_tol=1e-12):
+        return shown
+    return _join(f"{value:.12g}", unit)
+
+
 def _join(number: str, unit: str) -> str:
     return f"{number} {unit}" if unit else number
 
 
 _UNITS_LONGEST_FIRST = "seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|h|days|day|d|weeks|week|w"
-_DURATION = re.compile(rf"(\d+)({_UNITS_LONGEST_FIRST})")
+_DURATION = re.compile(rf"([0-9]+)({_UNITS_LONGEST_FIRST})")  # ASCII digits only: "١٠" is no duration
 _SECONDS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "mins": 60,
             "minute": 60, "minutes": 60, "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400,
             "days": 86400, "w": 604800, "week": 604800, "weeks": 604800}
@@ -76,7 +98,7 @@ def parse_duration(raw: object) -> int:
             raise ValueError(f"must be a whole number of seconds, 0 or more, not {raw!r}")
         return int(raw)
     text = raw.strip().lower().replace(" ", "")
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
     pos, total = 0, 0
     for m in _DURATION.finditer(text):

@@ -78,7 +78,8 @@ def threshold_from_dict(
     name = _name(raw, fail)
     actions = _actions(raw, path, ident, locate_action, fail)
     repetitions = _int(raw.get("repetitions", 0), "repetitions", fail)
-    tuning = read_tuning(raw, fail, kind, value, repetitions)
+    # A source's own field of the same name as a tuning field (csvdir's `scale`) is the source's.
+    tuning = read_tuning({k: v for k, v in raw.items() if k not in plugin.fields}, fail, kind, value, repetitions)
     if isinstance(raw.get("value"), str):
         tuning = replace(tuning, typed={**tuning.typed, "value": raw["value"]})
     return Threshold(

@@ -79,15 +79,20 @@ class TuningField:
     label: str
     help: str
     choices: tuple[str, ...] = ()
+    kind: str = "number"
+    """How the editor turns its input into the file's value: "number" (a number when the text is one,
+    else the text, as "80M" or "10min"), "text" (always text), "choice" (one of `choices`), "labels"
+    (key=value lines to a table)."""
 
 
 TUNING_FIELDS: dict[str, TuningField] = {
     "severity": TuningField(_choice(Severity), "Severity", "critical, warning (default) or info",
-                            tuple(str(s) for s in Severity)),
-    "labels": TuningField(_labels, "Labels", "free labels carried to actions, e.g. team = net"),
-    "description": TuningField(_text, "Description", "what the alarm means, carried to actions"),
-    "runbook": TuningField(_url, "Runbook", "URL of what to do when it fires"),
-    "unit": TuningField(_text, "Unit", "display unit, e.g. B/s, bit/s, %"),
+                            tuple(str(s) for s in Severity), kind="choice"),
+    "labels": TuningField(_labels, "Labels", "free labels carried to actions, one key=value a line, e.g. team=net",
+                          kind="labels"),
+    "description": TuningField(_text, "Description", "what the alarm means, carried to actions", kind="text"),
+    "runbook": TuningField(_url, "Runbook", "URL of what to do when it fires", kind="text"),
+    "unit": TuningField(_text, "Unit", "display unit, e.g. B/s, bit/s, %", kind="text"),
     "scale": TuningField(_scale, "Scale", "multiplies every fetched value before comparison (8: bytes to bits)"),
     "within": TuningField(_count, "Within (M of N)",
                           "breach when 'repetitions' of the newest N known points cross (0: consecutive)"),
@@ -97,7 +102,7 @@ TUNING_FIELDS: dict[str, TuningField] = {
                                    "a firing series resolves only after this long without a breach, e.g. 10min"),
     "no_data": TuningField(_choice(NoData), "No data",
                            "keep (state unchanged), ok (a firing series resolves) or alarm (fires)",
-                           tuple(str(n) for n in NoData)),
+                           tuple(str(n) for n in NoData), kind="choice"),
     "stale_after": TuningField(parse_duration, "Stale after",
                                "a file not updated for this long is STALE, e.g. 15min (empty: never)"),
     "flap_changes": TuningField(_count, "Flap changes",

@@ -39,7 +39,7 @@ def threshold_to_table(t: Threshold) -> tomlkit.items.Table:
     if not t.enabled:
         table.add("enabled", False)
     for name in TUNING_FIELDS:
-        if name in t.tuning.typed:
+        if name in t.tuning.typed and name not in table:  # a source's own field of that name was written
             table.add(name, t.tuning.typed[name])
     if t.actions:
         actions = tomlkit.aot()

@@ -144,7 +144,7 @@ def _new_table(values: Mapping[str, Any]) -> Table:
     for key, value in values.items():
         if key == "action" or (key not in _ALWAYS and _DEFAULTS.get(key, object()) == value):
             continue
-        table.add(key, value)
+        table.add(key, _inline(value) if isinstance(value, Mapping) else value)  # labels = { team = "net" }
     if values.get("action"):
         table.add("action", _action_aot(values["action"]))
     return table
@@ -190,11 +190,12 @@ def _merge(table: Table, values: Mapping[str, Any]) -> None:
     for key, value in values.items():
         if key == "action":
             continue
+        item = _inline(value) if isinstance(value, Mapping) else value  # labels = { team = "net" }
         if key in table:
             if _plain(table[key]) != value:
-                table[key] = value
+                table[key] = item
         elif _DEFAULTS.get(key, object()) != value or key in _ALWAYS:
-            table[key] = value
+            table[key] = item
     actions = list(values.get("action") or [])
     if _plain(table.get("action", [])) != actions:
         if "action" in table:

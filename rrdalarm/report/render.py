@@ -8,22 +8,30 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from rrdalarm.common.quantities import format_limit, format_quantity
 from rrdalarm.model.results import CheckResult, Row
 from rrdalarm.model.states import Status
 
 if TYPE_CHECKING:
     import jinja2
 
-COLUMNS = ("ID", "File", "DS", "Value", "Type", "Threshold", "Time", "Action", "Status", "Message")
+COLUMNS = ("ID", "File", "DS", "Value", "Type", "Threshold", "Time", "Action", "Status", "Severity", "Message")
 
 # Fired rows first, then what needs attention, then the rest.
 _STATUS_ORDER = {
-    Status.ALARM_FIRED: 0, Status.FIRING: 1, Status.ERROR: 2, Status.NO_DATA: 3, Status.OK: 4,
+    Status.ALARM_FIRED: 0, Status.FIRING: 1, Status.FLAPPING: 2, Status.ERROR: 3, Status.NO_DATA: 4,
+    Status.STALE: 5, Status.OK: 6,
 }
 
 
-def fmt_value(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6g}"
+def fmt_value(value: float | None, unit: str = "") -> str:
+    """A value for people: 3 significant digits, an SI prefix and the unit ("31.6 MB/s")."""
+    return format_quantity(value, unit)
+
+
+def fmt_limit(limit: float, unit: str = "") -> str:
+    """A limit for people: readable when that is exact ("80 MB/s"), else every digit."""
+    return format_limit(limit, unit)
 
 
 def fmt_time(epoch: int | None) -> str:
@@ -45,8 +53,8 @@ def summary_line(result: CheckResult) -> str:
 
 def _cells(r: Row) -> tuple[str, ...]:
     return (
-        str(r.threshold), r.file, r.ds or "-", fmt_value(r.value), r.type, f"{r.limit:g}",
-        fmt_time(r.time), r.action, r.status.value, r.message,
+        str(r.threshold), r.file, r.ds or "-", fmt_value(r.value, r.unit), r.type, fmt_limit(r.limit, r.unit),
+        fmt_time(r.time), r.action, r.status.value, r.severity, r.message,
     )
 
 

@@ -31,7 +31,8 @@ def test_exit_1_when_firing_and_text_table(env: Env) -> None:
     p = env.run_process("check", "--at", str(T0))
     assert p.returncode == 1, p.stderr
     header = next(line for line in p.stdout.splitlines() if line.startswith("ID"))
-    assert header.split() == ["ID", "File", "DS", "Value", "Type", "Threshold", "Time", "Action", "Status", "Message"]
+    assert header.split() == ["ID", "File", "DS", "Value", "Type", "Threshold", "Time", "Action", "Status", "Severity",
+                              "Message"]
     assert "ALARM FIRED" in p.stdout and "1 alarms fired" in p.stdout
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from conftest import free_port, make_event
+from conftest import free_port, make_event, tuned_event
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -55,7 +55,7 @@ def test_notification_arrives(httpserver: HTTPServer, tmp_path: Path) -> None:
     AppriseAction(params, ctx(tmp_path)).run(delivery())
     assert len(httpserver.log) == 1
     body = json.loads(httpserver.log[0][0].get_data())
-    assert body["title"] == "[rrdalarm] 2 alarms fired, 1 resolved"
+    assert body["title"] == "[rrdalarm] [warning] 2 alarms fired, 1 resolved"
     lines = body["message"].splitlines()
     assert len(lines) == 4 and lines[-1] == "delivery d-5"
     assert lines[0].startswith("ALARM FIRED") and "hosts/1/bytes.rrd:sent" in lines[0]
@@ -68,7 +68,7 @@ def test_title_prefix_and_single_url_string(httpserver: HTTPServer, tmp_path: Pa
     params = validate_params(AppriseAction, {"urls": json_url(httpserver), "title_prefix": "NOC:"})
     assert params["urls"] == [json_url(httpserver)]
     AppriseAction(params, ctx(tmp_path)).run(delivery())
-    assert json.loads(httpserver.log[0][0].get_data())["title"].startswith("NOC: 2 alarms fired")
+    assert json.loads(httpserver.log[0][0].get_data())["title"].startswith("NOC: [warning] 2 alarms fired")
 
 
 def test_receiver_error_is_retryable_and_names_only_the_scheme(httpserver: HTTPServer, tmp_path: Path) -> None:
@@ -146,3 +146,17 @@ except ActionError as exc:
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert proc.stdout.strip() == "True apprise: the apprise package is not installed (pip install apprise)"
+
+
+def test_title_has_the_severity_and_body_readable_values(httpserver: HTTPServer, tmp_path: Path) -> None:
+    httpserver.expect_request("/notify").respond_with_data("ok")
+    params = validate_params(AppriseAction, {"urls": [json_url(httpserver)]})
+    AppriseAction(params, ctx(tmp_path)).run(Delivery(id="d-6", action="apprise", params={}, events=(tuned_event(),)))
+    # A slow receiver's request of an earlier test may land in this log too: pick this delivery's.
+    bodies = [json.loads(req.get_data()) for req, _ in httpserver.log]
+    (body,) = [b for b in bodies if b["message"].endswith("delivery d-6")]
+    assert body["title"] == "[rrdalarm] [critical] 1 alarm fired"
+    lines = body["message"].splitlines()
+    assert lines[0].startswith("ALARM FIRED [critical]") and "value=31.6 MB/s above 30 MB/s" in lines[0]
+    assert "  description: uplink saturated" in lines and "  labels: site=lab, team=net" in lines
+    assert "  runbook: https://wiki.example.org/uplink?x=1&y=2" in lines

@@ -18,7 +18,7 @@ from typing import Any, cast
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from conftest import free_port, make_event
+from conftest import free_port, make_event, tuned_event
 
 from rrdalarm.actions.email import EmailAction, summary
 from rrdalarm.model.definitions import SmtpSettings
@@ -144,7 +144,7 @@ def test_one_message_per_delivery_with_text_and_escaped_html(smtp_server: Server
     got = server.handler.messages[0]
     msg = got.message
     assert got.mail_from == "rrdalarm@example.org" and got.rcpt_tos == ["ops@example.org"]
-    assert msg["Subject"] == "[rrdalarm] 2 alarms fired, 1 resolved"
+    assert msg["Subject"] == "[rrdalarm] [warning] 2 alarms fired, 1 resolved"
     assert msg["From"] == "rrdalarm@example.org" and msg["To"] == "ops@example.org"
     assert msg["Date"] and msg["Message-ID"] == "<d-1@rrdalarm>" and msg["X-Rrdalarm-Delivery"] == "d-1"
     assert msg.get_content_type() == "multipart/alternative"
@@ -188,7 +188,7 @@ def test_to_as_string_or_list(smtp_server: ServerFactory, tmp_path: Path, to: An
     (got,) = server.handler.messages
     assert got.rcpt_tos == expected
     assert got.message["To"] == ", ".join(expected)
-    assert got.message["Subject"] == "[lab] 1 alarm fired"
+    assert got.message["Subject"] == "[lab] [warning] 1 alarm fired"
 
 
 def test_invalid_recipient_at_run_time_is_permanent(tmp_path: Path) -> None:
@@ -340,7 +340,7 @@ def test_implicit_tls(
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
     send(server.smtp(security="ssl"), tmp_path, delivery(event()))
     (got,) = server.handler.messages
-    assert got.message["Subject"] == "[rrdalarm] 1 alarm fired"
+    assert got.message["Subject"] == "[rrdalarm] [warning] 1 alarm fired"
 
 
 def test_starttls_on_a_server_without_it_is_permanent(smtp_server: ServerFactory, tmp_path: Path) -> None:
@@ -375,3 +375,24 @@ def tomlkit_string(text: str) -> str:
     import json
 
     return json.dumps(text, ensure_ascii=False)
+
+
+def test_severity_in_subject_readable_values_and_tuning_fields(smtp_server: ServerFactory, tmp_path: Path) -> None:
+    """The worst severity leads the subject; values show with the unit; description, runbook, labels follow."""
+    server = smtp_server()
+    send(server.smtp(), tmp_path, delivery(event(1, severity="info"), tuned_event(2)))
+    msg = server.handler.messages[0].message
+    assert msg["Subject"] == "[rrdalarm] [critical] 2 alarms fired"
+    text_part, html_part = msg.get_body(("plain",)), msg.get_body(("html",))
+    assert text_part is not None and html_part is not None
+    text = text_part.get_content()
+    line = next(line for line in text.splitlines() if "event" not in line and "[critical]" in line)
+    assert line.startswith("ALARM FIRED [critical]") and "value=31.6 MB/s above 30 MB/s" in line
+    assert "  description: uplink saturated" in text
+    assert "  runbook: https://wiki.example.org/uplink?x=1&y=2" in text
+    assert "  labels: site=lab, team=net" in text
+    assert "ALARM FIRED [info]" in text and "value=9.5 above 5" in text
+    body = html_part.get_content()
+    assert "<td>critical</td>" in body and "<td>31.6 MB/s</td>" in body and "<td>30 MB/s</td>" in body
+    assert '<a href="https://wiki.example.org/uplink?x=1&amp;y=2">runbook</a>' in body
+    assert "uplink saturated" in body and "site=lab, team=net" in body

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import cast
 
 import pytest
-from conftest import T0, Env, make_event, threshold
+from conftest import T0, Env, make_event, threshold, tuned_event
 
 from rrdalarm.actions.log import LogAction, format_line
 from rrdalarm.model.events import Delivery, Event
@@ -31,7 +31,8 @@ def test_appends_one_line_per_event(tmp_path: Path) -> None:
     LogAction({"file": "x.log"}, ctx).run(deliver(event(3, message="line\nbreak")))
     lines = (tmp_path / "log" / "x.log").read_text().splitlines()
     assert len(lines) == 3
-    assert "ALARM FIRED threshold=3 series=hosts/1/bytes.rrd:sent value=9.5 above 5 event=1" in lines[0]
+    assert ("ALARM FIRED severity=warning threshold=3 series=hosts/1/bytes.rrd:sent value=9.5 above 5 event=1"
+            in lines[0])
     assert "RESOLVED" in lines[1] and "event=3 line break" in lines[2]
 
 
@@ -93,3 +94,9 @@ def test_event_as_dict_is_json_ready() -> None:
     assert json.loads(json.dumps(d))["kind"] == "fired"
     assert set(d) >= {"threshold_id", "series", "ds", "value", "time", "status", "message", "id"}
     assert "value=9.5" in format_line(event())
+
+
+def test_log_line_has_severity_and_readable_values(tmp_path: Path) -> None:
+    line = format_line(tuned_event(5))
+    assert "ALARM FIRED severity=critical threshold=3 series=hosts/1/bytes.rrd:sent " in line
+    assert "value=31.6MB/s above 30MB/s event=5" in line

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from conftest import T0, make_event
+from conftest import T0, make_event, tuned_event
 
 from rrdalarm.actions.script import ScriptAction
 from rrdalarm.model.events import Delivery, Event
@@ -91,14 +91,13 @@ def test_script_gets_json_on_stdin_with_ntopng_field_names(
     doc = json.loads((out / "stdin.json").read_text())
     assert doc["delivery_id"] == "d-7" and doc["counts"] == {"ALARM FIRED": 1, "RESOLVED": 1}
     fired, resolved = doc["events"]
-    ours = {k: v for k, v in event(1).as_dict().items() if k != "severity"}  # ntopng's number takes that name
-    assert {k: fired.get(k) for k in ours} == ours and fired["severity_name"] == "warning"
+    assert {k: fired.get(k) for k in event(1).as_dict()} == event(1).as_dict()  # our own fields, unchanged
     assert {
         "alert_id": 3, "entity_val": "hosts/1/bytes.rrd:sent", "tstamp": T0, "tstamp_end": 0,
-        "action": "engage", "severity": 4, "score": 50, "msg": "9.5 above 5",
+        "action": "engage", "severity": "warning", "score": 50, "msg": "9.5 above 5",
     }.items() <= fired.items()
     assert {
-        "action": "release", "entity_val": "hosts/1/bytes.rrd", "tstamp_end": T0, "severity": 3, "score": 10,
+        "action": "release", "entity_val": "hosts/1/bytes.rrd", "tstamp_end": T0, "severity": "warning", "score": 10,
         "msg": "back to 1", "kind": "resolved",
     }.items() <= resolved.items()
     assert (out / "id").read_text() == "d-7"
@@ -263,3 +262,15 @@ def test_drop_in_removed_after_discovery_is_a_permanent_error(tmp_path: Path, sc
     with pytest.raises(ActionError, match="does not exist") as err:
         plugin({}, ctx(tmp_path, scripts)).run(delivery())
     assert err.value.permanent
+
+
+def test_script_events_carry_the_tuning_fields(tmp_path: Path, scripts: Path, out: Path) -> None:
+    """The threshold's severity is "severity" (ntopng's numeric level is not sent); numbers stay raw."""
+    write(scripts / "rec", RECORDER)
+    run(tmp_path, scripts, delivery(tuned_event(4)), **validate_params(ScriptAction, {"script": "rec"}))
+    (got,) = json.loads((out / "stdin.json").read_text())["events"]
+    assert got.items() >= {
+    "severity": "critical", "unit": "B/s", "labels": {"team": "net", "site": "lab"},
+    "description": "uplink saturated", "runbook": "https://wiki.example.org/uplink?x=1&y=2",
+}.items()
+    assert got["value"] == 31_600_000.0 and got["limit"] == 30_000_000.0 and got["score"] == 50

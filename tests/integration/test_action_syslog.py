@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port, make_event
+from conftest import free_port, make_event, tuned_event
 
 from rrdalarm.actions.syslog import SyslogAction, default_address, parse_address
 from rrdalarm.model.events import Delivery
@@ -19,7 +19,7 @@ from rrdalarm.model.states import EventKind
 from rrdalarm.plugins import ActionContext, ActionError, action_plugins, validate_params
 
 DAEMON, LOCAL0 = 3, 16
-WARNING, NOTICE = 4, 5
+CRIT, WARNING, NOTICE, INFO = 2, 4, 5, 6
 
 
 event = make_event
@@ -71,7 +71,8 @@ def test_one_udp_datagram_per_event_with_priorities(tmp_path: Path, udp: socket.
     tag = f"rrdalarm[{os.getpid()}]: "
     assert fired.startswith(f"<{DAEMON * 8 + WARNING}>{tag}delivery=d-9 ")
     assert resolved.startswith(f"<{DAEMON * 8 + NOTICE}>{tag}delivery=d-9 ")
-    assert "ALARM FIRED threshold=3 series=hosts/1/bytes.rrd:sent value=9.5 above 5 event=1 two lines" in fired
+    assert ("ALARM FIRED severity=warning threshold=3 series=hosts/1/bytes.rrd:sent value=9.5 above 5 event=1 two lines"
+            in fired)
     assert "RESOLVED" in resolved and "event=2" in resolved
     assert "\n" not in fired and not fired.endswith("\0")
 
@@ -145,3 +146,15 @@ def test_parse_address() -> None:
 def test_bad_parameters_are_config_errors(params: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         validate_params(SyslogAction, params)
+
+
+def test_severity_sets_the_priority_and_values_are_readable(tmp_path: Path, udp: socket.socket) -> None:
+    port = udp.getsockname()[1]
+    params = validate_params(SyslogAction, {"address": f"127.0.0.1:{port}"})
+    events = (tuned_event(1), tuned_event(2, severity="info"), tuned_event(3, severity="warning"))
+    SyslogAction(params, ctx(tmp_path)).run(Delivery(id="d-9", action="syslog", params={}, events=events))
+    critical, info, warning = receive(udp, 3)
+    assert critical.startswith(f"<{DAEMON * 8 + CRIT}>") and info.startswith(f"<{DAEMON * 8 + INFO}>")
+    assert warning.startswith(f"<{DAEMON * 8 + WARNING}>")
+    assert "ALARM FIRED severity=critical threshold=3" in critical
+    assert "value=31.6MB/s above 30MB/s event=1" in critical

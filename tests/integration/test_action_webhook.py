@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from conftest import T0, free_port, make_event
+from conftest import T0, free_port, make_event, tuned_event
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -233,3 +233,15 @@ def test_secret_parameters_are_declared_and_never_echoed() -> None:
         with pytest.raises(ValueError, match="parameter") as err:
             validate_params(WebhookAction, params)
         assert "leaked-pw" not in str(err.value)
+
+
+def test_events_carry_the_tuning_fields_and_raw_numbers(httpserver: HTTPServer, tmp_path: Path) -> None:
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    run(tmp_path, delivery(tuned_event(7)), url=httpserver.url_for("/hook"))
+    (got,) = json.loads(last_request(httpserver).get_data())["events"]
+    assert got.items() >= {
+    "severity": "critical", "unit": "B/s", "labels": {"team": "net", "site": "lab"},
+    "description": "uplink saturated", "runbook": "https://wiki.example.org/uplink?x=1&y=2",
+}.items()
+    assert got["value"] == 31_600_000.0 and got["limit"] == 30_000_000.0  # numbers stay numbers
+    assert got == tuned_event(7).as_dict()

@@ -85,6 +85,7 @@ def test_json_schema(env: Env) -> None:
         assert r["file"] == "a.rrd" and r["threshold"] == 1 and r["type"] == "above" and r["limit"] == 5.0
     fired = next(r for r in doc["results"] if r["ds"] == "in")
     assert (fired["status"], fired["value"], fired["time"]) == ("ALARM FIRED", 9.0, T0)
+    assert (fired["severity"], fired["unit"]) == ("warning", "")
 
 
 def test_html_report_file(env: Env) -> None:

@@ -28,7 +28,7 @@ def test_series_lists_the_expansion_with_newest_values(env: Env, ntop: FakeNtopn
     p = env.run("ntopng", "series", "host:traffic", "ifid:0,host:*", "--since", "now-1h")
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
-    assert any(line.startswith("ntopng:host:traffic{ifid:0,host:192.168.1.10} bytes_sent  5e+07") for line in lines)
+    assert any(line.startswith("ntopng:host:traffic{ifid:0,host:192.168.1.10} bytes_sent  50 M ") for line in lines)
     assert sum("192.168.1.11" in line for line in lines) == 2
 
 

@@ -452,3 +452,17 @@ def test_audit_hides_secrets_of_entries_already_stored(site: Site) -> None:
                    "mail-password"):
         assert secret not in page, secret
     assert "hooks.example.org/x" in page and '{ env = "HOOK_KEY" }' in page
+
+
+def test_values_and_limits_show_with_the_thresholds_unit(site: Site) -> None:
+    """Events keep raw numbers; the pages show them with the unit the threshold has in the file now."""
+    site.env.write_thresholds(thresholds_toml(free_port()).replace("value = 5\n", 'value = 5\nunit = "B/s"\n', 1))
+    c = site.client()
+    rows = event_rows(text(c, "/events?threshold=1&status=ALARM+FIRED"))
+    assert rows and all('<td class="num hide-narrow">above 5 B/s</td>' in r for r in rows)
+    assert any(">9 B/s</td>" in r for r in rows)
+    page = text(c, "/series?threshold=1&series=a.rrd&ds=x")
+    assert "<dt>Last value</dt><dd>9 B/s at " in page
+    assert "above 5 B/s" in page
+    other = event_rows(text(c, "/events?threshold=2"))
+    assert other and all('<td class="num hide-narrow">below 5</td>' in r for r in other)

@@ -85,6 +85,7 @@ def test_it_is_written_back_and_read_again(env: Env, csvdir: Path) -> None:
     env.write_thresholds(csv_threshold(csvdir, factor="2"))
     [t] = load_thresholds(env.thresholds_path)
     assert t.source == "csvdir" and t.fields == {"dir": str(csvdir), "factor": 2.0}
+    assert t.tuning.scale == 1.0
     text = thresholds_to_toml([t])
     assert f'dir = "{csvdir}"' in text and "factor = 2.0" in text and "glob" not in text
     env.write_thresholds(text)

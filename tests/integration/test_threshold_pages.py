@@ -397,3 +397,132 @@ def test_list_parameters_are_one_item_per_line_of_the_textarea() -> None:
     [spec], missing = actions_from_request(form, action_plugins(), [])
     assert missing == []
     assert spec["args"] == ["--to", "ops\u2028lab\x85x", "last"]
+
+
+def test_table_shows_limits_readable_with_the_unit_and_the_severity(app: Flask, env: Env) -> None:
+    env.write_thresholds(THRESHOLDS.replace("value = 100.0\n", 'value = "80M"\nunit = "bit/s"\nseverity = "critical"\n')
+                         .replace("value = 5.0\n", "value = 1234567\n"))
+    page = logged_in(app, "victor").get("/thresholds").get_data(as_text=True)
+    row1 = page.split('id="threshold-1"')[1].split("</tr>")[0]
+    row2 = page.split('id="threshold-2"')[1].split("</tr>")[0]
+    assert '<span class="severity severity-critical">critical</span>: above' in row1
+    assert '<span class="limit" title="as typed: 80M">80 Mbit/s</span>' in row1
+    assert '<span class="limit">1234567</span>' in row2 and ">warning</span>: below" in row2
+
+
+TUNED_FORM = {
+    "name": "uplink bits", "glob": "interfaces/*/bytes.rrd", "type": "above", "value": "80M", "repetitions": "2",
+    "tuning-severity": "critical", "tuning-labels": "team=net\nsite = lab\n", "tuning-description": "uplink full",
+    "tuning-runbook": "https://wiki.example.org/uplink", "tuning-unit": "bit/s", "tuning-scale": "8",
+    "tuning-within": "3", "tuning-clear_value": "60M", "tuning-keep_firing_for": "10min", "tuning-no_data": "alarm",
+    "tuning-stale_after": "15min", "tuning-flap_changes": "4", "tuning-flap_window": "1h", "op": "save",
+}
+
+
+def test_the_editor_has_an_input_for_every_tuning_field(app: Flask) -> None:
+    from rrdalarm.config.tuning import TUNING_FIELDS
+
+    page = logged_in(app).get("/thresholds/new").get_data(as_text=True)
+    data = form_of(page)
+    assert data["rearm"] == "3600"  # a new threshold re-arms once an hour
+    for name, spec in TUNING_FIELDS.items():
+        assert data[f"tuning-{name}"] == "", name
+        block = page.split(f'id="field-{name}"')[1].split('<div class="field"')[0]
+        assert f'<label for="tuning-{name}">{html.escape(spec.label)}</label>' in block
+        assert f'<div class="help">{spec.help}</div>' in html.unescape(block)
+        if spec.choices:
+            options = re.findall(r'<option value="([^"]*)"', block)
+            assert options == ["", *spec.choices]
+    assert '<textarea name="tuning-labels"' in page and 'placeholder="80M"' in page
+
+
+def test_tuning_fields_are_saved_as_typed_and_read_back(app: Flask, env: Env) -> None:
+    client = logged_in(app)
+    data = form_of(client.get("/thresholds/new").get_data(as_text=True)) | TUNED_FORM
+    resp = client.post("/thresholds/new", data=data)
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    text = env.thresholds_path.read_text()
+    assert text.startswith(THRESHOLDS.rstrip("\n"))
+    added = text[len(THRESHOLDS.rstrip("\n")):]
+    for line in ('value = "80M"', "rearm = 3600", 'severity = "critical"', 'labels = {team = "net", site = "lab"}',
+                 'unit = "bit/s"', "scale = 8", "within = 3", 'clear_value = "60M"', 'keep_firing_for = "10min"',
+                 'no_data = "alarm"', 'stale_after = "15min"', "flap_changes = 4", 'flap_window = "1h"'):
+        assert f"\n{line}\n" in added, (line, added)
+    t = load_thresholds(env.thresholds_path)[-1]
+    tu = t.tuning
+    assert (t.value, t.rearm, t.repetitions) == (80e6, 3600, 2)
+    assert (str(tu.severity), dict(tu.labels), tu.description, tu.runbook, tu.unit, tu.scale) == (
+        "critical", {"team": "net", "site": "lab"}, "uplink full", "https://wiki.example.org/uplink", "bit/s", 8.0)
+    assert (tu.within, tu.clear_value, tu.keep_firing_for, str(tu.no_data), tu.stale_after) == (
+        3, 60e6, 600, "alarm", 900)
+    assert (tu.flap_changes, tu.flap_window) == (4, 3600)
+
+    # The editor shows each field as typed; saving it unchanged leaves the file as it is.
+    page = client.get("/thresholds/3/edit").get_data(as_text=True)
+    again = form_of(page)
+    assert again["value"] == "80M" and again["tuning-keep_firing_for"] == "10min"
+    assert again["tuning-labels"] == "team=net\nsite=lab" and again["tuning-severity"] == "critical"
+    assert again["tuning-scale"] == "8" and again["tuning-clear_value"] == "60M"
+    assert client.post("/thresholds/3/edit", data=again | {"op": "save"}).status_code == 302
+    assert env.thresholds_path.read_text() == text
+
+    # An emptied input takes the field out of the file: its default applies again.
+    again |= {"tuning-description": "", "tuning-labels": "", "op": "save"}
+    assert client.post("/thresholds/3/edit", data=again).status_code == 302
+    changed = env.thresholds_path.read_text()
+    assert "description" not in changed and "labels" not in changed and 'keep_firing_for = "10min"' in changed
+    assert load_thresholds(env.thresholds_path)[-1].tuning.description == ""
+
+
+def test_an_empty_rearm_is_an_hour_for_a_new_threshold_and_files_without_rearm_keep_0(app: Flask, env: Env) -> None:
+    client = logged_in(app)
+    assert form_of(client.get("/thresholds/2/edit").get_data(as_text=True))["rearm"] == "0"
+    data = form_of(client.get("/thresholds/new").get_data(as_text=True))
+    data.update({"name": "n", "glob": "df/*.rrd", "type": "above", "value": "1", "rearm": "", "op": "save"})
+    assert client.post("/thresholds/new", data=data).status_code == 302
+    thresholds = load_thresholds(env.thresholds_path)
+    assert [t.rearm for t in thresholds] == [0, 0, 3600]
+
+
+@pytest.mark.parametrize(("change", "field", "message"), [
+    ({"tuning-severity": "urgent"}, "severity", "must be one of 'critical', 'warning', 'info'"),
+    ({"tuning-labels": "team=net\noops"}, "labels", "line 2 ('oops') is not key=value"),
+    ({"tuning-runbook": "ftp://wiki"}, "runbook", "must be an http:// or https:// URL"),
+    ({"tuning-scale": "0"}, "scale", "must be above 0"),
+    ({"tuning-scale": "lots"}, "scale", "is not a number with an SI suffix"),
+    ({"tuning-clear_value": "2k"}, "clear_value", "must be at or below the limit"),
+    ({"tuning-keep_firing_for": "soon"}, "keep_firing_for", "is not a duration"),
+    ({"tuning-stale_after": "-5"}, "stale_after", "must be a whole number of seconds"),
+    ({"tuning-within": "1", "repetitions": "2"}, "within", "must be at least 'repetitions' (2)"),
+    ({"tuning-flap_changes": "3"}, "flap_window", "needs both flap_changes and flap_window"),
+    ({"tuning-no_data": "maybe"}, "no_data", "must be one of 'keep', 'ok', 'alarm'"),
+])
+def test_tuning_errors_come_back_beside_their_field(app: Flask, env: Env, change: dict[str, str], field: str,
+                                                   message: str) -> None:
+    client = logged_in(app)
+    data = form_of(client.get("/thresholds/new").get_data(as_text=True))
+    data.update({"name": "n", "glob": "df/*.rrd", "type": "above", "value": "1k", "op": "save"})
+    data.update(change)
+    resp = client.post("/thresholds/new", data=data)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    block = page.split(f'id="field-{field}"')[1].split('<div class="field"')[0]
+    assert 'class="errors"' in block and message in html.unescape(block), html.unescape(block)
+    assert "threshold 3:" not in block
+    assert env.thresholds_path.read_text() == THRESHOLDS
+    again = form_of(page)
+    for key, value in change.items():
+        if key.startswith("tuning-") and key != "tuning-severity" and key != "tuning-no_data":
+            assert again[key] == value  # what was typed is shown again, to correct it
+
+
+def test_preview_takes_an_si_limit_and_shows_values_with_the_unit(app: Flask, env: Env) -> None:
+    client = logged_in(app)
+    data = form_of(client.get("/thresholds/new").get_data(as_text=True))
+    data.update({"name": "busy", "glob": "interfaces/*/bytes.rrd", "type": "above", "value": "0.1k",
+                 "repetitions": "2", "tuning-unit": "B/s", "op": "preview"})
+    page = client.post("/thresholds/new", data=data).get_data(as_text=True)
+    assert re.search(r'id="preview-would-fire">1<', page)
+    rows = page.split('id="preview-rows"')[1].split("</table>")[0]
+    assert '<td class="num">500 B/s</td>' in rows and '<td class="num">10 B/s</td>' in rows
+    assert form_of(page)["value"] == "0.1k" and env.thresholds_path.read_text() == THRESHOLDS

@@ -28,13 +28,13 @@
       var r = list[i];
       var tr = document.createElement("tr");
       tr.className = "s-" + r[8].toLowerCase().replace(/ /g, "-");
-      for (var c = 0; c < 10; c++) {
+      for (var c = 0; c < 11; c++) {
         var td = document.createElement("td");
         if (c === 0 || c === 3 || c === 5) { td.className = "num"; }
         if (c === 1) { td.className = "file"; }
-        if (c === 8 && r[10]) {
+        if (c === 8 && r[11]) {
           var a = document.createElement("a");
-          a.href = r[10];
+          a.href = r[11];
           a.textContent = r[c];
           td.appendChild(a);
         } else {

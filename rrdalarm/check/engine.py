@@ -44,6 +44,7 @@ class _Transitions:
     errors: int = 0
     stale: dict[int, int] = field(default_factory=dict)
     """STALE series per threshold in this check."""
+    repeats: int = 0
 
 
 def apply_outcomes(
@@ -176,6 +177,7 @@ def _evaluated(out: _Transitions, o: Outcome, t: Threshold, prev: StateView | No
         out.errors += 1
     out.rows.append(_row(t, o, done.status, o.value, message, plan, done.memory.state))
     event = done.event
+    out.repeats += event is EventKind.REPEAT
     if event is EventKind.REPEAT and not plan.wants(t.id, EventKind.REPEAT):
         event = None  # a repeat no action hears of is not stored: the history keeps first firings
     new = _new_event(t, o, event, message) if event is not None else None
@@ -337,7 +339,7 @@ def run_check(
     result = CheckResult(
         started_at=now, duration_s=duration, files_checked=files_checked, series_checked=series_checked,
         alarms_fired=alarms_fired, rows=tr.rows, firing=tr.firing, errors=tr.errors, dry_run=dry_run,
-        warnings=warnings,
+        warnings=warnings, repeats=tr.repeats,
     )
     if dry_run:
         return result

@@ -48,6 +48,12 @@ class CheckResult:
     dry_run: bool = False
     warnings: list[str] = field(default_factory=list)
     deliveries: list[AttemptResult] = field(default_factory=list)
+    repeats: int = 0
+    """ALARM FIRED rows that were re-arm repeats (`alarms_fired` counts them too)."""
+
+    @property
+    def first_firings(self) -> int:
+        return self.alarms_fired - self.repeats
 
     @property
     def exit_status(self) -> int:

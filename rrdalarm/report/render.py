@@ -42,12 +42,17 @@ def ordered(rows: Iterable[Row]) -> list[Row]:
     return sorted(rows, key=lambda r: (_STATUS_ORDER[r.status], r.threshold, r.file, r.ds))
 
 
+def _repeats(count: int) -> str:
+    return f" (+{count} repeat{'s' if count > 1 else ''})" if count else ""
+
+
 def summary_line(result: CheckResult) -> str:
     dry = " (dry run: nothing recorded, no action run)" if result.dry_run else ""
     return (
         f"Check at {fmt_time(result.started_at)}: {result.duration_s:.2f} s, "
         f"{result.files_checked} files checked ({result.series_checked} series), "
-        f"{result.alarms_fired} alarms fired, {result.firing} firing, {result.errors} unreadable{dry}"
+        f"{result.first_firings} alarms fired{_repeats(result.repeats)}, {result.firing} firing, "
+        f"{result.errors} unreadable{dry}"
     )
 
 

@@ -224,7 +224,7 @@ def test_add_preview_check_edit_delete(ui: Watched, site: Site) -> None:
     ui.shot("08-edit")
     page.click("#save-button")
     expect(page).to_have_url(site.url + "/thresholds")
-    expect(row).to_contain_text("above 1000")
+    expect(row).to_contain_text("above 1 k")
     ui.shot("09-edited")
 
     # 7. Delete, after the confirmation page.

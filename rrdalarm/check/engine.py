@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -234,7 +234,7 @@ def _change_of(key: SeriesKey, prev: StateView, origin: str | None, *, memory: M
 
 
 def stale_events(out: _Transitions, active: Sequence[Threshold], states: Mapping[SeriesKey, StateView],
-                 watched: Mapping[int, int], describe: Callable[[Threshold], str], plan: ActionPlan) -> None:
+                 watched: Mapping[int, int], sources: Mapping[str, type[Source]], plan: ActionPlan) -> None:
     """One `stale` event per threshold when its files start going stale, one when none is left."""
     was = {k[0] for k, v in states.items() if v.stale_since is not None}
     for t in active:
@@ -243,10 +243,12 @@ def stale_events(out: _Transitions, active: Sequence[Threshold], states: Mapping
         count = out.stale.get(t.id, 0)
         if bool(count) == (t.id in was):
             continue
-        series = describe(t)
+        source = sources[t.source]
+        series = source.describe(t)
         total = max(count, watched.get(t.id, count))
-        message = messages.stale(count, total, t.tuning.stale_after) if count else messages.fresh(
-            t.tuning.stale_after)
+        noun = ("file", "files") if source.rrd_files else ("series", "series")
+        message = (messages.stale(count, total, t.tuning.stale_after, noun) if count
+                   else messages.fresh(t.tuning.stale_after, noun[0]))
         status = EventStatus.STALE if count else EventStatus.RESOLVED
         out.events.append(NewEvent(t.id, t.name, series, "", status, EventKind.STALE.value, t.type.value, t.value,
                                    None, None, message, *_carried(t)))
@@ -330,7 +332,7 @@ def run_check(
     warnings.extend(got.warnings)
 
     tr = apply_outcomes(got.outcomes, by_id, states, now, plan)
-    stale_events(tr, active, states, got.watched, lambda t: srcs[t.source].describe(t), plan)
+    stale_events(tr, active, states, got.watched, srcs, plan)
     elsewhere = store.firing_elsewhere(by_id)
     close_unwatched(store, elsewhere, thresholds, settings.thresholds, plan, plugins, tr)
     tr.rows.sort(key=_sort_key)

@@ -55,14 +55,13 @@ def data_back(value: float | None, unit: str = "") -> str:
     return f"resolved: data back ({format_quantity(value, unit)})"
 
 
-def stale(count: int, total: int, stale_after_s: int) -> str:
-    """One threshold's files whose collector stopped."""
-    noun = "file" if total == 1 else "files"
-    return f"stale: {count} of {total} {noun} not updated for {format_duration(stale_after_s)}"
+def stale(count: int, total: int, stale_after_s: int, noun: tuple[str, str] = ("file", "files")) -> str:
+    """One threshold's files (or series) whose collector stopped; `noun`: (singular, plural)."""
+    return f"stale: {count} of {total} {noun[total != 1]} not updated for {format_duration(stale_after_s)}"
 
 
-def fresh(stale_after_s: int) -> str:
-    return f"no longer stale: every file updated within {format_duration(stale_after_s)}"
+def fresh(stale_after_s: int, singular: str = "file") -> str:
+    return f"no longer stale: every {singular} updated within {format_duration(stale_after_s)}"
 
 
 def flapping(changes: int, window_s: int) -> str:

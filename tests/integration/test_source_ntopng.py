@@ -564,3 +564,21 @@ def test_query_and_window_helpers() -> None:
     assert series_name("host:traffic", tags) == "ntopng:host:traffic{ifid:0,host:fe80::1}"
     assert window_slice(first=1000, step=100, start=1000, end=1300) == (1, 4)  # 1100, 1200, 1300
     assert window_slice(first=1100, step=100, start=1000, end=1250) == (0, 2)
+
+
+def test_a_host_whose_series_stopped_is_stale_once_then_fresh(env: Env, store: Store, fake: FakeNtopng) -> None:
+    # The newest point decides for ntopng: the host's series ended 40 min before the check.
+    traffic(fake, [1.0] * 6, end=T0 - 8 * STEP)
+    configure(env, fake.url)
+    env.write_thresholds(threshold(label=["bytes_sent"], start="now-2h", stale_after="30min"))
+    r = check(env, store)
+    assert [(row.ds, row.status.value) for row in r.rows] == [("", "STALE"), ("bytes_sent", "STALE")]
+    assert r.exit_status == 3
+    assert [row.message for row in r.rows if not row.ds] == ["stale: 1 of 1 series not updated for 30 min"]
+    assert [(row.status.value, row.ds) for row in check(env, store, at=T0 + STEP).rows] == [("STALE", "bytes_sent")]
+    traffic(fake, [1.0] * 6, end=T0 + 2 * STEP)  # the collector came back
+    back = check(env, store, at=T0 + 2 * STEP)
+    assert [(row.ds, row.status.value) for row in back.rows] == [("", "OK"), ("bytes_sent", "OK")]
+    events = [(e.kind, e.message) for e in store.events(limit=10)][::-1]
+    assert events == [("stale", "stale: 1 of 1 series not updated for 30 min"),
+                      ("stale", "no longer stale: every series updated within 30 min")]

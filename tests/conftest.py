@@ -388,3 +388,18 @@ def rrdcached(env: Env) -> Any:
     finally:
         daemon.stop(graceful=False)  # its folder goes too: nothing needs its clean exit
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def stderr_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return [ln for ln in proc.stderr.splitlines() if ln.strip()]
+
+
+def assert_one_clear_line(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    """Exit 2, exactly one non-empty line on stderr containing every fragment, no traceback."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = stderr_lines(proc)
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]

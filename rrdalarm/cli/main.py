@@ -291,34 +291,30 @@ def write_imported(source: Path, target: Path, force: bool, command: str, import
     click.echo(f"{target}: wrote {len(imported.thresholds)} thresholds{skipped}")
 
 
-@cli.command("import-munin")
-@click.argument("datafile", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.argument("target", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--force", is_flag=True, help="Overwrite TARGET if it exists.")
-@click.option("--start-id", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Id of the first threshold written; the others follow.")
-@user_errors
-def import_munin(datafile: Path, target: Path, force: bool, start_id: int) -> None:
-    """Turn the warning and critical levels of munin's DATAFILE into a TOML thresholds file (TARGET)."""
-    from rrdalarm.config.import_munin import parse_munin
+def _import_command(name: str, reader: str, argument: str, doc: str) -> None:
+    """One `import-*` command: read ARGUMENT with `reader` ("module:function"), write TARGET."""
 
-    imported = parse_munin(read_config_text(datafile), str(datafile), start_id, sorted(source_plugins()))
-    write_imported(datafile, target, force, "import-munin", imported)
+    @cli.command(name, help=doc)
+    @click.argument(argument, type=click.Path(path_type=Path, dir_okay=False, exists=True))
+    @click.argument("target", type=click.Path(path_type=Path, dir_okay=False))
+    @click.option("--force", is_flag=True, help="Overwrite TARGET if it exists.")
+    @click.option("--start-id", type=click.IntRange(min=0), default=1, show_default=True,
+                  help="Id of the first threshold written; the others follow.")
+    @user_errors
+    def command(target: Path, force: bool, start_id: int, **given: Path) -> None:
+        import importlib
+
+        module, function = reader.split(":")
+        parse = getattr(importlib.import_module(module), function)  # only this command pays for its parser
+        source = given[argument]
+        imported = parse(read_config_text(source), str(source), start_id, sorted(source_plugins()))
+        write_imported(source, target, force, name, imported)
 
 
-@cli.command("import-collectd")
-@click.argument("source", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.argument("target", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--force", is_flag=True, help="Overwrite TARGET if it exists.")
-@click.option("--start-id", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Id of the first threshold written; the others follow.")
-@user_errors
-def import_collectd(source: Path, target: Path, force: bool, start_id: int) -> None:
-    """Turn collectd's threshold configuration (SOURCE, e.g. threshold.conf) into a TOML thresholds file."""
-    from rrdalarm.config.import_collectd import parse_collectd
-
-    imported = parse_collectd(read_config_text(source), str(source), start_id, sorted(source_plugins()))
-    write_imported(source, target, force, "import-collectd", imported)
+_import_command("import-munin", "rrdalarm.config.import_munin:parse_munin", "datafile",
+                "Turn the warning and critical levels of munin's DATAFILE into a TOML thresholds file (TARGET).")
+_import_command("import-collectd", "rrdalarm.config.import_collectd:parse_collectd", "source",
+                "Turn collectd's threshold configuration (SOURCE, e.g. threshold.conf) into a TOML thresholds file.")
 
 
 @cli.command()

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import T0, Env, make_rrd
+from conftest import T0, Env, assert_one_clear_line, make_rrd, stderr_lines
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -41,21 +41,6 @@ enabled = false
 """
 
 LEGACY_ROW = "7\tinterfaces/eth0/*Bytes.rrd\tabove\t100\t0\tnow-1h\tnow\tsavelog\tAslog.txt\t0"
-
-
-def stderr_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
-    return [ln for ln in proc.stderr.splitlines() if ln.strip()]
-
-
-def assert_one_clear_line(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    """Exit 2, exactly one non-empty line on stderr containing every fragment, no traceback."""
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    lines = stderr_lines(proc)
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr + proc.stdout
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 # ---------------------------------------------------------------- validate

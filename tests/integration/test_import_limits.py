@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import T0, Env
+from conftest import T0, Env, assert_one_clear_line, stderr_lines
 
 from rrdalarm.config.thresholds import load_thresholds
 from rrdalarm.model.definitions import Threshold
@@ -69,21 +68,6 @@ LoadPlugin "threshold"
   </Host>
 </Plugin>
 """
-
-
-def stderr_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
-    return [ln for ln in proc.stderr.splitlines() if ln.strip()]
-
-
-def one_clear_line(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    """Exit 2, one line on stderr with every fragment, no traceback."""
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    lines = stderr_lines(proc)
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr + proc.stdout
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 def summary(t: Threshold) -> tuple[Any, ...]:
@@ -152,7 +136,7 @@ def test_munin_start_id_and_force(env: Env) -> None:
     assert [t.id for t in thresholds] == list(range(100, 108))
     source = env.base / "datafile"
     proc = env.run("import-munin", str(source), str(target))
-    one_clear_line(proc, str(target), "--force")
+    assert_one_clear_line(proc, str(target), "--force")
     assert env.run("import-munin", "--force", str(source), str(target)).returncode == 0
     assert [t.id for t in load_thresholds(target)] == list(range(1, 9))
 
@@ -168,14 +152,14 @@ def test_munin_bad_line_names_file_and_line(env: Env, line: str, fragments: tupl
     source.write_text(DATAFILE + line + "\n", encoding="utf-8")
     target = env.base / "out.toml"
     bad_line = DATAFILE.count("\n") + 1
-    one_clear_line(env.run("import-munin", str(source), str(target)), f"{source}:{bad_line}:", *fragments)
+    assert_one_clear_line(env.run("import-munin", str(source), str(target)), f"{source}:{bad_line}:", *fragments)
     assert not target.exists()
 
 
 def test_munin_datafile_without_levels_is_refused(env: Env) -> None:
     source = env.base / "datafile"
     source.write_text("version 2.0.69\nlab;pi:load.load.label load\n", encoding="utf-8")
-    one_clear_line(env.run("import-munin", str(source), str(env.base / "out.toml")), str(source), "no limits")
+    assert_one_clear_line(env.run("import-munin", str(source), str(env.base / "out.toml")), str(source), "no limits")
 
 
 # ---------------------------------------------------------------- collectd
@@ -249,7 +233,7 @@ def test_collectd_bad_input_names_file_and_line(env: Env, conf: str, line: int, 
     source = env.base / "threshold.conf"
     source.write_text(conf, encoding="utf-8")
     target = env.base / "out.toml"
-    one_clear_line(env.run("import-collectd", str(source), str(target)), f"{source}:{line}:", *fragments)
+    assert_one_clear_line(env.run("import-collectd", str(source), str(target)), f"{source}:{line}:", *fragments)
     assert not target.exists()
 
 

@@ -124,7 +124,7 @@ def _message(done: Step, o: Outcome, t: Threshold, prev: StateView | None, now: 
         return messages.settled(done.memory.state is State.FIRING, t.tuning.flap_window)
     if event is EventKind.NO_DATA or done.status is Status.NO_DATA:
         return messages.no_data_alarm() if done.memory.reason else o.message
-    if done.why == "no data":
+    if done.why == "no data" and event is EventKind.RESOLVED:
         return messages.no_data_resolved()
     if done.why == "data back":
         return messages.data_back(o.value, unit)

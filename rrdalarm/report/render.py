@@ -18,7 +18,8 @@ COLUMNS = ("ID", "File", "DS", "Value", "Type", "Threshold", "Time", "Action", "
 
 # Fired rows first, then what needs attention, then the rest.
 _STATUS_ORDER = {
-    Status.ALARM_FIRED: 0, Status.FIRING: 1, Status.ERROR: 2, Status.NO_DATA: 3, Status.OK: 4,
+    Status.ALARM_FIRED: 0, Status.FIRING: 1, Status.FLAPPING: 2, Status.ERROR: 3, Status.NO_DATA: 4,
+    Status.STALE: 5, Status.OK: 6,
 }
 
 

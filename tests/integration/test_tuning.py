@@ -288,3 +288,21 @@ def test_a_flapping_series_gives_one_event_then_quiet_then_one_when_it_settles(e
                                ("flapping", "FLAPPING", "flapping: 3 changes in 5 min"),
                                ("fired", "ALARM FIRED", "settled: firing, no change for 5 min")]
     assert all(k == "repeat" for k, _, _ in events(env)[4:])
+
+
+def test_the_text_and_html_reports_show_stale_and_flapping_rows(env: Env) -> None:
+    env.rrd("old.rrd", minutes(*[1.0] * 30), end=T0 - 20 * MIN)
+    env.rrd("a.rrd", minutes(1, 9, 1, 9))
+    env.write_thresholds(threshold(glob="old.rrd", stale_after="15min")
+                         + threshold(2, start="now-1min", flap_changes=2, flap_window="5min"))
+    for k in range(3):
+        env.run("check", "--json", "--at", str(T0 - (2 - k) * MIN))
+    p = env.run("check", "--at", str(T0 + 30))
+    assert p.returncode == 1, p.stderr
+    lines = p.stdout.splitlines()
+    assert any("FLAPPING" in line and "flapping: 3 changes in 5 min" in line for line in lines)
+    assert any("old.rrd" in line and "STALE" in line and "not updated since" in line for line in lines)
+    p = env.run("check", "--at", str(T0 + 40), "--html", str(env.base / "report.html"))
+    assert p.returncode == 1, p.stderr
+    html = (env.base / "report.html").read_text()
+    assert "FLAPPING" in html and "STALE" in html

@@ -319,7 +319,10 @@ def run_check(
     plan = plan_actions(active, plugins)
     warnings = list(plan.warnings)
     states = store.states(by_id)
-    firing = frozenset(k for k, v in states.items() if v.state is State.FIRING and k[0] in by_id)
+    # Series the sources must report on even when OK rows are not wanted (--quiet): firing ones, and
+    # ones marked stale or flapping, whose end is an event of its own.
+    firing = frozenset(k for k, v in states.items() if k[0] in by_id and (
+        v.state is State.FIRING or v.stale_since is not None or v.flapping_since is not None))
     srcs = source_plugins() if sources is None else sources
     got = _collect(settings, active, firing, now, want_ok, progress, srcs)
     files_checked, series_checked = got.files_checked, got.series_checked

@@ -306,3 +306,27 @@ def test_the_text_and_html_reports_show_stale_and_flapping_rows(env: Env) -> Non
     assert p.returncode == 1, p.stderr
     html = (env.base / "report.html").read_text()
     assert "FLAPPING" in html and "STALE" in html
+
+
+def test_quiet_checks_end_staleness_once(env: Env) -> None:
+    # cron runs `check --quiet`: no OK rows are made, yet a file fresh again must end the staleness once.
+    paths = [env.rrd(f"h{i}.rrd", minutes(*[1.0] * 30), end=T0 - 20 * MIN) for i in range(2)]
+    env.write_thresholds(threshold(glob="*.rrd", stale_after="15min"))
+    assert env.run("check", "--quiet", "--at", str(T0)).returncode == 3
+    for path in paths:
+        add_points(path, (T0 + MIN, 1.0), (T0 + 2 * MIN, 1.0))
+    assert [env.run("check", "--quiet", "--at", str(T0 + k * MIN)).returncode for k in (2, 3, 4)] == [0, 0, 0]
+    assert events(env) == [("stale", "STALE", "stale: 2 of 2 files not updated for 15 min"),
+                           ("stale", "RESOLVED", "no longer stale: every file updated within 15 min")]
+
+
+def test_quiet_checks_see_a_flapping_series_settle_ok(env: Env) -> None:
+    env.rrd("a.rrd", minutes(1, 9, 1, 9, *[1.0] * 12), end=T0 + 14 * MIN)
+    env.write_thresholds(threshold(start="now-1min", flap_changes=2, flap_window="5min", actions=LOG))
+    for k in range(12):
+        env.run("check", "--quiet", "--at", str(T0 + k * MIN))
+    # Changes at T0+1, +2, +3 and +4 min; no change for 5 minutes from T0+9 min.
+    assert events(env) == [("fired", "ALARM FIRED", "9 above 5"),
+                           ("resolved", "RESOLVED", "resolved: 1 no longer above 5"),
+                           ("flapping", "FLAPPING", "flapping: 3 changes in 5 min"),
+                           ("resolved", "RESOLVED", "settled: OK, no change for 5 min")]

@@ -27,6 +27,7 @@ from rrdalarm.model.definitions import Settings, Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.plugins import source_plugins
 from rrdalarm.report import messages
+from rrdalarm.report.render import fmt_time
 from rrdalarm.rules import timespec
 from rrdalarm.rules.evaluate import Value
 from rrdalarm.sources.base import Outcome, OutcomeKind, Source
@@ -59,6 +60,7 @@ class PreviewStatus(StrEnum):
     OK = "ok"
     ERROR = "error"
     NO_DATA = "no data"
+    STALE = "stale"
 
 
 _STATUS = {
@@ -66,9 +68,11 @@ _STATUS = {
     OutcomeKind.OK: PreviewStatus.OK,
     OutcomeKind.ERROR: PreviewStatus.ERROR,
     OutcomeKind.NO_DATA: PreviewStatus.NO_DATA,
+    OutcomeKind.STALE: PreviewStatus.STALE,
 }
 # The rows worth seeing first when the list is cut at `limit`.
-_ORDER = {PreviewStatus.WOULD_FIRE: 0, PreviewStatus.ERROR: 1, PreviewStatus.NO_DATA: 2, PreviewStatus.OK: 3}
+_ORDER = {PreviewStatus.WOULD_FIRE: 0, PreviewStatus.ERROR: 1, PreviewStatus.NO_DATA: 2, PreviewStatus.STALE: 3,
+          PreviewStatus.OK: 4}
 
 
 @dataclass(frozen=True)
@@ -106,8 +110,10 @@ def _row(o: Outcome, t: Threshold) -> PreviewRow:
     status = _STATUS[o.kind]
     message = o.message
     if status is PreviewStatus.WOULD_FIRE and o.value is not None:
-        message = messages.crossing(o.value, t.type.value, t.value)  # as the check will word it
+        message = messages.crossing(o.value, t.type.value, t.value, t.tuning.unit)  # as the check will word it
         message += f"; {o.message}" if o.message else ""
+    elif status is PreviewStatus.STALE:
+        message = f"{o.message} {fmt_time(o.time)}" if o.time is not None else "never updated"
     return PreviewRow(o.series, o.ds, status, o.value, o.time, message)
 
 

@@ -27,6 +27,7 @@ from rrdalarm.editor.preview import (
 )
 from rrdalarm.model.definitions import Threshold
 from rrdalarm.model.errors import ConfigError
+from rrdalarm.report.render import fmt_time
 from rrdalarm.sources.rrd import RRDSource, fetch
 from rrdalarm.store.database import open_store
 
@@ -74,6 +75,17 @@ def test_preview_of_a_disabled_unsaved_threshold_still_evaluates(env: Env) -> No
     env.rrd("a.rrd", {"x": [9, 9]})
     p = preview(env.settings(), rrd_threshold(enabled=False, ds=["x"]), T0)
     assert [r.status for r in p.rows] == [PreviewStatus.WOULD_FIRE]
+
+
+def test_preview_of_tuned_fields_words_rows_as_the_check_does(env: Env) -> None:
+    env.rrd("fresh.rrd", {"x": [1e6] * 10 + [3.95e6] * 2})
+    env.rrd("old.rrd", {"x": [1.0] * 10}, end=T0 - 20 * 60)
+    t = rrd_threshold(glob="*.rrd", value="30M", scale=8, unit="B/s", stale_after="15min", repetitions=2, within=3)
+    p = preview(env.settings(), t, T0)
+    assert [(r.file, r.status, r.value, r.message) for r in p.rows] == [
+        ("fresh.rrd", PreviewStatus.WOULD_FIRE, 31.6e6, "31.6 MB/s above 30 MB/s"),
+        ("old.rrd", PreviewStatus.STALE, None, f"not updated since {fmt_time(T0 - 20 * 60)}"),
+    ]
 
 
 def test_preview_glob_matching_nothing(env: Env) -> None:

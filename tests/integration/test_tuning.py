@@ -284,6 +284,7 @@ def test_a_flapping_series_gives_one_event_then_quiet_then_one_when_it_settles(e
     assert seen[2] == (1, ("FLAPPING", "flapping: 3 changes in 5 min"))
     # Flapping while it flips, and for 5 minutes (the window) after its last change.
     assert statuses[3:13] == ["FLAPPING"] * 10
+    assert seen[12] == (1, ("FLAPPING", "flapping: 1 change in 5 min"))  # the changes still in the window
     assert seen[13] == (1, ("ALARM FIRED", "settled: firing, no change for 5 min"))
     assert events(env)[:4] == [("fired", "ALARM FIRED", "9 above 5"), ("resolved", "RESOLVED",
                                                                       "resolved: 1 no longer above 5"),

@@ -125,7 +125,7 @@ def _message(done: Step, o: Outcome, t: Threshold, prev: StateView | None, now: 
         return messages.settled(done.memory.state is State.FIRING, t.tuning.flap_window)
     if event is EventKind.NO_DATA or done.status is Status.NO_DATA:
         return messages.no_data_alarm() if done.memory.reason else o.message
-    if done.why == "no data":
+    if done.why == "no data" and event is EventKind.RESOLVED:
         return messages.no_data_resolved()
     if done.why == "data back":
         return messages.data_back(o.value, unit)
@@ -323,9 +323,10 @@ def run_check(
     plan = plan_actions(active, plugins)
     warnings = list(plan.warnings)
     states = store.states(by_id)
-    # Stale series too: their OK outcome, even in a quiet check, is what ends their staleness.
-    firing = frozenset(k for k, v in states.items()
-                       if (v.state is State.FIRING or v.stale_since is not None) and k[0] in by_id)
+    # Series the sources must report on even when OK rows are not wanted (--quiet): firing ones, and
+    # ones marked stale or flapping, whose end is an event of its own.
+    firing = frozenset(k for k, v in states.items() if k[0] in by_id and (
+        v.state is State.FIRING or v.stale_since is not None or v.flapping_since is not None))
     srcs = source_plugins() if sources is None else sources
     got = _collect(settings, active, firing, now, want_ok, progress, srcs)
     files_checked, series_checked = got.files_checked, got.series_checked

@@ -65,7 +65,8 @@ def fresh(stale_after_s: int, singular: str = "file") -> str:
 
 
 def flapping(changes: int, window_s: int) -> str:
-    return f"flapping: {changes} changes in {format_duration(window_s)}"
+    noun = "change" if changes == 1 else "changes"
+    return f"flapping: {changes} {noun} in {format_duration(window_s)}"
 
 
 def settled(firing: bool, window_s: int) -> str:

@@ -27,6 +27,7 @@ from rrdalarm.editor.preview import (
 )
 from rrdalarm.model.definitions import Threshold
 from rrdalarm.model.errors import ConfigError
+from rrdalarm.report.render import fmt_time
 from rrdalarm.sources.rrd import RRDSource, fetch
 from rrdalarm.store.database import open_store
 
@@ -74,6 +75,17 @@ def test_preview_of_a_disabled_unsaved_threshold_still_evaluates(env: Env) -> No
     env.rrd("a.rrd", {"x": [9, 9]})
     p = preview(env.settings(), rrd_threshold(enabled=False, ds=["x"]), T0)
     assert [r.status for r in p.rows] == [PreviewStatus.WOULD_FIRE]
+
+
+def test_preview_of_tuned_fields_words_rows_as_the_check_does(env: Env) -> None:
+    env.rrd("fresh.rrd", {"x": [1e6] * 10 + [3.95e6] * 2})
+    env.rrd("old.rrd", {"x": [1.0] * 10}, end=T0 - 20 * 60)
+    t = rrd_threshold(glob="*.rrd", value="30M", scale=8, unit="B/s", stale_after="15min", repetitions=2, within=3)
+    p = preview(env.settings(), t, T0)
+    assert [(r.file, r.status, r.value, r.message) for r in p.rows] == [
+        ("fresh.rrd", PreviewStatus.WOULD_FIRE, 31.6e6, "31.6 MB/s above 30 MB/s"),
+        ("old.rrd", PreviewStatus.STALE, None, f"not updated since {fmt_time(T0 - 20 * 60)}"),
+    ]
 
 
 def test_preview_glob_matching_nothing(env: Env) -> None:
@@ -369,6 +381,67 @@ def test_backtest_agrees_with_the_engine_run_check_by_check(
         state = states[(s.file, s.ds)]
         assert s.firing_at_end == (state is not None and state.state == "FIRING")
     assert report.total_fires > 2 and sum(s.repeats for s in report.series) > 0  # the series exercise the machine
+
+
+def gappy(n: int, seed: int) -> list[float | None]:
+    """wobbly, with stretches of several unknown minutes: windows with no known point at all."""
+    out = wobbly(n, seed)
+    for lo in range(25 + seed * 3, n, 37):
+        out[lo : lo + 4 + seed % 3] = [None] * len(out[lo : lo + 4 + seed % 3])
+    return out
+
+
+TUNED = {
+    "within": {"repetitions": 3, "within": 5, "start": "now-10min"},
+    "within_rearm": {"repetitions": 2, "within": 4, "start": "now-6min", "rearm": 150},
+    "scale": {"scale": 2, "value": "10", "start": "now-3min"},
+    "clear_value": {"clear_value": 3, "start": "now-2min"},
+    "keep_firing_for": {"keep_firing_for": "3min", "start": "now-2min"},
+    "no_data_ok": {"no_data": "ok", "start": "now-2min"},
+    "no_data_alarm": {"no_data": "alarm", "start": "now-2min"},
+    "flapping": {"flap_changes": 1, "flap_window": "5min", "start": "now-2min"},
+    "flapping_clear_value": {"flap_changes": 2, "flap_window": "20min", "clear_value": 4, "start": "now-1min"},
+}
+
+
+@pytest.mark.parametrize("fields", TUNED.values(), ids=TUNED.keys())
+def test_backtest_agrees_with_the_engine_for_each_tuning_field(env: Env, fields: dict[str, Any]) -> None:
+    """The same lifecycle in the replay and in real checks, minute by minute, state in SQLite."""
+    env.rrd("a.rrd", {"x": gappy(200, 1), "y": gappy(200, 2)})
+    t = rrd_threshold(**fields, action=[{"type": "log", "file": "x.log",
+                                         "on": ["fire", "repeat", "resolve", "no_data", "flapping"]}])
+    period = 90 * 60
+    report = backtest(env.settings(), t, T0, period=period, interval=60)
+    no_data: dict[tuple[str, str], int] = {}
+    store = open_store(env.settings().db_url)
+    try:
+        for at in range(T0 - period + 60, T0 + 1, 60):
+            for row in run_check(env.settings(), [t], store, at=at, deliver=False).rows:
+                no_data[(row.file, row.ds)] = no_data.get((row.file, row.ds), 0) + (row.status.value == "NO DATA")
+        events = store.events(limit=100_000)
+        states = {(s.file, s.ds): store.series_state(1, s.file, s.ds) for s in report.series}
+    finally:
+        store.close()
+    kinds: dict[tuple[str, str, str], list[int]] = {}
+    for e in events:
+        kinds.setdefault((e.series, e.ds, e.kind), []).append(e.at)
+    assert len(report.series) == 2, report
+    for s in report.series:
+        fired = sorted(kinds.get((s.file, s.ds, "fired"), []))
+        assert (s.fires, s.first_fire, s.last_fire) == (len(fired), min(fired, default=None), max(fired, default=None))
+        assert s.repeats == len(kinds.get((s.file, s.ds, "repeat"), []))
+        assert s.resolves == len(kinds.get((s.file, s.ds, "resolved"), []))
+        assert s.no_data == no_data[(s.file, s.ds)]
+        state = states[(s.file, s.ds)]
+        assert s.firing_at_end == (state is not None and state.state == "FIRING")
+    # The series exercise the field: the machine fired and resolved, and what the field adds happened.
+    assert report.total_fires > 1 and sum(s.resolves for s in report.series) > 0
+    if fields.get("no_data") == "alarm":
+        assert sum(s.no_data for s in report.series) > 0
+    if fields.get("no_data") == "ok":
+        assert any(e.message == "resolved: no known point in the window" for e in events)
+    if "flap_changes" in fields:
+        assert any(kind == "flapping" for _, _, kind in kinds)
 
 
 def test_a_window_longer_than_the_files_archives_is_cut_to_them(env: Env) -> None:

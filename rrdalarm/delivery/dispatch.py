@@ -23,7 +23,8 @@ from rrdalarm.sources.base import SeriesKey
 
 WHEN = {"fire": EventKind.FIRED, "repeat": EventKind.REPEAT, "resolve": EventKind.RESOLVED,
         "no_data": EventKind.NO_DATA, "stale": EventKind.STALE, "flapping": EventKind.FLAPPING}
-DEFAULT_WHEN = ("fire", "resolve")
+# A no_data = "alarm" firing is a firing: actions hear of it unless their `on` says otherwise.
+DEFAULT_WHEN = ("fire", "resolve", "no_data")
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,8 @@ def told_of(plan: ActionPlan, event: NewEvent) -> frozenset[str]:
     """Identities of the targets this fire or repeat event counts as telling of the firing.
 
     At a firing every action of the threshold is there, including one that wants recoveries
-    only; a repeat tells only the actions that hear repeats (one added while firing, say).
+    only; a repeat or a no-data alarm tells only the actions that hear those (so only they
+    hear of its recovery).
     """
     kind = EventKind(event.kind)
     if kind not in (EventKind.FIRED, EventKind.REPEAT, EventKind.NO_DATA):
@@ -113,7 +115,7 @@ def told_of(plan: ActionPlan, event: NewEvent) -> frozenset[str]:
     return frozenset(
         action_identity(action.type, params)
         for action in plan.by_threshold.get(event.threshold_id, ())
-        if kind is not EventKind.REPEAT or kind in action.when
+        if kind is EventKind.FIRED or kind in action.when
         for params in _variants(action)
     )
 

@@ -204,6 +204,20 @@ def test_no_data_alarm_fires_and_data_coming_back_resolves_it(env: Env) -> None:
     assert "no data: no known point in the window" in log and "resolved: data back (2)" in log
 
 
+def test_a_no_data_alarm_reaches_default_actions_and_its_recovery_only_those_told(env: Env) -> None:
+    path = env.rrd("a.rrd", minutes(1, 1))
+    env.write_thresholds(threshold(no_data="alarm", actions=[
+        {"type": "log", "file": "default.log"},  # on: fire, resolve, no_data
+        {"type": "log", "file": "fire_only.log", "on": ["fire", "resolve"]},
+    ]))
+    assert row_of(env, LATER)[1][0] == "NO DATA"
+    add_points(path, (LATER + MIN, 2.0), (LATER + 2 * MIN, 2.0))
+    assert row_of(env, LATER + 2 * MIN) == (0, ("OK", "resolved: data back (2)"))
+    told = (env.data / "log" / "default.log").read_text()
+    assert "no data: no known point in the window" in told and "resolved: data back (2)" in told
+    assert not (env.data / "log" / "fire_only.log").exists()  # never told of the firing, so not of its end
+
+
 def test_no_data_alarm_with_a_breach_coming_back_is_a_firing_of_its_own(env: Env) -> None:
     path = env.rrd("a.rrd", minutes(1, 1))
     env.write_thresholds(threshold(no_data="alarm", actions=LOG))

@@ -349,6 +349,46 @@ def wobbly(n: int, seed: int) -> list[float | None]:
     return out
 
 
+PERIOD = 90 * 60
+
+Story = tuple[dict[tuple[str, str, str], list[int]], dict[tuple[str, str], Any], dict[tuple[str, str], int],
+              set[str]]
+
+
+def engine_story(env: Env, t: Threshold, report: BacktestReport) -> Story:
+    """Real checks every minute over PERIOD: (event times by series and kind, final states, NO DATA rows,
+    event messages)."""
+    no_data: dict[tuple[str, str], int] = {}
+    store = open_store(env.settings().db_url)
+    try:
+        for at in range(T0 - PERIOD + 60, T0 + 1, 60):
+            for row in run_check(env.settings(), [t], store, at=at, deliver=False).rows:
+                no_data[(row.file, row.ds)] = no_data.get((row.file, row.ds), 0) + (row.status.value == "NO DATA")
+        events = store.events(limit=100_000)
+        states = {(s.file, s.ds): store.series_state(1, s.file, s.ds) for s in report.series}
+    finally:
+        store.close()
+    kinds: dict[tuple[str, str, str], list[int]] = {}
+    for e in events:
+        kinds.setdefault((e.series, e.ds, e.kind), []).append(e.at)
+    return kinds, states, no_data, {e.message for e in events}
+
+
+def assert_same_story(report: BacktestReport, kinds: dict[tuple[str, str, str], list[int]],
+                      states: dict[tuple[str, str], Any], no_data: dict[tuple[str, str], int],
+                      compare_no_data: bool = False) -> None:
+    """The backtest told the same story as the real checks, series by series."""
+    for s in report.series:
+        fired = sorted(kinds.get((s.file, s.ds, "fired"), []))
+        assert (s.fires, s.first_fire, s.last_fire) == (len(fired), min(fired, default=None), max(fired, default=None))
+        assert s.repeats == len(kinds.get((s.file, s.ds, "repeat"), []))
+        assert s.resolves == len(kinds.get((s.file, s.ds, "resolved"), []))
+        if compare_no_data:
+            assert s.no_data == no_data[(s.file, s.ds)]
+        state = states[(s.file, s.ds)]
+        assert s.firing_at_end == (state is not None and state.state == "FIRING")
+
+
 @pytest.mark.parametrize(("repetitions", "rearm", "start"), [(0, 0, "now-5min"), (2, 150, "now-10min"),
                                                             (3, 0, "now-7min")])
 def test_backtest_agrees_with_the_engine_run_check_by_check(
@@ -359,27 +399,10 @@ def test_backtest_agrees_with_the_engine_run_check_by_check(
     env.rrd("b.rrd", {"x": wobbly(200, 3), "y": wobbly(200, 4)})
     t = rrd_threshold(glob="*.rrd", repetitions=repetitions, rearm=rearm, start=start,
                       action=[{"type": "log", "file": "x.log", "on": ["fire", "repeat", "resolve"]}])
-    period = 90 * 60
-    report = backtest(env.settings(), t, T0, period=period, interval=60)
-    store = open_store(env.settings().db_url)
-    try:
-        for at in range(T0 - period + 60, T0 + 1, 60):
-            run_check(env.settings(), [t], store, at=at, deliver=False)
-        events = store.events(limit=100_000)
-        states = {(s.file, s.ds): store.series_state(1, s.file, s.ds) for s in report.series}
-    finally:
-        store.close()
-    kinds: dict[tuple[str, str, str], list[int]] = {}
-    for e in events:
-        kinds.setdefault((e.series, e.ds, e.kind), []).append(e.at)
+    report = backtest(env.settings(), t, T0, period=PERIOD, interval=60)
     assert len(report.series) == 4
-    for s in report.series:
-        fired = sorted(kinds.get((s.file, s.ds, "fired"), []))
-        assert (s.fires, s.first_fire, s.last_fire) == (len(fired), min(fired, default=None), max(fired, default=None))
-        assert s.repeats == len(kinds.get((s.file, s.ds, "repeat"), []))
-        assert s.resolves == len(kinds.get((s.file, s.ds, "resolved"), []))
-        state = states[(s.file, s.ds)]
-        assert s.firing_at_end == (state is not None and state.state == "FIRING")
+    kinds, states, no_data, _ = engine_story(env, t, report)
+    assert_same_story(report, kinds, states, no_data)
     assert report.total_fires > 2 and sum(s.repeats for s in report.series) > 0  # the series exercise the machine
 
 
@@ -410,36 +433,16 @@ def test_backtest_agrees_with_the_engine_for_each_tuning_field(env: Env, fields:
     env.rrd("a.rrd", {"x": gappy(200, 1), "y": gappy(200, 2)})
     t = rrd_threshold(**fields, action=[{"type": "log", "file": "x.log",
                                          "on": ["fire", "repeat", "resolve", "no_data", "flapping"]}])
-    period = 90 * 60
-    report = backtest(env.settings(), t, T0, period=period, interval=60)
-    no_data: dict[tuple[str, str], int] = {}
-    store = open_store(env.settings().db_url)
-    try:
-        for at in range(T0 - period + 60, T0 + 1, 60):
-            for row in run_check(env.settings(), [t], store, at=at, deliver=False).rows:
-                no_data[(row.file, row.ds)] = no_data.get((row.file, row.ds), 0) + (row.status.value == "NO DATA")
-        events = store.events(limit=100_000)
-        states = {(s.file, s.ds): store.series_state(1, s.file, s.ds) for s in report.series}
-    finally:
-        store.close()
-    kinds: dict[tuple[str, str, str], list[int]] = {}
-    for e in events:
-        kinds.setdefault((e.series, e.ds, e.kind), []).append(e.at)
+    report = backtest(env.settings(), t, T0, period=PERIOD, interval=60)
     assert len(report.series) == 2, report
-    for s in report.series:
-        fired = sorted(kinds.get((s.file, s.ds, "fired"), []))
-        assert (s.fires, s.first_fire, s.last_fire) == (len(fired), min(fired, default=None), max(fired, default=None))
-        assert s.repeats == len(kinds.get((s.file, s.ds, "repeat"), []))
-        assert s.resolves == len(kinds.get((s.file, s.ds, "resolved"), []))
-        assert s.no_data == no_data[(s.file, s.ds)]
-        state = states[(s.file, s.ds)]
-        assert s.firing_at_end == (state is not None and state.state == "FIRING")
+    kinds, states, no_data, messages = engine_story(env, t, report)
+    assert_same_story(report, kinds, states, no_data, compare_no_data=True)
     # The series exercise the field: the machine fired and resolved, and what the field adds happened.
     assert report.total_fires > 1 and sum(s.resolves for s in report.series) > 0
     if fields.get("no_data") == "alarm":
         assert sum(s.no_data for s in report.series) > 0
     if fields.get("no_data") == "ok":
-        assert any(e.message == "resolved: no known point in the window" for e in events)
+        assert "resolved: no known point in the window" in messages
     if "flap_changes" in fields:
         assert any(kind == "flapping" for _, _, kind in kinds)
 

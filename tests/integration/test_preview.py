@@ -349,7 +349,7 @@ def wobbly(n: int, seed: int) -> list[float | None]:
     return out
 
 
-PERIOD = 90 * 60
+PERIOD = 60 * 60
 
 Story = tuple[dict[tuple[str, str, str], list[int]], dict[tuple[str, str], Any], dict[tuple[str, str], int],
               set[str]]
@@ -394,7 +394,7 @@ def assert_same_story(report: BacktestReport, kinds: dict[tuple[str, str, str], 
 def test_backtest_agrees_with_the_engine_run_check_by_check(
     env: Env, repetitions: int, rearm: int, start: str
 ) -> None:
-    """Real checks at every minute of the last 90 minutes, state in SQLite; the backtest must tell the same story."""
+    """Real checks at every minute of the last hour, state in SQLite; the backtest must tell the same story."""
     env.rrd("a.rrd", {"x": wobbly(200, 1), "y": wobbly(200, 2)})
     env.rrd("b.rrd", {"x": wobbly(200, 3), "y": wobbly(200, 4)})
     t = rrd_threshold(glob="*.rrd", repetitions=repetitions, rearm=rearm, start=start,

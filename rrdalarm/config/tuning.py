@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rrdalarm.common.quantities import parse_duration, parse_quantity
+from rrdalarm.common.quantities import format_quantity, parse_duration, parse_quantity
 from rrdalarm.model.definitions import Tuning
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.states import Direction, NoData, Severity
@@ -134,8 +134,9 @@ def _consistent(t: Tuning, fail: Fail, direction: Direction, limit: float, repet
         wrong = t.clear_value > limit if direction is Direction.ABOVE else t.clear_value < limit
         if wrong:
             side = "at or below" if direction is Direction.ABOVE else "at or above"
-            raise fail("clear_value", f"must be {side} the limit of a '{direction.value}' threshold "
-                                      f"({limit:g}), not {t.clear_value:g}")
+            article = "an" if direction is Direction.ABOVE else "a"
+            raise fail("clear_value", f"must be {side} the limit of {article} '{direction.value}' threshold "
+                                      f"({format_quantity(limit)}), not {format_quantity(t.clear_value)}")
     if t.within and t.within < max(1, repetitions):
         raise fail("within", f"must be at least 'repetitions' ({max(1, repetitions)}) or 0, not {t.within}")
     if bool(t.flap_changes) != bool(t.flap_window):

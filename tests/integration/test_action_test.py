@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import Env, assert_one_clear_line, free_port, threshold
+from conftest import Env, WebApp, assert_one_clear_line, free_port, threshold
+from flask import Flask
 from pytest_httpserver import HTTPServer
+from test_threshold_pages import PASSWORD, csrf, logged_in
 
 from rrdalarm.config.thresholds import load_thresholds
 from rrdalarm.delivery.outbox import deliver_pending
@@ -138,3 +140,37 @@ def test_leaves_other_due_deliveries_to_the_outbox(env: Env, smtp: tuple[Inbox, 
 def test_bad_ids_are_one_clear_line(env: Env, args: tuple[str, ...], fragment: str) -> None:
     setup(env, free_port(), "http://127.0.0.1:9/hook")
     assert_one_clear_line(env.run("action", "test", *args), fragment)
+
+
+@pytest.fixture
+def app(env: Env, make_app: WebApp, smtp: tuple[Inbox, int], httpserver: HTTPServer) -> Flask:
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    setup(env, smtp[1], httpserver.url_for("/hook"))
+    app: Flask = make_app(env, [("alice", PASSWORD, "admin"), ("victor", PASSWORD, "viewer")])
+    return app
+
+
+def test_the_editor_sends_a_test_of_one_saved_action(app: Flask, smtp: tuple[Inbox, int],
+                                                      httpserver: HTTPServer) -> None:
+    client = logged_in(app)
+    page = client.get("/thresholds/1/edit").get_data(as_text=True)
+    assert 'formaction="/thresholds/1/actions/1/test"' in page
+    assert 'formaction="/thresholds/1/actions/2/test"' in page
+    assert "/thresholds/1/actions/3/test" not in page  # spare slots have nothing saved to test
+    resp = client.post("/thresholds/1/actions/1/test", data={"csrf_token": csrf(page)}, follow_redirects=True)
+    assert resp.status_code == 200
+    assert "Test: action 1 (email to ops@example.org): sent" in resp.get_data(as_text=True)
+    [mail] = smtp[0].messages
+    assert str(mail["Subject"]).startswith("[rrdalarm] TEST ")
+    assert not httpserver.log
+    resp = client.post("/thresholds/1/actions/5/test", data={"csrf_token": csrf(page)}, follow_redirects=True)
+    assert "--action must be 1 to 2, not 5" in resp.get_data(as_text=True)
+
+
+def test_the_editors_test_needs_an_admin_and_csrf(app: Flask, smtp: tuple[Inbox, int]) -> None:
+    admin = logged_in(app)
+    assert admin.post("/thresholds/1/actions/1/test").status_code == 400  # no CSRF token
+    viewer = logged_in(app, "victor")
+    token = csrf(viewer.get("/thresholds").get_data(as_text=True))
+    assert viewer.post("/thresholds/1/actions/1/test", data={"csrf_token": token}).status_code == 403
+    assert not smtp[0].messages

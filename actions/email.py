@@ -22,7 +22,7 @@ from typing import ClassVar
 from rrdalarm.common.quantities import format_limit, format_quantity
 from rrdalarm.common.secrets import SecretError, resolve_secret
 from rrdalarm.model.definitions import SmtpSettings
-from rrdalarm.model.states import EventStatus, Severity
+from rrdalarm.model.states import EventKind, EventStatus, Severity
 from rrdalarm.plugins import ActionError, Param
 
 from .base import Action, Delivery, Event
@@ -34,6 +34,7 @@ _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"\\]+@[^\W_][\w-]*(?:\.[^\W_][\w-]*)*")
 _LABELS: dict[str, tuple[str, str]] = {
     EventStatus.ALARM_FIRED: ("alarm fired", "alarms fired"),
     EventStatus.RESOLVED: ("resolved", "resolved"),
+    EventStatus.TEST: ("test notification", "test notifications"),
 }
 
 _COLUMNS = ("Status", "Severity", "Threshold", "Series", "Value", "Type", "Limit", "Time", "Message")
@@ -91,9 +92,15 @@ def worst_severity(events: Sequence[Event]) -> str:
 
 
 def subject(prefix: str, delivery: Delivery) -> str:
-    """'[rrdalarm] [critical] 2 alarms fired, 1 resolved': the worst severity in brackets after the prefix."""
+    """'[rrdalarm] [critical] 2 alarms fired, 1 resolved': the worst severity in brackets after the prefix.
+
+    A test notification says TEST first ('[rrdalarm] TEST [warning] 1 test notification'): never taken
+    for an alarm.
+    """
     worst = worst_severity(delivery.events)
     tag = f"[{one_line(worst)}] " if worst else ""
+    if any(e.kind == EventKind.TEST for e in delivery.events):
+        tag = "TEST " + tag
     return f"{prefix} {tag}{summary(delivery.counts)}".strip()
 
 

@@ -19,6 +19,7 @@ from wtforms.fields.choices import SelectChoice
 
 from rrdalarm.common.quantities import format_limit
 from rrdalarm.delivery.dispatch import WHEN
+from rrdalarm.delivery.test_notification import TestNotificationError, send_test
 from rrdalarm.editor.overview import live_states
 from rrdalarm.editor.suggest import SuggestError
 from rrdalarm.editor.thresholds_edit import (
@@ -140,9 +141,9 @@ def _plugins(settings: Settings) -> Mapping[str, type[Action]]:
 
 def _render_editor(form: ThresholdForm, slots: Any, *, ident: int | None, plugins: Mapping[str, type[Action]],
                    errors: dict[str, str] | None = None, preview: Any = None, backtest: Any = None,
-                   graph: str | None = None, status: int = 200, unit: str = "") -> tuple[str, int]:
+                   graph: str | None = None, status: int = 200, unit: str = "", saved: int = 0) -> tuple[str, int]:
     return render_template(
-        "threshold_form.html", form=form, slots=slots, ident=ident, plugins=plugins, errors=errors or {},
+        "threshold_form.html", form=form, slots=slots, ident=ident, plugins=plugins, errors=errors or {}, saved=saved,
         preview=preview, backtest=backtest, graph=graph, when_choices=tuple(WHEN),
         source_inputs=source_inputs(_sources(), form.source_values), tuning_inputs=tuning_inputs(form.tuning_texts),
         fmt_value=fmt_value, unit=unit,
@@ -203,7 +204,8 @@ def _editor(ident: int | None, copy_from: int | None = None) -> Response | tuple
         if copy_from is not None and base is not None:
             form.name.data = f"copy of {base.name}"
             form.copy_of.data = str(copy_from)
-        return _render_editor(form, action_slots(raw_actions(base), plugins), ident=ident, plugins=plugins)
+        return _render_editor(form, action_slots(raw_actions(base), plugins), ident=ident, plugins=plugins,
+                              saved=len(original.actions) if original is not None else 0)
     return _submit(form, settings, snap, original, ident, plugins, sources)
 
 
@@ -327,6 +329,20 @@ def enable(ident: int) -> Response:
 @require_admin
 def disable(ident: int) -> Response:
     return _change(ident, "disable", lambda text: set_enabled(text, ident, False))
+
+
+@bp.post("/thresholds/<int:ident>/actions/<int:number>/test")
+@require_admin
+def test_action(ident: int, number: int) -> Response:
+    """Send a TEST event through the saved action `number` (1-based) now; flash one line per target."""
+    try:
+        settings, snap = _snapshot()
+        results = send_test(service().store, settings, snap.thresholds, ident, number)
+    except (ConfigError, EditError, TestNotificationError) as exc:
+        return _fail(str(exc))
+    for r in results:
+        flash(f"Test: {r.line()}", "ok" if r.ok else "error")
+    return redirect(url_for("thresholds.edit", ident=ident))  # type: ignore[return-value]
 
 
 @bp.route("/thresholds/<int:ident>/delete", methods=["GET", "POST"])

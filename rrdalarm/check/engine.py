@@ -195,10 +195,10 @@ _EVENT_STATUS = {EventKind.RESOLVED: EventStatus.RESOLVED, EventKind.NO_DATA: Ev
 
 def _new_event(t: Threshold, o: Outcome, event: EventKind, message: str) -> NewEvent:
     return NewEvent(t.id, t.name, o.series, o.ds, _EVENT_STATUS.get(event, EventStatus.ALARM_FIRED), event.value,
-                    t.type.value, t.value, o.value, o.time, message, *_carried(t))
+                    t.type.value, t.value, o.value, o.time, message, *carried(t))
 
 
-def _carried(t: Threshold) -> tuple[str, str, str | None]:
+def carried(t: Threshold) -> tuple[str, str, str | None]:
     """(severity, unit, details) an event carries to the actions."""
     tu = t.tuning
     details = {k: v for k, v in (("labels", dict(tu.labels)), ("description", tu.description),
@@ -251,7 +251,7 @@ def stale_events(out: _Transitions, active: Sequence[Threshold], states: Mapping
                    else messages.fresh(t.tuning.stale_after, noun[0]))
         status = EventStatus.STALE if count else EventStatus.RESOLVED
         out.events.append(NewEvent(t.id, t.name, series, "", status, EventKind.STALE.value, t.type.value, t.value,
-                                   None, None, message, *_carried(t)))
+                                   None, None, message, *carried(t)))
         out.rows.append(Row(t.id, series, "", Status.STALE if count else Status.OK, None, None, t.type.value,
                             t.value, message, plan.label(t), None, t.tuning.severity.value, t.tuning.unit))
 

@@ -430,6 +430,40 @@ def deliver(ctx: click.Context, db: str | None, quiet: bool) -> None:
     sys.exit(1 if any(not r.ok for r in results) else 0)
 
 
+@cli.group()
+def action() -> None:
+    """The actions of the thresholds."""
+
+
+@action.command("test")
+@click.argument("threshold_id", type=int)
+@click.option("--action", "number", type=int, metavar="N",
+              help="Only the threshold's N-th action (1-based, in file order; default: all).")
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False), help="Thresholds file.")
+@click.option("--db", help="SQLAlchemy database URL (default: SQLite in the data dir).")
+@click.pass_context
+@user_errors
+def action_test(ctx: click.Context, threshold_id: int, number: int | None, config: Path | None,
+                db: str | None) -> None:
+    """Send a TEST event through the threshold's actions now; exit 1 if any failed.
+
+    The event is recorded (history shows it as TEST, never as a firing); a failed test
+    delivery is not retried.
+    """
+    from rrdalarm.delivery.test_notification import TestNotificationError, send_test
+
+    settings = settings_from(ctx, None, db, config)
+    thresholds = thresholds_of(settings)
+    with open_store(settings.db_url) as store:
+        try:
+            results = send_test(store, settings, thresholds, threshold_id, number)
+        except TestNotificationError as exc:
+            fail(str(exc))
+    for r in results:
+        click.echo(r.line())
+    sys.exit(0 if all(r.ok for r in results) else 1)
+
+
 @cli.command()
 @click.option("--listen", help="HOST:PORT to serve on (default: [service] listen, 127.0.0.1:8080).")
 @click.option("--no-scheduler", is_flag=True, help="Serve pages only; cron drives the checks.")

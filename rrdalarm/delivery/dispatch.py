@@ -95,7 +95,7 @@ def action_identity(action: str, params: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
 
 
-def _variants(action: PlannedAction) -> list[dict[str, Any]]:
+def variants(action: PlannedAction) -> list[dict[str, Any]]:
     """The action's targets: one per item of its split parameter, else the action itself."""
     if action.split and isinstance(action.params.get(action.split), list):
         return [dict(action.params, **{action.split: [item]}) for item in action.params[action.split]]
@@ -116,7 +116,7 @@ def told_of(plan: ActionPlan, event: NewEvent) -> frozenset[str]:
         action_identity(action.type, params)
         for action in plan.by_threshold.get(event.threshold_id, ())
         if kind is EventKind.FIRED or kind in action.when
-        for params in _variants(action)
+        for params in variants(action)
     )
 
 
@@ -132,7 +132,7 @@ def _targets(plan: ActionPlan, event: NewEvent, told: Mapping[SeriesKey, frozens
         (action.type, params)
         for action in plan.by_threshold.get(event.threshold_id, ())
         if kind in action.when
-        for params in _variants(action)
+        for params in variants(action)
         if allowed is None or action_identity(action.type, params) in allowed
     ]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from rrdalarm.delivery.attempts import START_LIMIT_S, Finished, portable, run_attempts
@@ -64,10 +64,10 @@ def _details(text: str | None) -> dict[str, Any]:
             "description": str(got.get("description", "")), "runbook": str(got.get("runbook", ""))}
 
 
-def claim(store: Store, now: int, lease_s: int, limit: int) -> list[Delivery]:
-    """Due deliveries that this process now holds the lease of."""
+def claim(store: Store, now: int, lease_s: int, limit: int, only: Collection[str] | None = None) -> list[Delivery]:
+    """Due deliveries (of the ids in `only`, when given) that this process now holds the lease of."""
     return [Delivery(c.id, c.action, json.loads(c.params), tuple(_event(e) for e in c.events), c.attempt,
-                     c.created_at) for c in store.claim_deliveries(now, lease_s, limit)]
+                     c.created_at) for c in store.claim_deliveries(now, lease_s, limit, only)]
 
 
 def deliver_pending(
@@ -77,27 +77,32 @@ def deliver_pending(
     clock: Callable[[], float] = time.time,
     limit: int = 200,
     plugins: Mapping[str, type[Action]] | None = None,
+    only: Collection[str] | None = None,
+    once: bool = False,
 ) -> list[AttemptResult]:
-    """Send every due delivery once (in parallel); record each attempt. Returns what happened."""
+    """Send every due delivery (of the ids in `only`, when given) once, in parallel; record each attempt.
+
+    With `once`, a failed attempt is the last (dead): a test notification is never retried.
+    """
     cfg = settings.delivery
     now = int(clock())
     # The lease outlasts the attempt's start and deadline: no other process takes a delivery still being sent.
-    deliveries = claim(store, now, int(cfg.timeout + START_LIMIT_S) + 5, limit)
+    deliveries = claim(store, now, int(cfg.timeout + START_LIMIT_S) + 5, limit, only)
     if not deliveries:
         return []
     plugins = available_actions(settings.scripts_dir) if plugins is None else plugins
     jobs = [(portable(plugins.get(d.action), d.action), d) for d in deliveries]
     finished = run_attempts(jobs, action_context(settings), cfg.timeout + _GRACE_S)
-    return [_record(store, d, f, int(clock()), settings) for d, f in zip(deliveries, finished, strict=True)]
+    return [_record(store, d, f, int(clock()), settings, once) for d, f in zip(deliveries, finished, strict=True)]
 
 
-def _record(store: Store, d: Delivery, f: Finished, now: int, settings: Settings) -> AttemptResult:
+def _record(store: Store, d: Delivery, f: Finished, now: int, settings: Settings, once: bool) -> AttemptResult:
     cfg = settings.delivery
     ok, error, permanent = f.outcome
     retry_at = None
     if ok:
         status = DeliveryStatus.SENT
-    elif permanent or d.attempt >= cfg.max_attempts:
+    elif once or permanent or d.attempt >= cfg.max_attempts:
         status = DeliveryStatus.DEAD
     else:
         status = DeliveryStatus.PENDING

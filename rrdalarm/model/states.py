@@ -37,6 +37,8 @@ class EventKind(StrEnum):
     NO_DATA = "no_data"
     STALE = "stale"
     FLAPPING = "flapping"
+    TEST = "test"
+    """A test notification (`rrdalarm action test`): no alarm, never a firing."""
 
 
 class EventStatus(StrEnum):
@@ -47,6 +49,7 @@ class EventStatus(StrEnum):
     NO_DATA = "NO DATA"
     STALE = "STALE"
     FLAPPING = "FLAPPING"
+    TEST = "TEST"
 
 
 class DeliveryStatus(StrEnum):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -408,8 +408,9 @@ class Store:
 
     # The outbox worker (rrdalarm/delivery/outbox.py).
 
-    def claim_deliveries(self, now: int, lease_s: int, limit: int) -> list[Claimed]:
-        """Due deliveries that this process now holds the lease of, with their events.
+    def claim_deliveries(self, now: int, lease_s: int, limit: int,
+                         only: Collection[str] | None = None) -> list[Claimed]:
+        """Due deliveries (of the ids in `only`, when given) that this process now holds the lease of.
 
         Each claim is its own transaction: an UPDATE that only one process can win.
         """
@@ -420,6 +421,8 @@ class Store:
             .order_by(DeliveryRow.created_at, DeliveryRow.id)
             .limit(limit)
         )
+        if only is not None:
+            due = due.where(DeliveryRow.id.in_(list(only)))
         with self.session() as s:
             candidates = list(s.scalars(due))
         claimed = []
@@ -524,9 +527,13 @@ class Store:
             return list(s.scalars(select(CheckRun).order_by(CheckRun.id.desc()).limit(limit)).all())
 
     def newest_run_at(self) -> float | None:
-        """When the newest recorded check started (any process: scheduler, /start or cron)."""
+        """When the newest recorded check started (any process: scheduler, /start or cron).
+
+        The run of a test notification (`rrdalarm action test`) is no check: it is left out.
+        """
+        test = select(AlarmEvent.id).where(AlarmEvent.run_id == CheckRun.id, AlarmEvent.kind == EventKind.TEST.value)
         with self.session() as s:
-            newest = s.scalar(select(func.max(CheckRun.started_at)))
+            newest = s.scalar(select(func.max(CheckRun.started_at)).where(~test.exists()))
         return None if newest is None else float(newest)
 
     def count(self, model: type[Base]) -> int:

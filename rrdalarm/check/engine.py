@@ -8,14 +8,13 @@ printing and exit statuses belong to the faces (CLI, web).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rrdalarm.delivery.dispatch import ActionPlan, Target, plan_actions, plan_deliveries, told_of
+from rrdalarm.delivery.dispatch import ActionPlan, Target, carried, plan_actions, plan_deliveries, told_of
 from rrdalarm.delivery.outbox import deliver_pending
 from rrdalarm.model.definitions import Settings, Threshold
 from rrdalarm.model.errors import ConfigError
@@ -196,14 +195,6 @@ _EVENT_STATUS = {EventKind.RESOLVED: EventStatus.RESOLVED, EventKind.NO_DATA: Ev
 def _new_event(t: Threshold, o: Outcome, event: EventKind, message: str) -> NewEvent:
     return NewEvent(t.id, t.name, o.series, o.ds, _EVENT_STATUS.get(event, EventStatus.ALARM_FIRED), event.value,
                     t.type.value, t.value, o.value, o.time, message, *carried(t))
-
-
-def carried(t: Threshold) -> tuple[str, str, str | None]:
-    """(severity, unit, details) an event carries to the actions."""
-    tu = t.tuning
-    details = {k: v for k, v in (("labels", dict(tu.labels)), ("description", tu.description),
-                                 ("runbook", tu.runbook)) if v}
-    return tu.severity.value, tu.unit, json.dumps(details, sort_keys=True) if details else None
 
 
 def _state_after(key: SeriesKey, prev: StateView | None, done: Step, event: EventKind | None, now: int,

@@ -89,6 +89,14 @@ def plan_actions(thresholds: Sequence[Threshold], plugins: Mapping[str, type[Act
     return plan
 
 
+def carried(t: Threshold) -> tuple[str, str, str | None]:
+    """(severity, unit, details) an event carries to the actions."""
+    tu = t.tuning
+    details = {k: v for k, v in (("labels", dict(tu.labels)), ("description", tu.description),
+                                 ("runbook", tu.runbook)) if v}
+    return tu.severity.value, tu.unit, json.dumps(details, sort_keys=True) if details else None
+
+
 def action_identity(action: str, params: Mapping[str, Any]) -> str:
     """A stable name for one action target (type and parameters) that shows no parameter in clear."""
     blob = json.dumps([action, params], sort_keys=True, default=str)

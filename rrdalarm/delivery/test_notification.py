@@ -13,8 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rrdalarm.check.engine import carried
-from rrdalarm.delivery.dispatch import PlannedAction, plan_actions, variants
+from rrdalarm.delivery.dispatch import PlannedAction, carried, plan_actions, variants
 from rrdalarm.delivery.outbox import deliver_pending
 from rrdalarm.model.definitions import Settings, Threshold
 from rrdalarm.model.records import NewEvent, PlannedDelivery, RunSummary

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from rrdalarm.common.fileutil import split_lines
+from rrdalarm.common.quantities import parse_quantity
 from rrdalarm.config.lines import Locate, _Lines, _toml_error_line, read_config_text, top_level_line
-from rrdalarm.config.tuning import TUNING_FIELDS, read_limit, read_tuning
+from rrdalarm.config.tuning import TUNING_FIELDS, read_tuning
 from rrdalarm.model.definitions import CONSOLIDATION_FUNCTIONS, DEFAULT_SOURCE, ActionSpec, Location, Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.states import Direction
@@ -154,7 +155,7 @@ def _rule(raw: Mapping[str, Any], fail: Fail) -> tuple[str, Direction, float]:
     if not isinstance(kind, str) or kind.lower() not in ("above", "below"):
         raise fail("type", f"must be 'above' or 'below', not {kind!r}")
     try:
-        value = read_limit(raw.get("value"))
+        value = parse_quantity(raw.get("value"))  # a number, or text with an SI suffix ("80M")
     except ValueError as exc:
         raise fail("value", str(exc)) from None
     return cf.upper(), Direction(kind.lower()), value

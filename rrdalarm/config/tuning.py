@@ -6,7 +6,6 @@ and the editor builds its inputs from `TUNING_FIELDS` (label, help, choices).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -67,10 +66,6 @@ def _count(raw: Any) -> int:
     return raw
 
 
-def _optional_quantity(raw: Any) -> float:
-    return parse_quantity(raw)
-
-
 @dataclass(frozen=True)
 class TuningField:
     """One tuning field: how it is read, and how the editor shows it."""
@@ -96,7 +91,7 @@ TUNING_FIELDS: dict[str, TuningField] = {
     "scale": TuningField(_scale, "Scale", "multiplies every fetched value before comparison (8: bytes to bits)"),
     "within": TuningField(_count, "Within (M of N)",
                           "breach when 'repetitions' of the newest N known points cross (0: consecutive)"),
-    "clear_value": TuningField(_optional_quantity, "Clear level",
+    "clear_value": TuningField(parse_quantity, "Clear level",
                                "a firing series resolves only once its newest point no longer crosses this"),
     "keep_firing_for": TuningField(parse_duration, "Keep firing for",
                                    "a firing series resolves only after this long without a breach, e.g. 10min"),
@@ -142,11 +137,3 @@ def _consistent(t: Tuning, fail: Fail, direction: Direction, limit: float, repet
     if bool(t.flap_changes) != bool(t.flap_window):
         missing = "flap_window" if t.flap_changes else "flap_changes"
         raise fail(missing, "flap detection needs both flap_changes and flap_window")
-
-
-def read_limit(raw: Any) -> float:
-    """A threshold's `value`: a number, or text with an SI suffix ("80M")."""
-    value = parse_quantity(raw)
-    if not math.isfinite(value):
-        raise ValueError(f"must be a finite number, not {raw!r}")
-    return value

@@ -85,10 +85,13 @@ def _stale(out: _Transitions, o: Outcome, t: Threshold, prev: StateView | None, 
     since = f"{o.message} {fmt_time(o.time)}" if o.time is not None else "never updated"
     _unchanged(out, o, t, prev, plan, Status.STALE, since)
     if prev is None or prev.stale_since is None:
-        base = prev or StateView(State.OK, None, None, None, None)
-        out.changes.append(_change_of(o.key, base, origin_of(t), stale_since=now))
+        out.changes.append(_change_of(o.key, prev or _NO_STATE, origin_of(t), stale_since=now))
     out.stale.setdefault(t.id, 0)
     out.stale[t.id] += 1
+
+
+_NO_STATE = StateView(State.OK, None, None, None, None)
+"""A series with no stored state yet, as the state it starts from."""
 
 
 def _row(t: Threshold, o: Outcome, status: Status, value: float | None, message: str, plan: ActionPlan,
@@ -205,8 +208,7 @@ def _state_after(key: SeriesKey, prev: StateView | None, done: Step, event: Even
         base = transition(key, prev, EventKind.FIRED if event is EventKind.NO_DATA else event, now, o.value,
                           o.time, told, origin)
     elif prev is None:
-        return None if m == Memory() else _change_of(key, StateView(State.OK, None, None, None, None), origin,
-                                                     memory=m)
+        return None if m == Memory() else _change_of(key, _NO_STATE, origin, memory=m)
     elif memory_of(prev) == m and prev.stale_since is None:
         return None
     else:

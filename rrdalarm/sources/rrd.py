@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,7 +20,6 @@ import rrdtool
 
 from rrdalarm.model.definitions import Threshold
 from rrdalarm.model.errors import ConfigError
-from rrdalarm.model.states import Direction
 from rrdalarm.rules import timespec
 from rrdalarm.rules.evaluate import Criterion, Summary, summarize, window_slice
 from rrdalarm.sources import rrdcached
@@ -33,6 +32,7 @@ from rrdalarm.sources.base import (
     SeriesKey,
     Source,
     SourceReport,
+    criterion_of,
     outcome_of,
 )
 from rrdalarm.sources.rrd_index import FileIndex, Matches, cache_path_for, gc_paused, glob_problem
@@ -57,19 +57,9 @@ class Rule:
     cf: str
     start: int
     end: int
-    direction: Direction
-    limit: float
-    repetitions: int
-    within: int = 0
-    scale: float = 1.0
-    clear_value: float | None = None
+    criterion: Criterion
     stale_before: int = 0
     """A file last updated before this time is STALE (0: never)."""
-    criterion: Criterion = field(init=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "criterion", Criterion(self.direction, self.limit, self.repetitions, self.within,
-                                                        self.scale, self.clear_value))
 
 
 @dataclass(frozen=True)
@@ -384,9 +374,8 @@ class RRDSource(Source):
                 bad.append(Outcome(t.id, t.glob, "", OutcomeKind.ERROR, message=f"window: {exc}"))
                 continue
             usable.append(t)
-            tu = t.tuning
-            rules.append(Rule(t.id, t.ds, t.cf, start, end, t.type, t.value, t.repetitions, tu.within, tu.scale,
-                              tu.clear_value, now - tu.stale_after if tu.stale_after else 0))
+            stale_after = t.tuning.stale_after
+            rules.append(Rule(t.id, t.ds, t.cf, start, end, criterion_of(t), now - stale_after if stale_after else 0))
         thresholds = usable
         job = Job(os.path.realpath(root), tuple(rules), want_ok, self._daemon())
         # The last walk's size says how many workers to start now, while this process walks the tree again.

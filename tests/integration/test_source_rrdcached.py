@@ -106,12 +106,13 @@ def test_workers_read_through_the_daemon(
 def test_a_daemon_that_goes_away_is_never_a_silent_read_of_the_file(
     env: Env, rrdcached: Rrdcached, over: str
 ) -> None:
+    from rrdalarm.rules.evaluate import Criterion
     from rrdalarm.sources.rrd import Job, Rule, check_files
     from rrdalarm.sources.rrdcached import Daemon
 
     cached_file(env, rrdcached)
     address = rrdcached.unix if over == "unix" else rrdcached.tcp
-    rule = Rule(1, (), "AVERAGE", T0 - 300, T0 + 60, Direction.ABOVE, 5.0, 0)
+    rule = Rule(1, (), "AVERAGE", T0 - 300, T0 + 60, Criterion(Direction.ABOVE, 5.0))
     task: list[tuple[str, tuple[int, ...], tuple[tuple[int, str], ...]]] = [("a.rrd", (0,), ())]
 
     def read() -> tuple[OutcomeKind, float | None, str]:

@@ -137,3 +137,46 @@ def require_admin(view: F) -> F:
                         {"Content-Type": "text/plain; charset=utf-8"})
 
     return wrapper  # type: ignore[return-value]
+
+
+TOKEN_AUTHOR = "token"
+"""Who the audit log names for a change made with the API token."""
+
+
+def _bearer_ok() -> bool:
+    """The token in an Authorization header: scripts send it; a browser never adds it on its own."""
+    header = request.headers.get("Authorization", "")
+    return header.lower().startswith("bearer ") and token_ok(header[7:].strip())
+
+
+def control_author() -> str | None:
+    """Who may quiet alarms now (a logged-in admin's name, or "token"), else None."""
+    if _bearer_ok():
+        return TOKEN_AUTHOR
+    account = current_account()
+    return account.name if account is not None and account.role == "admin" else None
+
+
+def require_control(view: F) -> F:
+    """Silences and acknowledgements: a logged-in admin (with CSRF) or the API token as a Bearer header.
+
+    The view's blueprint is exempt from the app-wide CSRF check, so that scripts with the token can
+    POST; a browser session is checked here instead. A viewer, or the token given any other way
+    (?token=, its session cookie), gets 403.
+    """
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        author = control_author()
+        if author is None:
+            if current_account() is not None or token_ok(presented_token()) or token_session():
+                return Response("forbidden: silences and acknowledgements need an admin, or the API token "
+                                "as 'Authorization: Bearer …'\n", 403, {"Content-Type": "text/plain; charset=utf-8"})
+            return Response("authentication required: log in as an admin, or send the API token as "
+                            "'Authorization: Bearer …'\n", 401,
+                            {"WWW-Authenticate": 'Bearer realm="rrdalarm"', "Content-Type": "text/plain"})
+        if author != TOKEN_AUTHOR:
+            current_app.extensions["csrf"].protect()
+        return view(*args, author=author, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rrdalarm.model.control import Acknowledgement
 from rrdalarm.model.states import State
 
 
@@ -43,6 +44,9 @@ class StateView:
     stale_since: int | None = None
     reason: str | None = None
     """Why it fires when not by a breach: "no_data" (no_data = "alarm")."""
+    silenced_since: int | None = None
+    silenced_until: int | None = None
+    ack: Acknowledgement | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,9 @@ class StateChange:
     flapping_since: int | None = None
     stale_since: int | None = None
     reason: str | None = None
+    silenced_since: int | None = None
+    silenced_until: int | None = None
+    ack: Acknowledgement | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,8 @@ class NewEvent:
     unit: str = ""
     details: str | None = None
     """JSON of the threshold's labels, description and runbook, for the actions (None: none given)."""
+    silenced: str | None = None
+    """Refs of what kept it from the actions, comma-separated (None: it goes to them)."""
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,10 @@ class EventKind(StrEnum):
     FLAPPING = "flapping"
     TEST = "test"
     """A test notification (`rrdalarm action test`): no alarm, never a firing."""
+    ACK = "ack"
+    """Someone acknowledged a FIRING series (`rrdalarm ack`)."""
+    DIGEST = "digest"
+    """The events of one check past a target's `[delivery] max_per_check`, summed up."""
 
 
 class EventStatus(StrEnum):
@@ -50,6 +54,8 @@ class EventStatus(StrEnum):
     STALE = "STALE"
     FLAPPING = "FLAPPING"
     TEST = "TEST"
+    ACKNOWLEDGED = "ACKNOWLEDGED"
+    DIGEST = "DIGEST"
 
 
 class DeliveryStatus(StrEnum):

@@ -40,6 +40,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 
 from rrdalarm.common.errors import StoreError
 from rrdalarm.common.fileutil import create_private_file, make_private_dirs
+from rrdalarm.model.control import Acknowledgement
 from rrdalarm.model.records import NewEvent, PlannedDelivery, Recorded, RunSummary, StateChange, StateView
 from rrdalarm.model.states import DeliveryStatus, EventKind, State
 
@@ -87,6 +88,13 @@ class SeriesState(Base):
     flapping_since: Mapped[int | None] = mapped_column(Integer)
     stale_since: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str | None] = mapped_column(String(16))
+    # Quieted by a silence or maintenance window since then, until then (its planned end) at the last check.
+    silenced_since: Mapped[int | None] = mapped_column(Integer)
+    silenced_until: Mapped[int | None] = mapped_column(Integer)
+    # The acknowledgement of the current firing (cleared when it resolves).
+    ack_by: Mapped[str | None] = mapped_column(String(64))
+    ack_at: Mapped[int | None] = mapped_column(Integer)
+    ack_comment: Mapped[str | None] = mapped_column(Text)
 
 
 class AlarmEvent(Base):
@@ -110,6 +118,28 @@ class AlarmEvent(Base):
     severity: Mapped[str] = mapped_column(String(16), default="warning", server_default="warning")
     unit: Mapped[str] = mapped_column(String(64), default="", server_default="")
     details: Mapped[str | None] = mapped_column(Text)
+    # Refs of the silences and windows that kept it from the actions (comma-separated); NULL: not silenced.
+    silenced: Mapped[str | None] = mapped_column(Text)
+
+
+class SilenceRow(Base):
+    """A silence: matchers, when, why and who; `expired_by` names who ended it early."""
+
+    __tablename__ = "silences"
+    __table_args__ = (Index("ix_silences_ends_at", "ends_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    threshold_id: Mapped[int | None] = mapped_column(Integer)
+    series: Mapped[str | None] = mapped_column(String(1024))
+    ds: Mapped[str | None] = mapped_column(String(255))
+    labels: Mapped[str | None] = mapped_column(Text)  # JSON object
+    severity: Mapped[str | None] = mapped_column(String(16))
+    starts_at: Mapped[int] = mapped_column(Integer)
+    ends_at: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(Integer)
+    expired_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class DeliveryRow(Base):
@@ -179,7 +209,8 @@ class AuditEntry(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[int] = mapped_column(Integer, index=True)
     user: Mapped[str] = mapped_column(String(64))
-    change: Mapped[str] = mapped_column(String(16))  # add, edit, duplicate, enable, disable, delete
+    # add, edit, duplicate, enable, disable, delete; silence, expire, ack (diff then says what)
+    change: Mapped[str] = mapped_column(String(16))
     threshold_id: Mapped[int | None] = mapped_column(Integer)
     threshold_name: Mapped[str] = mapped_column(String(255))
     file: Mapped[str] = mapped_column(String(1024))
@@ -362,6 +393,10 @@ class Store:
             row.flapping_since = c.flapping_since
             row.stale_since = c.stale_since
             row.reason = c.reason
+            row.silenced_since = c.silenced_since
+            row.silenced_until = c.silenced_until
+            ack = c.ack
+            row.ack_by, row.ack_at, row.ack_comment = (ack.by, ack.at, ack.comment) if ack else (None, None, None)
 
     @staticmethod
     def _drop_states(s: Session, keys: Sequence[tuple[int, str, str]]) -> None:
@@ -701,7 +736,13 @@ def _view(row: SeriesState) -> StateView:
     notified = frozenset(str(i) for i in told) if isinstance(told, list) else None
     return StateView(State(row.state), row.active_at, row.fired_at, row.resolved_at, row.last_sent_at, notified,
                      row.origin, row.clear_since, _times(row.changes), row.flapping_since, row.stale_since,
-                     row.reason)
+                     row.reason, row.silenced_since, row.silenced_until, _ack(row))
+
+
+def _ack(row: SeriesState) -> Acknowledgement | None:
+    if row.ack_by is None or row.ack_at is None:
+        return None
+    return Acknowledgement(row.ack_by, row.ack_at, row.ack_comment or "")
 
 
 def _times(text: str | None) -> tuple[int, ...]:

@@ -1,0 +1,56 @@
+"""Which series a silence or an open maintenance window covers (pure: no I/O, no clock)."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from rrdalarm.model.control import Matchers, Quiet
+
+
+@lru_cache(maxsize=256)
+def _glob(pattern: str) -> re.Pattern[str]:
+    # Case-sensitive on every platform, like the files' own names.
+    return re.compile(fnmatch.translate(pattern))
+
+
+def matches(m: Matchers, threshold: int, series: str, ds: str, labels: Mapping[str, str], severity: str) -> bool:
+    """True when every matcher given agrees with the series."""
+    if m.threshold is not None and m.threshold != threshold:
+        return False
+    if m.severity is not None and m.severity != severity:
+        return False
+    if m.ds is not None and m.ds != ds:
+        return False
+    if any(labels.get(k) != v for k, v in m.labels.items()):
+        return False
+    return m.series is None or bool(_glob(m.series).fullmatch(series))
+
+
+@dataclass(frozen=True)
+class Cover:
+    """One silence or open window: its ref (silence id, or maintenance:NAME), matchers and end."""
+
+    ref: str
+    matchers: Matchers
+    until: int
+
+
+@dataclass(frozen=True)
+class Quieting:
+    """Everything that quiets series at one check."""
+
+    covers: Sequence[Cover] = field(default_factory=tuple)
+
+    def __bool__(self) -> bool:
+        return bool(self.covers)
+
+    def of(self, threshold: int, series: str, ds: str, labels: Mapping[str, str], severity: str) -> Quiet | None:
+        """What quiets this series now, or None."""
+        hit = [c for c in self.covers if matches(c.matchers, threshold, series, ds, labels, severity)]
+        if not hit:
+            return None
+        return Quiet(tuple(c.ref for c in hit), max(c.until for c in hit))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rrdalarm.delivery.dispatch import ActionPlan, Target, carried, plan_actions, plan_deliveries, told_of
 from rrdalarm.delivery.outbox import deliver_pending
+from rrdalarm.model.control import MaintenanceWindow
 from rrdalarm.model.definitions import Settings, Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.records import NewEvent, RunSummary, StateChange, StateView
@@ -301,12 +302,14 @@ def run_check(
     progress: ProgressCallback | None = None,
     sources: Mapping[str, type[Source]] | None = None,
     deliver: bool = True,
+    windows: Sequence[MaintenanceWindow] = (),
 ) -> CheckResult:
     """Run one check, then (unless `deliver` is false) send what is due in the outbox.
 
     `settings.thresholds` names the file `thresholds` were read from. The caller holds the
     check lock; a caller that holds it passes `deliver=False` and calls `deliver_after_check`
-    once it has let go, so that a slow receiver never holds up the next check.
+    once it has let go, so that a slow receiver never holds up the next check. `windows` are the
+    maintenance windows of that file.
     """
     clock_start = time.monotonic()
     now = int(time.time()) if at is None else int(at)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rrdalarm.delivery.dispatch import ActionPlan, Target, carried, plan_actions, plan_deliveries, told_of
 from rrdalarm.delivery.outbox import deliver_pending
-from rrdalarm.model.control import MaintenanceWindow
+from rrdalarm.model.control import Acknowledgement, MaintenanceWindow, Quiet
 from rrdalarm.model.definitions import Settings, Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.records import NewEvent, RunSummary, StateChange, StateView
@@ -27,8 +27,10 @@ from rrdalarm.report import messages
 from rrdalarm.report.render import fmt_time
 from rrdalarm.rules.evaluate import transition
 from rrdalarm.rules.lifecycle import Memory, Policy, Seen, Step, step
+from rrdalarm.rules.quieting import Cover, Quieting
 from rrdalarm.sources.base import Outcome, OutcomeKind, ProgressCallback, SeriesKey, Source, SourceReport
 from rrdalarm.store import stats
+from rrdalarm.store.control import active_silences
 from rrdalarm.store.database import Store
 
 
@@ -53,38 +55,54 @@ def apply_outcomes(
     states: Mapping[SeriesKey, StateView],
     now: int,
     plan: ActionPlan,
+    quieting: Quieting | None = None,
 ) -> _Transitions:
     """Outcomes and stored states in, report rows, state changes and events out (no I/O)."""
     out = _Transitions()
+    quieting = quieting or Quieting()
     for o in outcomes:
         t = thresholds[o.threshold]
         prev = states.get(o.key)
+        quiet = quiet_of(quieting, t, o.series, o.ds)
         if o.kind is OutcomeKind.ERROR:
-            _unchanged(out, o, t, prev, plan, Status.ERROR, o.message)
+            _unchanged(out, o, t, prev, plan, Status.ERROR, o.message, quiet)
         elif o.kind is OutcomeKind.STALE:
-            _stale(out, o, t, prev, now, plan)
+            _stale(out, o, t, prev, now, plan, quiet)
         elif o.kind is OutcomeKind.GONE:
-            close_series(out, o.key, t.name, t.type.value, t.value, prev, o.message, plan.label(t))
+            close_series(out, o.key, t.name, t.type.value, t.value, prev, o.message, plan.label(t),
+                         _refs(quiet))
         else:
-            _evaluated(out, o, t, prev, now, plan)
+            _evaluated(out, o, t, prev, now, plan, quiet)
     return out
 
 
+def quiet_of(quieting: Quieting, t: Threshold, series: str, ds: str) -> Quiet | None:
+    """What silences or maintenance windows quiet this series of `t` now."""
+    if not quieting:
+        return None
+    return quieting.of(t.id, series, ds, t.tuning.labels, t.tuning.severity.value)
+
+
+def _refs(quiet: Quiet | None) -> str | None:
+    """How an event records what silenced it."""
+    return ",".join(quiet.refs) if quiet else None
+
+
 def _unchanged(out: _Transitions, o: Outcome, t: Threshold, prev: StateView | None, plan: ActionPlan,
-               status: Status, message: str) -> None:
+               status: Status, message: str, quiet: Quiet | None) -> None:
     """A row that changes nothing of the series' state (it stays FIRING if it was)."""
     prev_state = prev.state if prev else State.OK
     out.errors += 1
     if prev_state is State.FIRING:
         out.firing += 1
-    out.rows.append(_row(t, o, status, o.value, message, plan, prev_state))
+    out.rows.append(_row(t, o, status, o.value, message, plan, prev_state, quiet, prev.ack if prev else None))
 
 
 def _stale(out: _Transitions, o: Outcome, t: Threshold, prev: StateView | None, now: int,
-           plan: ActionPlan) -> None:
+           plan: ActionPlan, quiet: Quiet | None) -> None:
     """Not evaluated; state kept; the threshold's `stale` event is made once per check (stale_events)."""
     since = f"{o.message} {fmt_time(o.time)}" if o.time is not None else "never updated"
-    _unchanged(out, o, t, prev, plan, Status.STALE, since)
+    _unchanged(out, o, t, prev, plan, Status.STALE, since, quiet)
     if prev is None or prev.stale_since is None:
         out.changes.append(_change_of(o.key, prev or _NO_STATE, origin_of(t), stale_since=now))
     out.stale.setdefault(t.id, 0)
@@ -96,13 +114,13 @@ _NO_STATE = StateView(State.OK, None, None, None, None)
 
 
 def _row(t: Threshold, o: Outcome, status: Status, value: float | None, message: str, plan: ActionPlan,
-         state: State | None) -> Row:
+         state: State | None, quiet: Quiet | None = None, ack: Acknowledgement | None = None) -> Row:
     return Row(t.id, o.series, o.ds, status, value, o.time, t.type.value, t.value, message, plan.label(t), state,
-               t.tuning.severity.value, t.tuning.unit)
+               t.tuning.severity.value, t.tuning.unit, quiet.refs if quiet else (), ack)
 
 
 def close_series(out: _Transitions, key: SeriesKey, name: str, type_: str, limit: float, prev: StateView | None,
-                 why: str, label: str) -> bool:
+                 why: str, label: str, silenced: str | None = None) -> bool:
     """A series no longer watched: one RESOLVED event saying why if it was firing, then no state at all.
 
     True when it recorded that event (the last of `out.events`).
@@ -115,7 +133,7 @@ def close_series(out: _Transitions, key: SeriesKey, name: str, type_: str, limit
     message = messages.closed(why)
     out.rows.append(Row(key[0], key[1], key[2], Status.OK, None, None, type_, limit, message, label, None))
     out.events.append(NewEvent(key[0], name, key[1], key[2], EventStatus.RESOLVED, EventKind.RESOLVED.value, type_,
-                               limit, None, None, message))
+                               limit, None, None, message, silenced=silenced))
     return True
 
 
@@ -169,36 +187,95 @@ def memory_of(prev: StateView | None) -> Memory | None:
 
 
 def _evaluated(out: _Transitions, o: Outcome, t: Threshold, prev: StateView | None, now: int,
-               plan: ActionPlan) -> None:
+               plan: ActionPlan, quiet: Quiet | None) -> None:
     """One evaluated series: its row, and its state change and event when it has one."""
     seen = Seen(breach=o.kind is OutcomeKind.BREACH, holding=o.holding, no_data=o.kind is OutcomeKind.NO_DATA)
-    done = step(memory_of(prev), seen, now, policy_of(t))
+    done = _held_by_ack(step(memory_of(prev), seen, now, policy_of(t)), prev)
     message = _message(done, o, t, prev, now)
+    done, message = _unsilenced(done, message, o, t, prev, quiet, now)
+    ack = ack_after(prev, done)
+    if ack is not None and done.event is None:
+        message = messages.acknowledged(_still(o, t, message), ack.by, ack.comment)
     if done.memory.state is State.FIRING:
         out.firing += 1
     if done.status is Status.NO_DATA and not done.memory.reason:
         out.errors += 1
-    out.rows.append(_row(t, o, done.status, o.value, message, plan, done.memory.state))
+    out.rows.append(_row(t, o, done.status, o.value, message, plan, done.memory.state, quiet, ack))
     event = done.event
-    out.repeats += event is EventKind.REPEAT
-    if event is EventKind.REPEAT and not plan.wants(t.id, EventKind.REPEAT):
+    reminder = done.why == _UNSILENCED
+    out.repeats += event is EventKind.REPEAT and not reminder
+    if event is EventKind.REPEAT and not reminder and not plan.wants(t.id, EventKind.REPEAT):
         event = None  # a repeat no action hears of is not stored: the history keeps first firings
-    new = _new_event(t, o, event, message) if event is not None else None
-    change = _state_after(o.key, prev, done, event, now, o, told_of(plan, new) if new else frozenset(),
-                          origin_of(t))
+    new = _new_event(t, o, EventKind.FIRED if reminder else event, message, _refs(quiet)) if event else None
+    told = told_of(plan, new) if new is not None and new.silenced is None else frozenset()
+    change = _state_after(o.key, prev, done, event, now, o, told, origin_of(t))
+    change = _with_control(change, o.key, prev, done.memory.state, quiet, ack, now, origin_of(t))
     if change is not None:
         out.changes.append(change)
     if new is not None:
         out.events.append(new)
 
 
+_UNSILENCED = "unsilenced"
+"""`Step.why` of the one notification of a series still firing when its silence ended."""
+
+
+def _held_by_ack(done: Step, prev: StateView | None) -> Step:
+    """An acknowledged firing makes no re-arm repeats: the row stays FIRING and nothing counts as sent."""
+    if prev is None or prev.ack is None or done.event is not EventKind.REPEAT:
+        return done
+    return replace(done, event=None, status=Status.FIRING, why="acknowledged",
+                   memory=replace(done.memory, last_sent_at=prev.last_sent_at))
+
+
+def _unsilenced(done: Step, message: str, o: Outcome, t: Threshold, prev: StateView | None, quiet: Quiet | None,
+                now: int) -> tuple[Step, str]:
+    """A series still firing when the silence over it ended is told of once, as a send (re-arm starts over)."""
+    if quiet is not None or prev is None or prev.silenced_since is None:
+        return done, message
+    if done.memory.state is not State.FIRING or done.event not in (None, EventKind.REPEAT):
+        return done, message
+    until = min(prev.silenced_until or now, now)
+    text = messages.unsilenced(_still(o, t, message), fmt_time(prev.silenced_since), fmt_time(until))
+    return replace(done, event=EventKind.REPEAT, status=Status.ALARM_FIRED, why=_UNSILENCED,
+                   memory=replace(done.memory, last_sent_at=now)), text
+
+
+def _still(o: Outcome, t: Threshold, message: str) -> str:
+    """A firing series' crossing as a new alarm would word it (its own message when it has no value)."""
+    if o.value is None or o.kind is not OutcomeKind.BREACH:
+        return message
+    return messages.crossing(o.value, t.type.value, t.value, t.tuning.unit)
+
+
+def ack_after(prev: StateView | None, done: Step) -> Acknowledgement | None:
+    """An acknowledgement lasts as long as the firing it acknowledged."""
+    if prev is None or prev.ack is None or done.memory.state is not State.FIRING:
+        return None
+    return None if done.event in (EventKind.FIRED, EventKind.NO_DATA) else prev.ack
+
+
+def _with_control(change: StateChange | None, key: SeriesKey, prev: StateView | None, state: State,
+                  quiet: Quiet | None, ack: Acknowledgement | None, now: int,
+                  origin: str | None) -> StateChange | None:
+    """The state with its silence and acknowledgement marks; a firing remembers since when it is silenced."""
+    silenced = quiet is not None and state is State.FIRING
+    since = ((prev.silenced_since if prev else None) or now) if silenced else None
+    until = quiet.until if silenced and quiet is not None else None
+    if change is None:
+        if prev is None or (prev.silenced_since, prev.silenced_until, prev.ack) == (since, until, ack):
+            return None
+        change = _change_of(key, prev, origin)
+    return replace(change, silenced_since=since, silenced_until=until, ack=ack)
+
+
 _EVENT_STATUS = {EventKind.RESOLVED: EventStatus.RESOLVED, EventKind.NO_DATA: EventStatus.NO_DATA,
                  EventKind.FLAPPING: EventStatus.FLAPPING, EventKind.STALE: EventStatus.STALE}
 
 
-def _new_event(t: Threshold, o: Outcome, event: EventKind, message: str) -> NewEvent:
+def _new_event(t: Threshold, o: Outcome, event: EventKind, message: str, silenced: str | None) -> NewEvent:
     return NewEvent(t.id, t.name, o.series, o.ds, _EVENT_STATUS.get(event, EventStatus.ALARM_FIRED), event.value,
-                    t.type.value, t.value, o.value, o.time, message, *carried(t))
+                    t.type.value, t.value, o.value, o.time, message, *carried(t), silenced=silenced)
 
 
 def _state_after(key: SeriesKey, prev: StateView | None, done: Step, event: EventKind | None, now: int,
@@ -224,11 +301,13 @@ def _change_of(key: SeriesKey, prev: StateView, origin: str | None, *, memory: M
     m = memory or memory_of(prev) or Memory()
     return StateChange(key, m.state, prev.active_at, prev.fired_at, prev.resolved_at, m.last_sent_at, value, time,
                        prev.notified, origin, m.clear_since, m.changes, m.flapping_since,
-                       stale_since if stale_since is not None else prev.stale_since, m.reason)
+                       stale_since if stale_since is not None else prev.stale_since, m.reason,
+                       prev.silenced_since, prev.silenced_until, prev.ack)
 
 
 def stale_events(out: _Transitions, active: Sequence[Threshold], states: Mapping[SeriesKey, StateView],
-                 watched: Mapping[int, int], sources: Mapping[str, type[Source]], plan: ActionPlan) -> None:
+                 watched: Mapping[int, int], sources: Mapping[str, type[Source]], plan: ActionPlan,
+                 quieting: Quieting | None = None) -> None:
     """One `stale` event per threshold when its files start going stale, one when none is left."""
     was = {k[0] for k, v in states.items() if v.stale_since is not None}
     for t in active:
@@ -244,10 +323,12 @@ def stale_events(out: _Transitions, active: Sequence[Threshold], states: Mapping
         message = (messages.stale(count, total, t.tuning.stale_after, noun) if count
                    else messages.fresh(t.tuning.stale_after, noun[0]))
         status = EventStatus.STALE if count else EventStatus.RESOLVED
+        quiet = quiet_of(quieting or Quieting(), t, series, "")
         out.events.append(NewEvent(t.id, t.name, series, "", status, EventKind.STALE.value, t.type.value, t.value,
-                                   None, None, message, *carried(t)))
+                                   None, None, message, *carried(t), silenced=_refs(quiet)))
         out.rows.append(Row(t.id, series, "", Status.STALE if count else Status.OK, None, None, t.type.value,
-                            t.value, message, plan.label(t), None, t.tuning.severity.value, t.tuning.unit))
+                            t.value, message, plan.label(t), None, t.tuning.severity.value, t.tuning.unit,
+                            quiet.refs if quiet else ()))
 
 
 def origin_of(t: Threshold) -> str | None:
@@ -328,8 +409,9 @@ def run_check(
     files_checked, series_checked = got.files_checked, got.series_checked
     warnings.extend(got.warnings)
 
-    tr = apply_outcomes(got.outcomes, by_id, states, now, plan)
-    stale_events(tr, active, states, got.watched, srcs, plan)
+    quieting = quieting_at(store, windows, now)
+    tr = apply_outcomes(got.outcomes, by_id, states, now, plan, quieting)
+    stale_events(tr, active, states, got.watched, srcs, plan, quieting)
     elsewhere = store.firing_elsewhere(by_id)
     close_unwatched(store, elsewhere, thresholds, settings.thresholds, plan, plugins, tr)
     tr.rows.sort(key=_sort_key)
@@ -347,6 +429,16 @@ def run_check(
     if deliver:
         deliver_after_check(store, settings, result)
     return result
+
+
+def quieting_at(store: Store, windows: Sequence[MaintenanceWindow], now: int) -> Quieting:
+    """The silences active at `now` (the check's clock) and the maintenance windows open then."""
+    covers = [Cover(s.ref, s.matchers, s.ends_at) for s in active_silences(store, now)]
+    if windows:
+        from rrdalarm.rules.maintenance import local_zone, open_covers
+
+        covers += open_covers(windows, now, local_zone())
+    return Quieting(tuple(covers))
 
 
 def _record(store: Store, settings: Settings, result: CheckResult, tr: _Transitions, plan: ActionPlan,

@@ -154,10 +154,12 @@ def plan_deliveries(
     """One delivery per action and parameters (per item of its split parameter) with all its events.
 
     `told` holds, per series, the targets told of its firing; `fixed` gives the targets of
-    events whose threshold is gone from the plan (by index into `events`).
+    events whose threshold is gone from the plan (by index into `events`). Silenced events go nowhere.
     """
     groups: dict[tuple[str, str], tuple[dict[str, Any], list[int]]] = {}
     for index, event in enumerate(events):
+        if event.silenced is not None:
+            continue  # a silence or maintenance window keeps it from every action
         targets = fixed[index] if fixed and index in fixed else _targets(plan, event, told or {})
         for name, params in targets:
             key = (name, json.dumps(params, sort_keys=True, default=str))

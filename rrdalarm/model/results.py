@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rrdalarm.model.control import Acknowledgement
 from rrdalarm.model.states import DeliveryStatus, State, Status
 
 
@@ -33,6 +34,9 @@ class Row:
     state: State | None
     severity: str = "warning"
     unit: str = ""
+    silenced: tuple[str, ...] = ()
+    """Refs of the silences (ids) and maintenance windows ("maintenance:NAME") quieting it."""
+    acknowledged: Acknowledgement | None = None
 
 
 @dataclass

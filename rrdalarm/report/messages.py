@@ -77,3 +77,13 @@ def settled(firing: bool, window_s: int) -> str:
 def closed(why: str) -> str:
     """A series no longer watched."""
     return f"closed: {why}"
+
+
+def unsilenced(message: str, since: str, until: str) -> str:
+    """The one notification of a series still firing when its silence ended."""
+    return f"{message} (silenced from {since} until {until})"
+
+
+def acknowledged(message: str, by: str, comment: str) -> str:
+    """A FIRING row whose repeats an acknowledgement holds back."""
+    return f"{message}; acknowledged by {by}: {comment}" if comment else f"{message}; acknowledged by {by}"

@@ -97,6 +97,8 @@ def to_dict(result: CheckResult) -> dict[str, Any]:
                 "message": r.message,
                 "severity": r.severity,
                 "unit": r.unit,
+                "silenced": [int(ref) if ref.isdigit() else ref for ref in r.silenced],
+                "acknowledged": r.acknowledged.as_dict() if r.acknowledged else None,
             }
             for r in result.rows
         ],

@@ -1,0 +1,47 @@
+"""Which series a silence's matchers cover."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rrdalarm.model.control import Matchers
+from rrdalarm.rules.quieting import Cover, Quieting, matches
+
+NAMES = st.text("ab/*.", max_size=6)
+
+
+def test_no_matcher_matches_everything() -> None:
+    assert matches(Matchers(), 7, "any/file.rrd", "ds", {}, "info")
+
+
+@given(threshold=st.integers(1, 3), series=NAMES, ds=st.sampled_from(["x", "y"]),
+       severity=st.sampled_from(["critical", "warning", "info"]),
+       team=st.sampled_from([None, "web", "db"]),
+       m_threshold=st.none() | st.integers(1, 3), m_ds=st.none() | st.sampled_from(["x", "y"]),
+       m_severity=st.none() | st.sampled_from(["critical", "warning", "info"]),
+       m_team=st.none() | st.sampled_from(["web", "db"]))
+def test_every_matcher_given_must_agree(threshold: int, series: str, ds: str, severity: str, team: str | None,
+                                        m_threshold: int | None, m_ds: str | None, m_severity: str | None,
+                                        m_team: str | None) -> None:
+    labels = {"team": team} if team else {}
+    m = Matchers(m_threshold, None, m_ds, {"team": m_team} if m_team else {}, m_severity)
+    expected = ((m_threshold is None or m_threshold == threshold) and (m_ds is None or m_ds == ds)
+                and (m_severity is None or m_severity == severity) and (m_team is None or m_team == team))
+    assert matches(m, threshold, series, ds, labels, severity) is expected
+
+
+def test_series_glob_is_the_whole_name_and_case_sensitive() -> None:
+    m = Matchers(series="web/*.rrd")
+    assert matches(m, 1, "web/a.rrd", "x", {}, "warning")
+    assert matches(m, 1, "web/sub/a.rrd", "x", {}, "warning")  # fnmatch's * crosses folders
+    assert not matches(m, 1, "Web/a.rrd", "x", {}, "warning")
+    assert not matches(m, 1, "web/a.rrd.bak", "x", {}, "warning")
+
+
+def test_quieting_names_every_cover_and_the_latest_end() -> None:
+    q = Quieting((Cover("1", Matchers(threshold=1), 100), Cover("maintenance:night", Matchers(), 300),
+                  Cover("2", Matchers(threshold=2), 900)))
+    got = q.of(1, "a.rrd", "x", {}, "warning")
+    assert got is not None and got.refs == ("1", "maintenance:night") and got.until == 300
+    assert Quieting().of(1, "a.rrd", "x", {}, "warning") is None and not Quieting()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,8 +12,28 @@ from rrdalarm.model.control import Matchers, Quiet
 
 @lru_cache(maxsize=256)
 def _glob(pattern: str) -> re.Pattern[str]:
+    """A series glob read as thresholds' globs are: `*` and `?` stay in one folder, `**/` spans folders."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] in "*?":
+            out.append("[^/]*" if pattern[i] == "*" else "[^/]")
+            i += 1
+        elif pattern[i] == "[" and (end := pattern.find("]", i + 2)) != -1:
+            body = pattern[i + 1:end].replace("\\", "\\\\")
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
     # Case-sensitive on every platform, like the files' own names.
-    return re.compile(fnmatch.translate(pattern))
+    return re.compile("".join(out))
 
 
 def matches(m: Matchers, threshold: int, series: str, ds: str, labels: Mapping[str, str], severity: str) -> bool:

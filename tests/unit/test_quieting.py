@@ -34,7 +34,11 @@ def test_every_matcher_given_must_agree(threshold: int, series: str, ds: str, se
 def test_series_glob_is_the_whole_name_and_case_sensitive() -> None:
     m = Matchers(series="web/*.rrd")
     assert matches(m, 1, "web/a.rrd", "x", {}, "warning")
-    assert matches(m, 1, "web/sub/a.rrd", "x", {}, "warning")  # fnmatch's * crosses folders
+    assert not matches(m, 1, "web/sub/a.rrd", "x", {}, "warning")  # as in thresholds: * stays in its folder
+    deep = Matchers(series="web/**/*.rrd")
+    assert matches(deep, 1, "web/a.rrd", "x", {}, "warning") and matches(deep, 1, "web/s/t/a.rrd", "x", {}, "i")
+    assert matches(Matchers(series="h[0-9]/x?.rrd"), 1, "h1/xy.rrd", "x", {}, "i")
+    assert not matches(Matchers(series="h[!0-9]/x.rrd"), 1, "h1/x.rrd", "x", {}, "i")
     assert not matches(m, 1, "Web/a.rrd", "x", {}, "warning")
     assert not matches(m, 1, "web/a.rrd.bak", "x", {}, "warning")
 

@@ -354,6 +354,7 @@ def history(ctx: click.Context, db: str | None, threshold: int | None, status: s
                 "file": e.series, "ds": e.ds, "status": e.status, "kind": e.kind, "value": e.value,
                 "time": e.time, "type": e.type, "limit": e.limit, "message": e.message,
                 "severity": e.severity, "unit": e.unit,
+                "silenced": e.silenced.split(",") if e.silenced else [],
             }))
         return
     if not events:
@@ -362,8 +363,9 @@ def history(ctx: click.Context, db: str | None, threshold: int | None, status: s
     for e in events:
         series = f"{e.series}:{e.ds}" if e.ds else e.series
         unit = str(getattr(e, "unit", "") or "")  # events recorded with a unit show it
+        quiet = f"  [silenced: {e.silenced}]" if e.silenced else ""
         click.echo(f"{fmt_time(e.at)}  {e.status:<11}  #{e.threshold_id:<4} {series}  "
-                   f"{fmt_value(e.value, unit)} {e.type} {fmt_limit(e.limit, unit)}  {e.message}")
+                   f"{fmt_value(e.value, unit)} {e.type} {fmt_limit(e.limit, unit)}  {e.message}{quiet}")
 
 
 def shown_param(spec: Any, value: Any) -> Any:

@@ -59,8 +59,16 @@ def summary_line(result: CheckResult) -> str:
 def _cells(r: Row) -> tuple[str, ...]:
     return (
         str(r.threshold), r.file, r.ds or "-", fmt_value(r.value, r.unit), r.type, fmt_limit(r.limit, r.unit),
-        fmt_time(r.time), r.action, r.status.value, r.severity, r.message,
+        fmt_time(r.time), r.action, r.status.value, r.severity, row_note(r),
     )
+
+
+def row_note(r: Row) -> str:
+    """The row's message, saying what silences it (an acknowledgement is in the message already)."""
+    if not r.silenced:
+        return r.message
+    names = ", ".join(ref if ref.startswith("maintenance:") else f"silence {ref}" for ref in r.silenced)
+    return f"{r.message} [silenced: {names}]" if r.message else f"[silenced: {names}]"
 
 
 def to_text(result: CheckResult) -> str:

@@ -15,7 +15,7 @@ from conftest import T0, Env, Rrdcached, threshold
 from filelock import FileLock
 
 RESULT_KEYS = {"threshold", "file", "ds", "status", "value", "time", "type", "limit", "message",
-               "severity", "unit"}  # DESIGN 2b adds severity and unit
+               "severity", "unit", "silenced", "acknowledged"}  # added by DESIGN 2b
 
 
 def test_exit_3_when_only_unreadable(env: Env) -> None:

@@ -59,14 +59,16 @@ def create_app(service: CheckService, test_config: dict[str, Any] | None = None)
     if test_config:
         app.config.update(test_config)
     app.extensions["rrdalarm"] = service
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
 
-    from . import history, report, status, suggest, thresholds
+    from . import control_api, history, report, status, suggest, thresholds
     from .login import init_login
 
     init_login(app)
-    for module in (report, status, thresholds, suggest, history):
+    for module in (report, status, thresholds, suggest, history, control_api):
         app.register_blueprint(module.bp)
+    # Scripts POST there with the API token; a browser session's CSRF token is checked by require_control.
+    csrf.exempt(control_api.bp)
     app.context_processor(lambda: {"nav_links": report.nav})
     app.add_template_filter(fmt_time, "datetime")
     app.after_request(security_headers)

@@ -747,3 +747,7 @@ def main() -> None:
         fail(exc.format_message(), exc.exit_code)
     except click.exceptions.Abort:
         fail("aborted", 1)
+
+
+# Silences and acknowledgements have a module of their own; importing it adds its commands to `cli`.
+from rrdalarm.cli import control as _control  # noqa: E402,F401

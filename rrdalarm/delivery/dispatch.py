@@ -22,7 +22,8 @@ from rrdalarm.plugins import Action, own_params, validate_params
 from rrdalarm.sources.base import SeriesKey
 
 WHEN = {"fire": EventKind.FIRED, "repeat": EventKind.REPEAT, "resolve": EventKind.RESOLVED,
-        "no_data": EventKind.NO_DATA, "stale": EventKind.STALE, "flapping": EventKind.FLAPPING}
+        "no_data": EventKind.NO_DATA, "stale": EventKind.STALE, "flapping": EventKind.FLAPPING,
+        "ack": EventKind.ACK}
 # A no_data = "alarm" firing is a firing: actions hear of it unless their `on` says otherwise.
 DEFAULT_WHEN = ("fire", "resolve", "no_data")
 
@@ -134,8 +135,10 @@ Target = tuple[str, Mapping[str, Any]]
 
 def _targets(plan: ActionPlan, event: NewEvent, told: Mapping[SeriesKey, frozenset[str] | None]) -> list[Target]:
     kind = EventKind(event.kind)
-    # A recovery goes only to the targets told of the firing (all of them when that was not tracked).
-    allowed = told.get((event.threshold_id, event.series, event.ds)) if kind is EventKind.RESOLVED else None
+    # A recovery or an acknowledgement goes only to the targets told of the firing (all of them when
+    # that was not tracked).
+    follows = kind in (EventKind.RESOLVED, EventKind.ACK)
+    allowed = told.get((event.threshold_id, event.series, event.ds)) if follows else None
     return [
         (action.type, params)
         for action in plan.by_threshold.get(event.threshold_id, ())

@@ -87,3 +87,8 @@ def unsilenced(message: str, since: str, until: str) -> str:
 def acknowledged(message: str, by: str, comment: str) -> str:
     """A FIRING row whose repeats an acknowledgement holds back."""
     return f"{message}; acknowledged by {by}: {comment}" if comment else f"{message}; acknowledged by {by}"
+
+
+def ack_event(by: str, comment: str) -> str:
+    """The `ack` event told to the actions."""
+    return f"acknowledged by {by}: {comment}"

@@ -337,3 +337,11 @@ def resolve_window(start: str, end: str, now: int) -> tuple[int, int]:
     if start_time >= end_time:
         raise TimeSpecError(f"start {start!r} ({start_time}) is not before end {end!r} ({end_time})")
     return start_time, end_time
+
+
+def resolve_time(spec: str, now: int) -> int:
+    """One AT-style time (`now+2h`, an epoch) as epoch seconds; `start`/`end` references are refused."""
+    parsed = _parse(spec)
+    if parsed.reference in ("start", "end"):
+        raise TimeSpecError(f"{spec!r} cannot be relative to start or end here")
+    return _apply(parsed, _absolute_base(parsed, now))

@@ -354,16 +354,7 @@ class Store:
                     unrecorded[tid] = _first_line(exc).encode("utf-8", "backslashreplace").decode("utf-8")
             if unrecorded:
                 run.errors += len(unrecorded)
-            for d in deliveries:
-                carried = [ids[i] for i in d.events if i in ids]
-                if not carried:
-                    continue  # every event of it was left out with its threshold
-                s.add(DeliveryRow(
-                    id=d.id, run_id=run.id, created_at=summary.started_at, action=d.action,
-                    params=json.dumps(d.params, sort_keys=True),
-                    links=[DeliveryEvent(position=n, event_id=i) for n, i in enumerate(carried)],
-                    status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=0,
-                ))
+            _write_deliveries(s, run, deliveries, ids)
             return Recorded(run.id, [ids[i] for i in sorted(ids)], unrecorded)
 
     @staticmethod
@@ -564,9 +555,11 @@ class Store:
     def newest_run_at(self) -> float | None:
         """When the newest recorded check started (any process: scheduler, /start or cron).
 
-        The run of a test notification (`rrdalarm action test`) is no check: it is left out.
+        The run of a test notification (`rrdalarm action test`) or of acknowledgements is no check:
+        it is left out.
         """
-        test = select(AlarmEvent.id).where(AlarmEvent.run_id == CheckRun.id, AlarmEvent.kind == EventKind.TEST.value)
+        test = select(AlarmEvent.id).where(AlarmEvent.run_id == CheckRun.id,
+                                           AlarmEvent.kind.in_((EventKind.TEST.value, EventKind.ACK.value)))
         with self.session() as s:
             newest = s.scalar(select(func.max(CheckRun.started_at)).where(~test.exists()))
         return None if newest is None else float(newest)
@@ -698,6 +691,33 @@ class Store:
     def event_ids_of(delivery: DeliveryRow) -> list[int]:
         """A delivery's event ids, in the order it carries them."""
         return delivery.event_ids
+
+
+def _write_deliveries(s: Session, run: CheckRun, deliveries: Sequence[PlannedDelivery], ids: dict[int, int]) -> None:
+    """The outbox rows of a run; `ids` maps the run's event indexes to the ids they were written under."""
+    for d in deliveries:
+        carried = [ids[i] for i in d.events if i in ids]
+        if not carried:
+            continue  # every event of it was left out with its threshold
+        s.add(DeliveryRow(
+            id=d.id, run_id=run.id, created_at=run.started_at, action=d.action,
+            params=json.dumps(d.params, sort_keys=True),
+            links=[DeliveryEvent(position=n, event_id=i) for n, i in enumerate(carried)],
+            status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=0,
+        ))
+
+
+def write_run(s: Session, summary: RunSummary, events: Sequence[NewEvent],
+              deliveries: Sequence[PlannedDelivery]) -> list[int]:
+    """A run that is no check (acknowledgements), its events and their outbox rows, in the caller's transaction."""
+    run = CheckRun(**summary.__dict__)
+    s.add(run)
+    s.flush()
+    rows = [AlarmEvent(run_id=run.id, at=summary.started_at, **e.__dict__) for e in events]
+    s.add_all(rows)
+    s.flush()
+    _write_deliveries(s, run, deliveries, {i: r.id for i, r in enumerate(rows)})
+    return [r.id for r in rows]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import rrdtool
 from conftest import T0, Env, assert_one_clear_line, threshold
@@ -35,7 +36,7 @@ def db(env: Env) -> Store:
     return open_store(env.settings().db_url)
 
 
-def two_firing(env: Env, **fields: object) -> None:
+def two_firing(env: Env, **fields: Any) -> None:
     env.rrd("web/a.rrd", {"x": [9] * 40})
     env.rrd("web/b.rrd", {"x": [9] * 40})
     env.write_thresholds(threshold(glob="web/*.rrd", actions=[LOG], **fields))

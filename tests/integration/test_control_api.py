@@ -23,8 +23,8 @@ def app(env: Env, make_app: WebApp) -> Flask:
     env.rrd("web/a.rrd", {"x": [9] * 40})
     env.rrd("web/b.rrd", {"x": [9] * 40})
     env.write_thresholds(threshold(glob="web/*.rrd", rearm=0, actions=[LOG]))
-    app: Flask = make_app(env, [("alice", "correct horse battery", "admin"), ("vic", "correct horse battery", "viewer")],
-                          WTF_CSRF_ENABLED=True)
+    users = [("alice", "correct horse battery", "admin"), ("vic", "correct horse battery", "viewer")]
+    app: Flask = make_app(env, users, WTF_CSRF_ENABLED=True)
     return app
 
 

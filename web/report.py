@@ -39,6 +39,7 @@ def nav() -> dict[str, str]:
         "Thresholds": url_for("thresholds.table"),
         "Events": url_for("history.events"),
         "Deliveries": url_for("history.deliveries"),
+        "Silences": url_for("control.page"),
         "Audit": url_for("history.audit"),
         "Statistics": url_for("status.stats_page"),
     }

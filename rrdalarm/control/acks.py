@@ -83,7 +83,7 @@ def acknowledge(store: Store, settings: Settings, thresholds: Sequence[Threshold
         deliveries = plan_deliveries(plan, events, told)
         audit = f"acknowledged {len(fresh)} series ({Matchers(threshold, series, ds).describe()}): {text}"
         done = record_acks(store, [(f.threshold, f.series, f.ds) for f in fresh], ack, events, deliveries,
-                           {threshold: audit})
+                           {threshold: (t.name if t else "", audit)})
     sent = deliver_pending(store, settings, only=[d.id for d in deliveries]) if deliveries and done else []
     return AckOutcome(done, already, sent)
 

@@ -97,7 +97,8 @@ def add(store: Store, thresholds: Sequence[Threshold], matchers: Matchers, times
         author: str, now: int) -> Silence:
     """Store a checked silence (with its audit entry)."""
     m = check_matchers(matchers, thresholds)
-    return stored.add_silence(store, m, times[0], times[1], check_comment(comment), author, now)
+    name = next((t.name for t in thresholds if t.id == m.threshold), "")
+    return stored.add_silence(store, m, times[0], times[1], check_comment(comment), author, now, name)
 
 
 def expire(store: Store, ident: int, by: str, now: int) -> Silence:

@@ -32,9 +32,9 @@ def active_silences(store: Store, now: int) -> list[Silence]:
         return [_silence(r) for r in s.scalars(q)]
 
 
-def _audit(at: int, user: str, change: str, threshold_id: int | None, what: str) -> AuditEntry:
+def _audit(at: int, user: str, change: str, threshold_id: int | None, what: str, name: str = "") -> AuditEntry:
     return AuditEntry(at=at, user=user[:64], change=change, threshold_id=threshold_id,
-                      threshold_name="", file="", diff=what)
+                      threshold_name=name[:255], file="", diff=what)
 
 
 def silence_audit_text(silence: Silence) -> str:
@@ -44,7 +44,7 @@ def silence_audit_text(silence: Silence) -> str:
 
 
 def add_silence(store: Store, matchers: Matchers, starts_at: int, ends_at: int, comment: str, author: str,
-                now: int) -> Silence:
+                now: int, threshold_name: str = "") -> Silence:
     """Store a new silence and its audit entry at once."""
     with store.session() as s:
         row = SilenceRow(threshold_id=matchers.threshold, series=matchers.series, ds=matchers.ds,
@@ -54,7 +54,7 @@ def add_silence(store: Store, matchers: Matchers, starts_at: int, ends_at: int, 
         s.add(row)
         s.flush()
         silence = _silence(row)
-        s.add(_audit(now, author, "silence", matchers.threshold, silence_audit_text(silence)))
+        s.add(_audit(now, author, "silence", matchers.threshold, silence_audit_text(silence), threshold_name))
         return silence
 
 
@@ -120,7 +120,7 @@ def _firing(r: SeriesState) -> FiringSeries:
 
 def record_acks(store: Store, keys: Sequence[tuple[int, str, str]], ack: Acknowledgement,
                 events: Sequence[NewEvent], deliveries: Sequence[PlannedDelivery],
-                audit: Mapping[int, str]) -> list[tuple[int, str, str]]:
+                audit: Mapping[int, tuple[str, str]]) -> list[tuple[int, str, str]]:
     """Mark the series acknowledged and write their `ack` events, deliveries and audit entries at once.
 
     Only series still FIRING and not yet acknowledged are marked (a check may have moved on since
@@ -140,9 +140,9 @@ def record_acks(store: Store, keys: Sequence[tuple[int, str, str]], ack: Acknowl
         if kept:
             write_run(s, RunSummary(ack.at, 0.0, 0, 0, 0, 0, 0), [events[i] for i in sorted(kept)],
                       _renumbered(deliveries, sorted(kept)))
-        for tid, text in audit.items():
+        for tid, (name, text) in audit.items():
             if any(k[0] == tid for k in done):
-                s.add(_audit(ack.at, ack.by, "ack", tid, text))
+                s.add(_audit(ack.at, ack.by, "ack", tid, text, name))
         return done
 
 

@@ -676,7 +676,8 @@ class Store:
         )
         with self.session() as s:
             rows = s.execute(q).all()
-        return {tid: name for tid, name, _ in sorted(rows, key=lambda r: r[2]) if tid is not None}
+        # Entries that name no threshold (an expired silence) never hide the name of one that did.
+        return {tid: name for tid, name, _ in sorted(rows, key=lambda r: (bool(r[1]), r[2])) if tid is not None}
 
     @staticmethod
     def _with_attempts(s: Session, rows: list[DeliveryRow]) -> list[tuple[DeliveryRow, list[DeliveryAttempt]]]:

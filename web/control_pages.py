@@ -1,0 +1,120 @@
+"""/silences: the silences and acknowledgements in force, and (for admins) forms to make and end them.
+
+Forms post here with the app-wide CSRF check; the rules are rrdalarm.control's, as for the API.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+
+from rrdalarm.check.lock import CheckBusy
+from rrdalarm.common.errors import StoreError
+from rrdalarm.config.thresholds import load_thresholds
+from rrdalarm.control import acks, silences
+from rrdalarm.control.silences import ControlError
+from rrdalarm.model.control import Matchers
+from rrdalarm.model.definitions import Threshold
+from rrdalarm.model.errors import ConfigError
+from rrdalarm.model.states import Severity
+from rrdalarm.report.render import fmt_time
+
+from .auth import current_account, require_access, require_admin, service
+
+bp = Blueprint("control", __name__, template_folder="templates")
+
+
+def _thresholds() -> list[Threshold]:
+    svc = service()
+    return load_thresholds(svc.thresholds_file(svc.settings(), None))
+
+
+def _field(name: str) -> str | None:
+    value = request.form.get(name, "").strip()
+    return value or None
+
+
+def _threshold_field() -> int | None:
+    value = _field("threshold")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ControlError(f"threshold must be an id, not {value!r}") from None
+
+
+def _author() -> str:
+    account = current_account()
+    return account.name if account is not None else "?"
+
+
+def _back() -> Response:
+    return redirect(url_for("control.page"), 303)  # type: ignore[return-value]
+
+
+@bp.get("/silences")
+@require_access
+def page() -> str:
+    now = int(time.time())
+    show_all = request.args.get("all") == "1"
+    store = service().store
+    account = current_account()
+    try:
+        names = {t.id: t.name for t in _thresholds()}
+    except ConfigError:
+        names = {}
+    return render_template("silences.html", silences=silences.listed(store, now, show_all), phase=silences.phase,
+                           acked=acks.acknowledged(store), names=names, show_all=show_all, now=now,
+                           fmt_time=fmt_time, admin=account is not None and account.role == "admin",
+                           severities=[s.value for s in Severity], tz=time.strftime("%Z") or time.strftime("%z"))
+
+
+@bp.post("/silences")
+@require_admin
+def add() -> Response:
+    now = int(time.time())
+    try:
+        labels = silences.parse_labels(x for x in (request.form.get("labels") or "").split(",") if x.strip())
+        matchers = Matchers(_threshold_field(), _field("series"), _field("ds"), labels, _field("severity"))
+        times = silences.silence_times(_field("start"), _field("end"), _field("for"), now)
+        made = silences.add(service().store, _thresholds(), matchers, times, _field("comment") or "", _author(), now)
+    except (ControlError, ConfigError, StoreError) as exc:
+        flash(f"Silence not added: {exc}", "error")
+        return _back()
+    flash(f"{silences.describe(made)} added, until {fmt_time(made.ends_at)}.")
+    return _back()
+
+
+@bp.post("/silences/<int:ident>/expire")
+@require_admin
+def expire(ident: int) -> Response:
+    try:
+        gone = silences.expire(service().store, ident, _author(), int(time.time()))
+    except ControlError as exc:
+        flash(str(exc), "error")
+        return _back()
+    flash(f"Silence {gone.id} expired.")
+    return _back()
+
+
+@bp.post("/acks")
+@require_admin
+def ack() -> Response:
+    svc = service()
+    try:
+        threshold = _threshold_field()
+        if threshold is None:
+            raise ControlError("give the threshold to acknowledge")
+        done = acks.acknowledge(svc.store, svc.settings(), _thresholds(), threshold, _field("series"), _field("ds"),
+                                _field("comment") or "", _author(), int(time.time()), wait=10.0)
+    except (ControlError, ConfigError, StoreError) as exc:
+        flash(f"Not acknowledged: {exc}", "error")
+        return _back()
+    except CheckBusy:
+        flash("Not acknowledged: a check is running; try again in a moment.", "error")
+        return _back()
+    flash(f"Acknowledged {len(done.acknowledged)} series"
+          + (f"; {len(done.already)} were acknowledged already." if done.already else "."))
+    return _back()

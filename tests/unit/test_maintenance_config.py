@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rrdalarm.config.thresholds import load_thresholds, load_thresholds_file, parse_thresholds_file
-from rrdalarm.model.control import Matchers, MaintenanceWindow
+from rrdalarm.model.control import MaintenanceWindow, Matchers
 from rrdalarm.model.errors import ConfigError
 
 # Lines 1-5; the window's header is line 7.
@@ -107,3 +107,17 @@ def test_a_label_key_is_not_taken_for_the_windows_own() -> None:
     # name is missing; the label called name further down must not be named as its line.
     err = error('[[maintenance]]\nschedule = "0 3 * * *"\nduration = 60\n[maintenance.labels]\nname = "x"\n')
     assert err.line == 7 and err.field == "name"
+
+
+def test_written_windows_read_back_the_same() -> None:
+    from rrdalarm.config.writing import thresholds_to_toml
+
+    loaded = parse_thresholds_file(
+        THRESHOLD + '[[maintenance]]\nname = "a"\nschedule = "0 3 * * *"\nduration = "1h"\ncomment = "x"\n'
+        'threshold = 3\nseries = "w/*"\nds = "in"\nseverity = "critical"\nlabels = { team = "net" }\n'
+        '[[maintenance]]\nname = "b"\nschedule = "*/5 * * * mon-fri"\nduration = 60\n', "t.toml")
+    text = thresholds_to_toml(loaded.thresholds, windows=loaded.windows)
+    again = parse_thresholds_file(text, "t.toml")
+    assert again.thresholds == loaded.thresholds
+    assert [(w.name, w.schedule, w.duration, w.comment, w.matchers) for w in again.windows] == [
+        (w.name, w.schedule, w.duration, w.comment, w.matchers) for w in loaded.windows]

@@ -121,3 +121,9 @@ def test_written_windows_read_back_the_same() -> None:
     assert again.thresholds == loaded.thresholds
     assert [(w.name, w.schedule, w.duration, w.comment, w.matchers) for w in again.windows] == [
         (w.name, w.schedule, w.duration, w.comment, w.matchers) for w in loaded.windows]
+
+
+def test_the_example_file_has_a_window() -> None:
+    example = Path(__file__).resolve().parents[2] / "config" / "thresholds.toml"
+    [w] = load_thresholds_file(example).windows
+    assert (w.name, w.schedule, w.duration, w.matchers.threshold) == ("weekly uplink work", "0 4 * * sun", 5400, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from conftest import T0, Env, threshold
@@ -25,23 +26,24 @@ def log_lines(env: Env) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def check(env: Env, at: int) -> dict[str, object]:
+def check(env: Env, at: int) -> list[dict[str, Any]]:
+    """The rows of a real `rrdalarm check --at AT --json`."""
     p = env.run_process("check", "--at", str(at), "--json")
     assert p.returncode == 1 and p.stderr == "", p.stderr
-    doc: dict[str, object] = json.loads(p.stdout)
-    return doc
+    rows: list[dict[str, Any]] = json.loads(p.stdout)["results"]
+    return rows
 
 
 def test_inside_the_window_silenced_then_one_notification_after_it(env: Env, store: Store) -> None:
     env.rrd("a.rrd", {"x": [9] * 40})
     env.write_thresholds(threshold(rearm=3600, actions=[LOG]) + WINDOW)
-    [row] = check(env, T0)["results"]  # type: ignore[misc]
+    [row] = check(env, T0)
     assert row["status"] == "ALARM FIRED" and row["silenced"] == ["maintenance:backup"]
     check(env, T0 + 359)  # 23:19:59, still inside
     assert log_lines(env) == [] and store.count(DeliveryRow) == 0
     events = store.events(limit=10)
     assert [(e.kind, e.silenced) for e in events] == [("fired", "maintenance:backup")]
-    [row] = check(env, T0 + 360)["results"]  # type: ignore[misc]  # 23:20: the window has ended
+    [row] = check(env, T0 + 360)  # 23:20: the window has ended
     assert row["silenced"] == [] and row["status"] == "ALARM FIRED"
     check(env, T0 + 420)
     check(env, T0 + 480)
@@ -54,8 +56,8 @@ def test_other_thresholds_are_not_covered(env: Env) -> None:
     env.rrd("a.rrd", {"x": [9] * 40})
     env.rrd("b.rrd", {"x": [9] * 40})
     env.write_thresholds(threshold(actions=[LOG]) + threshold(2, "b.rrd", actions=[LOG]) + WINDOW)
-    rows = check(env, T0)["results"]
-    assert {r["threshold"]: r["silenced"] for r in rows} == {1: ["maintenance:backup"], 2: []}  # type: ignore[index]
+    rows = check(env, T0)
+    assert {r["threshold"]: r["silenced"] for r in rows} == {1: ["maintenance:backup"], 2: []}
     lines = log_lines(env)
     assert len(lines) == 1 and "b.rrd" in lines[0]
 
@@ -97,3 +99,21 @@ def test_a_numbered_weekday_is_one_clear_line(env: Env) -> None:
     assert p.returncode == 2 and p.stdout == ""
     [line] = p.stderr.splitlines()
     assert line.startswith(f"rrdalarm: {env.thresholds_path}:") and "field 'schedule'" in line and "mon" in line
+
+
+def test_the_service_checks_with_the_files_windows(env: Env) -> None:
+    # GET /start and the scheduler run checks through CheckService.run_check, on the real clock:
+    # a window starting every minute for an hour is open whatever the zone.
+    import time
+
+    from rrdalarm.service.service import CheckService
+
+    env.rrd("a.rrd", {"x": [9] * 10}, end=int(time.time()) // 60 * 60)
+    env.write_thresholds(threshold(actions=[LOG]) + '[[maintenance]]\nname = "always"\nschedule = "* * * * *"\n'
+                         'duration = "1h"\n')
+    service = CheckService(env.settings_path)
+    try:
+        [row] = service.run_check().rows
+    finally:
+        service.close()
+    assert row.silenced == ("maintenance:always",) and log_lines(env) == []

@@ -238,11 +238,12 @@ def threshold(ident: int = 1, glob: str = "a.rrd", **fields: Any) -> str:
 def check(env: Env, store: Store, at: int = T0, **kw: Any) -> CheckResult:
     """One check through the engine, over the env's settings and thresholds."""
     from rrdalarm.check.engine import run_check
-    from rrdalarm.config.thresholds import load_thresholds
+    from rrdalarm.config.thresholds import load_thresholds_file
 
     settings = env.settings()
     assert settings.thresholds is not None
-    return run_check(settings, load_thresholds(settings.thresholds), store, at=at, **kw)
+    loaded = load_thresholds_file(settings.thresholds)
+    return run_check(settings, loaded.thresholds, store, at=at, **({"windows": loaded.windows} | kw))
 
 
 @pytest.fixture

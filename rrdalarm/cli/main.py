@@ -8,9 +8,10 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -21,8 +22,9 @@ from rrdalarm.check.lock import CheckBusy, check_lock
 from rrdalarm.common.errors import StoreError
 from rrdalarm.config.lines import read_config_text
 from rrdalarm.config.settings import find_settings_file, load_settings, rrdcached_problem
-from rrdalarm.config.thresholds import is_legacy_text, load_thresholds
-from rrdalarm.model.definitions import Settings, Threshold
+from rrdalarm.config.thresholds import is_legacy_text, load_thresholds_file
+from rrdalarm.model.control import MaintenanceWindow
+from rrdalarm.model.definitions import Settings, Threshold, ThresholdsFile
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.states import EventStatus
 from rrdalarm.plugins import source_plugins
@@ -85,10 +87,15 @@ def settings_from(ctx: click.Context, rrd_root: Path | None = None, db: str | No
 
 
 def thresholds_of(settings: Settings) -> list[Threshold]:
+    return thresholds_file_of(settings).thresholds
+
+
+def thresholds_file_of(settings: Settings) -> ThresholdsFile:
+    """The thresholds and maintenance windows of the settings' thresholds file."""
     if settings.thresholds is None:
         raise ConfigError(settings.path, "no thresholds file: pass --config or set 'thresholds' in settings",
                           field="thresholds")
-    return load_thresholds(settings.thresholds)
+    return load_thresholds_file(settings.thresholds)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -199,13 +206,14 @@ def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: st
         settings = replace(settings, workers=workers)
     if rrdcached is not None:
         settings = replace(settings, rrdcached=rrdcached)
-    thresholds = thresholds_of(settings)
+    loaded = thresholds_file_of(settings)
     with open_store(settings.db_url) as store:
         with check_lock(settings.data_dir, settings.lock_wait if wait is None else wait):
             show = output is None and html_file is None and sys.stderr.isatty()
             with progress_bar(show) as progress:
-                result = run_check(settings, thresholds, store, at=at, dry_run=dry_run,
-                                   want_ok=output != "quiet", progress=progress, deliver=False)
+                result = run_check(settings, loaded.thresholds, store, at=at, dry_run=dry_run,
+                                   want_ok=output != "quiet", progress=progress, deliver=False,
+                                   windows=loaded.windows)
         if not dry_run:
             deliver_after_check(store, settings, result)
     if output != "quiet":
@@ -227,9 +235,10 @@ def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: st
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False), help="Thresholds file to check.")
 @click.option("--rrd-root", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Also check that the RRD root exists and count what each glob matches.")
+@click.option("--at", callback=_epoch, metavar="EPOCH", help="List maintenance windows from EPOCH on (default: now).")
 @click.pass_context
 @user_errors
-def validate(ctx: click.Context, config: Path | None, rrd_root: Path | None) -> None:
+def validate(ctx: click.Context, config: Path | None, rrd_root: Path | None, at: int | None) -> None:
     """Check the settings and thresholds without running a check."""
     from rrdalarm.delivery.dispatch import plan_actions
     from rrdalarm.plugins import available_actions, plugin_errors, source_plugins
@@ -237,7 +246,8 @@ def validate(ctx: click.Context, config: Path | None, rrd_root: Path | None) -> 
     settings = settings_from(ctx, rrd_root, None, config)
     for plugin, why in plugin_errors().items():
         click.echo(f"warning: {plugin} plugin failed to load: {why}", err=True)
-    thresholds = thresholds_of(settings)
+    loaded = thresholds_file_of(settings)
+    thresholds = loaded.thresholds
     plan = plan_actions(thresholds, available_actions(settings.scripts_dir))
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -249,7 +259,27 @@ def validate(ctx: click.Context, config: Path | None, rrd_root: Path | None) -> 
         for warning in warnings:
             click.echo(f"warning: {warning}", err=True)
     enabled = sum(1 for t in thresholds if t.enabled)
-    click.echo(f"{settings.thresholds}: {len(thresholds)} thresholds ({enabled} enabled) OK{counts}")
+    count = len(loaded.windows)
+    windows = f", {count} maintenance window{'' if count == 1 else 's'}" if count else ""
+    click.echo(f"{settings.thresholds}: {len(thresholds)} thresholds ({enabled} enabled){windows} OK{counts}")
+    show_windows(loaded.windows, int(time.time()) if at is None else at)
+
+
+def show_windows(windows: Sequence[MaintenanceWindow], now: int) -> None:
+    """Each window: what it covers, then its next three occurrences in the server's local time."""
+    from rrdalarm.common.quantities import format_duration
+    from rrdalarm.rules.maintenance import local_zone, next_occurrences
+
+    zone = local_zone()
+    for w in windows:
+        click.echo(f"maintenance {w.name!r} ({w.schedule!r}, {format_duration(w.duration)}): covers "
+                   f"{w.matchers.describe()}")
+        for start, end in next_occurrences(w, now, zone):
+            click.echo(f"    {_local(start, zone)} – {_local(end, zone)}{'  (open now)' if start <= now else ''}")
+
+
+def _local(epoch: int, zone: tzinfo) -> str:
+    return datetime.fromtimestamp(epoch, zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 @cli.command("import-legacy")

@@ -12,6 +12,8 @@ from rrdalarm.model.errors import ConfigError
 _TABLE_RE = re.compile(r"^\s*\[\[\s*threshold\s*\]\]\s*(#.*)?$")
 _SUBTABLE_RE = re.compile(r"^\s*\[\[\s*threshold\s*\.\s*action\s*\]\]\s*(#.*)?$")
 _ANY_TABLE_RE = re.compile(r"^\s*\[")
+_WINDOW_RE = re.compile(r"^\s*\[\[\s*maintenance\s*\]\]\s*(#.*)?$")
+_WINDOW_SUB_RE = re.compile(r"^\s*\[\s*maintenance\s*\.\s*([A-Za-z0-9_-]+)\s*\]\s*(#.*)?$")
 _KEY_RE = re.compile(r"""^\s*(?:"([^"]+)"|'([^']+)'|([A-Za-z0-9_-]+))\s*=""")
 
 
@@ -32,7 +34,7 @@ def top_level_line(text: str, key: str) -> int | None:
 
 
 class _Lines:
-    """Finds the line of the n-th [[threshold]] table and of keys inside it.
+    """Finds the line of the n-th [[threshold]] (or [[maintenance]]) table and of keys inside it.
 
     tomllib gives no positions, so lines are recovered from the text; this is
     only used for messages, never for values.
@@ -41,6 +43,7 @@ class _Lines:
     def __init__(self, text: str) -> None:
         self.lines = split_lines(text)
         self.tables = [i + 1 for i, ln in enumerate(self.lines) if _TABLE_RE.match(ln)]
+        self.windows = [i + 1 for i, ln in enumerate(self.lines) if _WINDOW_RE.match(ln)]
 
     def table(self, index: int) -> int | None:
         return self.tables[index] if index < len(self.tables) else None
@@ -72,6 +75,27 @@ class _Lines:
 
     def action(self, index: int, sub: int, key: str = "") -> int | None:
         return self._key_in(self.table(index), key, sub) or self._key_in(self.table(index), "", sub)
+
+    def window_key(self, index: int, key: str) -> int | None:
+        """Line of `key` in the index-th [[maintenance]] table ([maintenance.labels] counts), else its header."""
+        start = self.windows[index] if index < len(self.windows) else None
+        if start is None:
+            return None
+        in_sub = False  # keys under [maintenance.labels] are labels, not the window's
+        for i in range(start, len(self.lines)):
+            ln = self.lines[i]
+            sub = _WINDOW_SUB_RE.match(ln)
+            if sub:
+                if sub.group(1) == key:
+                    return i + 1
+                in_sub = True
+                continue
+            if _ANY_TABLE_RE.match(ln):
+                break
+            m = _KEY_RE.match(ln)
+            if m and not in_sub and (m.group(1) or m.group(2) or m.group(3)) == key:
+                return i + 1
+        return start
 
 
 # ---------------------------------------------------------------- validation

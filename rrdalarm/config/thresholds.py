@@ -12,7 +12,15 @@ from rrdalarm.common.fileutil import split_lines
 from rrdalarm.common.quantities import parse_quantity
 from rrdalarm.config.lines import Locate, _Lines, _toml_error_line, read_config_text, top_level_line
 from rrdalarm.config.tuning import TUNING_FIELDS, read_tuning
-from rrdalarm.model.definitions import CONSOLIDATION_FUNCTIONS, DEFAULT_SOURCE, ActionSpec, Location, Threshold
+from rrdalarm.model.control import MaintenanceWindow
+from rrdalarm.model.definitions import (
+    CONSOLIDATION_FUNCTIONS,
+    DEFAULT_SOURCE,
+    ActionSpec,
+    Location,
+    Threshold,
+    ThresholdsFile,
+)
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.states import Direction
 from rrdalarm.rules import timespec
@@ -228,16 +236,21 @@ def check_unique_ids(thresholds: Iterable[Threshold], path: str) -> None:
 
 
 def parse_thresholds_toml(text: str, path: str, sources: Sequence[str] = (DEFAULT_SOURCE,)) -> list[Threshold]:
-    """Parse the TOML thresholds file."""
+    """Parse the TOML thresholds file: its thresholds (its windows are validated too)."""
+    return parse_thresholds_file(text, path, sources).thresholds
+
+
+def parse_thresholds_file(text: str, path: str, sources: Sequence[str] = (DEFAULT_SOURCE,)) -> ThresholdsFile:
+    """Parse the TOML thresholds file: [[threshold]] and [[maintenance]] tables."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = _toml_error_line(str(exc))
         raise ConfigError(path, f"not valid TOML: {exc}", line) from None
-    extra = [k for k in data if k != "threshold"]
+    extra = [k for k in data if k not in ("threshold", "maintenance")]
     if extra:
-        raise ConfigError(path, f"unknown top-level key {extra[0]!r} (thresholds are [[threshold]] tables)",
-                          top_level_line(text, extra[0]), extra[0])
+        raise ConfigError(path, f"unknown top-level key {extra[0]!r} (the file holds [[threshold]] and "
+                          "[[maintenance]] tables)", top_level_line(text, extra[0]), extra[0])
     tables = data.get("threshold", [])
     if not isinstance(tables, list):
         raise ConfigError(path, "'threshold' must be an array of tables: write [[threshold]]", None, "threshold")
@@ -254,7 +267,13 @@ def parse_thresholds_toml(text: str, path: str, sources: Sequence[str] = (DEFAUL
             )
         )
     check_unique_ids(out, path)
-    return out
+    windows: tuple[MaintenanceWindow, ...] = ()
+    if "maintenance" in data:
+        from rrdalarm.config.maintenance import windows_from_tables
+
+        windows = windows_from_tables(data["maintenance"], path, lines.window_key, {t.id for t in out},
+                                      top_level_line(text, "maintenance"))
+    return ThresholdsFile(out, windows)
 
 
 def is_legacy_text(text: str) -> bool:
@@ -275,6 +294,11 @@ def is_legacy_text(text: str) -> bool:
 
 def load_thresholds(path: Path, sources: Sequence[str] | None = None) -> list[Threshold]:
     """Load a thresholds file, TOML or legacy (detected by content); `sources` default: the installed ones."""
+    return load_thresholds_file(path, sources).thresholds
+
+
+def load_thresholds_file(path: Path, sources: Sequence[str] | None = None) -> ThresholdsFile:
+    """Load a thresholds file with its maintenance windows (a legacy rrdAlarmConfig.txt has none)."""
     from rrdalarm.config.legacy import parse_legacy
 
     if sources is None:
@@ -283,7 +307,7 @@ def load_thresholds(path: Path, sources: Sequence[str] | None = None) -> list[Th
         sources = sorted(source_plugins())
     text = read_config_text(path)
     if is_legacy_text(text):
-        return parse_legacy(text, str(path), sources=sources)
-    return parse_thresholds_toml(text, str(path), sources=sources)
+        return ThresholdsFile(parse_legacy(text, str(path), sources=sources))
+    return parse_thresholds_file(text, str(path), sources=sources)
 
 

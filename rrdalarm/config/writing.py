@@ -9,6 +9,7 @@ import tomlkit
 
 from rrdalarm.common.fileutil import atomic_write_text
 from rrdalarm.config.tuning import TUNING_FIELDS
+from rrdalarm.model.control import MaintenanceWindow
 from rrdalarm.model.definitions import DEFAULT_SOURCE, Threshold
 
 # ---------------------------------------------------------------- writing TOML
@@ -53,7 +54,27 @@ def threshold_to_table(t: Threshold) -> tomlkit.items.Table:
     return table
 
 
-def thresholds_to_toml(thresholds: Sequence[Threshold], header: Sequence[str] = ()) -> str:
+def window_to_table(w: MaintenanceWindow) -> tomlkit.items.Table:
+    """A tomlkit table for one maintenance window; matchers left out match everything."""
+    table = tomlkit.table()
+    table.add("name", w.name)
+    table.add("schedule", w.schedule)
+    table.add("duration", w.duration)
+    if w.comment:
+        table.add("comment", w.comment)
+    m = w.matchers
+    for key, value in (("threshold", m.threshold), ("series", m.series), ("ds", m.ds), ("severity", m.severity)):
+        if value is not None:
+            table.add(key, value)
+    if m.labels:
+        labels = tomlkit.inline_table()
+        labels.update(m.labels)
+        table.add("labels", labels)
+    return table
+
+
+def thresholds_to_toml(thresholds: Sequence[Threshold], header: Sequence[str] = (),
+                       windows: Sequence[MaintenanceWindow] = ()) -> str:
     doc = tomlkit.document()
     for line in header:
         doc.add(tomlkit.comment(line))
@@ -63,11 +84,17 @@ def thresholds_to_toml(thresholds: Sequence[Threshold], header: Sequence[str] = 
     for t in thresholds:
         aot.append(threshold_to_table(t))
     doc.add("threshold", aot)
+    if windows:
+        doc.add("maintenance", tomlkit.aot())
+        for w in windows:
+            doc["maintenance"].append(window_to_table(w))
     return tomlkit.dumps(doc)
 
 
-def save_thresholds(path: Path, thresholds: Sequence[Threshold], header: Sequence[str] = ()) -> None:
-    atomic_write_text(path, thresholds_to_toml(thresholds, header))
+def save_thresholds(path: Path, thresholds: Sequence[Threshold], header: Sequence[str] = (),
+                    windows: Sequence[MaintenanceWindow] = ()) -> None:
+    """Write a whole thresholds file (the import commands): its thresholds, then its maintenance windows."""
+    atomic_write_text(path, thresholds_to_toml(thresholds, header, windows))
 
 
 # ---------------------------------------------------------------- settings

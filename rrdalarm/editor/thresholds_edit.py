@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import os
 import re
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,9 @@ _DEFAULTS: dict[str, Any] = {
     "source": DEFAULT_SOURCE, "cf": "AVERAGE", "enabled": True, "ds": [], "label": [], "action": [],
 }
 _HEADER_RE = re.compile(r"^\s*\[\[\s*threshold\s*\]\]")
+# Any table header, with its first key: [[threshold.action]] and [threshold.labels] are a threshold's own,
+# [[maintenance]] (or any other) ends it.
+_ANY_HEADER_RE = re.compile(r"""^\s*\[\[?\s*(?:"([^"]*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*[\].]""")
 
 
 class EditError(Exception):
@@ -169,8 +173,17 @@ def _segment(text: str, ident: int) -> tuple[list[str], int, int]:
     headers = _header_lines(lines)
     if len(headers) != len(_tables(doc) or ()):  # a table header hidden in a multi-line string, say
         raise EditError("cannot find each [[threshold]] table on its own line; edit this file by hand")
-    end = _owned_start(lines, headers[index + 1]) if index + 1 < len(headers) else len(lines)
+    end = _owned_start(lines, _table_end(lines, headers[index]))
     return lines, headers[index], end
+
+
+def _table_end(lines: Sequence[str], header: int) -> int:
+    """The line after a threshold's tables: the next [[threshold]], [[maintenance]] or other table, or the end."""
+    for i in range(header + 1, len(lines)):
+        m = _ANY_HEADER_RE.match(lines[i])
+        if m and (_HEADER_RE.match(lines[i]) or (m.group(1) or m.group(2) or m.group(3)) != "threshold"):
+            return i
+    return len(lines)
 
 
 def _edit_segment(text: str, ident: int, change: Any) -> str:
@@ -232,12 +245,32 @@ def _owned_start(lines: Sequence[str], header: int) -> int:
 
 
 def delete_threshold(text: str, ident: int) -> str:
-    """The file without threshold `ident`: its table, its actions and the comment right above it."""
+    """The file without threshold `ident`: its table, its actions and the comment right above it.
+
+    Refused while a [[maintenance]] window names it: the file would no longer load.
+    """
+    naming = _windows_naming(text, ident)
+    if naming:
+        listed = ", ".join(repr(n) for n in naming)
+        raise EditError(f"threshold {ident} is named by maintenance window{'s' if len(naming) > 1 else ''} "
+                        f"{listed}; change or remove {'them' if len(naming) > 1 else 'it'} in the file first")
     lines, header, end = _segment(text, ident)
     kept = lines[:_owned_start(lines, header)] + lines[end:]
     out = "".join(kept)
     # Collapse the blank lines left where the table was.
     return re.sub(r"\n{3,}", "\n\n", out)
+
+
+def _windows_naming(text: str, ident: int) -> list[str]:
+    """Names of the [[maintenance]] windows whose `threshold` is `ident`."""
+    try:
+        tables = tomllib.loads(text).get("maintenance", [])
+    except tomllib.TOMLDecodeError:
+        return []  # _segment reports the file as it is
+    if not isinstance(tables, list):
+        return []
+    return [str(t.get("name", "")) for t in tables if isinstance(t, Mapping) and t.get("threshold") == ident
+            and not isinstance(t.get("threshold"), bool)]
 
 
 def validate_text(text: str, path: Path, plugins: Mapping[str, type[Action]],

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rrdalarm.common.secrets import SecretRef
+from rrdalarm.model.control import MaintenanceWindow
 from rrdalarm.model.states import Direction, NoData, Severity
 
 CONSOLIDATION_FUNCTIONS = ("AVERAGE", "MIN", "MAX", "LAST")
@@ -102,6 +103,14 @@ class Threshold:
     @property
     def action_names(self) -> str:
         return ", ".join(a.type for a in self.actions) or "None"
+
+
+@dataclass(frozen=True)
+class ThresholdsFile:
+    """What a thresholds file holds: its thresholds and its maintenance windows (a legacy file has none)."""
+
+    thresholds: list[Threshold]
+    windows: tuple[MaintenanceWindow, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from rrdalarm.check.engine import deliver_after_check, run_check
 from rrdalarm.check.lock import CheckBusy, check_lock
 from rrdalarm.common.errors import StoreError
 from rrdalarm.config.settings import load_settings
-from rrdalarm.config.thresholds import load_thresholds
+from rrdalarm.config.thresholds import load_thresholds_file
 from rrdalarm.delivery.outbox import deliver_pending
 from rrdalarm.model.definitions import Settings
 from rrdalarm.model.errors import ConfigError
@@ -138,15 +138,15 @@ class CheckService:
         try:
             settings = self.settings()
             path = self.thresholds_file(settings, config)
-            thresholds = load_thresholds(path)
+            loaded = load_thresholds_file(path)
             if from_start:  # after validation: a refused request does not use up the interval
                 self._guard_start(settings.service.min_start_interval)
             with check_lock(settings.data_dir, wait):
                 self.busy.set()
                 try:
                     # The file read is the one checked: a threshold missing from another file is not deleted.
-                    result = run_check(replace(settings, thresholds=path), thresholds, self.store, want_ok=want_ok,
-                                       deliver=False)
+                    result = run_check(replace(settings, thresholds=path), loaded.thresholds, self.store,
+                                       want_ok=want_ok, deliver=False, windows=loaded.windows)
                 finally:
                     self.busy.clear()
             deliver_after_check(self.store, settings, result)

@@ -526,3 +526,23 @@ def test_preview_takes_an_si_limit_and_shows_values_with_the_unit(app: Flask, en
     rows = page.split('id="preview-rows"')[1].split("</table>")[0]
     assert '<td class="num">500 B/s</td>' in rows and '<td class="num">10 B/s</td>' in rows
     assert form_of(page)["value"] == "0.1k" and env.thresholds_path.read_text() == THRESHOLDS
+
+
+WINDOW = '\n[[maintenance]]\nname = "disk backup"\nschedule = "0 3 * * sun"\nduration = "1h"\nthreshold = 2\n'
+
+
+def test_delete_keeps_maintenance_windows_and_refuses_a_threshold_one_names(app: Flask, env: Env) -> None:
+    # The window sits right below threshold 2, the last threshold of the file.
+    env.write_thresholds(THRESHOLDS + WINDOW)
+    client = logged_in(app)
+    page = client.get("/thresholds").get_data(as_text=True)
+    token = csrf(page)
+    version = re.search(r'name="version" type="hidden" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    resp = client.post("/thresholds/2/delete", data={"csrf_token": token, "version": version},
+                       follow_redirects=True)
+    assert "threshold 2 is named by maintenance window &#39;disk backup&#39;" in resp.get_data(as_text=True)
+    assert env.thresholds_path.read_text() == THRESHOLDS + WINDOW
+    resp = client.post("/thresholds/1/delete", data={"csrf_token": token, "version": version})
+    assert resp.status_code == 302
+    text = env.thresholds_path.read_text()
+    assert [t.id for t in load_thresholds(env.thresholds_path)] == [2] and text.endswith(WINDOW)

@@ -70,3 +70,49 @@ def test_agrees_with_a_scan_of_every_start(minute: int, hour: int, duration: int
     starts = [s for s, _ in next_occurrences(w, now - 2 * 86400, BERLIN, 8)]
     expected = any(s <= now < s + duration for s in starts)
     assert covered(w, now) is expected
+
+
+def test_a_start_in_the_skipped_hour_is_shifted_by_the_jump_and_stays_open_its_duration() -> None:
+    # 2026-03-29 02:30 does not exist in Berlin: APScheduler starts it at 03:30 CEST (01:30 UTC).
+    w = MaintenanceWindow("backup", "30 2 * * *", 3600)
+    start = at("2026-03-29T03:30:00")
+    assert [s for s, _ in next_occurrences(w, at("2026-03-28T12:00:00"), BERLIN)] == [
+        start, at("2026-03-30T02:30:00"), at("2026-03-31T02:30:00")]
+    assert not covered(w, start - 1)
+    # A search from after 03:30 alone finds tomorrow's start: the window must not be lost then.
+    for now in (start, at("2026-03-29T03:50:00"), at("2026-03-29T04:20:00"), start + 3599):
+        assert occurrence_end(w, now, BERLIN) == start + 3600
+    assert not covered(w, start + 3600)
+
+
+def test_starts_in_the_skipped_hour_collapse_into_the_first() -> None:
+    w = MaintenanceWindow("w", "*/20 2 * * *", 600)
+    got = next_occurrences(w, at("2026-03-29T00:00:00"), BERLIN, 2)
+    assert [s for s, _ in got] == [at("2026-03-29T03:00:00"), at("2026-03-30T02:00:00")]
+
+
+def test_a_start_in_the_repeated_hour_happens_in_both_offsets() -> None:
+    w = MaintenanceWindow("w", "30 2 * * *", 1800)
+    first, second = (s for s, _ in next_occurrences(w, at("2026-10-25T00:00:00"), BERLIN, 2))
+    assert second - first == 3600
+    assert [datetime.fromtimestamp(s, BERLIN).strftime("%H:%M %Z") for s in (first, second)] == [
+        "02:30 CEST", "02:30 CET"]
+    assert covered(w, first) and not covered(w, first + 1800) and covered(w, second)
+
+
+SCHEDULES = ["{m} {h} * * *", "*/20 {h} * * *", "{m},{m2} {h},3 * * *", "*/15 * * * *", "{m} 1-3 * * *"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(form=st.sampled_from(SCHEDULES), minute=st.integers(0, 29), hour=st.sampled_from([1, 2, 3, 4]),
+       duration=st.integers(60, 4 * 3600), day=st.sampled_from(["2026-03-29", "2026-10-25"]),
+       offset=st.integers(-3 * 3600, 9 * 3600))
+def test_around_clock_changes_agrees_with_a_walk_from_the_day_before(
+        form: str, minute: int, hour: int, duration: int, day: str, offset: int) -> None:
+    w = MaintenanceWindow("w", form.format(m=minute, m2=minute + 30, h=hour), duration)
+    now = at(f"{day}T00:00:00") + offset
+    walk = next_occurrences(w, now - 86400, BERLIN, 200)
+    expected = [s for s, e in walk if s <= now < e]
+    assert covered(w, now) is bool(expected)
+    if expected:
+        assert occurrence_end(w, now, BERLIN) == max(expected) + duration

@@ -14,9 +14,8 @@ from collections.abc import Sequence
 
 from rrdalarm.model.digest import digest_message
 from rrdalarm.model.records import NewEvent, PlannedDelivery
-from rrdalarm.model.states import EventKind, EventStatus, Severity
+from rrdalarm.model.states import EventKind, EventStatus, severity_rank
 
-_SEVERITY_RANK = {s.value: n for n, s in enumerate(Severity)}  # critical first
 # News of a problem before a reminder of one, an all-clear last.
 _KIND_RANK = {k.value: n for n, k in enumerate((EventKind.FIRED, EventKind.NO_DATA, EventKind.FLAPPING,
                                                   EventKind.STALE, EventKind.REPEAT, EventKind.RESOLVED))}
@@ -27,7 +26,7 @@ DIGEST_SERIES = "(digest)"
 def urgency(events: Sequence[NewEvent], index: int) -> tuple[int, int, int, str, str, int]:
     """Sort key of the budget: severity, then kind, then threshold, series, DS, then check order."""
     e = events[index]
-    return (_SEVERITY_RANK.get(e.severity, len(_SEVERITY_RANK)), _KIND_RANK.get(e.kind, len(_KIND_RANK)),
+    return (severity_rank(e.severity), _KIND_RANK.get(e.kind, len(_KIND_RANK)),
             e.threshold_id, e.series, e.ds, index)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+from rrdalarm.model.states import severity_rank
+
 # A message stays one readable line however many thresholds a broken folder touches.
 _MAX_NAMED = 10
 
@@ -22,15 +24,18 @@ class Summed(Protocol):
     def threshold_name(self) -> str: ...
     @property
     def status(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
 
 
 def thresholds_of(events: Iterable[Summed]) -> list[tuple[int, str, int]]:
-    """(threshold id, name, number of events), in the order the thresholds first appear."""
-    found: dict[int, tuple[str, int]] = {}
+    """(threshold id, name, number of events), the most severe threshold first, then by id."""
+    found: dict[int, tuple[str, int, int]] = {}
     for e in events:
-        name, n = found.get(e.threshold_id, (e.threshold_name, 0))
-        found[e.threshold_id] = (name, n + 1)
-    return [(tid, name, n) for tid, (name, n) in found.items()]
+        name, n, rank = found.get(e.threshold_id, (e.threshold_name, 0, severity_rank(e.severity)))
+        found[e.threshold_id] = (name, n + 1, min(rank, severity_rank(e.severity)))
+    ordered = sorted(found.items(), key=lambda item: (item[1][2], item[0]))
+    return [(tid, name, n) for tid, (name, n, _) in ordered]
 
 
 def statuses_of(events: Iterable[Summed]) -> dict[str, int]:

@@ -696,7 +696,7 @@ class Store:
              .join(AlarmEvent, AlarmEvent.id == DeliveryEvent.event_id)
              .where(DeliveryEvent.delivery_id.in_(wanted), AlarmEvent.kind == EventKind.DIGEST.value))
         with self.session() as s:
-            return {ident: message for ident, message in s.execute(q)}
+            return {str(ident): str(message) for ident, message in s.execute(q)}
 
     @staticmethod
     def event_ids_of(delivery: DeliveryRow) -> list[int]:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import email
 import json
+import re
 import shutil
 from collections.abc import Iterator
-from email.message import EmailMessage
 from email import policy
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import T0, Env, assert_one_clear_line, check, free_port, threshold
+from conftest import T0, Env, WebApp, assert_one_clear_line, check, free_port, threshold
 from pytest_httpserver import HTTPServer
 
 from rrdalarm.store.database import SilenceRow, Store
@@ -61,6 +62,12 @@ def setup(env: Env, smtp_port: int, hook: str, budget: int | None) -> None:
     broken_folder(env, "disk", DISK)
 
 
+def plain(mail: EmailMessage) -> str:
+    part = mail.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
 def bodies(httpserver: HTTPServer) -> list[dict[str, Any]]:
     return [json.loads(req.get_data()) for req, _ in httpserver.log]
 
@@ -80,8 +87,8 @@ def test_budget_of_five_sends_five_plus_one_digest_per_target(
     # The individual ones are the most severe: threshold 2 (critical), one event each.
     singles = [m for m in mails if m not in digests]
     assert all(m["Subject"] == "[rrdalarm] [critical] 1 alarm fired" for m in singles)
-    assert all("threshold 2 disk" in str(m.get_body(("plain",)).get_content()) for m in singles)
-    text = str(digests[0].get_body(("plain",)).get_content())
+    assert all("threshold 2 disk" in plain(m) for m in singles)
+    text = plain(digests[0])
     assert digests[0]["Subject"] == "[rrdalarm] [critical] DIGEST 995 alarms fired"
     assert "995 more alarms from thresholds 2 (disk), 1 (web bytes): 995 ALARM FIRED" in text
     assert "... and 895 more" in text
@@ -139,3 +146,20 @@ def test_validate_refuses_a_bad_budget(env: Env, value: str) -> None:
     line = env.settings_path.read_text().splitlines().index(f"max_per_check = {value}") + 1
     assert_one_clear_line(env.run("validate"), f"{env.settings_path}:{line}:", "max_per_check",
                           "whole number of at least 1")
+
+
+def test_deliveries_page_shows_the_digest(env: Env, store: Store, make_app: WebApp) -> None:
+    for name in ("a.rrd", "b.rrd", "c.rrd"):
+        env.rrd(name, {"x": [9, 9, 9]})
+    with env.settings_path.open("a") as fh:
+        fh.write("\n[delivery]\nmax_per_check = 1\n")
+    env.write_thresholds(threshold(1, glob="*.rrd", name="<b>web</b>", actions=[{"type": "log", "file": "a.log"}]))
+    check(env, store, at=T0)
+    client = make_app(env, users=[("alice", "a-long-enough-pw-1", "admin")]).test_client()
+    login = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', login)
+    assert token is not None
+    client.post("/login", data={"name": "alice", "password": "a-long-enough-pw-1", "csrf_token": token.group(1)})
+    page = client.get("/deliveries").get_data(as_text=True)
+    assert page.count('<tr class="delivery-sent">') == 2
+    assert "digest: 2 more alarms from threshold 1 (&lt;b&gt;web&lt;/b&gt;): 2 ALARM FIRED" in page

@@ -66,7 +66,9 @@ def urls_problem(value: object) -> str | None:
 
 
 def build_body(delivery: Delivery) -> str:
-    lines = [line for e in delivery.events for line in (text_line(e), *detail_lines(e))]
+    """A line per event; a digest is its one summing-up line (a chat is no place for 995 lines)."""
+    events = [delivery.digest] if delivery.digest else delivery.events
+    lines = [line for e in events for line in (text_line(e), *detail_lines(e))]
     return "\n".join([*lines, f"delivery {delivery.id}"])
 
 

@@ -6,6 +6,10 @@ and `X-Rrdalarm-Delivery`, so receivers can drop the duplicates that
 at-least-once delivery produces. Server, security, login and sender come
 from the `[smtp]` settings (`context.smtp`); only the recipients and the
 subject prefix are per-action parameters.
+
+A digest (the events past `[delivery] max_per_check`) is one mail too: its subject
+says DIGEST, its first line counts the events and names their thresholds, and it
+lists the first DIGEST_LISTED of them.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ _LABELS: dict[str, tuple[str, str]] = {
     EventStatus.RESOLVED: ("resolved", "resolved"),
     EventStatus.TEST: ("test notification", "test notifications"),
 }
+
+# A digest mail lists this many of its events: enough to see what broke, small enough for any mailbox.
+DIGEST_LISTED = 100
 
 _COLUMNS = ("Status", "Severity", "Threshold", "Series", "Value", "Type", "Limit", "Time", "Message")
 _SEVERITY_ORDER = [str(s) for s in Severity]  # worst first
@@ -101,6 +108,8 @@ def subject(prefix: str, delivery: Delivery) -> str:
     tag = f"[{one_line(worst)}] " if worst else ""
     if any(e.kind == EventKind.TEST for e in delivery.events):
         tag = "TEST " + tag
+    if delivery.digest is not None:
+        tag += "DIGEST "
     return f"{prefix} {tag}{summary(delivery.counts)}".strip()
 
 
@@ -146,7 +155,7 @@ def one_line_keep_spaces(text: str) -> str:
     return text.replace("\r\n", " ").replace("\r", " ").replace("\n", " ").rstrip()
 
 
-def html_body(title: str, events: Sequence[Event], delivery_id: str) -> str:
+def html_body(title: str, events: Sequence[Event], delivery_id: str, after: Sequence[str] = ()) -> str:
     """A small table; every value goes through html.escape (file names and messages are not trusted)."""
     esc = html.escape
     head = "".join(f"<th>{esc(c)}</th>" for c in _COLUMNS)
@@ -159,7 +168,8 @@ def html_body(title: str, events: Sequence[Event], delivery_id: str) -> str:
         f"<p>{esc(title)}</p>\n"
         "<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\">\n"
         f"<tr>{head}</tr>\n{rows}</table>\n"
-        f"<p><small>delivery {esc(delivery_id)}</small></p>\n</body></html>\n"
+        + "".join(f"<p>{esc(line)}</p>\n" for line in after)
+        + f"<p><small>delivery {esc(delivery_id)}</small></p>\n</body></html>\n"
     )
 
 
@@ -178,7 +188,8 @@ def _html_details(e: Event) -> str:
 
 def build_message(delivery: Delivery, recipients: Sequence[str], sender: str, prefix: str) -> EmailMessage:
     """The mail for one delivery: text and HTML alternatives, ids that stay the same on every attempt."""
-    title = summary(delivery.counts)
+    digest = delivery.digest
+    title = summary(delivery.counts) if digest is None else one_line_keep_spaces(digest.message)
     msg = EmailMessage()
     msg["Subject"] = subject(prefix, delivery)
     msg["From"] = sender
@@ -187,11 +198,21 @@ def build_message(delivery: Delivery, recipients: Sequence[str], sender: str, pr
     msg["Message-ID"] = f"<{delivery.id}@rrdalarm>"
     msg["X-Rrdalarm-Delivery"] = delivery.id
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: vacation responders must not answer alarms
-    body = [line for e in delivery.events for line in (text_line(e), *detail_lines(e))]
-    lines = [f"rrdalarm: {title}", "", *body, "", f"delivery {delivery.id}"]
+    events = delivery.carried[:DIGEST_LISTED] if digest else delivery.events
+    body = [line for e in events for line in (text_line(e), *detail_lines(e))]
+    more = _more_line(delivery, len(events))
+    lines = [f"rrdalarm: {title}", "", *body, *more, "", f"delivery {delivery.id}"]
     msg.set_content("\n".join(lines) + "\n")
-    msg.add_alternative(html_body(title, delivery.events, delivery.id), subtype="html")
+    msg.add_alternative(html_body(title, events, delivery.id, more), subtype="html")
     return msg
+
+
+def _more_line(delivery: Delivery, listed: int) -> list[str]:
+    """Under a digest's list: how many events it leaves out and where to see them."""
+    left = len(delivery.carried) - listed if delivery.digest else 0
+    if left <= 0:
+        return []
+    return [f"... and {left} more (rrdalarm history --deliveries, or the deliveries page, lists them all)"]
 
 
 def one_line(value: bytes | str) -> str:

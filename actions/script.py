@@ -6,7 +6,8 @@ file name inside `scripts_dir` (symlinks that resolve outside it are refused),
 a regular file and executable. Drop-in scripts (`rrdalarm.plugins.drop_in_actions`)
 are subclasses with `fixed_script` set to the file name and no `script` param.
 
-stdin is one JSON document `{"delivery_id", "counts", "events": [...]}`. Each
+stdin is one JSON document `{"delivery_id", "counts", "events": [...]}` (a digest
+adds `"digest"`, shaped as the webhook's). Each
 event holds `Event.as_dict()` plus the names an ntopng alert notification
 uses (ntopng's shell endpoint feeds a script its alert JSON on stdin), where
 they mean the same thing here (ntopng's numeric `severity` is left out: `severity` is the
@@ -81,11 +82,14 @@ def ntopng_fields(e: Event) -> dict[str, Any]:
 
 def stdin_document(delivery: Delivery) -> bytes:
     """What the script reads on stdin."""
-    doc = {
+    doc: dict[str, Any] = {
         "delivery_id": delivery.id,
         "counts": delivery.counts,
-        "events": [e.as_dict() | ntopng_fields(e) for e in delivery.events],
+        "events": [e.as_dict() | ntopng_fields(e) for e in delivery.carried],
     }
+    digest = delivery.digest_summary()
+    if digest is not None:
+        doc["digest"] = digest
     return json.dumps(doc, ensure_ascii=False).encode("utf-8")
 
 
@@ -93,7 +97,7 @@ def script_environment(delivery: Delivery) -> dict[str, str]:
     """The parent's environment without RRDALARM_* (settings, tokens), plus the delivery's id and size."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RRDALARM_")}
     env["RRDALARM_DELIVERY_ID"] = delivery.id
-    env["RRDALARM_EVENT_COUNT"] = str(len(delivery.events))
+    env["RRDALARM_EVENT_COUNT"] = str(len(delivery.carried))
     return env
 
 

@@ -4,7 +4,8 @@
 `host:port` for UDP (default `localhost:514`; `[::1]:514` for IPv6); both are
 datagram sockets, as syslogd, rsyslog and journald listen on. Lines
 are `<PRI>tag[pid]: delivery=<id> <the log action's line>`; priority is
-warning for ALARM FIRED (and repeats), notice for RESOLVED. A socket that
+warning for ALARM FIRED (and repeats), notice for RESOLVED. A digest (the events
+past `[delivery] max_per_check`) is one line: its DIGEST event. A socket that
 cannot be opened or written is a retryable ActionError. UDP gives no receipt:
 a datagram that nobody reads is lost without an error, as with any syslog.
 """
@@ -156,7 +157,8 @@ class SyslogAction(Action):
         handler.ident = f"{tag}[{os.getpid()}]: "
         handler.setFormatter(logging.Formatter("%(message)s"))
         try:
-            for e in delivery.events:
+            # A digest is its one summing-up line: it exists to keep a flood of events out of the log.
+            for e in [delivery.digest] if delivery.digest else delivery.events:
                 level, name = _priority(e)
                 record = logging.LogRecord(tag, level, __file__, 0, event_text(delivery, e), None, None)
                 record.levelname = name

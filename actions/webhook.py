@@ -1,7 +1,10 @@
 """`webhook`: one JSON document per delivery, POSTed to an HTTP(S) receiver.
 
 The body is `{"delivery_id", "created_at", "counts", "events": [...]}` with
-each event as `Event.as_dict()`. Every attempt of a delivery carries the same
+each event as `Event.as_dict()`. A digest (the events past `[delivery]
+max_per_check`) adds `"digest": {"event_id", "severity", "count", "message",
+"statuses", "thresholds": [{"id", "name", "count"}]}`; its `events` are all
+the events it sums up. Every attempt of a delivery carries the same
 `X-Rrdalarm-Delivery` header (and `delivery_id`), so receivers drop the
 duplicates that at-least-once delivery produces. With a `secret`, the header
 `X-Rrdalarm-Signature: sha256=<hex>` is the HMAC-SHA256 of the exact body
@@ -21,7 +24,7 @@ import hmac
 import json
 import re
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from rrdalarm import __version__
@@ -97,12 +100,15 @@ def signature(secret: str, body: bytes) -> str:
 
 def build_body(delivery: Delivery) -> bytes:
     """The exact bytes that are sent (and signed)."""
-    doc = {
+    doc: dict[str, Any] = {
         "delivery_id": delivery.id,
         "created_at": delivery.created_at,
         "counts": delivery.counts,
-        "events": [e.as_dict() for e in delivery.events],
+        "events": [e.as_dict() for e in delivery.carried],
     }
+    digest = delivery.digest_summary()
+    if digest is not None:
+        doc["digest"] = digest
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 

@@ -111,7 +111,11 @@ class Action(ABC):
     RRD root or the ntopng series, `ds`), what happened (`kind` fired/repeat/resolved,
     `status` "ALARM FIRED" or "RESOLVED", `message` one line for people), the rule (`type`
     and `limit`), the newest point (`value`, `time`, None when unknown) and the check's time
-    (`at`). `delivery.attempt` counts from 1. `context` tells `log_dir`, `data_dir`,
+    (`at`). With `[delivery] max_per_check`, a digest carries the events past the budget plus one
+    event of kind `digest` (status "DIGEST") whose message sums them up: `delivery.digest` is that
+    event (None otherwise), `delivery.carried` the others, `delivery.digest_summary()` the counts and
+    thresholds as data; a plugin that knows none of this still sends them all.
+    `delivery.attempt` counts from 1. `context` tells `log_dir`, `data_dir`,
     `scripts_dir` (drop-in scripts, or None), `timeout` (seconds) and `smtp` (the `[smtp]`
     settings, or None).
 

@@ -280,7 +280,8 @@ def deliveries() -> tuple[str, int]:
         page = parse_page(request.args.get("page"))
     except FilterError as exc:
         return _render("deliveries.html", 400, error=str(exc), form=dict(request.args), statuses=DELIVERY_STATUSES,
-                       actions=actions, rows=[], links={}, page=1, event_ids=store.event_ids_of)
+                       actions=actions, rows=[], links={}, page=1, event_ids=store.event_ids_of,
+                       digests={})
     if action and action not in actions:
         actions.append(action)
     rows, more = _split(store.find_deliveries(status=status, action=action, limit=PAGE_SIZE + 1,
@@ -288,7 +289,7 @@ def deliveries() -> tuple[str, int]:
     query = {k: v for k, v in (("status", status), ("action", action)) if v}
     return _render("deliveries.html", error=None, form=query, statuses=DELIVERY_STATUSES, actions=actions,
                    rows=rows, links=page_links("history.deliveries", query, page, more), page=page,
-                   event_ids=store.event_ids_of)
+                   event_ids=store.event_ids_of, digests=store.digest_messages(d.id for d, _ in rows))
 
 
 @bp.get("/audit")

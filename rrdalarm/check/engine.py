@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from rrdalarm.delivery.budget import apply_budget
 from rrdalarm.delivery.dispatch import ActionPlan, Target, carried, plan_actions, plan_deliveries, told_of
 from rrdalarm.delivery.outbox import deliver_pending
 from rrdalarm.model.control import Acknowledgement, MaintenanceWindow, Quiet
@@ -446,8 +447,9 @@ def _record(store: Store, settings: Settings, result: CheckResult, tr: _Transiti
     """Write the check's run, states, events and deliveries, and its statistics; problems become warnings."""
     summary = RunSummary(result.started_at, result.duration_s, result.files_checked, result.series_checked,
                          result.alarms_fired, tr.firing, tr.errors)
-    recorded = store.record_check(summary, tr.changes, tr.events, plan_deliveries(plan, tr.events, told, tr.fixed),
-                                  tr.removed)
+    deliveries, digests = apply_budget(plan_deliveries(plan, tr.events, told, tr.fixed), tr.events,
+                                       settings.delivery.max_per_check)
+    recorded = store.record_check(summary, tr.changes, [*tr.events, *digests], deliveries, tr.removed)
     for tid, why in recorded.unrecorded.items():
         # Its state is as before this check: the next check decides again (and acts, if still breaching).
         result.errors += 1

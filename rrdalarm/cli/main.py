@@ -421,6 +421,7 @@ def show_deliveries(settings: Settings, since: int | None, limit: int, as_json: 
 
     with open_store(settings.db_url) as store:
         rows = store.deliveries(since=since, limit=limit)
+        digests = store.digest_messages(d.id for d, _ in rows)
     if not rows:
         click.echo("no deliveries")
         return
@@ -432,11 +433,13 @@ def show_deliveries(settings: Settings, since: int | None, limit: int, as_json: 
                 "id": d.id, "created_at": d.created_at, "action": d.action, "params": params, "status": d.status,
                 "attempts": [{"at": a.at, "ok": a.ok, "error": a.error, "duration_s": round(a.duration_s, 3)}
                              for a in attempts],
-                "events": d.event_ids, "last_error": d.last_error,
+                "events": d.event_ids, "last_error": d.last_error, "digest": digests.get(d.id),
             }))
             continue
         click.echo(f"{fmt_time(d.created_at)}  {d.status:<7}  {d.action:<8} {d.id}  "
                    f"{len(d.event_ids)} events, {len(attempts)} attempts")
+        if d.id in digests:
+            click.echo(f"    digest: {digests[d.id]}")
         for a in attempts:
             result = "ok" if a.ok else f"failed: {a.error}"
             click.echo(f"    {fmt_time(a.at)}  {a.duration_s:.2f} s  {result}")

@@ -33,6 +33,22 @@ def top_level_line(text: str, key: str) -> int | None:
     return None
 
 
+def table_key_line(text: str, table: str, key: str) -> int | None:
+    """Line of `key = ...` inside the `[table]` table, else of the table's header, for messages."""
+    header = re.compile(r"^\s*\[\s*" + re.escape(table) + r"\s*\]\s*(#.*)?$")
+    start = None
+    for i, ln in enumerate(split_lines(text)):
+        if start is None:
+            start = i + 1 if header.match(ln) else None
+            continue
+        if _ANY_TABLE_RE.match(ln):
+            break
+        m = _KEY_RE.match(ln)
+        if m and (m.group(1) or m.group(2) or m.group(3)) == key:
+            return i + 1
+    return start or top_level_line(text, table)
+
+
 class _Lines:
     """Finds the line of the n-th [[threshold]] (or [[maintenance]]) table and of keys inside it.
 

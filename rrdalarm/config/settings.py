@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rrdalarm.common.secrets import secret_problem
-from rrdalarm.config.lines import _toml_error_line, read_config_text, top_level_line
+from rrdalarm.config.lines import _toml_error_line, read_config_text, table_key_line, top_level_line
 from rrdalarm.model.definitions import (
     SETTINGS_ENV,
     SETTINGS_SEARCH,
@@ -41,7 +41,7 @@ _NTOPNG_KEYS = {"url", "token", "user", "password", "timeout", "concurrency", "r
 _SERVICE_KEYS = {"listen", "check_interval", "deliver_interval", "min_start_interval", "api_token",
                  "thresholds_dir", "request_timeout", "connection_limit", "session_idle"}
 _SMTP_KEYS = {"host", "port", "security", "username", "password", "sender"}
-_DELIVERY_KEYS = {"timeout", "max_attempts", "backoff", "max_backoff"}
+_DELIVERY_KEYS = {"timeout", "max_attempts", "backoff", "max_backoff", "max_per_check"}
 
 
 def find_settings_file(explicit: Path | None) -> Path | None:
@@ -89,7 +89,11 @@ def load_settings(path: Path | None) -> Settings:
     top = _top_level(data, fail)
     # Sections in this order, so that a file with several mistakes names the first.
     smtp = _smtp_settings(data, fail)
-    delivery = _delivery_settings(data, fail)
+
+    def fail_in_delivery(key: str, message: str) -> ConfigError:
+        return ConfigError(path, message, table_key_line(text, "delivery", key), key)
+
+    delivery = _delivery_settings(data, fail_in_delivery)
     service = _service_settings(data, base, fail)
     ntopng = _ntopng_settings(data, fail)
     return Settings(
@@ -163,16 +167,20 @@ def _smtp_settings(data: Mapping[str, Any], fail: Fail) -> SmtpSettings:
 
 def _delivery_settings(data: Mapping[str, Any], fail: Fail) -> DeliverySettings:
     delivery = _table(data, "delivery", _DELIVERY_KEYS, fail)
-    for key in _DELIVERY_KEYS:
+    for key in _DELIVERY_KEYS - {"max_per_check"}:
         v = delivery.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
             raise fail(key, f"[delivery] {key} must be a positive number, not {v!r}")
+    budget = delivery.get("max_per_check")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+        raise fail("max_per_check", f"[delivery] max_per_check must be a whole number of at least 1, not {budget!r}")
     defaults = DeliverySettings()
     return DeliverySettings(
         timeout=float(delivery.get("timeout", defaults.timeout)),
         max_attempts=int(delivery.get("max_attempts", defaults.max_attempts)),
         backoff=float(delivery.get("backoff", defaults.backoff)),
         max_backoff=float(delivery.get("max_backoff", defaults.max_backoff)),
+        max_per_check=budget,
     )
 
 

@@ -133,6 +133,8 @@ class DeliverySettings:
     max_attempts: int = 8
     backoff: float = 30.0
     max_backoff: float = 3600.0
+    max_per_check: int | None = None
+    """Deliveries per action target in one check before the rest go out as one digest; None: no budget."""
 
 
 @dataclass(frozen=True)

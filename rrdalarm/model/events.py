@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rrdalarm.model.digest import digest_document, statuses_of
 from rrdalarm.model.states import EventKind
 
 
@@ -50,7 +51,8 @@ class Delivery:
     """One message to send: an action, its parameters and the events it carries.
 
     `id` is the same on every attempt of this delivery: receivers use it to drop
-    duplicates (delivery is at least once).
+    duplicates (delivery is at least once). A digest (see `digest`) carries one event
+    of kind DIGEST whose message sums up the others.
     """
 
     id: str
@@ -61,9 +63,23 @@ class Delivery:
     created_at: int = 0
 
     @property
+    def digest(self) -> Event | None:
+        """The digest event when this delivery sums up the events past `[delivery] max_per_check`, else None."""
+        return next((e for e in self.events if e.kind == EventKind.DIGEST), None)
+
+    @property
+    def carried(self) -> tuple[Event, ...]:
+        """The alarm events: all of them, less the digest event of a digest."""
+        return tuple(e for e in self.events if e.kind != EventKind.DIGEST)
+
+    def digest_summary(self) -> dict[str, Any] | None:
+        """A digest as data for the webhook and script bodies (count, thresholds ...); None for other deliveries."""
+        d = self.digest
+        if d is None:
+            return None
+        return {"event_id": d.id, "severity": d.severity, **digest_document(self.carried, d.message)}
+
+    @property
     def counts(self) -> dict[str, int]:
-        """Events by status, e.g. {"ALARM FIRED": 2, "RESOLVED": 1}."""
-        out: dict[str, int] = {}
-        for e in self.events:
-            out[e.status] = out.get(e.status, 0) + 1
-        return out
+        """Alarm events by status, e.g. {"ALARM FIRED": 2, "RESOLVED": 1} (a digest's own event is not one)."""
+        return statuses_of(self.carried)

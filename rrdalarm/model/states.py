@@ -74,6 +74,12 @@ class Severity(StrEnum):
     INFO = "info"
 
 
+def severity_rank(value: str) -> int:
+    """0 for critical, 1 for warning, 2 for info, 3 for anything else: sorts the worst first."""
+    order = [s.value for s in Severity]
+    return order.index(value) if value in order else len(order)
+
+
 class NoData(StrEnum):
     """What a series with no known point in its window does to its state."""
 

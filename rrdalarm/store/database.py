@@ -688,6 +688,17 @@ class Store:
                 attempts[a.delivery_id].append(a)
         return [(r, attempts[r.id]) for r in rows]
 
+    def digest_messages(self, delivery_ids: Iterable[str]) -> dict[str, str]:
+        """Delivery id -> its digest event's message, for those of these deliveries that are digests."""
+        wanted = list(delivery_ids)
+        if not wanted:
+            return {}
+        q = (select(DeliveryEvent.delivery_id, AlarmEvent.message)
+             .join(AlarmEvent, AlarmEvent.id == DeliveryEvent.event_id)
+             .where(DeliveryEvent.delivery_id.in_(wanted), AlarmEvent.kind == EventKind.DIGEST.value))
+        with self.session() as s:
+            return {str(ident): str(message) for ident, message in s.execute(q)}
+
     @staticmethod
     def event_ids_of(delivery: DeliveryRow) -> list[int]:
         """A delivery's event ids, in the order it carries them."""

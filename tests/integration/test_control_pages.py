@@ -7,6 +7,7 @@ from conftest import Env, WebApp, check, threshold
 from flask import Flask
 from test_control_api import logged_in
 
+from rrdalarm.control import silences
 from rrdalarm.store.database import Store
 
 LOG = {"type": "log", "file": "a.log", "on": ["fire", "ack"]}
@@ -56,3 +57,12 @@ def test_a_viewer_sees_but_cannot_make(app: Flask, env: Env, store: Store) -> No
                            ).status_code == 403
         assert admin.post(path, data={"threshold": "1", "for": "1h", "comment": "x"}).status_code == 400  # no CSRF
     assert app.test_client().get("/silences").status_code == 401
+    # The API token reads the page; it makes silences through /api/silences only (recorded as "token").
+    env.settings_path.write_text(env.settings_path.read_text() + '\n[service]\napi_token = "tok-0123456789abcdef"\n')
+    bearer = {"Authorization": "Bearer tok-0123456789abcdef"}
+    scripted = app.test_client()
+    assert scripted.get("/silences", headers=bearer).status_code == 200
+    for path in ("/silences", "/silences/1/expire", "/acks"):
+        assert scripted.post(path, data={"threshold": "1", "for": "1h", "comment": "x"},
+                             headers=bearer).status_code in (400, 403)
+    assert [s.expired_by for s in silences.listed(store, 0, include_ended=True)] == [None]

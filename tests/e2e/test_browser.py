@@ -353,3 +353,38 @@ def test_viewer_reads_but_cannot_edit(ui: Watched, site: Site) -> None:
     ui.shot("new-403")
     ui.assert_clean()
 
+
+
+def test_silence_acknowledge_and_expire_from_the_silences_page(ui: Watched, site: Site) -> None:
+    """An admin quiets the firing interface, acknowledges it and ends the silence, at phone width."""
+    site.env.write_thresholds(ALL_INTERFACES)
+    page = ui.page
+    page.set_viewport_size(PHONE)
+    log_in(ui, site, "alice", "/silences")
+    expect(page.locator("#silences tbody")).to_contain_text("No silences in force or to come.")
+    page.click("#check-now")
+    expect(page.locator("#rows tr")).to_have_count(3)
+    page.goto(site.url + "/silences")
+    page.select_option("#s-threshold", "1")
+    page.fill("#s-series", "interfaces/eth0/*")
+    page.fill("#s-for", "2h")
+    page.fill("#s-comment", "cable swap")
+    page.click("#new-silence button[type=submit]")
+    expect(page.locator(".flash")).to_contain_text("silence 1 (threshold 1, series interfaces/eth0/*) for 2 h added")
+    expect(page.locator("#silence-1")).to_contain_text("cable swap")
+    assert_fits(ui, "silences")
+    page.select_option("#a-threshold", "1")
+    page.fill("#a-comment", "on it")
+    page.click("#new-ack button[type=submit]")
+    expect(page.locator(".flash")).to_contain_text("Acknowledged 1 series.")
+    expect(page.locator("#acks")).to_contain_text("interfaces/eth0/bytes.rrd")
+    page.click("#check-now")
+    expect(page.locator("#rows tr")).to_have_count(3)
+    expect(page.locator("#rows")).to_contain_text("acknowledged by alice: on it")
+    page.goto(site.url + "/silences")
+    page.click("#silence-1 button")
+    expect(page.locator(".flash")).to_contain_text("Silence 1 expired.")
+    expect(page.locator("#silences tbody")).to_contain_text("No silences in force or to come.")
+    page.goto(site.url + "/audit")
+    expect(page.locator("article.change")).to_have_count(3)
+    ui.assert_clean()

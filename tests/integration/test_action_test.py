@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from email import message_from_bytes, policy
-from email.message import EmailMessage
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from conftest import Env, WebApp, assert_one_clear_line, free_port, threshold
+from conftest import Env, Inbox, WebApp, assert_one_clear_line, free_port, threshold
 from flask import Flask
 from pytest_httpserver import HTTPServer
 from test_threshold_pages import PASSWORD, csrf, logged_in
@@ -20,28 +15,6 @@ from rrdalarm.delivery.outbox import deliver_pending
 from rrdalarm.delivery.test_notification import send_test
 from rrdalarm.model.records import NewEvent, PlannedDelivery, RunSummary
 from rrdalarm.store.database import Store
-
-
-class Inbox:
-    """aiosmtpd handler that keeps every message."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        msg = message_from_bytes(envelope.original_content, policy=policy.default)
-        assert isinstance(msg, EmailMessage)
-        self.messages.append(msg)
-        return "250 Message accepted"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
 
 
 def setup(env: Env, smtp_port: int, hook: str) -> None:

@@ -2,46 +2,20 @@
 
 from __future__ import annotations
 
-import email
 import json
 import re
 import shutil
-from collections.abc import Iterator
-from email import policy
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from conftest import T0, Env, WebApp, assert_one_clear_line, check, free_port, threshold
+from conftest import T0, Env, Inbox, WebApp, assert_one_clear_line, check, threshold
 from pytest_httpserver import HTTPServer
 
 from rrdalarm.store.database import SilenceRow, Store
 
 WEB, DISK = 600, 400  # files of threshold 1 (warning) and threshold 2 (critical)
 BUDGET = 5
-
-
-class Inbox:
-    """aiosmtpd handler that keeps every mail."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        msg = email.message_from_bytes(envelope.original_content, policy=policy.default)
-        assert isinstance(msg, EmailMessage)
-        self.messages.append(msg)
-        return "250 OK"
-
-
-@pytest.fixture
-def inbox() -> Iterator[tuple[Inbox, int]]:
-    box, port = Inbox(), free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    controller.stop()
 
 
 def broken_folder(env: Env, folder: str, count: int) -> None:
@@ -73,9 +47,9 @@ def bodies(httpserver: HTTPServer) -> list[dict[str, Any]]:
 
 
 def test_budget_of_five_sends_five_plus_one_digest_per_target(
-    env: Env, store: Store, inbox: tuple[Inbox, int], httpserver: HTTPServer
+    env: Env, store: Store, smtp: tuple[Inbox, int], httpserver: HTTPServer
 ) -> None:
-    box, port = inbox
+    box, port = smtp
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     setup(env, port, httpserver.url_for("/hook"), BUDGET)
     result = check(env, store)
@@ -113,9 +87,9 @@ def test_budget_of_five_sends_five_plus_one_digest_per_target(
 
 
 def test_without_a_budget_one_delivery_per_target_carries_every_event(
-    env: Env, store: Store, inbox: tuple[Inbox, int], httpserver: HTTPServer
+    env: Env, store: Store, smtp: tuple[Inbox, int], httpserver: HTTPServer
 ) -> None:
-    box, port = inbox
+    box, port = smtp
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     setup(env, port, httpserver.url_for("/hook"), None)
     check(env, store)

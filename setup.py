@@ -20,7 +20,7 @@ setup(
         "rrdalarm.actions": "actions",
         "rrdalarm.web": "web",
     },
-    package_data={"rrdalarm": ["py.typed"], "rrdalarm.report": ["templates/*.html", "templates/*.js"], "rrdalarm.web": ["templates/*.html", "static/*"], "rrdalarm.store.migrations": ["script.py.mako"]},
+    package_data={"rrdalarm": ["py.typed"], "rrdalarm.report": ["templates/*.html", "templates/*.js"], "rrdalarm.web": ["templates/*.html", "static/*", "static/vendor/*.md", "static/vendor/uplot/*"], "rrdalarm.store.migrations": ["script.py.mako"]},
     install_requires=[
         "rrdtool>=0.1.16",
         "SQLAlchemy>=2.0",

@@ -189,7 +189,7 @@ def test_firing_events_silences_and_acks_match_the_store(app: Flask, env: Env, h
     assert body["acks"] == [{"at": at(52), "message": stored[-1].message}] and "on it" in stored[-1].message
     assert [(s["start"], s["end"], s["comment"], s["author"]) for s in body["silences"]] == [
         (at(30), at(40), "swap", "alice")]
-    assert body["points"] == fetched(env.root / "ev.rrd", "AVERAGE", at(0), T0)[1] and body["points"][-1] == [T0, 9.0]
+    assert body["points"] == fetched(env.root / "ev.rrd", "AVERAGE", at(0), T0)[1] and [T0, 9.0] in body["points"]
 
 
 def test_firing_periods_are_cut_by_the_window_not_lost(app: Flask, history: Store) -> None:

@@ -25,6 +25,7 @@ from rrdalarm.model.definitions import Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.states import DeliveryStatus, EventStatus
 from rrdalarm.plugins import action_plugins, secret_keys, source_of_series, source_plugins
+from rrdalarm.report.points import CHARTS_RRD_ONLY, RANGES
 from rrdalarm.report.render import fmt_limit, fmt_time, fmt_value
 from rrdalarm.store.database import AlarmEvent, Store
 
@@ -245,7 +246,7 @@ def events() -> tuple[str, int]:
 @bp.get("/series")
 @require_access
 def series() -> tuple[str, int]:
-    """One series: its stored state, a graph, its events and the deliveries that carried them."""
+    """One series: its stored state, a chart (RRD files only), its events and the deliveries that carried them."""
     store = service().store
     try:
         key = series_key(request.args)
@@ -261,7 +262,9 @@ def series() -> tuple[str, int]:
         "report.graph", threshold=key.threshold, file=key.series, ds=key.ds, at=int(time.time()))
     query = {"threshold": str(key.threshold), "series": key.series, "ds": key.ds}
     configured = _configured()
-    return _render("series.html", error=None, key=key, unit=unit_lookup(configured),
+    chart = graph and url_for("charts.points", threshold=key.threshold, series=key.series, ds=key.ds)
+    return _render("series.html", error=None, key=key, unit=unit_lookup(configured), chart=chart, ranges=RANGES,
+                   chart_note=None if graph else CHARTS_RRD_ONLY,
                    name=threshold_choices(store, configured).get(key.threshold, ""),
                    state=store.series_state(key.threshold, key.series, key.ds), graph=graph, rows=rows,
                    deliveries=deliveries, event_ids=store.event_ids_of, shown={e.id for e in rows},

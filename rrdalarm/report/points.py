@@ -38,6 +38,7 @@ MAX_SPAN = 400 * 86400
 # An answer past this many points is refused rather than sent: a browser draws a few thousand.
 MAX_POINTS = 100_000
 MAX_EVENTS = 2000
+CHARTS_RRD_ONLY = "charts exist for RRD files only"
 _STARTS = (EventKind.FIRED.value, EventKind.NO_DATA.value)
 _ENDS = (EventKind.RESOLVED.value,)
 # librrd's connection to rrdcached is one per process; the web server reads from several threads.
@@ -83,7 +84,7 @@ def chartable(threshold: Threshold) -> None:
     """Raise PointsError (404) unless the threshold's series are RRD files (the only ones drawn)."""
     plugin = source_plugins().get(threshold.source)
     if plugin is None or not plugin.rrd_files:
-        raise PointsError("charts exist for RRD files only", 404)
+        raise PointsError(CHARTS_RRD_ONLY, 404)
 
 
 def _fetch(settings: Settings, rel: str, cf: str, start: int, end: int) -> Any:

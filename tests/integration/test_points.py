@@ -55,7 +55,8 @@ def app(env: Env, make_app: WebApp) -> Flask:
     env.settings_path.write_text(env.settings_path.read_text() + f'\n[service]\napi_token = "{TOKEN}"\n')
     month_rrd(env.root / "hosts" / "month.rrd")
     env.write_thresholds(RRD_THRESHOLDS + NTOPNG_THRESHOLD)
-    return make_app(env, users=(("alice", PASSWORD, "viewer"),))
+    made: Flask = make_app(env, users=(("alice", PASSWORD, "viewer"),))
+    return made
 
 
 def get(client: FlaskClient, query: str, status: int = 200, headers: dict[str, str] | None = None) -> Any:

@@ -202,7 +202,7 @@ def chart(settings: Settings, store: Store, threshold: Threshold, series: str, d
     events = list(reversed(store.find_events(threshold=key[0], series=series, ds=ds, since=start, until=end,
                                              limit=MAX_EVENTS)))
     return {
-        "step": got.step, "start": got.start, "end": got.end, "cf": threshold.cf,
+        "step": got.step, "start": got.start, "end": got.end, "window": [start, end], "cf": threshold.cf,
         "points": [[t, v] for t, v in got.points],
         "limit": threshold.value, "clear": threshold.tuning.clear_value, "type": threshold.type.value,
         "unit": threshold.tuning.unit,

@@ -78,7 +78,7 @@ def test_points_equal_rrdtool_fetch_for_each_range(app: Flask, env: Env, name: s
     path = env.root / "hosts" / "month.rrd"
     body = get(app.test_client(), f"threshold=1&series=hosts/month.rrd&ds=x&range={name}&end={T0}")
     step, points = fetched(path, "AVERAGE", T0 - RANGES[name], T0)
-    assert body["step"] == step and body["points"] == points
+    assert body["step"] == step and body["points"] == points and body["window"] == [T0 - RANGES[name], T0]
     assert body["cf"] == "AVERAGE" and body["unit"] == "B/s" and body["limit"] == 5 and body["type"] == "above"
     assert body["clear"] is None and body["firing"] == [] and body["events"] == []
     assert any(v is None for _, v in points) and any(v for _, v in points)

@@ -8,7 +8,6 @@ widths go to test-output/browser/.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

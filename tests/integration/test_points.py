@@ -212,3 +212,16 @@ def test_firing_periods_from_events() -> None:
                          E(6, "ack"), E(7, "fired")]
     assert firing_periods(events, 0) == [(0, 2), (3, 5), (7, None)]
     assert firing_periods(events, None) == [(3, 5), (7, None)]
+
+
+def test_points_are_read_through_rrdcached_when_configured(env: Env, make_app: WebApp, rrdcached: Any) -> None:
+    path = env.rrd("cached.rrd", {"x": [1.0] * 10})
+    rrdcached.update(path, f"{T0 + 60}:7")  # only in the daemon's cache, not yet in the file
+    text = env.settings_path.read_text().replace("workers = 1\n", f'workers = 1\nrrdcached = "{rrdcached.unix}"\n')
+    env.settings_path.write_text(text + f'\n[service]\napi_token = "{TOKEN}"\n')
+    env.write_thresholds(threshold(1, "*.rrd"))
+    body = get(make_app(env).test_client(), f"threshold=1&series=cached.rrd&ds=x&start={T0 - 300}&end={T0 + 60}")
+    assert [T0 + 60, 7.0] in body["points"]
+    rrdcached.stop(graceful=False)
+    down = get(make_app(env).test_client(), "threshold=1&series=cached.rrd&ds=x&range=1h", 502)
+    assert "rrdcached at" in down["error"] and "unreachable" in down["error"]

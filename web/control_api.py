@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from werkzeug.datastructures import MultiDict
 
 from rrdalarm.check.lock import CheckBusy
 from rrdalarm.common.errors import StoreError
@@ -84,6 +85,8 @@ def _labels(raw: Any) -> dict[str, str]:
 
 
 def _matchers(body: Mapping[str, Any]) -> Matchers:
+    if "labels" in body and isinstance(body, MultiDict):
+        body = {**body.to_dict(), "labels": body.getlist("labels")}
     return Matchers(_int(body, "threshold"), _text(body, "series"), _text(body, "ds"), _labels(body.get("labels")),
                     _text(body, "severity"))
 
@@ -94,6 +97,25 @@ def list_silences() -> Response:
     now = int(time.time())
     found = silences.listed(service().store, now, request.args.get("all") in ("1", "true", "yes"))
     return jsonify({"silences": [silences.as_dict(s, now) for s in found]})
+
+
+@bp.get("/silences/preview")
+@require_access
+def preview_silence() -> Response:
+    """How many series a silence with these matchers would cover now, by the newest check's rows if this
+    process has them, else only the firing ones by the stored states."""
+    from .alarms import newest_rows
+
+    try:
+        matchers = _matchers(request.args)
+        thresholds = _thresholds()
+    except (ControlError, ConfigError) as exc:
+        return _error(str(exc), 400)
+    rows, _ = newest_rows()
+    if rows is None:
+        return jsonify({"series": None, "firing": silences.firing_matched(service().store, thresholds, matchers)})
+    got = silences.matched_in(rows, thresholds, matchers)
+    return jsonify({"series": got.series, "firing": got.firing})
 
 
 @bp.post("/silences")

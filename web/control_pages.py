@@ -51,7 +51,17 @@ def _author() -> str:
 
 
 def _back() -> Response:
-    return redirect(url_for("control.page"), 303)  # type: ignore[return-value]
+    """Back to the page the form was on: Alarms now, or this one."""
+    target = url_for("alarms.page") if request.form.get("back") == "alarms" else url_for("control.page")
+    return redirect(target, 303)  # type: ignore[return-value]
+
+
+def _scope() -> tuple[str | None, str | None]:
+    """(series, ds) of the form, narrowed by its scope: this series, every DS of its file, or the whole threshold."""
+    scope = request.form.get("scope", "series")
+    if scope == "threshold":
+        return None, None
+    return _field("series"), None if scope == "file" else _field("ds")
 
 
 @bp.get("/silences")
@@ -77,7 +87,8 @@ def add() -> Response:
     now = int(time.time())
     try:
         labels = silences.parse_labels(x for x in (request.form.get("labels") or "").split(",") if x.strip())
-        matchers = Matchers(_threshold_field(), _field("series"), _field("ds"), labels, _field("severity"))
+        series, ds = _scope()
+        matchers = Matchers(_threshold_field(), series, ds, labels, _field("severity"))
         times = silences.silence_times(_field("start"), _field("end"), _field("for"), now)
         made = silences.add(service().store, _thresholds(), matchers, times, _field("comment") or "", _author(), now)
     except (ControlError, ConfigError, StoreError) as exc:

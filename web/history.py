@@ -319,7 +319,7 @@ def _back() -> str:
     """The page the form was posted from, when it is one of ours; the events page otherwise."""
     ref = urlsplit(request.referrer or "")
     # The report is rendered outside Flask and shows no flash messages: come back to a page that does.
-    report_paths = {"/", url_for("report.last_report")}
+    report_paths = {url_for("report.last_report")}
     local = ref.path.startswith("/") and not ref.path.startswith(("//", "/\\"))  # "//x" would leave the site
     if ref.netloc == request.host and local and ref.path not in report_paths:
         return ref.path + (f"?{ref.query}" if ref.query else "")

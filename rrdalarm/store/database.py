@@ -31,6 +31,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    or_,
     select,
     update,
 )
@@ -41,7 +42,15 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from rrdalarm.common.errors import StoreError
 from rrdalarm.common.fileutil import create_private_file, make_private_dirs
 from rrdalarm.model.control import Acknowledgement
-from rrdalarm.model.records import NewEvent, PlannedDelivery, Recorded, RunSummary, StateChange, StateView
+from rrdalarm.model.records import (
+    NewEvent,
+    PlannedDelivery,
+    Recorded,
+    RunSummary,
+    StateChange,
+    StateView,
+    StoredState,
+)
 from rrdalarm.model.states import DeliveryStatus, EventKind, State
 
 
@@ -294,6 +303,15 @@ class Store:
         with self.session() as s:
             rows = s.scalars(select(SeriesState).where(SeriesState.threshold_id.in_(ids))).all()
             return {(r.threshold_id, r.series, r.ds): _view(r) for r in rows}
+
+    def troubled_states(self) -> list[StoredState]:
+        """Series that are FIRING, stale or flapping, with their last recorded values."""
+        q = select(SeriesState).where(or_(SeriesState.state == State.FIRING.value,
+                                          SeriesState.stale_since.is_not(None),
+                                          SeriesState.flapping_since.is_not(None)))
+        with self.session() as s:
+            return [StoredState((r.threshold_id, r.series, r.ds), _view(r), r.last_value, r.last_time)
+                    for r in s.scalars(q)]
 
     def firing_elsewhere(self, threshold_ids: Iterable[int]) -> dict[tuple[int, str, str], StateView]:
         """FIRING series of every threshold not in `threshold_ids` (disabled or deleted ones)."""

@@ -1,0 +1,69 @@
+"""/: "Alarms now", the series that are not OK, grouped by threshold, the most severe first.
+
+A thin face over rrdalarm.report.alarms_now; acknowledging and silencing post to the Silences
+page's forms (rrdalarm.control). With ?fragment=1 it answers only the part that refreshes itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from flask import Blueprint, render_template, request, url_for
+
+from rrdalarm.common.quantities import format_duration
+from rrdalarm.config.thresholds import load_thresholds
+from rrdalarm.model.definitions import Threshold
+from rrdalarm.model.errors import ConfigError
+from rrdalarm.model.results import Row
+from rrdalarm.report.alarms_now import alarms_now
+from rrdalarm.report.render import fmt_limit, fmt_time, fmt_value
+from rrdalarm.rules.quieting import glob_escape
+
+from .auth import current_account, require_access, service
+
+bp = Blueprint("alarms", __name__, template_folder="templates")
+
+REFRESH_S = 30
+SILENCE_FOR = ("30min", "1h", "2h", "4h", "8h", "1d", "7d")
+
+
+def configured() -> tuple[dict[int, Threshold], str | None]:
+    """The thresholds by id, or none and why the file cannot be read."""
+    svc = service()
+    try:
+        return {t.id: t for t in load_thresholds(svc.thresholds_file(svc.settings(), None))}, None
+    except ConfigError as exc:
+        return {}, str(exc)
+
+
+def newest_rows() -> tuple[Sequence[Row] | None, int | None]:
+    """The rows of this process's last check when it is the newest check recorded, and when checks last ran."""
+    svc = service()
+    newest = svc.store.newest_run_at()
+    last = svc.last.result
+    if last is not None and (newest is None or last.started_at >= newest):
+        return last.rows, last.started_at
+    return None, None if newest is None else int(newest)
+
+
+def _since(epoch: int | None, now: int) -> str:
+    if epoch is None:
+        return ""
+    return f"since {fmt_time(epoch)} ({format_duration(max(0, now - epoch))})"
+
+
+@bp.get("/")
+@require_access
+def page() -> str:
+    now = int(time.time())
+    thresholds, problem = configured()
+    rows, checked_at = newest_rows()
+    view = alarms_now(service().store.troubled_states(), rows, thresholds)
+    account = current_account()
+    template = "alarms_fragment.html" if request.args.get("fragment") == "1" else "alarms.html"
+    return render_template(
+        template, view=view, problem=problem, checked_at=checked_at, now=now, refresh=REFRESH_S,
+        admin=account is not None and account.role == "admin", silence_for=SILENCE_FOR,
+        fmt_time=fmt_time, fmt_value=fmt_value, fmt_limit=fmt_limit, since=_since, glob_escape=glob_escape,
+        series_link=lambda tid, s, ds: url_for("history.series", threshold=tid, series=s, ds=ds))

@@ -150,6 +150,20 @@ def expire_silence(ident: int, author: str) -> Response:
     return jsonify({"silence": silences.as_dict(gone, now)})
 
 
+@bp.post("/silences/<int:ident>/extend")
+@require_control
+def extend_silence(ident: int, author: str) -> Response:
+    now = int(time.time())
+    try:
+        duration = _text(_payload(), "for")
+        if duration is None:
+            raise ControlError("give 'for': how much longer, e.g. \"1h\"")
+        moved = silences.extend(service().store, ident, duration, author, now)
+    except ControlError as exc:
+        return _error(str(exc), 404 if "no silence" in str(exc) else 409 if "ended" in str(exc) else 400)
+    return jsonify({"silence": silences.as_dict(moved, now)})
+
+
 @bp.get("/acks")
 @require_access
 def list_acks() -> Response:

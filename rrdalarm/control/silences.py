@@ -111,6 +111,23 @@ def expire(store: Store, ident: int, by: str, now: int) -> Silence:
     return gone
 
 
+def extend(store: Store, ident: int, duration: str | int, by: str, now: int) -> Silence:
+    """Let silence `ident` last `duration` longer (from now, if it would end sooner)."""
+    try:
+        more = parse_duration(duration)
+    except ValueError as exc:
+        raise ControlError(f"duration: {exc}") from None
+    if more <= 0:
+        raise ControlError("extend by more than 0 seconds")
+    known = stored.silence(store, ident)
+    if known is None:
+        raise ControlError(f"no silence {ident}")
+    moved = stored.extend_silence(store, ident, max(known.ends_at, now) + more, by, now)
+    if moved is None:
+        raise ControlError(f"silence {ident} has ended already: add a new one")
+    return moved
+
+
 def listed(store: Store, now: int, include_ended: bool = False) -> list[Silence]:
     return stored.silences(store, now, include_ended=include_ended)
 

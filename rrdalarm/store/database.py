@@ -218,7 +218,7 @@ class AuditEntry(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[int] = mapped_column(Integer, index=True)
     user: Mapped[str] = mapped_column(String(64))
-    # add, edit, duplicate, enable, disable, delete; silence, expire, ack (diff then says what)
+    # add, edit, duplicate, enable, disable, delete; silence, expire, extend, ack (diff then says what)
     change: Mapped[str] = mapped_column(String(16))
     threshold_id: Mapped[int | None] = mapped_column(Integer)
     threshold_name: Mapped[str] = mapped_column(String(255))

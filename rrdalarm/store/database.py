@@ -606,10 +606,12 @@ class Store:
         until: int | None = None,
         series: str | None = None,
         ds: str | None = None,
+        containing: str | None = None,
+        severity: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[AlarmEvent]:
-        """Newest events first; `since` and `until` are inclusive check times."""
+        """Newest events first; `since` and `until` are inclusive check times; `containing`: text of the series."""
         q = select(AlarmEvent).order_by(AlarmEvent.at.desc(), AlarmEvent.id.desc()).limit(limit).offset(offset)
         if threshold is not None:
             q = q.where(AlarmEvent.threshold_id == threshold)
@@ -623,6 +625,11 @@ class Store:
             q = q.where(AlarmEvent.series == series)
         if ds is not None:
             q = q.where(AlarmEvent.ds == ds)
+        if containing:
+            like = containing.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            q = q.where(func.lower(AlarmEvent.series).like(f"%{like.lower()}%", escape="\\"))
+        if severity:
+            q = q.where(AlarmEvent.severity == severity)
         with self.session() as s:
             return list(s.scalars(q).all())
 

@@ -7,7 +7,7 @@ page's forms (rrdalarm.control). With ?fragment=1 it answers only the part that 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from flask import Blueprint, render_template, request, url_for
 
@@ -16,11 +16,12 @@ from rrdalarm.config.thresholds import load_thresholds
 from rrdalarm.model.definitions import Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.results import Row
-from rrdalarm.report.alarms_now import alarms_now
+from rrdalarm.report.alarms_now import STATUS_ORDER, Wanted, alarms_now
 from rrdalarm.report.render import fmt_limit, fmt_time, fmt_value
 from rrdalarm.rules.quieting import glob_escape
 
 from .auth import current_account, require_access, service
+from .history import SEVERITIES, FilterError, parse_choice, parse_int, parse_text
 
 bp = Blueprint("alarms", __name__, template_folder="templates")
 
@@ -53,17 +54,30 @@ def _since(epoch: int | None, now: int) -> str:
     return f"since {fmt_time(epoch)} ({format_duration(max(0, now - epoch))})"
 
 
+def wanted(args: Mapping[str, str]) -> Wanted:
+    """The page's filters from its query string; FilterError names a bad one."""
+    return Wanted(parse_text(args.get("q"), "file or host"), parse_int(args.get("threshold"), "threshold"),
+                  parse_choice(args.get("severity"), SEVERITIES, "severity"),
+                  parse_choice(args.get("status"), STATUS_ORDER, "status"))
+
+
 @bp.get("/")
 @require_access
-def page() -> str:
+def page() -> tuple[str, int]:
     now = int(time.time())
     thresholds, problem = configured()
     rows, checked_at = newest_rows()
-    view = alarms_now(service().store.troubled_states(), rows, thresholds)
+    try:
+        narrowed, status = wanted(request.args), 200
+    except FilterError as exc:
+        narrowed, status, problem = Wanted(), 400, str(exc)
+    view = alarms_now(service().store.troubled_states(), rows, thresholds, narrowed)
     account = current_account()
     template = "alarms_fragment.html" if request.args.get("fragment") == "1" else "alarms.html"
+    filters = {k: v for k, v in request.args.items() if k in ("q", "threshold", "severity", "status") and v}
     return render_template(
         template, view=view, problem=problem, checked_at=checked_at, now=now, refresh=REFRESH_S,
+        filters=filters, thresholds=thresholds, severities=SEVERITIES, statuses=STATUS_ORDER,
         admin=account is not None and account.role == "admin", silence_for=SILENCE_FOR,
         fmt_time=fmt_time, fmt_value=fmt_value, fmt_limit=fmt_limit, since=_since, glob_escape=glob_escape,
-        series_link=lambda tid, s, ds: url_for("history.series", threshold=tid, series=s, ds=ds))
+        series_link=lambda tid, s, ds: url_for("history.series", threshold=tid, series=s, ds=ds)), status

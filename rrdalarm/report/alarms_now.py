@@ -125,13 +125,30 @@ def _item_order(item: Item) -> tuple[int, str, str]:
     return (rank, item.series, item.ds)
 
 
-def alarms_now(stored: Sequence[Stored], rows: Sequence[Row] | None, thresholds: Mapping[int, Threshold]
-               ) -> AlarmsNow:
+@dataclass(frozen=True)
+class Wanted:
+    """What the page is narrowed to (its query string): text of the series, threshold, severity, status."""
+
+    text: str | None = None
+    threshold: int | None = None
+    severity: str | None = None
+    status: str | None = None
+
+    def keeps(self, group: Group, item: Item) -> bool:
+        return ((self.text is None or self.text.lower() in item.series.lower())
+                and self.threshold in (None, group.threshold) and self.severity in (None, group.severity)
+                and self.status in (None, item.status))
+
+
+def alarms_now(stored: Sequence[Stored], rows: Sequence[Row] | None, thresholds: Mapping[int, Threshold],
+               wanted: Wanted | None = None) -> AlarmsNow:
     """Groups by threshold (critical first, then by id) of the series that are not OK, and the counts."""
     groups: dict[int, Group] = {}
     for (tid, _, _), item in troubled(stored, rows).items():
-        groups.setdefault(tid, _group(tid, thresholds.get(tid))).items.append(item)
-    ordered = sorted(groups.values(), key=lambda g: (severity_rank(g.severity), g.threshold))
+        group = groups.setdefault(tid, _group(tid, thresholds.get(tid)))
+        if wanted is None or wanted.keeps(group, item):
+            group.items.append(item)
+    ordered = sorted((g for g in groups.values() if g.items), key=lambda g: (severity_rank(g.severity), g.threshold))
     for g in ordered:
         g.items.sort(key=_item_order)
     return AlarmsNow(ordered, count(ordered))

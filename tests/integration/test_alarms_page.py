@@ -70,6 +70,20 @@ def test_only_what_is_wrong_critical_first(app: Flask, env: Env, store: Store) -
     assert "<html" not in fragment and listed(fragment) == listed(html)
 
 
+def test_filters_in_the_url(app: Flask, env: Env, store: Store) -> None:
+    run(app)
+    client, _ = logged_in(app, "vic")
+    assert listed(client.get("/?q=WEB/A").get_data(as_text=True)) == [("1", "web/a.rrd", "FIRING")]
+    assert [g for g, _, _ in listed(client.get("/?severity=critical").get_data(as_text=True))] == ["2"]
+    assert listed(client.get("/?status=ERROR&threshold=3").get_data(as_text=True)) == [("3", "web/ok.rrd", "ERROR")]
+    page = client.get("/?q=web/&status=FIRING")
+    html = page.get_data(as_text=True)
+    assert len(listed(html)) == 2 and 'value="web/"' in html and "fragment=1&amp;q=web/&amp;status=FIRING" in html
+    assert "No series that is not OK matches these filters." in client.get("/?q=nothing").get_data(as_text=True)
+    bad = client.get("/?severity=loud")
+    assert bad.status_code == 400 and "severity: &#39;loud&#39; is not one of" in bad.get_data(as_text=True)
+
+
 def test_from_the_stored_states_when_checks_come_from_cron(app: Flask, env: Env, store: Store) -> None:
     check(env, store, at=NOW + 30)  # another process's check: this one has no rows of its own
     client, _ = logged_in(app, "vic")

@@ -25,7 +25,6 @@ from .history import SEVERITIES, FilterError, parse_choice, parse_int, parse_tex
 
 bp = Blueprint("alarms", __name__, template_folder="templates")
 
-REFRESH_S = 30
 SILENCE_FOR = ("30min", "1h", "2h", "4h", "8h", "1d", "7d")
 
 
@@ -76,7 +75,8 @@ def page() -> tuple[str, int]:
     template = "alarms_fragment.html" if request.args.get("fragment") == "1" else "alarms.html"
     filters = {k: v for k, v in request.args.items() if k in ("q", "threshold", "severity", "status") and v}
     return render_template(
-        template, view=view, problem=problem, checked_at=checked_at, now=now, refresh=REFRESH_S,
+        template, view=view, problem=problem, checked_at=checked_at, now=now,
+        refresh=max(1, round(service().settings().service.page_refresh)),
         filters=filters, thresholds=thresholds, severities=SEVERITIES, statuses=STATUS_ORDER,
         admin=account is not None and account.role == "admin", silence_for=SILENCE_FOR,
         fmt_time=fmt_time, fmt_value=fmt_value, fmt_limit=fmt_limit, since=_since, glob_escape=glob_escape,

@@ -113,6 +113,18 @@ def test_acknowledge_and_silence_from_the_page_then_the_badges(app: Flask, env: 
     assert "silence 2 (threshold 1) for 1 h added" in whole
 
 
+def test_the_refresh_interval_is_a_setting(env: Env, make_app: WebApp) -> None:
+    env.write_thresholds(threshold())
+    with env.settings_path.open("a") as fh:
+        fh.write("\n[service]\npage_refresh = 5\n")
+    app: Flask = make_app(env, [("vic", "correct horse battery", "viewer")])
+    client, _ = logged_in(app, "vic")
+    assert 'data-refresh="5"' in client.get("/").get_data(as_text=True)
+    env.settings_path.write_text(env.settings_path.read_text().replace("page_refresh = 5", "page_refresh = 0"))
+    proc = env.run("validate")
+    assert proc.returncode == 2 and "page_refresh must be a number of seconds above 0" in proc.stderr
+
+
 def test_nothing_wrong(env: Env, make_app: WebApp) -> None:
     env.rrd("a.rrd", {"x": [1] * 40}, end=NOW)
     env.write_thresholds(threshold())

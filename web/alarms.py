@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 
 from flask import Blueprint, render_template, request, url_for
 
+from rrdalarm.check.engine import quieting_at
 from rrdalarm.common.quantities import format_duration
-from rrdalarm.config.thresholds import load_thresholds
-from rrdalarm.model.definitions import Threshold
+from rrdalarm.config.thresholds import load_thresholds_file
+from rrdalarm.model.definitions import ThresholdsFile
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.results import Row
 from rrdalarm.report.alarms_now import STATUS_ORDER, Wanted, alarms_now
@@ -28,13 +29,13 @@ bp = Blueprint("alarms", __name__, template_folder="templates")
 SILENCE_FOR = ("30min", "1h", "2h", "4h", "8h", "1d", "7d")
 
 
-def configured() -> tuple[dict[int, Threshold], str | None]:
-    """The thresholds by id, or none and why the file cannot be read."""
+def configured() -> tuple[ThresholdsFile, str | None]:
+    """The thresholds file (thresholds and windows), or an empty one and why it cannot be read."""
     svc = service()
     try:
-        return {t.id: t for t in load_thresholds(svc.thresholds_file(svc.settings(), None))}, None
+        return load_thresholds_file(svc.thresholds_file(svc.settings(), None)), None
     except ConfigError as exc:
-        return {}, str(exc)
+        return ThresholdsFile([]), str(exc)
 
 
 def newest_rows() -> tuple[Sequence[Row] | None, int | None]:
@@ -64,13 +65,15 @@ def wanted(args: Mapping[str, str]) -> Wanted:
 @require_access
 def page() -> tuple[str, int]:
     now = int(time.time())
-    thresholds, problem = configured()
+    loaded, problem = configured()
+    thresholds = {t.id: t for t in loaded.thresholds}
+    store = service().store
     rows, checked_at = newest_rows()
     try:
         narrowed, status = wanted(request.args), 200
     except FilterError as exc:
         narrowed, status, problem = Wanted(), 400, str(exc)
-    view = alarms_now(service().store.troubled_states(), rows, thresholds, narrowed)
+    view = alarms_now(store.troubled_states(), rows, thresholds, narrowed, quieting_at(store, loaded.windows, now))
     account = current_account()
     template = "alarms_fragment.html" if request.args.get("fragment") == "1" else "alarms.html"
     filters = {k: v for k, v in request.args.items() if k in ("q", "threshold", "severity", "status") and v}

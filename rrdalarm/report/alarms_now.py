@@ -8,7 +8,7 @@ Pure: the stored states, and the rows of the newest check when the caller has th
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rrdalarm.model.control import Acknowledgement
 from rrdalarm.model.definitions import Threshold
@@ -16,6 +16,7 @@ from rrdalarm.model.records import StateView
 from rrdalarm.model.records import StoredState as Stored
 from rrdalarm.model.results import Row
 from rrdalarm.model.states import Severity, State, Status, severity_rank
+from rrdalarm.rules.quieting import Quieting
 
 SeriesKey = tuple[int, str, str]
 
@@ -140,11 +141,29 @@ class Wanted:
                 and self.status in (None, item.status))
 
 
+def _now_quieted(item: Item, key: SeriesKey, t: Threshold | None, view: StateView | None,
+                 quieting: Quieting | None) -> Item:
+    """The item as people have quieted it since the check: silences and windows in force now, the stored ack."""
+    silenced = item.silenced
+    if quieting is not None:
+        labels, severity = (t.tuning.labels, t.tuning.severity.value) if t else ({}, "")
+        quiet = quieting.of(key[0], key[1], key[2], labels, severity)
+        silenced = quiet.refs if quiet else ()
+    ack = view.ack if view is not None and view.state is State.FIRING else item.ack
+    return replace(item, silenced=silenced, ack=ack)
+
+
 def alarms_now(stored: Sequence[Stored], rows: Sequence[Row] | None, thresholds: Mapping[int, Threshold],
-               wanted: Wanted | None = None) -> AlarmsNow:
-    """Groups by threshold (critical first, then by id) of the series that are not OK, and the counts."""
+               wanted: Wanted | None = None, quieting: Quieting | None = None) -> AlarmsNow:
+    """Groups by threshold (critical first, then by id) of the series that are not OK, and the counts.
+
+    `quieting` holds the silences and windows in force now: a silence made since the check shows at once.
+    """
+    views = {s.key: s.view for s in stored}
     groups: dict[int, Group] = {}
-    for (tid, _, _), item in troubled(stored, rows).items():
+    for key, found in troubled(stored, rows).items():
+        tid = key[0]
+        item = _now_quieted(found, key, thresholds.get(tid), views.get(key), quieting)
         group = groups.setdefault(tid, _group(tid, thresholds.get(tid)))
         if wanted is None or wanted.keeps(group, item):
             group.items.append(item)

@@ -104,6 +104,8 @@ def test_acknowledge_and_silence_from_the_page_then_the_badges(app: Flask, env: 
     assert preview == {"series": 3, "firing": 2}
     done = client.post("/silences", data=form | {"scope": "file", "for": "2h", "comment": "swap"})
     assert done.status_code == 303
+    at_once = client.get("/").get_data(as_text=True)  # before any new check
+    assert "acknowledged by alice" in at_once and '<span class="badge silenced" title="1">' in at_once
     run(app)
     html = client.get("/").get_data(as_text=True)
     assert "acknowledged by alice" in html and 'class="badge silenced"' in html

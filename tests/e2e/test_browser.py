@@ -388,3 +388,46 @@ def test_silence_acknowledge_and_expire_from_the_silences_page(ui: Watched, site
     page.goto(site.url + "/audit")
     expect(page.locator("article.change")).to_have_count(3)
     ui.assert_clean()
+
+
+def test_alarms_now_shows_what_is_wrong_and_takes_control(ui: Watched, site: Site) -> None:
+    """The dashboard lists exactly the non-OK series; acknowledge and silence from it; a refresh keeps a menu open."""
+    site.env.write_thresholds(ALL_INTERFACES)
+    page = ui.page
+    log_in(ui, site, "alice", "/")
+    page.click("#check-now")
+    expect(page.locator("#rows tr")).to_have_count(3)
+    page.goto(site.url + "/")
+    items = page.locator("#alarms tr[data-series]")
+    expect(items).to_have_count(1)
+    assert items.first.get_attribute("data-series") == "interfaces/eth0/bytes.rrd"
+    expect(page.locator("#count-warning")).to_have_text("1")
+    ui.shot("alarms-desktop")
+    # Keyboard only: open the acknowledge menu, type, submit.
+    page.locator("details[id^=ack-] summary").focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    page.keyboard.type("cable check")
+    page.keyboard.press("Enter")
+    expect(page.locator("#alarms .badge.acked")).to_have_text("acknowledged by alice")
+    menu = page.locator("details[id^=silence-]")
+    menu.locator("summary").click()
+    expect(menu.locator("output.preview")).to_have_text("matches 1 series (1 firing)")
+    menu.locator("input[value=threshold]").check()
+    expect(menu.locator("output.preview")).to_have_text("matches 3 series (1 firing)")
+    page.evaluate("document.activeElement.blur()")
+    # A refresh (forced here rather than waited for) keeps the open menu open.
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    page.wait_for_timeout(500)
+    expect(page.locator("details[id^=silence-]")).to_have_attribute("open", "")
+    menu = page.locator("details[id^=silence-]")
+    menu.locator("input[value=threshold]").check()
+    menu.locator("select[name=for]").select_option("1h")
+    menu.locator("input[name=comment]").fill("maintenance")
+    menu.locator("button[type=submit]").click()
+    expect(page.locator(".flash")).to_contain_text("silence 1 (threshold 1) for 1 h added")
+    expect(page.locator("#alarms .badge.silenced")).to_have_count(1)
+    expect(page.locator("#count-silenced")).to_have_text("1")
+    page.set_viewport_size(PHONE)
+    assert_fits(ui, "alarms")
+    ui.assert_clean()

@@ -184,7 +184,7 @@ def test_add_preview_check_edit_delete(ui: Watched, site: Site) -> None:
     expect(page.locator("#preview")).to_be_visible()
     expect(page.locator("#preview-would-fire")).to_have_text("1")
     expect(page.locator("#backtest-fires")).to_be_attached()
-    graph = page.locator("#preview-graph")
+    graph = page.locator("#preview-graph-1")
     expect(graph).to_be_visible()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=graph.element_handle())
     expect(glob).to_have_value("interfaces/eth0/bytes.rrd")  # the preview keeps the form filled in
@@ -310,7 +310,7 @@ def test_phone_width_app_pages(ui: Watched, site: Site) -> None:
     expect(page.locator("#glob-count")).to_have_text("3 files match")
     page.click("#preview-button")
     expect(page.locator("#preview-would-fire")).to_have_text("1")
-    page.wait_for_function("() => document.querySelector('#preview-graph').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('#preview-graph-1').naturalWidth > 0")
     assert_fits(ui, "threshold-form-preview")
     page.goto(site.url + "/events")
     expect(page.locator("tr.s-alarm-fired")).to_have_count(1)

@@ -321,7 +321,7 @@ def test_preview_shows_what_would_fire_and_a_backtest_without_saving(app: Flask,
     assert rows.index("interfaces/eth0/bytes.rrd") < rows.index("would fire") < rows.index("interfaces/eth1")
     # Three points above 100 at the end of the file: one firing in the replayed day, still firing now.
     assert re.search(r'id="backtest-fires">1<', page)
-    graph = html.unescape(re.search(r'id="preview-graph" src="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+    graph = html.unescape(re.search(r'id="preview-graph-1" src="([^"]+)"', page).group(1))  # type: ignore[union-attr]
     png = client.get(graph)
     assert png.status_code == 200 and png.data.startswith(b"\x89PNG")
     assert env.thresholds_path.read_text() == THRESHOLDS  # nothing saved

@@ -388,3 +388,50 @@ def test_silence_acknowledge_and_expire_from_the_silences_page(ui: Watched, site
     page.goto(site.url + "/audit")
     expect(page.locator("article.change")).to_have_count(3)
     ui.assert_clean()
+
+
+def test_editor_proposes_the_id_offers_a_globs_data_sources_and_previews_beside_the_form(ui: Watched,
+                                                                                        site: Site) -> None:
+    """The next free id, the DS union of a glob with counts, the preview beside the form on a wide screen
+    (one graph per firing series) and below it on a phone."""
+    site.env.write_thresholds(ALL_INTERFACES)
+    end = int(time.time()) // 60 * 60
+    site.env.rrd("interfaces/eth2/bytes.rrd", {"rx": [600.0] * 10, "tx": [1.0] * 10}, end=end)
+    page = ui.page
+    page.set_viewport_size({"width": 1400, "height": 900})
+    log_in(ui, site, "alice", "/thresholds/new")
+    expect(page.locator("#id")).to_have_value("2")  # threshold 1 exists
+
+    glob = page.locator("#glob")
+    glob.click()
+    glob.press_sequentially("interfaces/*/bytes.rrd", delay=20)
+    expect(page.locator("#glob-count")).to_have_text("3 files match")
+    buttons = page.locator("#ds-choices button")
+    expect(buttons).to_have_count(2)
+    expect(page.locator("#ds-choices")).to_contain_text("Data sources of the 3 matched files")
+    offered = buttons.evaluate_all("bs => bs.map(b => [b.dataset.ds, b.querySelector('.ds-files').textContent])")
+    assert offered == [["rx", "all"], ["tx", "1/3"]], offered
+    buttons.first.click()
+    expect(page.locator("#ds")).to_have_value("rx")
+    ui.shot("01-ds-union")
+
+    page.fill("#name", "busy interfaces")
+    page.fill("#value", "100")
+    page.click("#preview-button")
+    expect(page.locator("#preview-would-fire")).to_have_text("2")  # eth0 and eth2
+    graphs = page.locator("#preview-graphs img")
+    expect(graphs).to_have_count(2)
+    for i in range(2):
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=graphs.nth(i).element_handle())
+    form, preview = page.locator("#threshold-form").bounding_box(), page.locator("#preview").bounding_box()
+    assert form and preview
+    assert preview["x"] >= form["x"] + form["width"], (form, preview)  # side by side
+    assert preview["y"] < form["y"] + form["height"] and preview["y"] + 1 >= form["y"], (form, preview)
+    ui.shot("02-preview-beside-the-form", full_page=False)
+
+    page.set_viewport_size(PHONE)
+    form, preview = page.locator("#threshold-form").bounding_box(), page.locator("#preview").bounding_box()
+    assert form and preview
+    assert preview["y"] >= form["y"] + form["height"], (form, preview)  # below it
+    assert_fits(ui, "03-preview-below-the-form")
+    ui.assert_clean()

@@ -708,7 +708,11 @@ def run_browser_steps(page: Any, served: str, dialogs: list[str]) -> None:
     glob.fill("")
     glob.press_sequentially("interfaces/*/bytes.rrd")
     expect(page.locator("#glob-count")).to_have_text("3 files match")
-    expect(page.locator("#ds-choices button")).to_have_count(0)  # a glob: no single file to ask
+    # A glob: the union over the files it reads (eth1 and eth10 are empty files here), with counts.
+    expect(page.locator("#ds-choices")).to_contain_text("Data sources of the 1 matched file (2 unreadable)")
+    expect(page.locator("#ds-choices button")).to_have_count(2)
+    assert page.locator("#ds-choices button").evaluate_all("bs => bs.map(b => b.dataset.ds)") == ["rcvd", "sent"]
+    expect(page.locator("#ds-choices button").nth(0)).to_have_attribute("aria-pressed", "true")
 
     glob.fill("")
     glob.press_sequentially("interfaces/e")

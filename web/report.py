@@ -35,6 +35,7 @@ def graph_link(row: Row, at: int) -> str:
 def nav() -> dict[str, str]:
     """The links every page shows, label -> URL."""
     return {
+        "Alarms": url_for("alarms.page"),
         "Report": url_for("report.last_report"),
         "Thresholds": url_for("thresholds.table"),
         "Events": url_for("history.events"),
@@ -79,7 +80,6 @@ def _start() -> Response:
     return Response(report.to_html(result, graph_link, nav()), 200, {"Content-Type": "text/html; charset=utf-8"})
 
 
-@bp.get("/")
 @bp.get("/report")
 @require_access
 def last_report() -> Response:

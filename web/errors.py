@@ -30,7 +30,9 @@ def wants_html() -> bool:
     if request.path.startswith(_SCRIPT_PATHS):
         return False
     accept = request.accept_mimetypes
-    return accept.accept_html and accept.best_match(["text/html", "application/json", "text/plain"]) == "text/html"
+    # Named, not matched by */*: curl and most libraries send */* and want the text.
+    named = any(value == "text/html" and quality > 0 for value, quality in accept)
+    return named and accept.best_match(["text/html", "application/json", "text/plain"]) == "text/html"
 
 
 def _plain(code: int, message: str) -> Response:

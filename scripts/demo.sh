@@ -15,7 +15,8 @@ listen=$(sed -n 's/^listen = "\(.*\)"$/\1/p' .demo/rrdalarm.toml)
 cat <<INFO
 
 rrdalarm demo
-  web report:  http://${listen}/report  (log in: ${admin})
+  alarms now:  http://${listen}/  (log in: ${admin})
+  web report:  http://${listen}/report
   thresholds:  http://${listen}/thresholds  (edit with autocomplete, preview, save; history under Events)
   or directly: http://${listen}/report?token=$(cat .demo/data/api_token)
   API token:   $(cat .demo/data/api_token)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from werkzeug.datastructures import MultiDict
 
 from rrdalarm.check.lock import CheckBusy
 from rrdalarm.common.errors import StoreError
@@ -84,6 +85,8 @@ def _labels(raw: Any) -> dict[str, str]:
 
 
 def _matchers(body: Mapping[str, Any]) -> Matchers:
+    if "labels" in body and isinstance(body, MultiDict):
+        body = {**body.to_dict(), "labels": body.getlist("labels")}
     return Matchers(_int(body, "threshold"), _text(body, "series"), _text(body, "ds"), _labels(body.get("labels")),
                     _text(body, "severity"))
 
@@ -94,6 +97,25 @@ def list_silences() -> Response:
     now = int(time.time())
     found = silences.listed(service().store, now, request.args.get("all") in ("1", "true", "yes"))
     return jsonify({"silences": [silences.as_dict(s, now) for s in found]})
+
+
+@bp.get("/silences/preview")
+@require_access
+def preview_silence() -> Response:
+    """How many series a silence with these matchers would cover now, by the newest check's rows if this
+    process has them, else only the firing ones by the stored states."""
+    from .alarms import newest_rows
+
+    try:
+        matchers = _matchers(request.args)
+        thresholds = _thresholds()
+    except (ControlError, ConfigError) as exc:
+        return _error(str(exc), 400)
+    rows, _ = newest_rows()
+    if rows is None:
+        return jsonify({"series": None, "firing": silences.firing_matched(service().store, thresholds, matchers)})
+    got = silences.matched_in(rows, thresholds, matchers)
+    return jsonify({"series": got.series, "firing": got.firing})
 
 
 @bp.post("/silences")
@@ -126,6 +148,20 @@ def expire_silence(ident: int, author: str) -> Response:
     except ControlError as exc:
         return _error(str(exc), 404 if "no silence" in str(exc) else 409)
     return jsonify({"silence": silences.as_dict(gone, now)})
+
+
+@bp.post("/silences/<int:ident>/extend")
+@require_control
+def extend_silence(ident: int, author: str) -> Response:
+    now = int(time.time())
+    try:
+        duration = _text(_payload(), "for")
+        if duration is None:
+            raise ControlError("give 'for': how much longer, e.g. \"1h\"")
+        moved = silences.extend(service().store, ident, duration, author, now)
+    except ControlError as exc:
+        return _error(str(exc), 404 if "no silence" in str(exc) else 409 if "ended" in str(exc) else 400)
+    return jsonify({"silence": silences.as_dict(moved, now)})
 
 
 @bp.get("/acks")

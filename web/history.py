@@ -23,7 +23,7 @@ from rrdalarm.common.secrets import origins_only, redact_config_text
 from rrdalarm.config.thresholds import MAX_ID, load_thresholds
 from rrdalarm.model.definitions import Threshold
 from rrdalarm.model.errors import ConfigError
-from rrdalarm.model.states import DeliveryStatus, EventStatus
+from rrdalarm.model.states import DeliveryStatus, EventStatus, Severity
 from rrdalarm.plugins import action_plugins, secret_keys, source_of_series, source_plugins
 from rrdalarm.report.render import fmt_limit, fmt_time, fmt_value
 from rrdalarm.store.database import AlarmEvent, Store
@@ -34,6 +34,7 @@ bp = Blueprint("history", __name__, template_folder="templates")
 
 PAGE_SIZE = 50
 EVENT_STATUSES = tuple(EventStatus)
+SEVERITIES = tuple(s.value for s in Severity)
 DELIVERY_STATUSES = tuple(DeliveryStatus)
 MAX_PAGE = 1_000_000
 _EPOCH = re.compile(r"\d{1,11}(\.\d+)?")
@@ -110,16 +111,31 @@ class EventFilter:
     since: int | None = None
     until: int | None = None
     page: int = 1
+    text: str | None = None
+    """Text the series (file or host) contains."""
+    severity: str | None = None
 
     def query(self) -> dict[str, str]:
         """The filter as query arguments without the page: links to other pages keep it."""
-        pairs = {"threshold": self.threshold, "status": self.status, "from": self.since, "to": self.until}
+        pairs = {"q": self.text, "threshold": self.threshold, "severity": self.severity, "status": self.status,
+                 "from": self.since, "to": self.until}
         return {k: str(v) for k, v in pairs.items() if v is not None}
 
     def form(self) -> dict[str, str]:
         """The values the filter form shows."""
-        return {"threshold": "" if self.threshold is None else str(self.threshold), "status": self.status or "",
+        return {"q": self.text or "", "threshold": "" if self.threshold is None else str(self.threshold),
+                "severity": self.severity or "", "status": self.status or "",
                 "from": local_input(self.since), "to": local_input(self.until)}
+
+
+def parse_text(text: str | None, name: str) -> str | None:
+    """Search text: stripped, at most 200 characters; None when empty."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if len(text) > 200 or "\x00" in text:
+        raise FilterError(f"{name}: at most 200 characters of text")
+    return text
 
 
 def event_filter(args: Mapping[str, str], now: int, statuses: Iterable[str]) -> EventFilter:
@@ -134,6 +150,8 @@ def event_filter(args: Mapping[str, str], now: int, statuses: Iterable[str]) -> 
         since=since,
         until=until,
         page=parse_page(args.get("page")),
+        text=parse_text(args.get("q"), "file or host"),
+        severity=parse_choice(args.get("severity"), SEVERITIES, "severity"),
     )
 
 
@@ -232,14 +250,16 @@ def events() -> tuple[str, int]:
         f = event_filter(request.args, int(time.time()), statuses)
     except FilterError as exc:
         return _render("events.html", 400, error=str(exc), form=dict(request.args), statuses=statuses,
-                       thresholds=thresholds, rows=[], links={}, page=1, series_link=series_link, unit=unit)
+                       severities=SEVERITIES, thresholds=thresholds, rows=[], links={}, page=1,
+                       series_link=series_link, unit=unit)
     rows, more = _split(store.find_events(threshold=f.threshold, status=f.status, since=f.since, until=f.until,
-                                          limit=PAGE_SIZE + 1, offset=_offset(f.page)))
+                                          containing=f.text, severity=f.severity, limit=PAGE_SIZE + 1,
+                                          offset=_offset(f.page)))
     if f.threshold is not None and f.threshold not in thresholds:
         thresholds[f.threshold] = "(not in the thresholds file)"
-    return _render("events.html", error=None, form=f.form(), statuses=statuses, thresholds=thresholds,
-                   rows=rows, links=page_links("history.events", f.query(), f.page, more), page=f.page,
-                   series_link=series_link, unit=unit)
+    return _render("events.html", error=None, form=f.form(), statuses=statuses, severities=SEVERITIES,
+                   thresholds=thresholds, rows=rows, links=page_links("history.events", f.query(), f.page, more),
+                   page=f.page, series_link=series_link, unit=unit)
 
 
 @bp.get("/series")
@@ -319,7 +339,7 @@ def _back() -> str:
     """The page the form was posted from, when it is one of ours; the events page otherwise."""
     ref = urlsplit(request.referrer or "")
     # The report is rendered outside Flask and shows no flash messages: come back to a page that does.
-    report_paths = {"/", url_for("report.last_report")}
+    report_paths = {url_for("report.last_report")}
     local = ref.path.startswith("/") and not ref.path.startswith(("//", "/\\"))  # "//x" would leave the site
     if ref.netloc == request.host and local and ref.path not in report_paths:
         return ref.path + (f"?{ref.query}" if ref.query else "")

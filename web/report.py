@@ -36,6 +36,7 @@ def graph_link(row: Row, at: int) -> str:
 def nav() -> dict[str, str]:
     """The links every page shows, label -> URL."""
     return {
+        "Alarms": url_for("alarms.page"),
         "Report": url_for("report.last_report"),
         "Thresholds": url_for("thresholds.table"),
         "Events": url_for("history.events"),
@@ -80,7 +81,6 @@ def _start() -> Response:
     return _report_page(result)
 
 
-@bp.get("/")
 @bp.get("/report")
 @require_access
 def last_report() -> Response:

@@ -106,15 +106,34 @@ def matches() -> Any:
 @bp.get("/api/ds")
 @require_access
 def data_sources() -> Any:
-    """?file=REL -> {"ds": [names in the file's order]}, 404 when there is no such file, 400 otherwise."""
+    """?file=REL -> {"ds": [names in the file's order]}, 404 when there is no such file, 400 otherwise.
+
+    ?glob=G -> {"ds": [{"name", "files"}], "files": n, "unreadable": n, "partial": bool}: the union over
+    the files the glob matches, the most common first; "partial" (with "message"): the time budget or
+    the file limit ran out, so only the first files were read.
+    """
     try:
         paths = suggester()
     except SuggestError as exc:
         return _error(str(exc), 503)
+    if "glob" in request.args:
+        return _data_source_union(paths, request.args["glob"])
     try:
         return jsonify({"ds": paths.data_sources(request.args.get("file", ""))})
     except SuggestError as exc:
         return _error(str(exc), 404 if exc.not_found else 400)
+
+
+def _data_source_union(paths: PathSuggester, glob: str) -> Any:
+    try:
+        got = paths.data_source_union(glob, budget_s=_budget())
+    except SuggestError as exc:
+        return _error(str(exc), 400)
+    answer: dict[str, Any] = {"ds": [{"name": n, "files": c} for n, c in got.ds], "files": got.files,
+                              "unreadable": got.unreadable, "partial": got.partial}
+    if got.partial:
+        answer["message"] = got.message
+    return jsonify(answer)
 
 
 # ---------------------------------------------------------------- ntopng

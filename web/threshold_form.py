@@ -21,11 +21,10 @@ from wtforms.validators import Length
 
 from rrdalarm.common.fileutil import split_lines
 from rrdalarm.common.secrets import redact_url
-from rrdalarm.config.thresholds import threshold_from_dict
+from rrdalarm.config.thresholds import threshold_problems
 from rrdalarm.config.tuning import TUNING_FIELDS
-from rrdalarm.delivery.dispatch import DEFAULT_WHEN, WHEN, plan_actions
-from rrdalarm.model.definitions import CONSOLIDATION_FUNCTIONS, DEFAULT_SOURCE, Threshold
-from rrdalarm.model.errors import ConfigError
+from rrdalarm.delivery.dispatch import DEFAULT_WHEN, WHEN, plan_action
+from rrdalarm.model.definitions import CONSOLIDATION_FUNCTIONS, DEFAULT_SOURCE, ActionSpec, Threshold
 from rrdalarm.plugins import Action, Param, own_params
 from rrdalarm.sources.base import Field, Source
 
@@ -367,27 +366,61 @@ def form_values(form: ThresholdForm, actions: list[dict[str, Any]], formdata: Ma
 FIELD_OF = {"label": "ds", "action": "action", "action.type": "action", "id": "id"}
 
 
+def _bare(message: str) -> str:
+    # The page shows the message beside its field: "threshold 3:" would only repeat the form's title.
+    return re.sub(r"^threshold -?\d+: ", "", message)
+
+
+def action_problems(actions: Sequence[Mapping[str, Any]], plugins: Mapping[str, type[Action]]) -> str:
+    """What is wrong with the action tables, by the plugins' own rules (as the check plans them); '' when fine."""
+    found = []
+    for i, table in enumerate(actions):
+        kind = str(table.get("type", ""))
+        plugin = plugins.get(kind)
+        try:
+            if plugin is None:
+                raise ValueError(f"action {kind} is not installed")
+            plan_action(ActionSpec(kind, {k: v for k, v in table.items() if k != "type"}), plugin)
+        except ValueError as exc:
+            found.append(f"action {i + 1}: {exc}" if len(actions) > 1 else str(exc))
+    return "; ".join(found)
+
+
 def validate_values(values: Mapping[str, Any], where: str, sources: Sequence[str],
-                    plugins: Mapping[str, type[Action]]) -> tuple[Threshold | None, str | None, str]:
-    """(threshold, None, '') when valid, else (None, form field name, message) from the model's rules."""
-    try:
-        threshold = threshold_from_dict(values, where, sources=sources)
-        plan = plan_actions([threshold], plugins)
-    except ConfigError as exc:
-        name = FIELD_OF.get(exc.field or "", exc.field or "")
-        # The page shows the message beside its field: "threshold 3:" would only repeat the form's title.
-        return None, name, re.sub(r"^threshold -?\d+: ", "", exc.message)
-    if plan.unavailable:
-        return None, "action", f"action {', '.join(plan.unavailable[threshold.id])} is not installed"
-    return threshold, None, ""
+                    plugins: Mapping[str, type[Action]]) -> tuple[Threshold | None, dict[str, str]]:
+    """(threshold, {}) when valid, else (None, {form field: message}): every field's mistake, by the model's rules."""
+    threshold, problems = threshold_problems(values, where, sources)
+    errors: dict[str, str] = {}
+    for exc in problems:
+        errors.setdefault(FIELD_OF.get(exc.field or "", exc.field or "form"), _bare(exc.message))
+    if "action" not in errors:
+        message = action_problems(values.get("action", []), plugins)
+        if message:
+            errors["action"] = message
+    return (None, errors) if errors else (threshold, {})
 
 
 def validate_form(form: ThresholdForm, values: Mapping[str, Any], where: str, sources: Sequence[str],
-                  plugins: Mapping[str, type[Action]]) -> tuple[Threshold | None, str | None, str]:
-    """As validate_values, after the tuning inputs that gave no value at all (a label line without "=")."""
-    for name, message in form.tuning_errors.items():
-        return None, name, message
-    return validate_values(values, where, sources, plugins)
+                  plugins: Mapping[str, type[Action]]) -> tuple[Threshold | None, dict[str, str]]:
+    """As validate_values, with the tuning inputs that gave no value at all (a label line without "=")."""
+    threshold, errors = validate_values(values, where, sources, plugins)
+    errors = {**errors, **form.tuning_errors}  # such an input is left out of `values`: its own message
+    return (None, errors) if errors else (threshold, {})
+
+
+def place_errors(errors: Mapping[str, str],
+                 drawn: Sequence[tuple[str, str]]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """(errors, summary): the page shows each error once, beside its field.
+
+    A field the page does not draw (a CSRF token) has its error put at the top instead ("form"). The
+    summary names the fields that need attention, in page order, as (field name, label), to link to them.
+    """
+    names = dict(drawn)
+    placed = {k: v for k, v in errors.items() if k in names or k == "form"}
+    stray = [v for k, v in errors.items() if k not in names and k != "form"]
+    if stray:
+        placed["form"] = "; ".join([placed["form"], *stray] if "form" in placed else stray)
+    return placed, [(name, label) for name, label in drawn if name in placed]
 
 
 def fill_form(form: ThresholdForm, t: Threshold) -> None:

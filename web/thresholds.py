@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file, url_for
@@ -21,6 +22,7 @@ from rrdalarm.common.quantities import format_limit
 from rrdalarm.delivery.dispatch import WHEN
 from rrdalarm.delivery.test_notification import TestNotificationError, send_test
 from rrdalarm.editor.overview import live_states
+from rrdalarm.editor.preview import Preview, PreviewStatus
 from rrdalarm.editor.suggest import SuggestError
 from rrdalarm.editor.thresholds_edit import (
     Conflict,
@@ -46,11 +48,14 @@ from .auth import current_account, require_access, require_admin, service
 from .suggest import suggester
 from .threshold_form import (
     NEW_REARM,
+    SourceInput,
     ThresholdForm,
+    TuningInput,
     action_slots,
     actions_from_request,
     fill_form,
     form_values,
+    place_errors,
     raw_actions,
     source_inputs,
     tuning_inputs,
@@ -60,6 +65,8 @@ from .threshold_form import (
 bp = Blueprint("thresholds", __name__, template_folder="templates")
 
 BACKTEST_PERIOD = 86400
+# Graphs of a preview: enough to compare the firing series, few enough to load at once.
+MAX_PREVIEW_GRAPHS = 6
 
 
 class VersionForm(FlaskForm):  # type: ignore[misc]
@@ -141,13 +148,29 @@ def _plugins(settings: Settings) -> Mapping[str, type[Action]]:
 
 def _render_editor(form: ThresholdForm, slots: Any, *, ident: int | None, plugins: Mapping[str, type[Action]],
                    errors: dict[str, str] | None = None, preview: Any = None, backtest: Any = None,
-                   graph: str | None = None, status: int = 200, unit: str = "", saved: int = 0) -> tuple[str, int]:
+                   graphs: PreviewGraphs | None = None, status: int = 200, unit: str = "",
+                   saved: int = 0) -> tuple[str, int]:
+    sources = source_inputs(_sources(), form.source_values)
+    tuning = tuning_inputs(form.tuning_texts)
+    placed, attention = place_errors(errors or {}, _drawn(form, sources, tuning))
     return render_template(
-        "threshold_form.html", form=form, slots=slots, ident=ident, plugins=plugins, errors=errors or {}, saved=saved,
-        preview=preview, backtest=backtest, graph=graph, when_choices=tuple(WHEN),
-        source_inputs=source_inputs(_sources(), form.source_values), tuning_inputs=tuning_inputs(form.tuning_texts),
-        fmt_value=fmt_value, unit=unit,
+        "threshold_form.html", form=form, slots=slots, ident=ident, plugins=plugins, errors=placed,
+        attention=attention, saved=saved, preview=preview, backtest=backtest, graphs=graphs or PreviewGraphs(),
+        when_choices=tuple(WHEN), source_inputs=sources, tuning_inputs=tuning, fmt_value=fmt_value, unit=unit,
     ), status
+
+
+def _drawn(form: ThresholdForm, sources: Mapping[str, tuple[str, list[SourceInput]]],
+           tuning: list[TuningInput]) -> list[tuple[str, str]]:
+    """(field name, label) of every input that shows its own error, in page order."""
+    def label(name: str) -> str:
+        return str(form[name].label.text)
+
+    drawn = [(name, label(name)) for name in ("id", "name", "source")]
+    drawn += [(i.name, label(i.name) if i.name in form else i.label) for _, inputs in sources.values() for i in inputs]
+    drawn += [(name, label(name)) for name in ("ds", "type", "value", "repetitions", "cf", "start", "end", "rearm")]
+    drawn += [(t.name, t.label) for t in tuning]
+    return [*dict(drawn).items(), ("action", "Actions")]
 
 
 def _sources() -> dict[str, type[Source]]:
@@ -214,27 +237,13 @@ def _submit(form: ThresholdForm, settings: Settings, snap: Snapshot, original: T
     copied = None
     if ident is None and (form.copy_of.data or "").isdigit():
         copied = next((t for t in snap.thresholds if t.id == int(form.copy_of.data)), None)
-    previous = raw_actions(original or copied)
-    actions, missing = actions_from_request(request.form, plugins, previous)
+    actions, missing = actions_from_request(request.form, plugins, raw_actions(original or copied))
     slots = action_slots(actions, plugins)
-    errors: dict[str, str] = {}
-    if missing:
-        return _render_editor(form, slots, ident=ident, plugins=plugins, errors={"action": "; ".join(missing)},
-                              status=400)
-    if not form.validate():
-        errors = {name: "; ".join(errs) for name, errs in form.errors.items()}
-        return _render_editor(form, slots, ident=ident, plugins=plugins, errors=errors, status=400)
     values = form_values(form, actions, request.form, _sources(), new=ident is None)
-    threshold, field, message = validate_form(form, values, str(snap.path), sources, plugins)
-    if threshold is None:
-        return _render_editor(form, slots, ident=ident, plugins=plugins, errors={field or "form": message},
-                              status=400)
-    taken = {t.id: t for t in snap.thresholds}
-    if ident is None and threshold.id in taken:
-        errors["id"] = f"id {threshold.id} is already used by '{taken[threshold.id].name}'"
-    if ident is not None and threshold.id != ident:
-        errors["id"] = "the id of a saved threshold cannot change (its history is kept under it); duplicate it instead"
-    if errors:
+    threshold, errors = _form_errors(form, values, snap, ident, plugins, sources)
+    if missing:
+        errors.setdefault("action", "; ".join(missing))
+    if threshold is None or errors:
         return _render_editor(form, slots, ident=ident, plugins=plugins, errors=errors, status=400)
     if request.form.get("op") == "preview":
         return _preview(form, slots, settings, threshold, ident, plugins)
@@ -254,6 +263,50 @@ def _submit(form: ThresholdForm, settings: Settings, snap: Snapshot, original: T
     return redirect(url_for("thresholds.table"))  # type: ignore[return-value]
 
 
+def _form_errors(form: ThresholdForm, values: Mapping[str, Any], snap: Snapshot, ident: int | None,
+                 plugins: Mapping[str, type[Action]], sources: list[str]) -> tuple[Threshold | None, dict[str, str]]:
+    """Every field's first mistake at once: the form's own (length, CSRF), then the rule set's, then the id's."""
+    errors = {} if form.validate() else {name: "; ".join(errs) for name, errs in form.errors.items()}
+    threshold, found = validate_form(form, values, str(snap.path), sources, plugins)
+    for name, message in found.items():
+        errors.setdefault(name, message)
+    taken = _id_problem(values.get("id"), snap, ident)
+    if taken:
+        errors.setdefault("id", taken)
+    return (None, errors) if errors else (threshold, {})
+
+
+def _id_problem(ident: Any, snap: Snapshot, editing: int | None) -> str:
+    """Why this id cannot be saved (already used, or a saved threshold's changed), or ''."""
+    if not isinstance(ident, int) or isinstance(ident, bool):
+        return ""  # not a number: the rule set says so
+    if editing is not None:
+        return "" if ident == editing else ("the id of a saved threshold cannot change (its history is kept "
+                                            "under it); duplicate it instead")
+    other = next((t for t in snap.thresholds if t.id == ident), None)
+    if other is None:
+        return ""
+    return f"id {ident} is already used by '{other.name}'; the next free id is {next_id(snap.thresholds)}"
+
+
+@dataclass(frozen=True)
+class PreviewGraph:
+    """One series the preview draws: a matched file's DS with the limit line."""
+
+    file: str
+    ds: str
+    url: str
+
+
+@dataclass(frozen=True)
+class PreviewGraphs:
+    """The graphs of a preview: every series that would fire up to a limit (`more` left out), else the first one."""
+
+    shown: tuple[PreviewGraph, ...] = ()
+    more: int = 0
+    firing: bool = False
+
+
 def _preview(form: ThresholdForm, slots: Any, settings: Settings, threshold: Threshold, ident: int | None,
              plugins: Mapping[str, type[Action]]) -> tuple[str, int]:
     from rrdalarm.editor.preview import backtest, preview
@@ -266,15 +319,22 @@ def _preview(form: ThresholdForm, slots: Any, settings: Settings, threshold: Thr
         report = backtest(settings, threshold, now, period=BACKTEST_PERIOD)
     except ConfigError as exc:
         errors["form"] = str(exc)
-    graph = None
     plugin = source_plugins().get(threshold.source)
+    graphs = PreviewGraphs()
     if result is not None and plugin is not None and plugin.rrd_files:
-        row = next((r for r in result.rows if r.status in ("would fire", "ok")), None)
-        if row is not None:
-            graph = url_for("thresholds.preview_graph", file=row.file, ds=row.ds, cf=threshold.cf,
-                            value=repr(threshold.value), at=now)
+        graphs = _preview_graphs(result, threshold, now)
     return _render_editor(form, slots, ident=ident, plugins=plugins, errors=errors, preview=result,
-                          backtest=report, graph=graph, unit=threshold.tuning.unit)
+                          backtest=report, graphs=graphs, unit=threshold.tuning.unit)
+
+
+def _preview_graphs(result: Preview, t: Threshold, now: int) -> PreviewGraphs:
+    """A graph per series that would fire, up to MAX_PREVIEW_GRAPHS; none firing: the first one that is ok."""
+    firing = [r for r in result.rows if r.status is PreviewStatus.WOULD_FIRE]
+    rows = firing[:MAX_PREVIEW_GRAPHS] or [r for r in result.rows if r.status is PreviewStatus.OK][:1]
+    shown = tuple(PreviewGraph(r.file, r.ds, url_for("thresholds.preview_graph", file=r.file, ds=r.ds, cf=t.cf,
+                                                      value=repr(t.value), at=now)) for r in rows)
+    # Count from the totals: the rows the preview lists may be cut short.
+    return PreviewGraphs(shown, max(0, result.would_fire - len(shown)) if firing else 0, bool(firing))
 
 
 @bp.get("/thresholds/preview.png")

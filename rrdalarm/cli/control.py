@@ -129,6 +129,30 @@ def silence_expire(ctx: click.Context, ident: int, author: str | None, db: str |
     click.echo(f"silence {gone.id} expired ({gone.matchers.describe()})")
 
 
+@silence.command("extend")
+@click.argument("ident", metavar="ID", type=int)
+@click.option("--for", "duration", metavar="DURATION", required=True, help="How much longer, e.g. 1h, 30min.")
+@click.option("--author", help="Who extends it (default: the user running the command).")
+@click.option("--db", help=DB_HELP)
+@click.option("--at", callback=_epoch, metavar="EPOCH", help=AT_HELP)
+@click.pass_context
+@user_errors
+def silence_extend(ctx: click.Context, ident: int, duration: str, author: str | None, db: str | None,
+                   at: int | None) -> None:
+    """Let silence ID last DURATION longer (counted from now if it would end sooner)."""
+    from rrdalarm.control import silences
+
+    now = _now(at)
+    with open_store(settings_from(ctx, None, db).db_url) as store:
+        try:
+            moved = silences.extend(store, ident, duration, _author(author), now)
+        except silences.ControlError as exc:
+            fail(str(exc))
+    from rrdalarm.report.render import fmt_time
+
+    click.echo(f"silence {moved.id} ({moved.matchers.describe()}) now ends {fmt_time(moved.ends_at)}")
+
+
 @cli.command()
 @click.option("--threshold", type=int, required=True, help="The threshold id.")
 @click.option("--series", metavar="GLOB", help="Only series matching GLOB (default: every firing one).")

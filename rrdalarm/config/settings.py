@@ -39,7 +39,7 @@ def rrdcached_problem(value: object) -> str | None:
     return f"must be an rrdcached address such as unix:/run/rrdcached.sock or host:42217, not {value!r}"
 _NTOPNG_KEYS = {"url", "token", "user", "password", "timeout", "concurrency", "retries", "verify_tls"}
 _SERVICE_KEYS = {"listen", "check_interval", "deliver_interval", "min_start_interval", "api_token",
-                 "thresholds_dir", "request_timeout", "connection_limit", "session_idle"}
+                 "thresholds_dir", "request_timeout", "connection_limit", "session_idle", "page_refresh"}
 _SMTP_KEYS = {"host", "port", "security", "username", "password", "sender"}
 _DELIVERY_KEYS = {"timeout", "max_attempts", "backoff", "max_backoff", "max_per_check"}
 
@@ -243,9 +243,9 @@ def _rrdcached_setting(data: Mapping[str, Any], fail: Fail) -> str | None:
 
 
 def _guard_settings(service: Mapping[str, Any], base: Path, fail: Fail) -> dict[str, Any]:
-    """[service] keys that bound what requests may reach: thresholds_dir, timeouts, limits."""
+    """[service] keys that bound what requests may reach (thresholds_dir, timeouts, limits), and page_refresh."""
     out: dict[str, Any] = {}
-    for key in ("request_timeout", "session_idle"):
+    for key in ("request_timeout", "session_idle", "page_refresh"):
         v = service.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
             raise fail(key, f"[service] {key} must be a number of seconds above 0, not {v!r}")

@@ -11,6 +11,7 @@ from typing import Any
 from rrdalarm.common.fileutil import split_lines
 from rrdalarm.common.quantities import parse_quantity
 from rrdalarm.config.lines import Locate, _Lines, _toml_error_line, read_config_text, top_level_line
+from rrdalarm.config.problems import Problems
 from rrdalarm.config.tuning import TUNING_FIELDS, read_tuning
 from rrdalarm.model.control import MaintenanceWindow
 from rrdalarm.model.definitions import (
@@ -24,6 +25,7 @@ from rrdalarm.model.definitions import (
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.states import Direction
 from rrdalarm.rules import timespec
+from rrdalarm.sources.base import Source
 
 # Any time works here: it only checks that start comes before end for every "now".
 _PROBE_NOW = 2_000_000_000
@@ -62,9 +64,38 @@ def threshold_from_dict(
 ) -> Threshold:
     """Validate one threshold table; the single rule set the CLI, loader and web form share.
 
-    The installed source plugins declare and validate their own fields; `sources` are those allowed.
+    Raises the first mistake, in field order. The installed source plugins declare and validate their
+    own fields; `sources` are those allowed.
     """
+    threshold = read_threshold(raw, path, locate, locate_action, sources)
+    assert threshold is not None  # raising Problems: a mistake never gets this far
+    return threshold
+
+
+def threshold_problems(raw: Mapping[str, Any], path: str,
+                       sources: Sequence[str] = (DEFAULT_SOURCE,)) -> tuple[Threshold | None, list[ConfigError]]:
+    """(the threshold, []) when the table is valid, else (None, every field's first mistake, in field order).
+
+    The same readers as threshold_from_dict, each field group on its own, for a form that shows every
+    mistake at once.
+    """
+    problems = Problems(collect=True)
+    threshold = read_threshold(raw, path, sources=sources, problems=problems)
+    return (None, problems.errors) if problems.errors else (threshold, [])
+
+
+def read_threshold(
+    raw: Mapping[str, Any],
+    path: str,
+    locate: Locate = lambda _key: None,
+    locate_action: Callable[[int, str], int | None] = lambda _i, _key: None,
+    sources: Sequence[str] = (DEFAULT_SOURCE,),
+    problems: Problems | None = None,
+) -> Threshold | None:
+    """The threshold of a table, its mistakes going to `problems` (default: raised); None when some were kept."""
     from rrdalarm.plugins import source_plugins
+
+    p = problems or Problems()
 
     def fail(name: str, message: str) -> ConfigError:
         ident = raw.get("id")
@@ -73,41 +104,35 @@ def threshold_from_dict(
 
     installed = source_plugins()
     foreign = _source_keys(installed)
-    # Fields are checked in this order, so that a table with several mistakes names the first.
-    ident = _ident(raw, path, locate, fail, _COMMON | foreign.keys())
-    source = raw.get("source", DEFAULT_SOURCE)
-    if source not in sources or source not in installed:
-        raise fail("source", f"unknown source {source!r} (available: {', '.join(sources)})")
-    plugin = installed[source]
-    own = plugin.read_fields(raw, fail, foreign)
-    ds = _series_names(raw, plugin.name, plugin.series_key, plugin.series_rule, fail)
-    cf, kind, value = _rule(raw, fail)
-    start, end = _window(raw, fail)
-    enabled = _enabled(raw, fail)
-    name = _name(raw, fail)
-    actions = _actions(raw, path, ident, locate_action, fail)
-    repetitions = _int(raw.get("repetitions", 0), "repetitions", fail)
+    # Fields are read in this order, so that raising names the first mistake of a table.
+    p.step(None, lambda: _known_keys(raw, fail, _COMMON | foreign.keys()))
+    ident = p.step(0, lambda: _ident(raw, path, locate, fail))
+    plugin = p.step(None, lambda: _source(raw, sources, installed, fail))
+    own: dict[str, Any] = {}
+    ds: tuple[str, ...] = ()
+    if plugin is not None:
+        own = p.step(own, lambda: plugin.read_fields(raw, fail, foreign))
+        ds = p.step(ds, lambda: _series_names(raw, plugin.name, plugin.series_key, plugin.series_rule, fail))
+    cf = p.step("AVERAGE", lambda: _cf(raw, fail))
+    kind = p.step(Direction.ABOVE, lambda: _direction(raw, fail))
+    value = p.step(0.0, lambda: _limit(raw, fail))
+    start, end = _window(raw, fail, p)
+    enabled = p.step(True, lambda: _enabled(raw, fail))
+    name = p.step("", lambda: _name(raw, fail))
+    actions: tuple[ActionSpec, ...] = p.step((), lambda: _actions(raw, path, ident, locate_action, fail))
+    repetitions = p.step(0, lambda: _int(raw.get("repetitions", 0), "repetitions", fail))
     # A source's own field of the same name as a tuning field (csvdir's `scale`) is the source's.
-    tuning = read_tuning({k: v for k, v in raw.items() if k not in plugin.fields}, fail, kind, value, repetitions)
+    mine = plugin.fields if plugin else {}
+    tuning = read_tuning({k: v for k, v in raw.items() if k not in mine}, fail, kind, value, repetitions, p)
     if isinstance(raw.get("value"), str):
         tuning = replace(tuning, typed={**tuning.typed, "value": raw["value"]})
+    rearm = p.step(0, lambda: _int(raw.get("rearm", 0), "rearm", fail))
+    if p.errors or plugin is None:
+        return None
     return Threshold(
-        id=ident,
-        name=name or f"threshold {ident}",
-        source=source,
-        ds=ds,
-        cf=cf,
-        type=kind,
-        value=value,
-        repetitions=repetitions,
-        start=start,
-        end=end,
-        actions=actions,
-        rearm=_int(raw.get("rearm", 0), "rearm", fail),
-        enabled=enabled,
-        fields=own,
-        tuning=tuning,
-        location=Location(path, locate("id")),
+        id=ident, name=name or f"threshold {ident}", source=plugin.name, ds=ds, cf=cf, type=kind, value=value,
+        repetitions=repetitions, start=start, end=end, actions=actions, rearm=rearm, enabled=enabled,
+        fields=own, tuning=tuning, location=Location(path, locate("id")),
     )
 
 
@@ -122,17 +147,29 @@ def _source_keys(installed: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def _ident(raw: Mapping[str, Any], path: str, locate: Locate, fail: Fail, known: Set[str]) -> int:
-    """The threshold's id, once every key is known to be a field."""
+def _known_keys(raw: Mapping[str, Any], fail: Fail, known: Set[str]) -> None:
     for key in raw:
         if key not in known:
             raise fail(key, f"unknown field (known: {', '.join(sorted(known))})")
+
+
+def _ident(raw: Mapping[str, Any], path: str, locate: Locate, fail: Fail) -> int:
+    """The threshold's id."""
     if "id" not in raw:
         raise ConfigError(path, "threshold without an 'id'", locate("id"), "id")
     ident = _int(raw["id"], "id", fail)
     if ident > MAX_ID:
         raise fail("id", f"must be at most {MAX_ID} (the largest id every supported database stores), not {ident}")
     return ident
+
+
+def _source(raw: Mapping[str, Any], sources: Sequence[str], installed: Mapping[str, type[Source]],
+            fail: Fail) -> type[Source]:
+    """The plugin of the threshold's source, which reads its own fields."""
+    source = raw.get("source", DEFAULT_SOURCE)
+    if source not in sources or source not in installed:
+        raise fail("source", f"unknown source {source!r} (available: {', '.join(sources)})")
+    return installed[source]
 
 
 def _series_names(raw: Mapping[str, Any], source: str, key: str, rule: str, fail: Fail) -> tuple[str, ...]:
@@ -154,40 +191,54 @@ def _series_names(raw: Mapping[str, Any], source: str, key: str, rule: str, fail
     return tuple(names)
 
 
-def _rule(raw: Mapping[str, Any], fail: Fail) -> tuple[str, Direction, float]:
-    """(consolidation function, direction, limit)."""
+def _cf(raw: Mapping[str, Any], fail: Fail) -> str:
     cf = raw.get("cf", "AVERAGE")
     if not isinstance(cf, str) or cf.upper() not in CONSOLIDATION_FUNCTIONS:
         raise fail("cf", f"must be one of {', '.join(CONSOLIDATION_FUNCTIONS)}, not {cf!r}")
+    return cf.upper()
+
+
+def _direction(raw: Mapping[str, Any], fail: Fail) -> Direction:
     kind = raw.get("type")
     if not isinstance(kind, str) or kind.lower() not in ("above", "below"):
         raise fail("type", f"must be 'above' or 'below', not {kind!r}")
+    return Direction(kind.lower())
+
+
+def _limit(raw: Mapping[str, Any], fail: Fail) -> float:
     try:
-        value = parse_quantity(raw.get("value"))  # a number, or text with an SI suffix ("80M")
+        return parse_quantity(raw.get("value"))  # a number, or text with an SI suffix ("80M")
     except ValueError as exc:
         raise fail("value", str(exc)) from None
-    return cf.upper(), Direction(kind.lower()), value
 
 
-def _window(raw: Mapping[str, Any], fail: Fail) -> tuple[str, str]:
+def _window(raw: Mapping[str, Any], fail: Fail, p: Problems) -> tuple[str, str]:
     """(start, end) as AT-style times that resolve, start before end."""
-    windows = {}
-    for name, default in (("start", "now-1h"), ("end", "now")):
-        spec = raw.get(name, default)
-        if isinstance(spec, int) and not isinstance(spec, bool):
-            spec = str(spec)
-        if not isinstance(spec, str):
-            raise fail(name, f"must be an AT-style time such as 'now-1h', not {spec!r}")
-        try:
-            timespec.validate(spec)
-        except timespec.TimeSpecError as exc:
-            raise fail(name, str(exc)) from None
-        windows[name] = spec
+    start = p.step("now-1h", lambda: _time(raw, "start", "now-1h", fail))
+    end = p.step("now", lambda: _time(raw, "end", "now", fail))
+    if p.ok("start", "end"):
+        p.step(None, lambda: _ordered(start, end, fail))
+    return start, end
+
+
+def _time(raw: Mapping[str, Any], name: str, default: str, fail: Fail) -> str:
+    spec = raw.get(name, default)
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        spec = str(spec)
+    if not isinstance(spec, str):
+        raise fail(name, f"must be an AT-style time such as 'now-1h', not {spec!r}")
     try:
-        timespec.resolve_window(windows["start"], windows["end"], _PROBE_NOW)
+        timespec.validate(spec)
+    except timespec.TimeSpecError as exc:
+        raise fail(name, str(exc)) from None
+    return spec
+
+
+def _ordered(start: str, end: str, fail: Fail) -> None:
+    try:
+        timespec.resolve_window(start, end, _PROBE_NOW)
     except timespec.TimeSpecError as exc:
         raise fail("start", str(exc)) from None
-    return windows["start"], windows["end"]
 
 
 def _name(raw: Mapping[str, Any], fail: Fail) -> str:

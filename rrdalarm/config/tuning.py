@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from rrdalarm.common.quantities import format_quantity, parse_duration, parse_quantity
+from rrdalarm.config.problems import Problems
 from rrdalarm.model.definitions import Tuning
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.states import Direction, NoData, Severity
@@ -106,25 +108,43 @@ TUNING_FIELDS: dict[str, TuningField] = {
 }
 
 
+_MISTAKE = object()
+
+
 def read_tuning(raw: Mapping[str, Any], fail: Fail, direction: Direction, limit: float,
-                repetitions: int) -> Tuning:
+                repetitions: int, problems: Problems | None = None) -> Tuning:
     """The tuning fields of a threshold table, each checked, then checked against each other."""
+    p = problems or Problems()
     values: dict[str, Any] = {}
     typed: dict[str, Any] = {}
     for name, spec in TUNING_FIELDS.items():
         if name not in raw:
             continue
-        try:
-            values[name] = spec.read(raw[name])
-        except ValueError as exc:
-            raise fail(name, str(exc)) from None
-        typed[name] = raw[name]
+        value = p.step(_MISTAKE, partial(_read, spec, name, raw[name], fail))
+        if value is not _MISTAKE:  # else `problems` kept the mistake, and the default stands in
+            values[name] = value
+            typed[name] = raw[name]
     tuning = replace(Tuning(), **values, typed=typed)
-    _consistent(tuning, fail, direction, limit, repetitions)
+    # Each comparison runs only once the fields it compares were read, or it would restate their mistake.
+    checks: tuple[tuple[tuple[str, ...], Callable[[], None]], ...] = (
+        (("type", "value", "clear_value"), lambda: _clear_level(tuning, fail, direction, limit)),
+        (("repetitions", "within"), lambda: _within(tuning, fail, repetitions)),
+        (("flap_changes", "flap_window"), lambda: _flapping(tuning, fail)),
+    )
+    for needs, check in checks:
+        if p.ok(*needs):
+            p.step(None, check)
     return tuning
 
 
-def _consistent(t: Tuning, fail: Fail, direction: Direction, limit: float, repetitions: int) -> None:
+def _read(spec: TuningField, name: str, raw: Any, fail: Fail) -> Any:
+    try:
+        return spec.read(raw)
+    except ValueError as exc:
+        raise fail(name, str(exc)) from None
+
+
+def _clear_level(t: Tuning, fail: Fail, direction: Direction, limit: float) -> None:
     if t.clear_value is not None:
         wrong = t.clear_value > limit if direction is Direction.ABOVE else t.clear_value < limit
         if wrong:
@@ -132,8 +152,14 @@ def _consistent(t: Tuning, fail: Fail, direction: Direction, limit: float, repet
             article = "an" if direction is Direction.ABOVE else "a"
             raise fail("clear_value", f"must be {side} the limit of {article} '{direction.value}' threshold "
                                       f"({format_quantity(limit)}), not {format_quantity(t.clear_value)}")
+
+
+def _within(t: Tuning, fail: Fail, repetitions: int) -> None:
     if t.within and t.within < max(1, repetitions):
         raise fail("within", f"must be at least 'repetitions' ({max(1, repetitions)}) or 0, not {t.within}")
+
+
+def _flapping(t: Tuning, fail: Fail) -> None:
     if bool(t.flap_changes) != bool(t.flap_window):
         missing = "flap_window" if t.flap_changes else "flap_changes"
         raise fail(missing, "flap detection needs both flap_changes and flap_window")

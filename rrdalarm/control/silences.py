@@ -12,6 +12,7 @@ from datetime import datetime
 from rrdalarm.common.quantities import format_duration, parse_duration
 from rrdalarm.model.control import Matchers, Silence
 from rrdalarm.model.definitions import Settings, Threshold
+from rrdalarm.model.results import Row
 from rrdalarm.model.states import Severity, State
 from rrdalarm.rules import timespec
 from rrdalarm.rules.quieting import matches
@@ -110,6 +111,23 @@ def expire(store: Store, ident: int, by: str, now: int) -> Silence:
     return gone
 
 
+def extend(store: Store, ident: int, duration: str | int, by: str, now: int) -> Silence:
+    """Let silence `ident` last `duration` longer (from now, if it would end sooner)."""
+    try:
+        more = parse_duration(duration)
+    except ValueError as exc:
+        raise ControlError(f"duration: {exc}") from None
+    if more <= 0:
+        raise ControlError("extend by more than 0 seconds")
+    known = stored.silence(store, ident)
+    if known is None:
+        raise ControlError(f"no silence {ident}")
+    moved = stored.extend_silence(store, ident, max(known.ends_at, now) + more, by, now)
+    if moved is None:
+        raise ControlError(f"silence {ident} has ended already: add a new one")
+    return moved
+
+
 def listed(store: Store, now: int, include_ended: bool = False) -> list[Silence]:
     return stored.silences(store, now, include_ended=include_ended)
 
@@ -149,8 +167,13 @@ def matched_now(settings: Settings, thresholds: Sequence[Threshold], store: Stor
     from rrdalarm.check.engine import run_check
 
     result = run_check(settings, thresholds, store, at=now, dry_run=True, want_ok=True, deliver=False)
+    return matched_in(result.rows, thresholds, m)
+
+
+def matched_in(rows: Sequence[Row], thresholds: Sequence[Threshold], m: Matchers) -> Matched:
+    """The series of a check's rows that the matchers cover, and how many of them fire."""
     by_id: Mapping[int, Threshold] = {t.id: t for t in thresholds}
-    hits = [r for r in result.rows if r.threshold in by_id
+    hits = [r for r in rows if r.threshold in by_id
             and matches(m, r.threshold, r.file, r.ds, by_id[r.threshold].tuning.labels, r.severity)]
     return Matched(len(hits), sum(1 for r in hits if r.state is State.FIRING))
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rrdalarm.model.definitions import Threshold
+from rrdalarm.model.definitions import ActionSpec, Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.records import NewEvent, PlannedDelivery
 from rrdalarm.model.states import EventKind
@@ -78,16 +78,19 @@ def plan_actions(thresholds: Sequence[Threshold], plugins: Mapping[str, type[Act
                     f"installed (available: {', '.join(sorted(plugins)) or 'none'}); it will not run"
                 )
                 continue
-            raw = own_params(plugin, spec.params)
             try:
-                when = parse_when(raw.pop("on", list(DEFAULT_WHEN)))
-                params = validate_params(plugin, raw)
+                planned = plan_action(spec, plugin)
             except ValueError as exc:
                 raise ConfigError(where, f"threshold {t.id}: {exc}", line, "action") from None
-            plan.by_threshold.setdefault(t.id, []).append(
-                PlannedAction(spec.type, params, when, plugin.split_param)
-            )
+            plan.by_threshold.setdefault(t.id, []).append(planned)
     return plan
+
+
+def plan_action(spec: ActionSpec, plugin: type[Action]) -> PlannedAction:
+    """One action of a threshold with its parameters validated by its plugin; ValueError says what is wrong."""
+    raw = own_params(plugin, spec.params)
+    when = parse_when(raw.pop("on", list(DEFAULT_WHEN)))
+    return PlannedAction(spec.type, validate_params(plugin, raw), when, plugin.split_param)
 
 
 def carried(t: Threshold) -> tuple[str, str, str | None]:

@@ -167,6 +167,8 @@ class ServiceSettings:
     connection_limit: int = 1000
     session_idle: float = 43200.0
     """Seconds a logged-in session may stay unused before it ends (12 h)."""
+    page_refresh: float = 30.0
+    """Seconds between two refreshes of the Alarms now page in a browser."""
 
     @property
     def host_port(self) -> tuple[str, int]:

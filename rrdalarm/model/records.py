@@ -50,6 +50,16 @@ class StateView:
 
 
 @dataclass(frozen=True)
+class StoredState:
+    """A series' stored state with the last value it recorded (the Alarms now page)."""
+
+    key: tuple[int, str, str]
+    view: StateView
+    value: float | None
+    time: int | None
+
+
+@dataclass(frozen=True)
 class StateChange:
     key: tuple[int, str, str]
     state: State

@@ -36,6 +36,11 @@ def _glob(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out))
 
 
+def glob_escape(name: str) -> str:
+    """A series name as a glob that matches only itself."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
 def matches(m: Matchers, threshold: int, series: str, ds: str, labels: Mapping[str, str], severity: str) -> bool:
     """True when every matcher given agrees with the series."""
     if m.threshold is not None and m.threshold != threshold:

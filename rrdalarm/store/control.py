@@ -87,6 +87,21 @@ def expire_silence(store: Store, ident: int, by: str, now: int) -> Silence | Non
         return gone
 
 
+def extend_silence(store: Store, ident: int, ends_at: int, by: str, now: int) -> Silence | None:
+    """Move the end of a silence still in force or to come; None when there is none such."""
+    with store.session() as s:
+        row = s.get(SilenceRow, ident)
+        if row is None or row.ends_at <= now:
+            return None
+        before = row.ends_at
+        row.ends_at = ends_at
+        s.flush()
+        moved = _silence(row)
+        s.add(_audit(now, by, "extend", row.threshold_id,
+                     f"silence {ident} extended from {before} until {ends_at}: {moved.matchers.describe()}"))
+        return moved
+
+
 @dataclass(frozen=True)
 class FiringSeries:
     """A FIRING series as acknowledging sees it."""

@@ -31,6 +31,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    or_,
     select,
     update,
 )
@@ -41,7 +42,15 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from rrdalarm.common.errors import StoreError
 from rrdalarm.common.fileutil import create_private_file, make_private_dirs
 from rrdalarm.model.control import Acknowledgement
-from rrdalarm.model.records import NewEvent, PlannedDelivery, Recorded, RunSummary, StateChange, StateView
+from rrdalarm.model.records import (
+    NewEvent,
+    PlannedDelivery,
+    Recorded,
+    RunSummary,
+    StateChange,
+    StateView,
+    StoredState,
+)
 from rrdalarm.model.states import DeliveryStatus, EventKind, State
 
 
@@ -209,7 +218,7 @@ class AuditEntry(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[int] = mapped_column(Integer, index=True)
     user: Mapped[str] = mapped_column(String(64))
-    # add, edit, duplicate, enable, disable, delete; silence, expire, ack (diff then says what)
+    # add, edit, duplicate, enable, disable, delete; silence, expire, extend, ack (diff then says what)
     change: Mapped[str] = mapped_column(String(16))
     threshold_id: Mapped[int | None] = mapped_column(Integer)
     threshold_name: Mapped[str] = mapped_column(String(255))
@@ -294,6 +303,15 @@ class Store:
         with self.session() as s:
             rows = s.scalars(select(SeriesState).where(SeriesState.threshold_id.in_(ids))).all()
             return {(r.threshold_id, r.series, r.ds): _view(r) for r in rows}
+
+    def troubled_states(self) -> list[StoredState]:
+        """Series that are FIRING, stale or flapping, with their last recorded values."""
+        q = select(SeriesState).where(or_(SeriesState.state == State.FIRING.value,
+                                          SeriesState.stale_since.is_not(None),
+                                          SeriesState.flapping_since.is_not(None)))
+        with self.session() as s:
+            return [StoredState((r.threshold_id, r.series, r.ds), _view(r), r.last_value, r.last_time)
+                    for r in s.scalars(q)]
 
     def firing_elsewhere(self, threshold_ids: Iterable[int]) -> dict[tuple[int, str, str], StateView]:
         """FIRING series of every threshold not in `threshold_ids` (disabled or deleted ones)."""
@@ -588,10 +606,12 @@ class Store:
         until: int | None = None,
         series: str | None = None,
         ds: str | None = None,
+        containing: str | None = None,
+        severity: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[AlarmEvent]:
-        """Newest events first; `since` and `until` are inclusive check times."""
+        """Newest events first; `since` and `until` are inclusive check times; `containing`: text of the series."""
         q = select(AlarmEvent).order_by(AlarmEvent.at.desc(), AlarmEvent.id.desc()).limit(limit).offset(offset)
         if threshold is not None:
             q = q.where(AlarmEvent.threshold_id == threshold)
@@ -605,6 +625,11 @@ class Store:
             q = q.where(AlarmEvent.series == series)
         if ds is not None:
             q = q.where(AlarmEvent.ds == ds)
+        if containing:
+            like = containing.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            q = q.where(func.lower(AlarmEvent.series).like(f"%{like.lower()}%", escape="\\"))
+        if severity:
+            q = q.where(AlarmEvent.severity == severity)
         with self.session() as s:
             return list(s.scalars(q).all())
 

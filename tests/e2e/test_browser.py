@@ -184,7 +184,7 @@ def test_add_preview_check_edit_delete(ui: Watched, site: Site) -> None:
     expect(page.locator("#preview")).to_be_visible()
     expect(page.locator("#preview-would-fire")).to_have_text("1")
     expect(page.locator("#backtest-fires")).to_be_attached()
-    graph = page.locator("#preview-graph")
+    graph = page.locator("#preview-graph-1")
     expect(graph).to_be_visible()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=graph.element_handle())
     expect(glob).to_have_value("interfaces/eth0/bytes.rrd")  # the preview keeps the form filled in
@@ -310,7 +310,7 @@ def test_phone_width_app_pages(ui: Watched, site: Site) -> None:
     expect(page.locator("#glob-count")).to_have_text("3 files match")
     page.click("#preview-button")
     expect(page.locator("#preview-would-fire")).to_have_text("1")
-    page.wait_for_function("() => document.querySelector('#preview-graph').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('#preview-graph-1').naturalWidth > 0")
     assert_fits(ui, "threshold-form-preview")
     page.goto(site.url + "/events")
     expect(page.locator("tr.s-alarm-fired")).to_have_count(1)
@@ -387,4 +387,93 @@ def test_silence_acknowledge_and_expire_from_the_silences_page(ui: Watched, site
     expect(page.locator("#silences tbody")).to_contain_text("No silences in force or to come.")
     page.goto(site.url + "/audit")
     expect(page.locator("article.change")).to_have_count(3)
+    ui.assert_clean()
+
+
+def test_alarms_now_shows_what_is_wrong_and_takes_control(ui: Watched, site: Site) -> None:
+    """The dashboard lists exactly the non-OK series; acknowledge and silence from it; a refresh keeps a menu open."""
+    site.env.write_thresholds(ALL_INTERFACES)
+    page = ui.page
+    log_in(ui, site, "alice", "/")
+    page.click("#check-now")
+    expect(page.locator("#rows tr")).to_have_count(3)
+    page.goto(site.url + "/")
+    items = page.locator("#alarms tr[data-series]")
+    expect(items).to_have_count(1)
+    assert items.first.get_attribute("data-series") == "interfaces/eth0/bytes.rrd"
+    expect(page.locator("#count-warning")).to_have_text("1")
+    ui.shot("alarms-desktop")
+    # Keyboard only: open the acknowledge menu, type, submit.
+    page.locator("details[id^=ack-] summary").focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    page.keyboard.type("cable check")
+    page.keyboard.press("Enter")
+    expect(page.locator("#alarms .badge.acked")).to_have_text("acknowledged by alice")
+    menu = page.locator("details[id^=silence-]")
+    menu.locator("summary").click()
+    expect(menu.locator("output.preview")).to_have_text("matches 1 series (1 firing)")
+    menu.locator("input[value=threshold]").check()
+    expect(menu.locator("output.preview")).to_have_text("matches 3 series (1 firing)")
+    page.evaluate("document.activeElement.blur()")
+    # A refresh (forced here rather than waited for) keeps the open menu open.
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    page.wait_for_timeout(500)
+    expect(page.locator("details[id^=silence-]")).to_have_attribute("open", "")
+    menu = page.locator("details[id^=silence-]")
+    menu.locator("input[value=threshold]").check()
+    menu.locator("select[name=for]").select_option("1h")
+    menu.locator("input[name=comment]").fill("maintenance")
+    menu.locator("button[type=submit]").click()
+    expect(page.locator(".flash")).to_contain_text("silence 1 (threshold 1) for 1 h added")
+    expect(page.locator("#alarms .badge.silenced")).to_have_count(1)
+    expect(page.locator("#count-silenced")).to_have_text("1")
+    page.set_viewport_size(PHONE)
+    assert_fits(ui, "alarms")
+
+
+def test_editor_proposes_the_id_offers_a_globs_data_sources_and_previews_beside_the_form(ui: Watched,
+                                                                                        site: Site) -> None:
+    """The next free id, the DS union of a glob with counts, the preview beside the form on a wide screen
+    (one graph per firing series) and below it on a phone."""
+    site.env.write_thresholds(ALL_INTERFACES)
+    end = int(time.time()) // 60 * 60
+    site.env.rrd("interfaces/eth2/bytes.rrd", {"rx": [600.0] * 10, "tx": [1.0] * 10}, end=end)
+    page = ui.page
+    page.set_viewport_size({"width": 1400, "height": 900})
+    log_in(ui, site, "alice", "/thresholds/new")
+    expect(page.locator("#id")).to_have_value("2")  # threshold 1 exists
+
+    glob = page.locator("#glob")
+    glob.click()
+    glob.press_sequentially("interfaces/*/bytes.rrd", delay=20)
+    expect(page.locator("#glob-count")).to_have_text("3 files match")
+    buttons = page.locator("#ds-choices button")
+    expect(buttons).to_have_count(2)
+    expect(page.locator("#ds-choices")).to_contain_text("Data sources of the 3 matched files")
+    offered = buttons.evaluate_all("bs => bs.map(b => [b.dataset.ds, b.querySelector('.ds-files').textContent])")
+    assert offered == [["rx", "all"], ["tx", "1/3"]], offered
+    buttons.first.click()
+    expect(page.locator("#ds")).to_have_value("rx")
+    ui.shot("01-ds-union")
+
+    page.fill("#name", "busy interfaces")
+    page.fill("#value", "100")
+    page.click("#preview-button")
+    expect(page.locator("#preview-would-fire")).to_have_text("2")  # eth0 and eth2
+    graphs = page.locator("#preview-graphs img")
+    expect(graphs).to_have_count(2)
+    for i in range(2):
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=graphs.nth(i).element_handle())
+    form, preview = page.locator("#threshold-form").bounding_box(), page.locator("#preview").bounding_box()
+    assert form and preview
+    assert preview["x"] >= form["x"] + form["width"], (form, preview)  # side by side
+    assert preview["y"] < form["y"] + form["height"] and preview["y"] + 1 >= form["y"], (form, preview)
+    ui.shot("02-preview-beside-the-form", full_page=False)
+
+    page.set_viewport_size(PHONE)
+    form, preview = page.locator("#threshold-form").bounding_box(), page.locator("#preview").bounding_box()
+    assert form and preview
+    assert preview["y"] >= form["y"] + form["height"], (form, preview)  # below it
+    assert_fits(ui, "03-preview-below-the-form")
     ui.assert_clean()

@@ -461,3 +461,12 @@ def test_validate_needs_no_database_layer(env: Env) -> None:
             "print(r.exit_code, 'sqlalchemy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split() == ["0", "False"], out.stdout + out.stderr
+
+
+def test_validate_names_only_the_first_of_several_mistakes_in_one_line(env: Env) -> None:
+    # The editor collects every field's mistake; the CLI still stops at the first, in field order.
+    bad = GOOD.replace('glob = "interfaces/eth0/*Bytes.rrd"', 'glob = "../x/*.rrd"') \
+              .replace("value = 100\n", 'value = "lots"\nstart = "yesterday-ish"\n')
+    path = env.write_thresholds(bad)
+    msg = assert_one_clear_line(env.run("validate"), f"{path}:5:", "glob")
+    assert "value" not in msg and "start" not in msg

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,9 @@ def test_silence_add_list_expire_and_the_notification_after_it(env: Env) -> None
                     check=True)
     assert "silence 1 (threshold 1, series web/a*) for 9 min 59 s added" in added.stdout
     assert "it matches 1 series now (1 firing)" in added.stdout
+    longer = env.run("silence", "extend", "1", "--for", "10min", "--at", str(T0 + 2), check=True)
+    assert longer.stdout.startswith("silence 1 (threshold 1, series web/a*) now ends ")
+    assert_one_clear_line(env.run("silence", "extend", "9", "--for", "1h"), "no silence 9")
     listed = env.run("silence", "list", "--json", "--at", str(T0 + 2), check=True)
     [entry] = [json.loads(line) for line in listed.stdout.splitlines()]
     assert entry["state"] == "active" and entry["author"] == "alice" and entry["series"] == "web/a*"
@@ -66,6 +70,8 @@ def test_silence_add_list_expire_and_the_notification_after_it(env: Env) -> None
     assert a["status"] == "ALARM FIRED" and a["silenced"] == []
     told = [line for line in log_lines(env) if "web/a.rrd" in line]
     assert len(told) == 2 and "silenced from" in told[1]
+    ended_extend = env.run("silence", "extend", "1", "--for", "1h", "--at", str(T0 + 400))
+    assert_one_clear_line(ended_extend, "silence 1 has ended already")
     again = env.run("silence", "expire", "1", "--at", str(T0 + 400))
     assert_one_clear_line(again, "silence 1 has ended already")
     assert env.run("silence", "list", "--at", str(T0 + 400), check=True).stdout.startswith("no silences in force")
@@ -73,7 +79,7 @@ def test_silence_add_list_expire_and_the_notification_after_it(env: Env) -> None
     assert "expired" in ended and "expired by bob" in ended
     with db(env) as store:
         audit = [(a.user, a.change) for a in store.audit()]
-    assert audit == [("bob", "expire"), ("alice", "silence")]
+    assert audit == [("bob", "expire"), (getpass.getuser(), "extend"), ("alice", "silence")]
 
 
 def test_silence_add_refuses_what_cannot_be(env: Env) -> None:

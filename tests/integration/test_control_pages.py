@@ -66,3 +66,26 @@ def test_a_viewer_sees_but_cannot_make(app: Flask, env: Env, store: Store) -> No
         assert scripted.post(path, data={"threshold": "1", "for": "1h", "comment": "x"},
                              headers=bearer).status_code in (400, 403)
     assert [s.expired_by for s in silences.listed(store, 0, include_ended=True)] == [None]
+
+
+def test_windows_what_each_covers_now_and_extend(app: Flask, env: Env, store: Store) -> None:
+    env.write_thresholds(env.thresholds_path.read_text() + (
+        '\n[[maintenance]]\nname = "nightly"\nschedule = "0 3 * * *"\nduration = "1h"\nthreshold = 1\n'
+        'comment = "backup"\n'))
+    check(env, store)
+    client, token = logged_in(app, "alice")
+    client.post("/silences", data={"csrf_token": token, "threshold": "1", "series": "web/*", "for": "1h",
+                                   "comment": "rack move"})
+    page = client.get("/silences").get_data(as_text=True)
+    assert '<td data-label="Matches now" class="matches">1 firing</td>' in page  # no check of this process yet: the stored states
+    assert "nightly" in page and "<code>0 3 * * *</code> for 1 h" in page and "backup" in page
+    assert "threshold 1" in page.split('id="windows"')[1]
+    before = silences.listed(store, 0)[0].ends_at
+    done = client.post("/silences/1/extend", data={"csrf_token": token, "for": "2h"},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "Silence 1 now ends" in done
+    assert silences.listed(store, 0)[0].ends_at == before + 7200
+    bad = client.post("/silences/1/extend", data={"csrf_token": token, "for": "soon"},
+                      follow_redirects=True).get_data(as_text=True)
+    assert "is not a duration" in bad
+    assert [a.change for a in store.audit()][:2] == ["extend", "silence"]

@@ -200,6 +200,22 @@ def test_events_filters_by_threshold_status_and_time(site: Site) -> None:
     assert "No events" in text(c, "/events?threshold=99")
 
 
+def test_events_filter_by_file_text_and_severity_in_the_url(site: Site) -> None:
+    c = site.client()
+    rows = event_rows(text(c, "/events?q=P/00"))  # case-insensitive: p/000.rrd to p/009.rrd
+    assert len(rows) == 10 and all("p/00" in r for r in rows)
+    assert not event_rows(text(c, "/events?q=%25"))  # LIKE's wildcards are plain text here
+    assert len(event_rows(text(c, "/events?q=low/&threshold=2"))) == 1
+    page = text(c, "/events?q=low/&severity=warning")
+    assert len(event_rows(page)) == 1 and 'value="low/"' in page and '<option value="warning" selected>' in page
+    assert "No events" in text(c, "/events?severity=critical")
+    error = text(c, "/events?severity=bad", 400)
+    assert "severity: 'bad' is not one of critical, warning, info" in html.unescape(error)
+    first = text(c, "/events?q=p/&severity=warning")
+    older = re.search(r'href="([^"]+)" rel="next"', first)
+    assert older and html.unescape(older.group(1)) == "/events?q=p/&severity=warning&page=2"
+
+
 def test_events_pages_of_fifty_keep_the_filter(site: Site) -> None:
     c = site.client()
     # Threshold 3 fired 110 series in the first check (no action hears its repeats: none is stored).

@@ -276,6 +276,45 @@ def test_data_sources_errors_are_one_line(tree: Path, rel: str, not_found: bool,
     assert "\n" not in str(caught.value) and str(tree) not in str(caught.value)
 
 
+def mixed(root: Path) -> None:
+    """Three RRDs with different data sources under interfaces/ (and the tree's empty files beside them)."""
+    make_rrd(root / "interfaces/eth0/bytes.rrd", {"rx": [1.0, 2.0], "tx": [3.0, 4.0]})
+    make_rrd(root / "interfaces/eth1/bytes.rrd", {"rx": [1.0, 2.0]})
+    make_rrd(root / "interfaces/eth10/bytes.rrd", {"rx": [1.0, 2.0], "errors": [0.0, 0.0]})
+
+
+def test_data_source_union_counts_each_name_over_the_matched_files(tree: Path) -> None:
+    mixed(tree)
+    s = PathSuggester(tree, None)
+    got = s.data_source_union("interfaces/*/bytes.rrd")
+    # The most common first; among equals, the order of the first file that has it.
+    assert (got.ds, got.files, got.unreadable, got.partial) == ([("rx", 3), ("tx", 1), ("errors", 1)], 3, 0, False)
+    # The empty files the glob also matches are counted as unreadable, not hidden, and hide nothing.
+    got = s.data_source_union("interfaces/**/*.rrd")
+    assert (got.ds[0], got.files, got.unreadable) == (("rx", 3), 3, 3)
+    assert s.data_source_union("nothing/*.rrd") == type(got)([], 0, 0, False)
+
+
+def test_data_source_union_reads_nothing_outside_the_root(tree: Path) -> None:
+    make_rrd(tree.parent / "outside" / "real.rrd", {"leak": [1.0, 2.0]})
+    os.symlink(tree.parent / "outside" / "real.rrd", tree / "link.rrd")
+    s = PathSuggester(tree, None)
+    for glob in ("*.rrd", "**/*.rrd", "evil/*.rrd", "*/*.rrd"):
+        assert "leak" not in [name for name, _ in s.data_source_union(glob).ds], glob
+    for glob in ("../*.rrd", "/etc/*", "a/**b"):
+        with pytest.raises(SuggestError):
+            s.data_source_union(glob)
+
+
+def test_data_source_union_stops_at_its_file_limit_and_budget(tree: Path) -> None:
+    mixed(tree)
+    s = PathSuggester(tree, None)
+    got = s.data_source_union("interfaces/*/bytes.rrd", max_files=2)
+    assert (got.files, got.partial) == (2, True) and "first 2" in got.message
+    got = s.data_source_union("interfaces/*/bytes.rrd", budget_s=0.0)
+    assert got.partial and got.files == 0
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -387,7 +426,8 @@ def api(app: Flask) -> Api:
     return Api(app.test_client())
 
 
-ROUTES = ["/api/suggest?q=", "/api/matches?glob=*.rrd", "/api/ds?file=a.rrd", "/api/ntopng/interfaces",
+ROUTES = ["/api/suggest?q=", "/api/matches?glob=*.rrd", "/api/ds?file=a.rrd", "/api/ds?glob=*.rrd",
+          "/api/ntopng/interfaces",
           "/api/ntopng/schemas?entity=host&ifid=0", "/api/ntopng/hosts?ifid=0"]
 
 
@@ -491,6 +531,28 @@ def test_a_new_root_gets_a_new_suggester(api: Api, web_env: Env, tmp_path: Path)
 
 
 # ---------------------------------------------------------------------------- ntopng
+
+
+def test_ds_route_with_a_glob_answers_the_union_with_counts(api: Api, web_env: Env) -> None:
+    make_rrd(web_env.root / "interfaces/eth1/bytes.rrd", {"rcvd": [1.0, 2.0]})
+    make_rrd(web_env.root / "interfaces/eth10/bytes.rrd", {"rcvd": [1.0, 2.0], "drops": [0.0, 0.0]})
+    r = api.get("/api/ds", glob="interfaces/*/bytes.rrd")
+    assert r.status_code == 200
+    assert r.get_json() == {"ds": [{"name": "rcvd", "files": 3}, {"name": "sent", "files": 1},
+                                   {"name": "drops", "files": 1}], "files": 3, "unreadable": 0, "partial": False}
+    for glob, text in [("../*.rrd", "'..'"), ("/etc/*", "absolute"), ("", "empty")]:
+        r = api.get("/api/ds", glob=glob)
+        assert r.status_code == 400 and text in r.get_json()["error"], glob
+    # A link leading out of the root is never read, whichever glob reaches it.
+    make_rrd(web_env.base / "outside" / "real.rrd", {"leak": [1.0, 2.0]})
+    body = api.get("/api/ds", glob="evil/*.rrd").get_json()
+    assert body["ds"] == [] and body["files"] == 0
+
+
+def test_ds_route_with_a_glob_out_of_time_is_partial(api: Api, app: Flask) -> None:
+    app.config["SUGGEST_BUDGET_S"] = 0.0
+    body = api.get("/api/ds", glob="**/*.rrd").get_json()
+    assert body["partial"] is True and body["files"] == 0 and "first" in body["message"]
 
 
 def configure_ntopng(env: Env, url: str, token: str = "T") -> None:
@@ -646,7 +708,11 @@ def run_browser_steps(page: Any, served: str, dialogs: list[str]) -> None:
     glob.fill("")
     glob.press_sequentially("interfaces/*/bytes.rrd")
     expect(page.locator("#glob-count")).to_have_text("3 files match")
-    expect(page.locator("#ds-choices button")).to_have_count(0)  # a glob: no single file to ask
+    # A glob: the union over the files it reads (eth1 and eth10 are empty files here), with counts.
+    expect(page.locator("#ds-choices")).to_contain_text("Data sources of the 1 matched file (2 unreadable)")
+    expect(page.locator("#ds-choices button")).to_have_count(2)
+    assert page.locator("#ds-choices button").evaluate_all("bs => bs.map(b => b.dataset.ds)") == ["rcvd", "sent"]
+    expect(page.locator("#ds-choices button").nth(0)).to_have_attribute("aria-pressed", "true")
 
     glob.fill("")
     glob.press_sequentially("interfaces/e")

@@ -321,7 +321,7 @@ def test_preview_shows_what_would_fire_and_a_backtest_without_saving(app: Flask,
     assert rows.index("interfaces/eth0/bytes.rrd") < rows.index("would fire") < rows.index("interfaces/eth1")
     # Three points above 100 at the end of the file: one firing in the replayed day, still firing now.
     assert re.search(r'id="backtest-fires">1<', page)
-    graph = html.unescape(re.search(r'id="preview-graph" src="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+    graph = html.unescape(re.search(r'id="preview-graph-1" src="([^"]+)"', page).group(1))  # type: ignore[union-attr]
     png = client.get(graph)
     assert png.status_code == 200 and png.data.startswith(b"\x89PNG")
     assert env.thresholds_path.read_text() == THRESHOLDS  # nothing saved
@@ -546,3 +546,100 @@ def test_delete_keeps_maintenance_windows_and_refuses_a_threshold_one_names(app:
     assert resp.status_code == 302
     text = env.thresholds_path.read_text()
     assert [t.id for t in load_thresholds(env.thresholds_path)] == [2] and text.endswith(WINDOW)
+
+
+def field_block(page: str, field: str) -> str:
+    return page.split(f'id="field-{field}"')[1].split('<div class="field"')[0]
+
+
+def test_three_mistakes_show_three_errors_each_once_beside_its_field(app: Flask, env: Env) -> None:
+    client = logged_in(app)
+    data = form_of(client.get("/thresholds/new").get_data(as_text=True))
+    data.update({"name": "n", "glob": "../etc/*.rrd", "type": "above", "value": "lots", "start": "yesterday-ish",
+                 "op": "save"})
+    resp = client.post("/thresholds/new", data=data)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    messages = {"glob": "cannot leave the RRD root", "value": "is not a number with an SI suffix",
+                "start": "yesterday-ish"}
+    for field, message in messages.items():
+        block = html.unescape(field_block(page, field))
+        assert 'class="errors"' in block and message in block, (field, block)
+    errors = re.findall(r'<ul class="errors"[^>]*><li>(.*?)</li></ul>', page, re.S)
+    assert len(errors) == 3, errors
+    body = html.unescape(page.split("</h1>", 1)[1])
+    for message in ("cannot leave the RRD root", "is not a number with an SI suffix"):
+        assert body.count(message) == 1, message  # beside its field, and nowhere else
+    summary = page.split('id="error-summary"')[1].split("</div>")[0]
+    assert "3 fields need attention" in summary
+    assert re.findall(r'href="#field-(\w+)"', summary) == ["glob", "value", "start"]
+    assert 'id="form-error"' not in page and env.thresholds_path.read_text() == THRESHOLDS
+    again = form_of(page)
+    assert (again["glob"], again["value"], again["start"]) == ("../etc/*.rrd", "lots", "yesterday-ish")
+
+
+def test_the_forms_own_checks_and_the_rules_and_actions_report_together(app: Flask, env: Env) -> None:
+    client = logged_in(app)
+    data = form_of(client.get("/thresholds/new").get_data(as_text=True))
+    data.update({"name": "x" * 300, "glob": "df/*.rrd", "type": "above", "value": "1", "id": "1",
+                 "tuning-labels": "oops", "tuning-scale": "0", "action-0-type": "email", "op": "save"})
+    page = client.post("/thresholds/new", data=data).get_data(as_text=True)
+    assert "Field cannot be longer than 255 characters" in field_block(page, "name")
+    assert "already used by &#39;uplink&#39;; the next free id is 3" in field_block(page, "id")
+    assert "is not key=value" in html.unescape(field_block(page, "labels"))
+    assert "must be above 0" in field_block(page, "scale")
+    assert "needs parameter &#39;to&#39;" in page.split('id="action-error"')[1].split("</ul>")[0]
+    assert "5 fields need attention" in page and page.count('class="errors"') == 5
+
+
+def test_a_new_threshold_is_proposed_the_next_free_id(app: Flask, env: Env) -> None:
+    client = logged_in(app)
+    env.write_thresholds(THRESHOLDS.replace("id = 2\n", "id = 41\n"))
+    assert form_of(client.get("/thresholds/new").get_data(as_text=True))["id"] == "42"
+    assert form_of(client.get("/thresholds/1/duplicate").get_data(as_text=True))["id"] == "42"
+    env.write_thresholds("# nothing yet\n")
+    assert form_of(client.get("/thresholds/new").get_data(as_text=True))["id"] == "1"
+
+
+def test_the_preview_graphs_every_series_that_would_fire_up_to_a_limit(app: Flask, env: Env) -> None:
+    end = int(time.time()) // 60 * 60
+    for i in range(3):
+        env.rrd(f"busy/host{i}.rrd", {"in": [500.0] * 8, "out": [1.0] * 8}, end=end)
+    client = logged_in(app)
+    data = form_of(client.get("/thresholds/new").get_data(as_text=True))
+    data.update({"name": "busy", "glob": "busy/*.rrd", "type": "above", "value": "100", "op": "preview"})
+    page = client.post("/thresholds/new", data=data).get_data(as_text=True)
+    assert re.search(r'id="preview-would-fire">3<', page)
+    graphs = [html.unescape(u) for u in re.findall(r'id="preview-graph-\d+" src="([^"]+)"', page)]
+    assert len(graphs) == 3 and 'id="preview-graphs-more"' not in page
+    drawn = set()
+    for url in graphs:
+        png = client.get(url)
+        assert png.status_code == 200 and png.data.startswith(b"\x89PNG"), url
+        args = dict(re.findall(r"[?&](\w+)=([^&]+)", url))
+        drawn.add((args["file"].replace("%2F", "/"), args["ds"]))
+    assert drawn == {(f"busy/host{i}.rrd", "in") for i in range(3)}  # the firing series, not "out"
+
+    for i in range(3, 9):
+        env.rrd(f"busy/host{i}.rrd", {"in": [500.0] * 8, "out": [1.0] * 8}, end=end)
+    page = client.post("/thresholds/new", data=data).get_data(as_text=True)
+    assert re.search(r'id="preview-would-fire">9<', page)
+    assert len(re.findall(r'id="preview-graph-\d+"', page)) == 6
+    assert re.search(r'id="preview-graphs-more">and 3 more would fire', page)
+
+
+def test_a_preview_with_nothing_firing_graphs_the_first_series(app: Flask, env: Env) -> None:
+    client = logged_in(app)
+    data = form_of(client.get("/thresholds/new").get_data(as_text=True))
+    data.update({"name": "quiet", "glob": "interfaces/*/bytes.rrd", "type": "above", "value": "1G", "op": "preview"})
+    page = client.post("/thresholds/new", data=data).get_data(as_text=True)
+    assert re.search(r'id="preview-would-fire">0<', page) and "The first matched series" in page
+    assert len(re.findall(r'id="preview-graph-\d+"', page)) == 1
+
+
+def test_the_editor_page_brings_its_own_layout_stylesheet(app: Flask) -> None:
+    client = logged_in(app)
+    page = client.get("/thresholds/new").get_data(as_text=True)
+    assert re.search(r'<link rel="stylesheet" href="/static/threshold-form.css', page)
+    css = client.get("/static/threshold-form.css")
+    assert css.status_code == 200 and b"@media (min-width: 1100px)" in css.data

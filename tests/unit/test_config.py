@@ -781,3 +781,29 @@ def test_a_file_name_too_long_to_open_is_a_config_error(tmp_path: Path) -> None:
         load_thresholds(long)
     with pytest.raises(ConfigError, match="too long"):
         load_settings(long)
+
+
+def test_threshold_problems_collects_every_fields_mistake_with_the_loaders_messages() -> None:
+    from rrdalarm.config.thresholds import threshold_from_dict, threshold_problems
+
+    good = {"id": 3, "glob": "df/*.rrd", "type": "above", "value": 1, "within": 2, "repetitions": 1}
+    threshold, problems = threshold_problems(good, "t.toml")
+    assert problems == [] and threshold == threshold_from_dict(good, "t.toml")
+    bad = good | {"glob": "../x/*.rrd", "value": "lots", "start": "yesterday-ish", "end": 5, "rearm": -1,
+                  "scale": 0, "flap_changes": 3}
+    threshold, problems = threshold_problems(bad, "t.toml")
+    assert threshold is None
+    assert [e.field for e in problems] == ["glob", "value", "start", "end", "scale", "flap_window", "rearm"]
+    with pytest.raises(ConfigError) as first:
+        threshold_from_dict(bad, "t.toml")
+    assert str(first.value) == str(problems[0])  # the loader raises the first of the same mistakes
+
+
+def test_threshold_problems_compares_fields_only_once_they_are_read() -> None:
+    from rrdalarm.config.thresholds import threshold_problems
+
+    # A limit that is not a number says so once: no "clear level above the limit" about a limit never read.
+    raw = {"id": 3, "glob": "a.rrd", "type": "above", "value": "lots", "clear_value": 5,
+           "start": "bogus", "end": "now"}
+    _, problems = threshold_problems(raw, "t.toml")
+    assert [e.field for e in problems] == ["value", "start"]

@@ -5,8 +5,9 @@
  * <input data-suggest-url="/api/suggest"     completes folders and .rrd files (a combobox)
  *        data-count-url="/api/matches"       optional: "N files match" into #<data-count-target>
  *        data-count-target="glob-count"
- *        data-ds-url="/api/ds"               optional: data sources of a plain file path as
- *        data-ds-target="ds">                buttons in #<data-ds-target>-choices, toggling
+ *        data-ds-url="/api/ds"               optional: data sources of a plain file path, or the
+ *        data-ds-target="ds">                union over the files a glob matches (with counts), as
+ *                                            buttons in #<data-ds-target>-choices, toggling
  *                                            names in the comma-separated #<data-ds-target>
  *   The input should sit in a <div class="suggest-wrap">; the list is created there as
  *   <ul id="<aria-controls or id-list>" class="suggest-list" role="listbox"> with
@@ -260,38 +261,76 @@
       dsInput.dispatchEvent(new Event("input", { bubbles: true }));
     }
 
+    function dsButton(name, files, total) {
+      var button = document.createElement("button");
+      button.type = "button"; // never a submit button inside the form
+      button.dataset.ds = name;
+      button.textContent = name;
+      if (typeof files === "number") {
+        var count = document.createElement("span");
+        count.className = "ds-files";
+        count.textContent = files === total ? "all" : files + "/" + total;
+        button.appendChild(count);
+        button.title = "in " + files + " of the " + total + " files read";
+      }
+      button.addEventListener("click", function () { toggle(name); });
+      dsBox.appendChild(document.createTextNode(" "));
+      dsBox.appendChild(button);
+    }
+
+    function showDSError(b) {
+      if (typeof b.error !== "string") return;
+      var err = document.createElement("span");
+      err.className = "error";
+      err.textContent = b.error;
+      dsBox.appendChild(err);
+    }
+
+    function label(text) {
+      var span = document.createElement("span");
+      span.className = "muted";
+      span.textContent = text;
+      dsBox.appendChild(span);
+    }
+
+    // One file: its data sources in its order. A glob: the union over the files it matches, with counts.
+    function showFileDS(b) {
+      label(b.ds.length ? "Data sources of this file: " : "This file has no data sources.");
+      b.ds.forEach(function (name) { dsButton(name); });
+    }
+
+    function showUnionDS(b) {
+      if (!b.files) {
+        if (b.unreadable) label("None of the matched files could be read as an RRD.");
+        return;
+      }
+      var text = "Data sources of the " + (b.partial ? "first " : "") + b.files +
+        plural(b.files, " matched file", " matched files") + (b.unreadable ? " (" + b.unreadable + " unreadable)" : "") + ": ";
+      label(b.ds.length ? text : "The matched files have no data sources.");
+      b.ds.forEach(function (d) {
+        if (d && typeof d.name === "string") dsButton(d.name, d.files, b.files);
+      });
+    }
+
     function updateDS() {
       if (!dsBox || !dsUrl) return;
       var value = input.value;
-      if (WILDCARD.test(value) || !/\.rrd$/.test(value)) {
+      var glob = WILDCARD.test(value);
+      if (!value || (!glob && !/\.rrd$/.test(value))) {
         sources.cancel();
         dsBox.textContent = "";
         return;
       }
-      sources.get(dsUrl, { file: value }).then(function (r) {
+      sources.get(dsUrl, glob ? { glob: value } : { file: value }).then(function (r) {
         if (input.value !== value) return;
         dsBox.textContent = "";
         var b = r.body || {};
         if (r.ok && Array.isArray(b.ds)) {
-          var label = document.createElement("span");
-          label.className = "muted";
-          label.textContent = b.ds.length ? "Data sources of this file: " : "This file has no data sources.";
-          dsBox.appendChild(label);
-          b.ds.forEach(function (name) {
-            var button = document.createElement("button");
-            button.type = "button"; // never a submit button inside the form
-            button.dataset.ds = name;
-            button.textContent = name;
-            button.addEventListener("click", function () { toggle(name); });
-            dsBox.appendChild(document.createTextNode(" "));
-            dsBox.appendChild(button);
-          });
+          if (glob) showUnionDS(b);
+          else showFileDS(b);
           markChosen();
-        } else if (typeof b.error === "string") {
-          var err = document.createElement("span");
-          err.className = "error";
-          err.textContent = b.error;
-          dsBox.appendChild(err);
+        } else {
+          showDSError(b);
         }
       }).catch(function (err) {
         if (!isAbort(err)) dsBox.textContent = "";

@@ -62,14 +62,17 @@ def create_app(service: CheckService, test_config: dict[str, Any] | None = None)
     csrf = CSRFProtect(app)
 
     from . import alarms, charts, control_api, control_pages, history, report, status, suggest, thresholds
+    from .auth import logged_in
+    from .errors import init_errors
     from .login import init_login
 
     init_login(app)
+    init_errors(app)
     for module in (alarms, report, status, thresholds, suggest, history, charts, control_pages, control_api):
         app.register_blueprint(module.bp)
     # Scripts POST there with the API token; a browser session's CSRF token is checked by require_control.
     csrf.exempt(control_api.bp)
-    app.context_processor(lambda: {"nav_links": report.nav})
+    app.context_processor(lambda: {"nav_links": report.nav, "signed_in": logged_in})
     app.add_template_filter(fmt_time, "datetime")
     app.after_request(security_headers)
     return app

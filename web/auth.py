@@ -13,6 +13,8 @@ from rrdalarm.access.sessions import stamp
 from rrdalarm.common.secrets import SecretError, resolve_secret
 from rrdalarm.service.service import CheckService
 
+from .errors import error_response
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -104,8 +106,7 @@ def require_token(view: F) -> F:
         if token_ok(presented_token()):
             return view(*args, **kwargs)
         if logged_in():
-            return Response("forbidden: GET here needs the API token; from the pages, use Check now\n", 403,
-                            {"Content-Type": "text/plain; charset=utf-8"})
+            return error_response(403, "forbidden: GET here needs the API token; from the pages, use Check now")
         return Response("authentication required: send the API token as 'Authorization: Bearer …'\n", 401,
                         {"WWW-Authenticate": 'Bearer realm="rrdalarm"', "Content-Type": "text/plain"})
 
@@ -129,8 +130,7 @@ def require_admin(view: F) -> F:
             return view(*args, **kwargs)
         if account is not None or token_ok(presented_token()) or token_session():
             # Edits are recorded under a user's name, so the shared API token cannot make them.
-            return Response("forbidden: changing thresholds needs a user with the admin role\n", 403,
-                            {"Content-Type": "text/plain; charset=utf-8"})
+            return error_response(403, "forbidden: changing thresholds needs a user with the admin role")
         if "text/html" in request.headers.get("Accept", ""):
             return redirect(url_for("login.login", next=request.full_path.rstrip("?")))
         return Response("authentication required: log in as an admin\n", 401,
@@ -170,8 +170,8 @@ def require_control(view: F) -> F:
         author = control_author()
         if author is None:
             if current_account() is not None or token_ok(presented_token()) or token_session():
-                return Response("forbidden: silences and acknowledgements need an admin, or the API token "
-                                "as 'Authorization: Bearer …'\n", 403, {"Content-Type": "text/plain; charset=utf-8"})
+                return error_response(403, "forbidden: silences and acknowledgements need an admin, or the API "
+                                      "token as 'Authorization: Bearer …'")
             return Response("authentication required: log in as an admin, or send the API token as "
                             "'Authorization: Bearer …'\n", 401,
                             {"WWW-Authenticate": 'Bearer realm="rrdalarm"', "Content-Type": "text/plain"})

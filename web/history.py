@@ -39,7 +39,7 @@ SEVERITIES = tuple(s.value for s in Severity)
 DELIVERY_STATUSES = tuple(DeliveryStatus)
 MAX_PAGE = 1_000_000
 _EPOCH = re.compile(r"\d{1,11}(\.\d+)?")
-# What a datetime-local input sends (seconds when step < 60), and the same typed with a space.
+# What people type in the from/to inputs (ISO, 24 hours; a "T" or a space; seconds optional).
 _LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 _EARLIEST = "315360001"  # the smallest epoch rrdtool's time specs accept as a reference
 
@@ -101,8 +101,8 @@ def parse_choice(text: str | None, choices: Iterable[str], name: str) -> str | N
 
 
 def local_input(epoch: int | None) -> str:
-    """An epoch as a datetime-local input's value, in the server's local time."""
-    return "" if epoch is None else time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(epoch))
+    """An epoch as the from/to inputs show it: ISO, 24 hours, in the server's local time."""
+    return "" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
 @dataclass(frozen=True)

@@ -5,19 +5,20 @@ from __future__ import annotations
 import time
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, get_flashed_messages, jsonify, request, send_file, url_for
+from flask import Blueprint, Response, get_flashed_messages, jsonify, render_template, request, send_file, url_for
 
 from rrdalarm.check.lock import CheckBusy
 from rrdalarm.common.errors import StoreError
 from rrdalarm.config.thresholds import load_thresholds
 from rrdalarm.model.errors import ConfigError
-from rrdalarm.model.results import Row
+from rrdalarm.model.results import CheckResult, Row
 from rrdalarm.report import render as report
 from rrdalarm.report.graphs import BadGraphRequest, GraphError, series_graph
 from rrdalarm.rules.timespec import TimeSpecError, resolve_window
 from rrdalarm.service.service import TooSoon
 
 from .auth import require_access, require_token, service
+from .errors import wants_html
 
 bp = Blueprint("report", __name__)
 
@@ -77,7 +78,7 @@ def _start() -> Response:
         return Response("", 200, {"Content-Type": "text/plain"})
     if as_json:
         return jsonify(report.to_dict(result))
-    return Response(report.to_html(result, graph_link, nav()), 200, {"Content-Type": "text/html; charset=utf-8"})
+    return _report_page(result)
 
 
 @bp.get("/report")
@@ -86,11 +87,19 @@ def last_report() -> Response:
     last = service().last
     if last.result is None:
         message = f"No check has run yet in this process.{' Last error: ' + last.error if last.error else ''}"
+        if wants_html():
+            return Response(render_template("report_page.html", body=None, message=message), 200,
+                            {"Content-Type": "text/html; charset=utf-8"})
         return _text(message, 200)
     # "Check now" lands here: its flashed summary is shown above the report.
     notices: list[tuple[str, str]] = get_flashed_messages(with_categories=True)  # type: ignore[assignment]
-    return Response(report.to_html(last.result, graph_link, nav(), notices), 200,
-                    {"Content-Type": "text/html; charset=utf-8"})
+    return _report_page(last.result, notices)
+
+
+def _report_page(result: CheckResult, notices: list[tuple[str, str]] | None = None) -> Response:
+    """The core's report inside the site's page (header, stylesheet); `check --html` makes the standalone one."""
+    body = report.report_body(result, graph_link, notices or ())
+    return Response(render_template("report_page.html", body=body), 200, {"Content-Type": "text/html; charset=utf-8"})
 
 
 @bp.get("/graph")

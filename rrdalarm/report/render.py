@@ -1,10 +1,10 @@
-"""Check result -> text table, JSON document or standalone HTML page."""
+"""Check result -> text table, JSON document, standalone HTML page, or the report's HTML for a served page."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,7 @@ from rrdalarm.model.states import Status
 
 if TYPE_CHECKING:
     import jinja2
+    from markupsafe import Markup
 
 COLUMNS = ("ID", "File", "DS", "Value", "Type", "Threshold", "Time", "Action", "Status", "Severity", "Message")
 
@@ -133,12 +134,14 @@ FIRST_PAGE = 200
 GraphLink = Callable[[Row, int], str | None]
 
 
-def to_html(result: CheckResult, graph_link: GraphLink | None = None, nav: Mapping[str, str] | None = None,
-            notices: Sequence[tuple[str, str]] = ()) -> str:
-    """A standalone HTML page (no external resources): fired rows first, filters and pages in the page.
+def report_body(result: CheckResult, graph_link: GraphLink | None = None,
+                notices: Sequence[tuple[str, str]] = ()) -> Markup:
+    """The report without a page around it (summary, filters, table, its data and script), for a page to embed.
 
     `graph_link(row, check_time)` gives the URL of a row's graph, when the page is served;
     `notices` are (category, text) lines shown above the summary ("error" ones in red).
+    The script is inline (pages that serve it allow it by its hash); every cell has a data-label,
+    the label of its card at phone width.
     """
     rows = ordered(result.rows)
 
@@ -148,10 +151,12 @@ def to_html(result: CheckResult, graph_link: GraphLink | None = None, nav: Mappi
         return graph_link(r, result.started_at)
 
     table = [(r, _cells(r), link(r)) for r in rows]
-    data = {"rows": [[r.threshold, *cells[1:], g] for r, cells, g in table]}
+    data = {"columns": COLUMNS, "rows": [[r.threshold, *cells[1:], g] for r, cells, g in table]}
     # "<" escaped keeps "</script>" in a file name from closing the data block.
     data_json = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
-    return _templates().get_template("report.html").render(
+    from markupsafe import Markup  # as jinja2: only HTML output needs it
+
+    html = _templates().get_template("report_body.html").render(
         result=result,
         summary=summary_line(result),
         first_page=table[:FIRST_PAGE],
@@ -160,6 +165,12 @@ def to_html(result: CheckResult, graph_link: GraphLink | None = None, nav: Mappi
         statuses=[s.value for s in Status],
         thresholds=sorted({r.threshold for r in rows}),
         data_json=data_json,
-        nav=nav,
         notices=notices,
     )
+    return Markup(html)
+
+
+def to_html(result: CheckResult, graph_link: GraphLink | None = None,
+            notices: Sequence[tuple[str, str]] = ()) -> str:
+    """A standalone HTML page (`check --html`): one file with its styles inlined, that works offline."""
+    return _templates().get_template("report.html").render(body=report_body(result, graph_link, notices))

@@ -97,6 +97,8 @@ def test_html_report_file(env: Env) -> None:
     page = out.read_text()
     assert "ALARM FIRED" in page and "&lt;img src=x onerror=alert(1)&gt;.rrd" in page
     assert "<img" not in page
+    # One self-contained file: the styles are inlined, nothing is linked or fetched.
+    assert "<link" not in page and "<style>" in page and "--bg:" in page
     for col in ("ID", "File", "DS", "Value", "Type", "Threshold", "Time", "Action", "Status"):
         assert f"<th>{col}</th>" in page
 

@@ -191,8 +191,9 @@ def test_events_filters_by_threshold_status_and_time(site: Site) -> None:
     assert '<option value="RESOLVED" selected>' in text(c, "/events?status=resolved")
     middle = text(c, f"/events?threshold=1&from={T0 + 60}&to={T0 + 60}")
     assert len(event_rows(middle)) == 2 and all("(repeat)" in r for r in event_rows(middle))
-    # The form shows the range as datetime-local values (server time) that read back the same.
-    value = re.search(r'name="from" step="1" value="([^"]+)"', middle)
+    # The form shows the range as ISO local times (server time, 24 hours) that read back the same.
+    value = re.search(r'name="from" value="([^"]+)"', middle)
+    assert value and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", value.group(1))
     assert value and parse_time(value.group(1), 0, "from") == T0 + 60
     assert len(event_rows(text(c, f"/events?threshold=1&from={value.group(1)}"))) == 4
     assert len(event_rows(text(c, "/events?threshold=2&status=ALARM+FIRED"))) == 1  # its repeats are not stored
@@ -301,7 +302,7 @@ def test_deliveries_with_attempts_errors_and_no_params(site: Site) -> None:
     assert SECRET not in page and "X-Token" not in page
     dead = text(c, "/deliveries?status=dead")
     assert dead.count('<tr class="delivery-dead">') == 2 and "delivery-sent" not in dead
-    assert '<td class="error">script: no scripts_dir is configured</td>' in dead
+    assert '<td data-label="Last error" class="error">script: no scripts_dir is configured</td>' in dead
     pending = text(c, "/deliveries?status=pending&action=webhook")
     assert pending.count('<tr class="delivery-pending">') == 2
     assert re.search(r"<details><summary>1</summary>", pending)
@@ -475,10 +476,10 @@ def test_values_and_limits_show_with_the_thresholds_unit(site: Site) -> None:
     site.env.write_thresholds(thresholds_toml(free_port()).replace("value = 5\n", 'value = 5\nunit = "B/s"\n', 1))
     c = site.client()
     rows = event_rows(text(c, "/events?threshold=1&status=ALARM+FIRED"))
-    assert rows and all('<td class="num hide-narrow">above 5 B/s</td>' in r for r in rows)
+    assert rows and all('<td data-label="Limit" class="num hide-narrow">above 5 B/s</td>' in r for r in rows)
     assert any(">9 B/s</td>" in r for r in rows)
     page = text(c, "/series?threshold=1&series=a.rrd&ds=x")
     assert "<dt>Last value</dt><dd>9 B/s at " in page
     assert "above 5 B/s" in page
     other = event_rows(text(c, "/events?threshold=2"))
-    assert other and all('<td class="num hide-narrow">below 5</td>' in r for r in other)
+    assert other and all('<td data-label="Limit" class="num hide-narrow">below 5</td>' in r for r in other)

@@ -30,6 +30,7 @@
       tr.className = "s-" + r[8].toLowerCase().replace(/ /g, "-");
       for (var c = 0; c < 11; c++) {
         var td = document.createElement("td");
+        td.dataset.label = data.columns[c];  // the card's label at phone width
         if (c === 0 || c === 3 || c === 5) { td.className = "num"; }
         if (c === 1) { td.className = "file"; }
         if (c === 8 && r[11]) {

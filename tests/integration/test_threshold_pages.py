@@ -637,9 +637,9 @@ def test_a_preview_with_nothing_firing_graphs_the_first_series(app: Flask, env: 
     assert len(re.findall(r'id="preview-graph-\d+"', page)) == 1
 
 
-def test_the_editor_page_brings_its_own_layout_stylesheet(app: Flask) -> None:
+def test_the_editor_layout_is_in_the_one_stylesheet(app: Flask) -> None:
     client = logged_in(app)
     page = client.get("/thresholds/new").get_data(as_text=True)
-    assert re.search(r'<link rel="stylesheet" href="/static/threshold-form.css', page)
-    css = client.get("/static/threshold-form.css")
+    assert re.findall(r'<link rel="stylesheet" href="([^"]+)"', page) == ["/static/rrdalarm.css"]
+    css = client.get("/static/rrdalarm.css")
     assert css.status_code == 200 and b"@media (min-width: 1100px)" in css.data

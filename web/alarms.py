@@ -22,7 +22,8 @@ from rrdalarm.report.render import fmt_limit, fmt_time, fmt_value
 from rrdalarm.rules.quieting import glob_escape
 
 from .auth import current_account, require_access, service
-from .history import SEVERITIES, FilterError, parse_choice, parse_int, parse_text
+from .filters import FilterError, parse_choice, parse_int, parse_text
+from .history import SEVERITIES
 
 bp = Blueprint("alarms", __name__, template_folder="templates")
 

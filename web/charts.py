@@ -18,7 +18,8 @@ from rrdalarm.model.errors import ConfigError
 from rrdalarm.report.points import PointsError, chart, window
 
 from .auth import require_access, service
-from .history import FilterError, parse_time, series_key
+from .filters import FilterError, parse_time
+from .history import series_key
 
 bp = Blueprint("charts", __name__)
 

@@ -7,11 +7,9 @@ clock as `now`, so a bad value becomes a one-line 400 message, never a traceback
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,7 +18,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from rrdalarm.check.lock import CheckBusy
 from rrdalarm.common.errors import StoreError
 from rrdalarm.common.secrets import origins_only, redact_config_text
-from rrdalarm.config.thresholds import MAX_ID, load_thresholds
+from rrdalarm.config.thresholds import load_thresholds
 from rrdalarm.model.definitions import Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.states import DeliveryStatus, EventStatus, Severity
@@ -30,6 +28,7 @@ from rrdalarm.report.render import fmt_limit, fmt_time, fmt_value
 from rrdalarm.store.database import AlarmEvent, Store
 
 from .auth import require_access, service
+from .filters import FilterError, local_input, parse_choice, parse_int, parse_page, parse_text, parse_time
 
 bp = Blueprint("history", __name__, template_folder="templates")
 
@@ -37,72 +36,6 @@ PAGE_SIZE = 50
 EVENT_STATUSES = tuple(EventStatus)
 SEVERITIES = tuple(s.value for s in Severity)
 DELIVERY_STATUSES = tuple(DeliveryStatus)
-MAX_PAGE = 1_000_000
-_EPOCH = re.compile(r"\d{1,11}(\.\d+)?")
-# What people type in the from/to inputs (ISO, 24 hours; a "T" or a space; seconds optional).
-_LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
-_EARLIEST = "315360001"  # the smallest epoch rrdtool's time specs accept as a reference
-
-
-class FilterError(ValueError):
-    """A query parameter that cannot be used; str() is one line for the page."""
-
-
-# Pure parsing helpers (no request, no clock).
-
-
-def parse_time(text: str | None, now: int, name: str) -> int | None:
-    """A local date-time (as datetime-local sends it), epoch seconds or now-1d style; None when empty."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    if _EPOCH.fullmatch(text):
-        return int(float(text))
-    for fmt in _LOCAL_FORMATS:
-        try:
-            # A naive datetime's timestamp() reads it in the server's local time, as the page says.
-            return int(datetime.strptime(text, fmt).timestamp())
-        except (ValueError, OverflowError, OSError):
-            continue
-    if text.lower().startswith(("now", "-")):
-        from rrdalarm.rules.timespec import TimeSpecError, resolve_window
-
-        try:
-            return resolve_window(_EARLIEST, text, now)[1]
-        except TimeSpecError:
-            pass
-    raise FilterError(f"{name}: {text!r} is not a date and time (YYYY-MM-DDTHH:MM), epoch seconds or now-1d")
-
-
-def parse_int(text: str | None, name: str, minimum: int = 0, maximum: int = MAX_ID) -> int | None:
-    """A whole number in [minimum, maximum]; None when empty."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    if not re.fullmatch(r"[+-]?\d{1,19}", text) or not minimum <= int(text) <= maximum:
-        raise FilterError(f"{name}: {text!r} is not a whole number from {minimum} to {maximum}")
-    return int(text)
-
-
-def parse_page(text: str | None) -> int:
-    return parse_int(text, "page", 1, MAX_PAGE) or 1
-
-
-def parse_choice(text: str | None, choices: Iterable[str], name: str) -> str | None:
-    """One of `choices` (matched without regard to case, returned as spelled there); None when empty."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    options = list(choices)
-    for option in options:
-        if option.lower() == text.lower():
-            return option
-    raise FilterError(f"{name}: {text!r} is not one of {', '.join(options)}")
-
-
-def local_input(epoch: int | None) -> str:
-    """An epoch as the from/to inputs show it: ISO, 24 hours, in the server's local time."""
-    return "" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
 @dataclass(frozen=True)
@@ -127,16 +60,6 @@ class EventFilter:
         return {"q": self.text or "", "threshold": "" if self.threshold is None else str(self.threshold),
                 "severity": self.severity or "", "status": self.status or "",
                 "from": local_input(self.since), "to": local_input(self.until)}
-
-
-def parse_text(text: str | None, name: str) -> str | None:
-    """Search text: stripped, at most 200 characters; None when empty."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    if len(text) > 200 or "\x00" in text:
-        raise FilterError(f"{name}: at most 200 characters of text")
-    return text
 
 
 def event_filter(args: Mapping[str, str], now: int, statuses: Iterable[str]) -> EventFilter:

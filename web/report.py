@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, get_flashed_messages, jsonify, render_template, request, send_file, url_for
@@ -12,6 +13,7 @@ from rrdalarm.common.errors import StoreError
 from rrdalarm.config.thresholds import load_thresholds
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.results import CheckResult, Row
+from rrdalarm.model.states import Severity, Status
 from rrdalarm.report import render as report
 from rrdalarm.report.graphs import BadGraphRequest, GraphError, series_graph
 from rrdalarm.rules.timespec import TimeSpecError, resolve_window
@@ -19,6 +21,7 @@ from rrdalarm.service.service import TooSoon
 
 from .auth import require_access, require_token, service
 from .errors import wants_html
+from .filters import FilterError, parse_choice, parse_int, parse_text
 
 bp = Blueprint("report", __name__)
 
@@ -93,12 +96,25 @@ def last_report() -> Response:
         return _text(message, 200)
     # "Check now" lands here: its flashed summary is shown above the report.
     notices: list[tuple[str, str]] = get_flashed_messages(with_categories=True)  # type: ignore[assignment]
-    return _report_page(last.result, notices)
+    try:
+        wanted = row_filter(request.args)
+    except FilterError as exc:
+        wanted = None
+        notices.append(("error", f"Filter not applied: {exc}"))
+    return _report_page(last.result, notices, wanted)
 
 
-def _report_page(result: CheckResult, notices: list[tuple[str, str]] | None = None) -> Response:
+def row_filter(args: Mapping[str, str]) -> report.RowFilter:
+    """The report's filters from the query string; FilterError names a bad one."""
+    return report.RowFilter(parse_text(args.get("q"), "file or host"), parse_int(args.get("threshold"), "threshold"),
+                            parse_choice(args.get("severity"), [s.value for s in Severity], "severity"),
+                            parse_choice(args.get("status"), [s.value for s in Status], "status"))
+
+
+def _report_page(result: CheckResult, notices: list[tuple[str, str]] | None = None,
+                 wanted: report.RowFilter | None = None) -> Response:
     """The core's report inside the site's page (header, stylesheet); `check --html` makes the standalone one."""
-    body = report.report_body(result, graph_link, notices or ())
+    body = report.report_body(result, graph_link, notices or (), wanted)
     return Response(render_template("report_page.html", body=body), 200, {"Content-Type": "text/html; charset=utf-8"})
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from rrdalarm.common.quantities import format_limit, format_quantity
 from rrdalarm.model.results import CheckResult, Row
-from rrdalarm.model.states import Status
+from rrdalarm.model.states import Severity, Status
 
 if TYPE_CHECKING:
     import jinja2
@@ -37,6 +38,26 @@ def fmt_limit(limit: float, unit: str = "") -> str:
 
 def fmt_time(epoch: int | None) -> str:
     return "-" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """What the report is narrowed to (its query string): text of the file, threshold, severity, status."""
+
+    text: str | None = None
+    threshold: int | None = None
+    severity: str | None = None
+    status: str | None = None
+
+    def keeps(self, r: Row) -> bool:
+        return ((self.text is None or self.text.lower() in r.file.lower())
+                and self.threshold in (None, r.threshold) and self.severity in (None, r.severity)
+                and self.status in (None, r.status.value))
+
+    def form(self) -> dict[str, str]:
+        """The values the filter form shows."""
+        pairs = (("q", self.text), ("threshold", self.threshold), ("severity", self.severity), ("status", self.status))
+        return {k: "" if v is None else str(v) for k, v in pairs}
 
 
 def ordered(rows: Iterable[Row]) -> list[Row]:
@@ -135,11 +156,12 @@ GraphLink = Callable[[Row, int], str | None]
 
 
 def report_body(result: CheckResult, graph_link: GraphLink | None = None,
-                notices: Sequence[tuple[str, str]] = ()) -> Markup:
+                notices: Sequence[tuple[str, str]] = (), wanted: RowFilter | None = None) -> Markup:
     """The report without a page around it (summary, filters, table, its data and script), for a page to embed.
 
     `graph_link(row, check_time)` gives the URL of a row's graph, when the page is served;
-    `notices` are (category, text) lines shown above the summary ("error" ones in red).
+    `notices` are (category, text) lines shown above the summary ("error" ones in red); `wanted`
+    narrows the first page as the script narrows the rest (the data holds every row).
     The script is inline (pages that serve it allow it by its hash); every cell has a data-label,
     the label of its card at phone width.
     """
@@ -152,6 +174,8 @@ def report_body(result: CheckResult, graph_link: GraphLink | None = None,
 
     table = [(r, _cells(r), link(r)) for r in rows]
     data = {"columns": COLUMNS, "rows": [[r.threshold, *cells[1:], g] for r, cells, g in table]}
+    wanted = wanted or RowFilter()
+    shown = [entry for entry in table if wanted.keeps(entry[0])]
     # "<" escaped keeps "</script>" in a file name from closing the data block.
     data_json = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
     from markupsafe import Markup  # as jinja2: only HTML output needs it
@@ -159,11 +183,13 @@ def report_body(result: CheckResult, graph_link: GraphLink | None = None,
     html = _templates().get_template("report_body.html").render(
         result=result,
         summary=summary_line(result),
-        first_page=table[:FIRST_PAGE],
-        rows_total=len(rows),
+        first_page=shown[:FIRST_PAGE],
+        rows_total=len(shown),
         columns=COLUMNS,
         statuses=[s.value for s in Status],
+        severities=[s.value for s in Severity],
         thresholds=sorted({r.threshold for r in rows}),
+        form=wanted.form(),
         data_json=data_json,
         notices=notices,
     )

@@ -477,3 +477,27 @@ def test_editor_proposes_the_id_offers_a_globs_data_sources_and_previews_beside_
     assert preview["y"] >= form["y"] + form["height"], (form, preview)  # below it
     assert_fits(ui, "03-preview-below-the-form")
     ui.assert_clean()
+
+
+def test_report_filters_follow_the_address(ui: Watched, site: Site) -> None:
+    """Choosing filters narrows the rows at once and writes them in the address; that address shows the same rows."""
+    site.env.write_thresholds(ALL_INTERFACES)
+    page = ui.page
+    log_in(ui, site, "alice")
+    page.click("#check-now")
+    rows = page.locator("#rows tr")
+    expect(rows).to_have_count(3)
+    expect(page.locator("#f-apply")).to_be_hidden()  # the script filters as you choose
+    page.fill("#f-text", "ETH")
+    expect(rows).to_have_count(2)
+    page.select_option("#f-status", "OK")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator("td[data-label=File]")).to_have_text("interfaces/eth1/bytes.rrd")
+    expect(page).to_have_url(site.url + "/report?q=ETH&status=OK")
+    page.goto(site.url + "/report?q=ETH&status=OK")
+    expect(rows).to_have_count(1)
+    expect(page.locator("#f-text")).to_have_value("ETH")
+    page.select_option("#f-status", "")
+    expect(rows).to_have_count(2)
+    expect(page).to_have_url(site.url + "/report?q=ETH")
+    ui.assert_clean()

@@ -20,7 +20,8 @@ from rrdalarm.config.thresholds import load_thresholds
 from rrdalarm.service.service import CheckService
 from rrdalarm.store.database import CheckRun, DeliveryRow
 from rrdalarm.web import history
-from rrdalarm.web.history import FilterError, event_filter, parse_choice, parse_int, parse_page, parse_time
+from rrdalarm.web.filters import FilterError, parse_choice, parse_int, parse_page, parse_time
+from rrdalarm.web.history import event_filter
 
 EVIL = "<img src=x onerror=alert(1)>.rrd"
 SECRET = "params-secret-1234"

@@ -6,16 +6,30 @@
   var PAGE = 200;
   var page = 0;
   var tbody = document.getElementById("rows");
+  var form = document.getElementById("report-filters");
+  var text = document.getElementById("f-text");
   var status = document.getElementById("f-status");
+  var severity = document.getElementById("f-severity");
   var threshold = document.getElementById("f-threshold");
   var info = document.getElementById("page-info");
   var rows = data.rows;
 
   function filtered() {
-    var s = status.value, t = threshold.value;
+    var q = text.value.trim().toLowerCase(), s = status.value, v = severity.value, t = threshold.value;
     return rows.filter(function (r) {
-      return (!s || r[8] === s) && (!t || String(r[0]) === t);
+      return (!q || r[1].toLowerCase().indexOf(q) !== -1) && (!s || r[8] === s) && (!v || r[9] === v) &&
+        (!t || String(r[0]) === t);
     });
+  }
+
+  // The filters live in the address (a link shows the same rows); a saved file (check --html) keeps its own.
+  function remember() {
+    if (location.protocol === "file:" || !window.history.replaceState) { return; }
+    var query = new URLSearchParams();
+    [["q", text.value.trim()], ["threshold", threshold.value], ["severity", severity.value],
+     ["status", status.value]].forEach(function (p) { if (p[1]) { query.set(p[0], p[1]); } });
+    var search = query.toString();
+    window.history.replaceState(null, "", location.pathname + (search ? "?" + search : ""));
   }
 
   function render() {
@@ -51,8 +65,11 @@
     document.getElementById("next").disabled = page >= pages - 1;
   }
 
-  status.addEventListener("change", function () { page = 0; render(); });
-  threshold.addEventListener("change", function () { page = 0; render(); });
+  function refilter() { page = 0; remember(); render(); }
+  [status, severity, threshold].forEach(function (el) { el.addEventListener("change", refilter); });
+  text.addEventListener("input", refilter);
+  form.addEventListener("submit", function (ev) { ev.preventDefault(); refilter(); });
+  document.getElementById("f-apply").hidden = true;  // the script filters as you choose
   document.getElementById("prev").addEventListener("click", function () { page--; render(); });
   document.getElementById("next").addEventListener("click", function () { page++; render(); });
   render();

@@ -191,12 +191,14 @@ def events() -> tuple[str, int]:
 def series() -> tuple[str, int]:
     """One series: its stored state, a chart (RRD files only), its events and the deliveries that carried them."""
     store = service().store
+    statuses = sorted(set(EVENT_STATUSES) | set(store.event_statuses()))
     try:
         key = series_key(request.args)
         page = parse_page(request.args.get("page"))
+        status = parse_choice(request.args.get("status"), statuses, "status")
     except FilterError as exc:
         return _render("series.html", 400, error=str(exc), key=None)
-    rows, more = _split(store.find_events(threshold=key.threshold, series=key.series, ds=key.ds,
+    rows, more = _split(store.find_events(threshold=key.threshold, series=key.series, ds=key.ds, status=status,
                                           limit=PAGE_SIZE + 1, offset=_offset(page)))
     deliveries = store.deliveries_with_events(e.id for e in rows)
     # Only a source of RRD files has a file to draw; the graph route would only answer 404.
@@ -204,6 +206,8 @@ def series() -> tuple[str, int]:
     graph = None if source is None or not source.rrd_files else url_for(
         "report.graph", threshold=key.threshold, file=key.series, ds=key.ds, at=int(time.time()))
     query = {"threshold": str(key.threshold), "series": key.series, "ds": key.ds}
+    if status:
+        query["status"] = status
     configured = _configured()
     chart = graph and url_for("charts.points", threshold=key.threshold, series=key.series, ds=key.ds)
     return _render("series.html", error=None, key=key, unit=unit_lookup(configured), chart=chart, ranges=RANGES,
@@ -211,7 +215,8 @@ def series() -> tuple[str, int]:
                    name=threshold_choices(store, configured).get(key.threshold, ""),
                    state=store.series_state(key.threshold, key.series, key.ds), graph=graph, rows=rows,
                    deliveries=deliveries, event_ids=store.event_ids_of, shown={e.id for e in rows},
-                   links=page_links("history.series", query, page, more), page=page)
+                   links=page_links("history.series", query, page, more), page=page, statuses=statuses,
+                   chosen=status or "")
 
 
 @bp.get("/deliveries")

@@ -283,6 +283,9 @@ def test_series_timeline(site: Site) -> None:
     assert deliveries.count('<tr class="delivery-') == 7
     assert "delivery-sent" in deliveries and "delivery-pending" in deliveries and "delivery-dead" in deliveries
     assert "script: no scripts_dir is configured" in deliveries and SECRET not in page
+    only = text(c, "/series?threshold=1&series=a.rrd&ds=x&status=resolved")
+    assert [("RESOLVED" in r) for r in event_rows(only)] == [True] and "<option selected>RESOLVED</option>" in only
+    assert "status: &#39;nope&#39; is not one of" in text(c, "/series?threshold=1&series=a.rrd&ds=x&status=nope", 400)
     never = text(c, "/series?threshold=2&series=low/b.rrd&ds=y")
     assert "FIRING" in never and "No delivery carried the events shown." in never
 

@@ -53,8 +53,10 @@ setup(
             "pytest-httpserver>=1.0",
             "apprise>=1.7",
             "playwright>=1.45",
+            "psycopg[binary]>=3.1",  # the store's tests run on PostgreSQL too
         ],
         "apprise": ["apprise>=1.7"],
+        "postgresql": ["psycopg[binary]>=3.1"],
     },
     entry_points={
         "console_scripts": ["rrdalarm = rrdalarm.cli.main:program"],

@@ -3,8 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Debian's chromium drives the browser tests (Playwright cannot download its own here);
-# the rrdcached tests start a real rrdcached.
-scripts/setup.sh chromium fonts-dejavu-core rrdcached
+# the rrdcached tests start a real rrdcached; the store's tests start their own PostgreSQL cluster.
+scripts/setup.sh chromium fonts-dejavu-core rrdcached postgresql
 .venv/bin/ruff check rrdalarm actions web tests bench
 scripts/typecheck.sh
 scripts/lint_layers.sh

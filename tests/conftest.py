@@ -51,8 +51,9 @@ def _cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     users._dummy_hash.cache_clear()
 
 
-# fake_ntopng's `server` fixture (a quick-stopping HTTP server) serves every ntopng test.
-pytest_plugins = ["fake_ntopng"]
+# fake_ntopng's `server` fixture (a quick-stopping HTTP server) serves every ntopng test;
+# pg's fixtures start a throwaway PostgreSQL cluster for the tests that ask for one.
+pytest_plugins = ["fake_ntopng", "pg"]
 
 # A fixed "now" on a minute boundary; every test point sits at T0 - k*60.
 T0 = 1_700_000_040
@@ -178,15 +179,19 @@ def _argv(argv: list[str]) -> Iterator[None]:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Env:
+def env(tmp_path: Path, request: pytest.FixtureRequest) -> Env:
+    """A temporary installation; with the `any_database` fixture in use, on that database."""
     root = tmp_path / "rrd"
     data = tmp_path / "data"
     root.mkdir()
     settings = tmp_path / "rrdalarm.toml"
     thresholds = tmp_path / "thresholds.toml"
+    database = ""
+    if "any_database" in request.fixturenames:
+        database = f"database_url = {json.dumps(request.getfixturevalue('any_database'))}\n"
     settings.write_text(
         f'rrd_root = "{root}"\nthresholds = "thresholds.toml"\ndata_dir = "{data}"\n'
-        f'log_dir = "{data / "log"}"\nworkers = 1\nlock_wait = 5\n',
+        f'log_dir = "{data / "log"}"\nworkers = 1\nlock_wait = 5\n{database}',
         encoding="utf-8",
     )
     thresholds.write_text("", encoding="utf-8")

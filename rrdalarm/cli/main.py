@@ -208,7 +208,7 @@ def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: st
         settings = replace(settings, rrdcached=rrdcached)
     loaded = thresholds_file_of(settings)
     with open_store(settings.db_url) as store:
-        with check_lock(settings.data_dir, settings.lock_wait if wait is None else wait):
+        with check_lock(settings.data_dir, settings.lock_wait if wait is None else wait, store):
             show = output is None and html_file is None and sys.stderr.isatty()
             with progress_bar(show) as progress:
                 result = run_check(settings, loaded.thresholds, store, at=at, dry_run=dry_run,

@@ -70,7 +70,7 @@ def acknowledge(store: Store, settings: Settings, thresholds: Sequence[Threshold
     text = check_comment(comment)
     t = next((x for x in thresholds if x.id == threshold), None)
     ack = Acknowledgement(by, now, text)
-    with check_lock(settings.data_dir, wait):
+    with check_lock(settings.data_dir, wait, store):
         chosen = _selected(store, threshold, series, ds)
         if not chosen:
             what = Matchers(threshold, series, ds).describe()

@@ -141,7 +141,7 @@ class CheckService:
             loaded = load_thresholds_file(path)
             if from_start:  # after validation: a refused request does not use up the interval
                 self._guard_start(settings.service.min_start_interval)
-            with check_lock(settings.data_dir, wait):
+            with check_lock(settings.data_dir, wait, self.store):
                 self.busy.set()
                 try:
                     # The file read is the one checked: a threshold missing from another file is not deleted.

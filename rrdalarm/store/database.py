@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ColumnElement,
     CursorResult,
@@ -62,7 +63,7 @@ class CheckRun(Base):
     __tablename__ = "check_runs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    started_at: Mapped[int] = mapped_column(Integer, index=True)
+    started_at: Mapped[int] = mapped_column(BigInteger, index=True)
     duration_s: Mapped[float] = mapped_column(Float)
     files_checked: Mapped[int] = mapped_column(Integer)
     series_checked: Mapped[int] = mapped_column(Integer)
@@ -82,27 +83,27 @@ class SeriesState(Base):
     series: Mapped[str] = mapped_column(String(1024))
     ds: Mapped[str] = mapped_column(String(255))
     state: Mapped[str] = mapped_column(String(16), index=True)
-    active_at: Mapped[int | None] = mapped_column(Integer)
-    fired_at: Mapped[int | None] = mapped_column(Integer)
-    resolved_at: Mapped[int | None] = mapped_column(Integer)
-    last_sent_at: Mapped[int | None] = mapped_column(Integer)
+    active_at: Mapped[int | None] = mapped_column(BigInteger)
+    fired_at: Mapped[int | None] = mapped_column(BigInteger)
+    resolved_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_sent_at: Mapped[int | None] = mapped_column(BigInteger)
     last_value: Mapped[float | None] = mapped_column(Float)
-    last_time: Mapped[int | None] = mapped_column(Integer)
+    last_time: Mapped[int | None] = mapped_column(BigInteger)
     # JSON list of the action identities told of this firing (dispatch.action_identity); NULL: not tracked.
     notified: Mapped[str | None] = mapped_column(Text)
     # The thresholds file (real path) its threshold came from: only a check of that file may call it deleted.
     origin: Mapped[str | None] = mapped_column(String(1024))
-    clear_since: Mapped[int | None] = mapped_column(Integer)
+    clear_since: Mapped[int | None] = mapped_column(BigInteger)
     changes: Mapped[str | None] = mapped_column(Text)  # JSON list of epoch seconds
-    flapping_since: Mapped[int | None] = mapped_column(Integer)
-    stale_since: Mapped[int | None] = mapped_column(Integer)
+    flapping_since: Mapped[int | None] = mapped_column(BigInteger)
+    stale_since: Mapped[int | None] = mapped_column(BigInteger)
     reason: Mapped[str | None] = mapped_column(String(16))
     # Quieted by a silence or maintenance window since then, until then (its planned end) at the last check.
-    silenced_since: Mapped[int | None] = mapped_column(Integer)
-    silenced_until: Mapped[int | None] = mapped_column(Integer)
+    silenced_since: Mapped[int | None] = mapped_column(BigInteger)
+    silenced_until: Mapped[int | None] = mapped_column(BigInteger)
     # The acknowledgement of the current firing (cleared when it resolves).
     ack_by: Mapped[str | None] = mapped_column(String(64))
-    ack_at: Mapped[int | None] = mapped_column(Integer)
+    ack_at: Mapped[int | None] = mapped_column(BigInteger)
     ack_comment: Mapped[str | None] = mapped_column(Text)
 
 
@@ -112,7 +113,7 @@ class AlarmEvent(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("check_runs.id"), index=True)
-    at: Mapped[int] = mapped_column(Integer, index=True)
+    at: Mapped[int] = mapped_column(BigInteger, index=True)
     threshold_id: Mapped[int] = mapped_column(Integer)
     threshold_name: Mapped[str] = mapped_column(String(255))
     series: Mapped[str] = mapped_column(String(1024))
@@ -122,7 +123,7 @@ class AlarmEvent(Base):
     type: Mapped[str] = mapped_column(String(8))
     limit: Mapped[float] = mapped_column(Float)
     value: Mapped[float | None] = mapped_column(Float)
-    time: Mapped[int | None] = mapped_column(Integer)
+    time: Mapped[int | None] = mapped_column(BigInteger)
     message: Mapped[str] = mapped_column(Text, default="")
     severity: Mapped[str] = mapped_column(String(16), default="warning", server_default="warning")
     unit: Mapped[str] = mapped_column(String(64), default="", server_default="")
@@ -143,11 +144,11 @@ class SilenceRow(Base):
     ds: Mapped[str | None] = mapped_column(String(255))
     labels: Mapped[str | None] = mapped_column(Text)  # JSON object
     severity: Mapped[str | None] = mapped_column(String(16))
-    starts_at: Mapped[int] = mapped_column(Integer)
-    ends_at: Mapped[int] = mapped_column(Integer)
+    starts_at: Mapped[int] = mapped_column(BigInteger)
+    ends_at: Mapped[int] = mapped_column(BigInteger)
     comment: Mapped[str] = mapped_column(Text)
     author: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
     expired_by: Mapped[str | None] = mapped_column(String(64))
 
 
@@ -159,14 +160,14 @@ class DeliveryRow(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("check_runs.id"), index=True)
-    created_at: Mapped[int] = mapped_column(Integer, index=True)
+    created_at: Mapped[int] = mapped_column(BigInteger, index=True)
     action: Mapped[str] = mapped_column(String(255))
     params: Mapped[str] = mapped_column(Text)  # JSON; secrets only as references or inline as configured
     status: Mapped[str] = mapped_column(String(16))  # pending, sent, dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[int] = mapped_column(Integer)
-    lease_until: Mapped[int | None] = mapped_column(Integer)
-    sent_at: Mapped[int | None] = mapped_column(Integer)
+    next_attempt_at: Mapped[int] = mapped_column(BigInteger)
+    lease_until: Mapped[int | None] = mapped_column(BigInteger)
+    sent_at: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
     # Read with the row (the rows outlive their session), in the order the delivery carries them.
     links: Mapped[list[DeliveryEvent]] = relationship(
@@ -192,7 +193,7 @@ class DeliveryAttempt(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id"), index=True)
-    at: Mapped[int] = mapped_column(Integer)
+    at: Mapped[int] = mapped_column(BigInteger)
     duration_s: Mapped[float] = mapped_column(Float)
     ok: Mapped[bool] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(Text)
@@ -207,7 +208,7 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class AuditEntry(Base):
@@ -216,7 +217,7 @@ class AuditEntry(Base):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[int] = mapped_column(Integer, index=True)
+    at: Mapped[int] = mapped_column(BigInteger, index=True)
     user: Mapped[str] = mapped_column(String(64))
     # add, edit, duplicate, enable, disable, delete; silence, expire, extend, ack (diff then says what)
     change: Mapped[str] = mapped_column(String(16))
@@ -224,6 +225,16 @@ class AuditEntry(Base):
     threshold_name: Mapped[str] = mapped_column(String(255))
     file: Mapped[str] = mapped_column(String(1024))
     diff: Mapped[str] = mapped_column(Text)
+
+
+class CheckLockRow(Base):
+    """The check lock where the database has no advisory locks: who holds it, until when (a lease)."""
+
+    __tablename__ = "check_lock"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(255))
+    expires_at: Mapped[float | None] = mapped_column(Float)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

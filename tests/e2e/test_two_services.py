@@ -50,7 +50,7 @@ def second_env(env: Env) -> Env:
     base = env.base / "second"
     base.mkdir()
     settings = base / "rrdalarm.toml"
-    settings.write_text(env.settings_path.read_text(encoding="utf-8").replace(str(env.data), str(base / "data"))
+    settings.write_text(env.settings_path.read_text(encoding="utf-8").replace(f'data_dir = "{env.data}"', f'data_dir = "{base / "data"}"')
                         .replace('"thresholds.toml"', f'"{env.thresholds_path}"'),
                         encoding="utf-8")
     return Env(base, env.root, base / "data", settings, env.thresholds_path)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Env, make_rrd, threshold
+from conftest import T0, Env, make_rrd, threshold
 
 from rrdalarm.check.lock import CheckBusy, check_lock
 from rrdalarm.store.database import AlarmEvent, open_store
@@ -44,7 +44,7 @@ def other_installation(env: Env, name: str) -> Env:
     data = base / "data"
     base.mkdir()
     settings = base / "rrdalarm.toml"
-    settings.write_text(env.settings_path.read_text(encoding="utf-8").replace(str(env.data), str(data))
+    settings.write_text(env.settings_path.read_text(encoding="utf-8").replace(f'data_dir = "{env.data}"', f'data_dir = "{data}"')
                         .replace('"thresholds.toml"', f'"{env.thresholds_path}"'),
                         encoding="utf-8")
     return Env(base, env.root, data, settings, env.thresholds_path)
@@ -57,13 +57,13 @@ def test_a_check_elsewhere_on_the_same_database_holds_this_one_off(env: Env) -> 
     settings = other.settings()
     assert settings.data_dir != env.settings().data_dir
     with open_store(settings.db_url) as store, check_lock(settings.data_dir, 0, store):
-        busy = env.run("check", "--wait", "0.5", "--quiet")
+        busy = env.run("check", "--wait", "0.5", "--quiet", "--at", str(T0))
         assert busy.returncode == 4, busy.stderr
         assert busy.stderr.startswith("rrdalarm: another check is running") and busy.stderr.count("\n") == 1
         with open_store(env.settings().db_url) as mine, pytest.raises(CheckBusy):  # noqa: SIM117
             with check_lock(env.settings().data_dir, 0, mine):
                 pass
-    assert env.run("check", "--wait", "0", "--quiet").returncode == 1  # free again once released
+    assert env.run("check", "--wait", "0", "--quiet", "--at", str(T0)).returncode == 1  # free again once released
 
 
 def test_the_lock_is_taken_again_after_it_is_released(env: Env) -> None:

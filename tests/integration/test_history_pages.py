@@ -411,7 +411,7 @@ def test_check_now_reports_a_busy_lock_and_bad_config(site: Site) -> None:
     c = site.client()
     token = csrf(text(c, "/deliveries"))
     before = runs(site)
-    with check_lock(site.env.data, 0):
+    with check_lock(site.env.data, 0, site.service.store):
         r = c.post("/check-now", data={"csrf_token": token}, headers={"Referer": "http://localhost/deliveries"})
     assert r.status_code == 303 and r.headers["Location"] == "/deliveries"
     assert runs(site) == before

@@ -198,6 +198,19 @@ def env(tmp_path: Path, request: pytest.FixtureRequest) -> Env:
     return Env(tmp_path, root, data, settings, thresholds)
 
 
+def another_installation(env: Env, name: str) -> Env:
+    """A second installation beside `env`: its own data dir (so its own lock file), the same RRD root,
+    thresholds and database."""
+    base = env.base / name
+    data = base / "data"
+    base.mkdir()
+    settings = base / "rrdalarm.toml"
+    text = env.settings_path.read_text(encoding="utf-8")
+    text = text.replace(f'data_dir = "{env.data}"', f'data_dir = "{data}"')
+    settings.write_text(text.replace('"thresholds.toml"', f'"{env.thresholds_path}"'), encoding="utf-8")
+    return Env(base, env.root, data, settings, env.thresholds_path)
+
+
 WebApp = Callable[..., Any]
 """make(env, users=((name, password, role), ...), **flask_config) -> a Flask app over a CheckService."""
 

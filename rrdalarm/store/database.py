@@ -276,7 +276,12 @@ def make_engine(url: str) -> Engine:
             raise StoreError(f"database {url}: cannot create it: {exc.strerror}") from None
     try:
         engine = create_engine(url, future=True)
-    except (ArgumentError, ImportError, SQLAlchemyError) as exc:
+    except ImportError as exc:
+        postgresql = parsed.get_backend_name() == "postgresql"
+        hint = "; install it with: pip install 'rrdalarm[postgresql]'" if postgresql else ""
+        safe = parsed.render_as_string(hide_password=True)
+        raise StoreError(f"database {safe}: driver missing: {exc}{hint}") from None
+    except (ArgumentError, SQLAlchemyError) as exc:
         raise StoreError(f"database {parsed.render_as_string(hide_password=True)}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

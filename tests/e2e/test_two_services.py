@@ -7,6 +7,7 @@ apart. `RRDALARM_TWO_SERVE_SECONDS` and `RRDALARM_TWO_SERVE_FILES` make a longer
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from conftest import Env, make_rrd, threshold
+from conftest import Env, another_installation, make_rrd, threshold
 from pytest_httpserver import HTTPServer
 from test_service import Server, start_server
 
@@ -45,17 +46,6 @@ def firing_tree(env: Env, files: int) -> None:
                  end=now, rows=10)
 
 
-def second_env(env: Env) -> Env:
-    """The other service: same RRD root, thresholds and database; its own data dir and settings."""
-    base = env.base / "second"
-    base.mkdir()
-    settings = base / "rrdalarm.toml"
-    settings.write_text(env.settings_path.read_text(encoding="utf-8").replace(f'data_dir = "{env.data}"', f'data_dir = "{base / "data"}"')
-                        .replace('"thresholds.toml"', f'"{env.thresholds_path}"'),
-                        encoding="utf-8")
-    return Env(base, env.root, base / "data", settings, env.thresholds_path)
-
-
 @pytest.fixture
 def services(env: Env, pg_url: str, httpserver: HTTPServer) -> Iterator[tuple[Server, Server]]:
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
@@ -65,7 +55,7 @@ def services(env: Env, pg_url: str, httpserver: HTTPServer) -> Iterator[tuple[Se
                                              "on": ["fire", "repeat", "resolve"]}]))
     with env.settings_path.open("a") as fh:
         fh.write(f'database_url = "{pg_url}"\n[delivery]\ntimeout = 5\nbackoff = 1\nmax_backoff = 1\n')
-    other = second_env(env)
+    other = another_installation(env, "second")
     servers = [start_server(e, interval=1, service_lines="deliver_interval = 1\n") for e in (env, other)]
     yield servers[0], servers[1]
     for srv in servers:
@@ -83,7 +73,7 @@ def assert_once_per_firing(events: list[AlarmEvent]) -> None:
         kinds = Counter(e.kind for e in mine)
         assert kinds[EventKind.FIRED.value] == 1, (key, kinds)
         assert mine[0].kind == EventKind.FIRED.value, key
-        gaps = [b.at - a.at for a, b in zip(mine, mine[1:], strict=False)]
+        gaps = [b.at - a.at for a, b in itertools.pairwise(mine)]
         assert all(gap >= REARM for gap in gaps), (key, gaps)
 
 

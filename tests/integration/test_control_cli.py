@@ -7,10 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import rrdtool
 from conftest import T0, Env, assert_one_clear_line, threshold
 
 from rrdalarm.store.database import AuditEntry, DeliveryRow, Store, open_store
+
+# Every test on SQLite, then on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("any_database")
 
 LOG = {"type": "log", "file": "a.log", "on": ["fire", "repeat", "resolve", "ack"]}
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import T0, Env, make_rrd, threshold
+from conftest import T0, Env, another_installation, make_rrd, threshold
 
 from rrdalarm.check.lock import CheckBusy, check_lock
 from rrdalarm.store.database import AlarmEvent, open_store
@@ -38,22 +38,10 @@ def test_a_check_after_2038_is_recorded(env: Env) -> None:
         assert store.count(AlarmEvent) == 1
 
 
-def other_installation(env: Env, name: str) -> Env:
-    """A second installation (its own data dir, so its own lock file) on the same database."""
-    base = env.base / name
-    data = base / "data"
-    base.mkdir()
-    settings = base / "rrdalarm.toml"
-    settings.write_text(env.settings_path.read_text(encoding="utf-8").replace(f'data_dir = "{env.data}"', f'data_dir = "{data}"')
-                        .replace('"thresholds.toml"', f'"{env.thresholds_path}"'),
-                        encoding="utf-8")
-    return Env(base, env.root, data, settings, env.thresholds_path)
-
-
 def test_a_check_elsewhere_on_the_same_database_holds_this_one_off(env: Env) -> None:
     env.rrd("a.rrd", {"x": [9]})
     env.write_thresholds(threshold())
-    other = other_installation(env, "other")
+    other = another_installation(env, "other")
     settings = other.settings()
     assert settings.data_dir != env.settings().data_dir
     with open_store(settings.db_url) as store, check_lock(settings.data_dir, 0, store):
@@ -88,7 +76,7 @@ with check_lock(Path(sys.argv[2]), 0, store):
 
 
 def test_a_holder_killed_does_not_keep_the_lock(env: Env) -> None:
-    other = other_installation(env, "killed")
+    other = another_installation(env, "killed")
     proc = subprocess.run([sys.executable, "-c", _HOLD_THEN_DIE, env.settings().db_url, str(other.data)],
                           capture_output=True, text=True, timeout=60, env={**os.environ})
     assert proc.returncode == -signal.SIGKILL and proc.stdout == "held\n", proc.stderr
@@ -100,7 +88,7 @@ def test_a_holder_killed_does_not_keep_the_lock(env: Env) -> None:
 
 
 def test_waiting_for_the_lock_gives_up_after_the_wait(env: Env) -> None:
-    other = other_installation(env, "slow")
+    other = another_installation(env, "slow")
     with open_store(env.settings().db_url) as store, check_lock(other.settings().data_dir, 0, store):
         mine = env.settings()
         with open_store(mine.db_url) as again:

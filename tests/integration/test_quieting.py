@@ -6,10 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import rrdtool
 from conftest import T0, Env, check, threshold
 
 from rrdalarm.store.database import DeliveryRow, SilenceRow, Store
+
+# Every test on SQLite, then on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("any_database")
 
 LOG = {"type": "log", "file": "a.log", "on": ["fire", "repeat", "resolve"]}
 

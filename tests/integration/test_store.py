@@ -55,28 +55,28 @@ def test_concurrent_opens_of_a_new_database(tmp_path: Path) -> None:
     assert errors == []
 
 
-def test_record_check_is_one_transaction(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path}/t.db")
+def test_record_check_is_one_transaction(any_database: str) -> None:
+    store = open_store(any_database)
     summary = RunSummary(100, 0.5, 1, 1, 1, 1, 0)
     change = StateChange((1, "a.rrd", "x"), State.FIRING, 100, 100, None, 100, 9.0, 60)
     event = NewEvent(1, "t", "a.rrd", "x", "ALARM FIRED", "fired", "above", 5.0, 9.0, 60, "m")
     done = store.record_check(summary, [change], [event])
     assert done.run_id == 1 and len(done.event_ids) == 1 and done.unrecorded == {}
     # A database that fails as a whole (here: a table gone) fails the whole write, the run included.
-    with sqlite3.connect(tmp_path / "t.db") as db:
-        db.execute("alter table alarm_events rename to elsewhere")
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("alter table alarm_events rename to elsewhere")
     with pytest.raises(StoreError):
         store.record_check(RunSummary(200, 0.5, 1, 1, 1, 1, 0), [change], [event])
-    with sqlite3.connect(tmp_path / "t.db") as db:
-        db.execute("alter table elsewhere rename to alarm_events")
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("alter table elsewhere rename to alarm_events")
     assert store.count(AlarmEvent) == 1
     assert len(store.runs()) == 1
     assert store.states([1])[(1, "a.rrd", "x")].state is State.FIRING
     store.close()
 
 
-def test_rows_one_threshold_cannot_store_leave_the_others_recorded(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path}/t.db")
+def test_rows_one_threshold_cannot_store_leave_the_others_recorded(any_database: str) -> None:
+    store = open_store(any_database)
 
     def fired(tid: int, series: str, name: Any = "t") -> tuple[StateChange, NewEvent]:
         return (StateChange((tid, series, "x"), State.FIRING, 100, 100, None, 100, 9.0, 60),
@@ -190,3 +190,37 @@ def test_upgrading_keeps_firing_states_with_untracked_notifications(tmp_path: Pa
     assert view.state is State.FIRING and view.fired_at == 5
     assert view.notified is None  # its recovery goes to every action, as before the upgrade
     store.close()
+
+
+def test_upgrading_to_64_bit_epochs_keeps_the_rows(any_database: str) -> None:
+    from alembic import command
+
+    from rrdalarm.store.migrate import alembic_config
+
+    store = Store(any_database)
+    command.upgrade(alembic_config(store.engine), "0008")
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("insert into series_state (threshold_id, series, ds, state, fired_at)"
+                             " values (1, 'a.rrd', 'x', 'FIRING', 2147483647)")
+    store.migrate()
+    assert current_revision(store.engine) == HEAD
+    assert store.states([1])[(1, "a.rrd", "x")].fired_at == 2**31 - 1
+    late = 2**31 + 100
+    change = StateChange((1, "a.rrd", "x"), State.FIRING, late, late, None, late, 9.0, late)
+    event = NewEvent(1, "t", "a.rrd", "x", "ALARM FIRED", "fired", "above", 5.0, 9.0, late, "m")
+    assert store.record_check(RunSummary(late, 0.5, 1, 1, 1, 1, 0), [change], [event]).unrecorded == {}
+    assert store.states([1])[(1, "a.rrd", "x")].last_sent_at == late
+    assert [e.time for e in store.events()] == [late]
+    store.close()
+
+
+def test_an_unreachable_postgresql_is_one_line_without_the_password(pg_url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(pg_url)
+    gone = url.set(query={"host": "/nonexistent", "port": "5432"}, password="s3cret")
+    with pytest.raises(StoreError) as info:
+        open_store(gone.render_as_string(hide_password=False))
+    message = str(info.value)
+    assert "\n" not in message and "s3cret" not in message
+    assert '"/nonexistent/.s.PGSQL.5432"' in message

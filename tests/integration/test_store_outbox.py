@@ -74,8 +74,8 @@ def record(store: Store, at: int, deliveries: int = 1) -> list[int]:
     return store.record_check(RunSummary(at, 0.1, 1, 2, 1, 1, 0), [change], events, planned).event_ids
 
 
-def test_claim_takes_each_due_delivery_once_with_its_events_and_counts_the_attempt(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path}/c.db")
+def test_claim_takes_each_due_delivery_once_with_its_events_and_counts_the_attempt(any_database: str) -> None:
+    store = open_store(any_database)
     ids = record(store, 100, deliveries=2)
     first = store.claim_deliveries(now=200, lease_s=10, limit=10)
     assert [(c.id, c.attempt, c.params, [e.id for e in c.events]) for c in first] == [
@@ -93,8 +93,8 @@ def test_claim_takes_each_due_delivery_once_with_its_events_and_counts_the_attem
     store.close()
 
 
-def test_threshold_activity_counts_firing_series_and_the_last_firing(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path}/a.db")
+def test_threshold_activity_counts_firing_series_and_the_last_firing(any_database: str) -> None:
+    store = open_store(any_database)
     record(store, 100)
     record(store, 160)
     assert store.threshold_activity([1, 2, 3]) == ({1: 1}, {1: 160})
@@ -102,8 +102,8 @@ def test_threshold_activity_counts_firing_series_and_the_last_firing(tmp_path: P
     store.close()
 
 
-def test_user_rows(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path}/u.db")
+def test_user_rows(any_database: str) -> None:
+    store = open_store(any_database)
     made = store.add_user("ann", "h1", "admin", 5)
     assert made is not None and store.add_user("ann", "h2", "viewer", 6) is None
     assert store.set_password_hash("ann", "h3", replacing="h0") is False

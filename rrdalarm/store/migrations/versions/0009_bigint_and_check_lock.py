@@ -18,9 +18,9 @@ depends_on = None
 # Every column holding epoch seconds, by table; True: it may be NULL.
 EPOCHS: dict[str, dict[str, bool]] = {
     "check_runs": {"started_at": False},
-    "series_state": {name: True for name in (
+    "series_state": dict.fromkeys((
         "active_at", "fired_at", "resolved_at", "last_sent_at", "last_time", "clear_since", "flapping_since",
-        "stale_since", "silenced_since", "silenced_until", "ack_at")},
+        "stale_since", "silenced_since", "silenced_until", "ack_at"), True),
     "alarm_events": {"at": False, "time": True},
     "silences": {"starts_at": False, "ends_at": False, "created_at": False},
     "deliveries": {"created_at": False, "next_attempt_at": False, "lease_until": True, "sent_at": True},

@@ -24,7 +24,7 @@ class SlowHook:
 
     def __init__(self) -> None:
         self.slow = threading.Event()
-        self.fail_next = threading.Event()
+        self.fail_arrival = 0  # the number (1-based) of the one arrival to answer 503
         self.seen: list[tuple[str, str]] = []  # (header id, body id) of every request that arrived
         self.lock = threading.Lock()
 
@@ -32,21 +32,26 @@ class SlowHook:
         body = json.loads(request.get_data())
         with self.lock:
             self.seen.append((request.headers["X-Rrdalarm-Delivery"], body["delivery_id"]))
+            arrival = len(self.seen)
         deadline = time.monotonic() + 20
         while self.slow.is_set() and time.monotonic() < deadline:
             time.sleep(0.02)
-        if self.fail_next.is_set():
-            self.fail_next.clear()
+        if arrival == self.fail_arrival:
             return Response("busy", 503)
         return Response("ok", 200)
 
 
 @pytest.fixture
-def hook(httpserver: HTTPServer) -> Iterator[tuple[SlowHook, str]]:
+def hook() -> Iterator[tuple[SlowHook, str]]:
+    # Threaded: a request of a killed deliverer still held must not keep the next one waiting.
+    server = HTTPServer(threaded=True)
+    server.start()
     handler = SlowHook()
-    httpserver.expect_request("/hook", method="POST").respond_with_handler(handler)
-    yield handler, httpserver.url_for("/hook")
+    server.expect_request("/hook", method="POST").respond_with_handler(handler)
+    yield handler, server.url_for("/hook")
     handler.slow.clear()
+    server.clear()
+    server.stop()
 
 
 def _row(store: Store) -> DeliveryRow:
@@ -86,7 +91,7 @@ def test_a_deliverer_killed_mid_send_uses_up_no_attempt(env: Env, store: Store, 
         row = _row(store)
         assert (row.status, row.attempts) == ("pending", 0)
     # One attempt that really fails (the receiver says 503) counts: the first of two.
-    handler.fail_next.set()
+    handler.fail_arrival = len(handler.seen) + 1
     [failed] = deliver_pending(store, env.settings())
     assert (failed.ok, failed.status) == (False, "pending")
     assert "interrupted" not in (failed.error or "")

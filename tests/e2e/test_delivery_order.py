@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import subprocess
@@ -144,7 +145,7 @@ def test_a_series_events_arrive_oldest_first_through_a_flaky_receiver(
         if {d.status for d, _ in store.deliveries(limit=1000)} == {"sent"}:
             break
         later = time.time() + 60 * n
-        deliver_pending(store, env.settings(), clock=lambda at=later: at)
+        deliver_pending(store, env.settings(), clock=functools.partial(float, later))
     assert {d.status for d, _ in store.deliveries(limit=1000)} == {"sent"}
     events = [e for _, carried in receiver.accepted for e in carried]
     assert [e["kind"] for e in events] == ["fired", "resolved"] * (checks // 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from pathlib import Path
@@ -65,7 +66,7 @@ def test_retries_go_on_past_eight_attempts_until_the_horizon(env: Env, store: St
     start = time.time()
     check(env, store)
     for minute in range(1, 30):
-        [r] = deliver_pending(store, env.settings(), clock=lambda m=minute: start + 60 * m)
+        [r] = deliver_pending(store, env.settings(), clock=functools.partial(float, start + 60 * minute))
         assert r.status == "pending", minute
     [row] = _rows(store)
     assert row.attempts == 30
@@ -106,6 +107,7 @@ def test_cli_requeues_a_dead_delivery_by_id_and_sends_it(env: Env, store: Store)
 
 def test_cli_requeues_every_dead_delivery_since_a_time(env: Env, store: Store) -> None:
     _dead(env, store)
+    env.rrd("a.rrd", {"x": [1]}, end=T0 + 3600)
     check(env, store, at=T0 + 3600)  # resolves: a second dead delivery, an hour later
     assert sorted(d.status for d in _rows(store)) == ["dead", "dead"]
     proc = env.run("deliver", "--requeue", "--all-dead", "--since", str(T0 + 1800))

@@ -135,7 +135,7 @@ class Action(ABC):
     line naming what failed and no secret; `permanent=True` when retrying cannot help (a bad
     parameter, a receiver that refuses): the delivery is then dead at once. Any other
     ActionError, or any other exception (recorded as "ClassName: message"), is retried with
-    backoff until `[delivery] max_attempts`. `run` must finish within `context.timeout`
+    backoff until `[delivery] retry_for` (or max_attempts). `run` must finish within `context.timeout`
     seconds: after that the attempt counts as failed ("timed out") and the thread is left
     behind. The error line is shown by `rrdalarm deliver`, in the check's warnings, the
     service log, `rrdalarm history --deliveries` and the web deliveries page, with known

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
 from rrdalarm.check.lock import CheckBusy
-from rrdalarm.common.errors import StoreError
+from rrdalarm.common.errors import RequeueError, StoreError
 from rrdalarm.common.secrets import origins_only, redact_config_text
 from rrdalarm.config.thresholds import load_thresholds
 from rrdalarm.model.definitions import Threshold
@@ -27,7 +27,7 @@ from rrdalarm.report.points import CHARTS_RRD_ONLY, RANGES
 from rrdalarm.report.render import fmt_limit, fmt_time, fmt_value
 from rrdalarm.store.database import AlarmEvent, Store
 
-from .auth import require_access, service
+from .auth import current_account, require_access, require_admin, service
 from .filters import FilterError, local_input, parse_choice, parse_int, parse_page, parse_text, parse_time
 
 bp = Blueprint("history", __name__, template_folder="templates")
@@ -238,9 +238,34 @@ def deliveries() -> tuple[str, int]:
     rows, more = _split(store.find_deliveries(status=status, action=action, limit=PAGE_SIZE + 1,
                                               offset=_offset(page)))
     query = {k: v for k, v in (("status", status), ("action", action)) if v}
+    account = current_account()
     return _render("deliveries.html", error=None, form=query, statuses=DELIVERY_STATUSES, actions=actions,
                    rows=rows, links=page_links("history.deliveries", query, page, more), page=page,
-                   event_ids=store.event_ids_of, digests=store.digest_messages(d.id for d, _ in rows))
+                   event_ids=store.event_ids_of, digests=store.digest_messages(d.id for d, _ in rows),
+                   admin=account is not None and account.role == "admin")
+
+
+@bp.post("/deliveries/<ident>/requeue")
+@require_admin
+def requeue(ident: str) -> Response:
+    """Queue a dead delivery again (audited under the admin's name); the deliverer sends it at its next run."""
+    account = current_account()
+    try:
+        service().store.requeue_dead([ident[:64]], since=None, by=account.name if account else "?",
+                                     now=int(time.time()))
+    except RequeueError as exc:
+        flash(f"Delivery not requeued: {exc}", "error")
+    else:
+        flash(f"Delivery {ident} requeued.")
+    return redirect(_back_to_deliveries(), 303)  # type: ignore[return-value]
+
+
+def _back_to_deliveries() -> str:
+    """The deliveries page the button was on (its filter and page kept), else the plain one."""
+    ref = urlsplit(request.referrer or "")
+    if ref.netloc == request.host and ref.path == url_for("history.deliveries"):
+        return ref.path + (f"?{ref.query}" if ref.query else "")
+    return url_for("history.deliveries")
 
 
 @bp.get("/audit")

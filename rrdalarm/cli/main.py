@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -19,7 +19,7 @@ import click
 
 from rrdalarm import __version__
 from rrdalarm.check.lock import CheckBusy, check_lock
-from rrdalarm.common.errors import StoreError
+from rrdalarm.common.errors import RequeueError, StoreError
 from rrdalarm.config.lines import read_config_text
 from rrdalarm.config.settings import find_settings_file, load_settings, rrdcached_problem
 from rrdalarm.config.thresholds import is_legacy_text, load_thresholds_file
@@ -446,16 +446,29 @@ def show_deliveries(settings: Settings, since: int | None, limit: int, as_json: 
 
 
 @cli.command()
+@click.argument("ids", nargs=-1, metavar="[ID]...")
 @click.option("--db", help="SQLAlchemy database URL (default: SQLite in the data dir).")
 @click.option("--quiet", is_flag=True, help="Print nothing; the exit status says if something failed.")
+@click.option("--requeue", is_flag=True, help="First queue the dead deliveries ID... (or --all-dead) again.")
+@click.option("--all-dead", is_flag=True, help="With --requeue: every dead delivery (see --since).")
+@click.option("--since", help="With --all-dead: only those created at or after this AT-style time or epoch.")
+@click.option("--author", help="Who requeues, for the audit log (default: the user running the command).")
 @click.pass_context
 @user_errors
-def deliver(ctx: click.Context, db: str | None, quiet: bool) -> None:
-    """Send the outbox's due deliveries (for cron setups); exit 1 if any attempt failed."""
+def deliver(ctx: click.Context, ids: tuple[str, ...], db: str | None, quiet: bool, requeue: bool, all_dead: bool,
+            since: str | None, author: str | None) -> None:
+    """Send the outbox's due deliveries (for cron setups); exit 1 if any attempt failed.
+
+    With --requeue, dead deliveries (the IDs given, or --all-dead) are first queued again: each
+    starts over with a new retry horizon and is audited with its author.
+    """
     from rrdalarm.delivery.outbox import deliver_pending, summarize
 
+    wanted = _requeue_request(ids, requeue, all_dead, since)
     settings = settings_from(ctx, None, db)
     with open_store(settings.db_url) as store:
+        if wanted is not None:
+            _requeue(store, wanted, author, quiet)
         results = deliver_pending(store, settings)
     if not quiet:
         for r in results:
@@ -463,6 +476,44 @@ def deliver(ctx: click.Context, db: str | None, quiet: bool) -> None:
                 click.echo(f"rrdalarm: delivery {r.delivery_id} ({r.action}): {r.error}", err=True)
         click.echo(summarize(results))
     sys.exit(1 if any(not r.ok for r in results) else 0)
+
+
+@dataclass(frozen=True)
+class _Requeue:
+    ids: tuple[str, ...] | None  # None: every dead delivery since `since`
+    since: int | None
+
+
+def _requeue_request(ids: tuple[str, ...], requeue: bool, all_dead: bool, since: str | None) -> _Requeue | None:
+    """What `deliver` is asked to requeue (None: nothing); a mistake is one line and exit 2."""
+    if not requeue:
+        stray = "delivery ids" if ids else "--all-dead" if all_dead else "--since" if since is not None else None
+        if stray is not None:
+            fail(f"{stray} needs --requeue")
+        return None
+    if bool(ids) == all_dead:
+        fail("--requeue needs delivery ids or --all-dead (not both)")
+    if since is not None and not all_dead:
+        fail("--since goes with --all-dead")
+    since_epoch = None
+    if since is not None:
+        try:
+            since_epoch, _ = timespec.resolve_window(since, "now", int(time.time()))
+        except timespec.TimeSpecError as exc:
+            fail(f"--since: {exc}")
+    return _Requeue(None if all_dead else ids, since_epoch)
+
+
+def _requeue(store: Store, wanted: _Requeue, author: str | None, quiet: bool) -> None:
+    from rrdalarm.cli.control import _author as author_of
+
+    try:
+        done = store.requeue_dead(wanted.ids, since=wanted.since, by=author_of(author), now=int(time.time()))
+    except RequeueError as exc:
+        fail(str(exc))
+    if not quiet:
+        click.echo(f"requeued {len(done)} {'delivery' if len(done) == 1 else 'deliveries'}"
+                   + (f": {', '.join(done)}" if done else ""))
 
 
 @cli.group()

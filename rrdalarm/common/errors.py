@@ -5,3 +5,7 @@ from __future__ import annotations
 
 class StoreError(Exception):
     """The database cannot be opened or used; the message is one line."""
+
+
+class RequeueError(Exception):
+    """A delivery named for requeueing is unknown or not dead; the message is one line."""

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from rrdalarm.common.quantities import parse_duration
 from rrdalarm.common.secrets import secret_problem
 from rrdalarm.config.lines import _toml_error_line, read_config_text, table_key_line, top_level_line
 from rrdalarm.model.definitions import (
@@ -41,7 +42,7 @@ _NTOPNG_KEYS = {"url", "token", "user", "password", "timeout", "concurrency", "r
 _SERVICE_KEYS = {"listen", "check_interval", "deliver_interval", "min_start_interval", "api_token",
                  "thresholds_dir", "request_timeout", "connection_limit", "session_idle", "page_refresh"}
 _SMTP_KEYS = {"host", "port", "security", "username", "password", "sender"}
-_DELIVERY_KEYS = {"timeout", "max_attempts", "backoff", "max_backoff", "max_per_check"}
+_DELIVERY_KEYS = {"timeout", "max_attempts", "backoff", "max_backoff", "max_per_check", "retry_for"}
 
 
 def find_settings_file(explicit: Path | None) -> Path | None:
@@ -167,21 +168,34 @@ def _smtp_settings(data: Mapping[str, Any], fail: Fail) -> SmtpSettings:
 
 def _delivery_settings(data: Mapping[str, Any], fail: Fail) -> DeliverySettings:
     delivery = _table(data, "delivery", _DELIVERY_KEYS, fail)
-    for key in _DELIVERY_KEYS - {"max_per_check"}:
+    for key in ("timeout", "backoff", "max_backoff"):
         v = delivery.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
             raise fail(key, f"[delivery] {key} must be a positive number, not {v!r}")
-    budget = delivery.get("max_per_check")
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
-        raise fail("max_per_check", f"[delivery] max_per_check must be a whole number of at least 1, not {budget!r}")
+    for key in ("max_per_check", "max_attempts"):
+        v = delivery.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise fail(key, f"[delivery] {key} must be a whole number of at least 1, not {v!r}")
     defaults = DeliverySettings()
     return DeliverySettings(
         timeout=float(delivery.get("timeout", defaults.timeout)),
-        max_attempts=int(delivery.get("max_attempts", defaults.max_attempts)),
+        max_attempts=delivery.get("max_attempts"),
         backoff=float(delivery.get("backoff", defaults.backoff)),
         max_backoff=float(delivery.get("max_backoff", defaults.max_backoff)),
-        max_per_check=budget,
+        max_per_check=delivery.get("max_per_check"),
+        retry_for=_retry_for(delivery.get("retry_for", defaults.retry_for), fail),
     )
+
+
+def _retry_for(raw: object, fail: Fail) -> int:
+    """How long a failed delivery is retried; a duration of at least a second."""
+    try:
+        seconds = parse_duration(raw)
+    except ValueError as exc:
+        raise fail("retry_for", f"[delivery] retry_for {exc}") from None
+    if seconds < 1:
+        raise fail("retry_for", f"[delivery] retry_for must be at least 1 s (e.g. \"24h\"), not {raw!r}")
+    return seconds
 
 
 def _service_settings(data: Mapping[str, Any], base: Path, fail: Fail) -> ServiceSettings:

@@ -127,12 +127,17 @@ class SmtpSettings:
 
 @dataclass(frozen=True)
 class DeliverySettings:
-    """How the outbox sends: per-attempt timeout and retries with exponential backoff."""
+    """How the outbox sends: per-attempt timeout and retries with exponential backoff.
+
+    A failed delivery is retried until `retry_for` seconds after it was queued (or requeued), and
+    also no more than `max_attempts` times when that is set: whichever comes first ends it (dead).
+    """
 
     timeout: float = 10.0
-    max_attempts: int = 8
+    max_attempts: int | None = None
     backoff: float = 30.0
     max_backoff: float = 3600.0
+    retry_for: int = 24 * 3600
     max_per_check: int | None = None
     """Deliveries per action target in one check before the rest go out as one digest; None: no budget."""
 

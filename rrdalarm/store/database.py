@@ -40,7 +40,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
-from rrdalarm.common.errors import StoreError
+from rrdalarm.common.errors import RequeueError, StoreError
 from rrdalarm.common.fileutil import create_private_file, make_private_dirs
 from rrdalarm.model.control import Acknowledgement
 from rrdalarm.model.records import (
@@ -167,6 +167,9 @@ class DeliveryRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[int] = mapped_column(BigInteger)
     lease_until: Mapped[int | None] = mapped_column(BigInteger)
+    # When it was queued or last requeued, on the deliverer's (real) clock: its retry horizon starts there.
+    # NULL: queued by an older version; the first claim sets it.
+    queued_at: Mapped[int | None] = mapped_column(BigInteger)
     sent_at: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
     # Read with the row (the rows outlive their session), in the order the delivery carries them.
@@ -468,42 +471,49 @@ class Store:
 
     # The outbox worker (rrdalarm/delivery/outbox.py).
 
-    def claim_deliveries(self, now: int, lease_s: int, limit: int,
-                         only: Collection[str] | None = None) -> list[Claimed]:
-        """Due deliveries (of the ids in `only`, when given) that this process now holds the lease of.
+    def claim_deliveries(self, now: int, lease_s: int, limit: int, only: Collection[str] | None = None,
+                         skip: Collection[str] = ()) -> list[Claimed]:
+        """Due deliveries (of the ids in `only`, not in `skip`) that this process now holds the lease of.
 
-        Each claim is its own transaction: an UPDATE that only one process can win.
+        Per action target (action and parameters) deliveries go out one at a time, in the order
+        they were written: one waits while an older one of its target is pending (retrying, or
+        being sent), so a receiver hears of a series' events oldest first. Each claim is its own
+        transaction: an UPDATE that only one process can win. A claim counts no attempt (the
+        recorded outcome does): a process killed mid-send leaves the lease to run out and costs
+        the delivery no attempt; the next claim notes the interruption in its last error.
         """
-        due = (
-            select(DeliveryRow.id)
-            .where(DeliveryRow.status == DeliveryStatus.PENDING, DeliveryRow.next_attempt_at <= now)
-            .where(_lease_free(now))
-            .order_by(DeliveryRow.created_at, DeliveryRow.id)
-            .limit(limit)
-        )
-        if only is not None:
-            due = due.where(DeliveryRow.id.in_(list(only)))
+        q = (select(DeliveryRow.id, DeliveryRow.action, DeliveryRow.params, DeliveryRow.next_attempt_at,
+                    DeliveryRow.lease_until)
+             .where(DeliveryRow.status == DeliveryStatus.PENDING)
+             .order_by(DeliveryRow.run_id, DeliveryRow.id))
         with self.session() as s:
-            candidates = list(s.scalars(due))
-        claimed = []
-        for ident in candidates:
-            with self.session() as s:
-                won = s.execute(
-                    update(DeliveryRow)
-                    .where(DeliveryRow.id == ident, DeliveryRow.status == DeliveryStatus.PENDING, _lease_free(now))
-                    .values(lease_until=now + lease_s, attempts=DeliveryRow.attempts + 1)
-                )
-                if not cast(CursorResult[Any], won).rowcount:
-                    continue  # another process took it
-                row = s.get_one(DeliveryRow, ident)
-                events = s.scalars(select(AlarmEvent).join(DeliveryEvent, DeliveryEvent.event_id == AlarmEvent.id)
-                                   .where(DeliveryEvent.delivery_id == ident).order_by(AlarmEvent.id)).all()
-                claimed.append(Claimed(row.id, row.action, row.params, row.attempts, row.created_at, list(events)))
-        return claimed
+            pending = [_Pending(*r) for r in s.execute(q)]
+        wanted = [p for p in _heads(pending) if p.due(now) and p.id not in skip and (only is None or p.id in only)]
+        claimed = [self._claim(p, now, lease_s) for p in wanted[:limit]]
+        return [c for c in claimed if c is not None]
+
+    def _claim(self, due: _Pending, now: int, lease_s: int) -> Claimed | None:
+        values: dict[str, Any] = {"lease_until": now + lease_s, "queued_at": func.coalesce(DeliveryRow.queued_at, now)}
+        if due.lease_until is not None:  # leased, never recorded: its process ended mid-send
+            values["last_error"] = INTERRUPTED
+        with self.session() as s:
+            won = s.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id == due.id, DeliveryRow.status == DeliveryStatus.PENDING, _lease_free(now))
+                .values(**values)
+            )
+            if not cast(CursorResult[Any], won).rowcount:
+                return None  # another process took it
+            row = s.get_one(DeliveryRow, due.id)
+            events = s.scalars(select(AlarmEvent).join(DeliveryEvent, DeliveryEvent.event_id == AlarmEvent.id)
+                               .where(DeliveryEvent.delivery_id == due.id).order_by(AlarmEvent.id)).all()
+            return Claimed(row.id, row.action, row.params, row.attempts + 1, row.created_at, row.queued_at or now,
+                           list(events))
 
     def record_attempt(self, delivery_id: str, attempt: Attempt) -> None:
-        """Write one attempt and where its delivery stands after it, at once; the lease ends."""
-        values: dict[str, Any] = {"status": attempt.status.value, "lease_until": None, "last_error": attempt.error}
+        """Write one attempt and where its delivery stands after it, at once; the lease ends, the attempt counts."""
+        values: dict[str, Any] = {"status": attempt.status.value, "lease_until": None, "last_error": attempt.error,
+                                  "attempts": DeliveryRow.attempts + 1}
         if attempt.status is DeliveryStatus.SENT:
             values["sent_at"] = attempt.at
         elif attempt.status is DeliveryStatus.PENDING and attempt.retry_at is not None:
@@ -512,6 +522,28 @@ class Store:
             s.execute(update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(**values))
             s.add(DeliveryAttempt(delivery_id=delivery_id, at=attempt.at, duration_s=attempt.duration_s,
                                   ok=attempt.ok, error=attempt.error))
+
+    def requeue_dead(self, ids: Sequence[str] | None, *, since: int | None, by: str, now: int) -> list[str]:
+        """Queue dead deliveries again (the named ones, else all created at or after `since`), each audited.
+
+        A requeued delivery starts over: no attempt counted, its retry horizon from `now`, due at once,
+        at its old place in its target's order. Named ids are all requeued or none (RequeueError).
+        """
+        with self.session() as s:
+            if ids is None:
+                q = select(DeliveryRow).where(DeliveryRow.status == DeliveryStatus.DEAD)
+                if since is not None:
+                    q = q.where(DeliveryRow.created_at >= since)
+                rows = list(s.scalars(q.order_by(DeliveryRow.run_id, DeliveryRow.id)))
+            else:
+                rows = [_dead_row(s, ident) for ident in dict.fromkeys(ids)]
+            for row in rows:
+                s.add(AuditEntry(at=now, user=by[:64], change="requeue", threshold_id=None, threshold_name="",
+                                 file="", diff=f"delivery {row.id} ({row.action}) requeued; it had failed: "
+                                               f"{row.last_error or 'no error recorded'}"))
+                row.status, row.attempts, row.next_attempt_at = DeliveryStatus.PENDING.value, 0, 0
+                row.lease_until, row.queued_at = None, now
+            return [row.id for row in rows]
 
     # The threshold table (rrdalarm/editor/overview.py).
 
@@ -756,7 +788,7 @@ def _write_deliveries(s: Session, run: CheckRun, deliveries: Sequence[PlannedDel
             id=d.id, run_id=run.id, created_at=run.started_at, action=d.action,
             params=json.dumps(d.params, sort_keys=True),
             links=[DeliveryEvent(position=n, event_id=i) for n, i in enumerate(carried)],
-            status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=0,
+            status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=0, queued_at=int(time.time()),
         ))
 
 
@@ -775,14 +807,52 @@ def write_run(s: Session, summary: RunSummary, events: Sequence[NewEvent],
 
 @dataclass(frozen=True)
 class Claimed:
-    """A delivery this process holds the lease of; `attempt` counts this one."""
+    """A delivery this process holds the lease of; `attempt` is this one's number (recorded outcomes + 1)."""
 
     id: str
     action: str
     params: str  # JSON
     attempt: int
     created_at: int
+    queued_at: int
     events: list[AlarmEvent]
+
+
+INTERRUPTED = "interrupted: the process sending it ended before recording an outcome (not counted as an attempt)"
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """What a claim needs to know of a pending delivery."""
+
+    id: str
+    action: str
+    params: str
+    next_attempt_at: int
+    lease_until: int | None
+
+    def due(self, now: int) -> bool:
+        return self.next_attempt_at <= now and (self.lease_until is None or self.lease_until < now)
+
+
+def _heads(pending: Iterable[_Pending]) -> list[_Pending]:
+    """The oldest pending delivery of each target (`pending` comes oldest first): the only one it may send."""
+    seen: set[tuple[str, str]] = set()
+    heads = []
+    for p in pending:
+        if (p.action, p.params) not in seen:
+            seen.add((p.action, p.params))
+            heads.append(p)
+    return heads
+
+
+def _dead_row(s: Session, ident: str) -> DeliveryRow:
+    row = s.get(DeliveryRow, ident)
+    if row is None:
+        raise RequeueError(f"no delivery {ident!r} (see rrdalarm history --deliveries)")
+    if row.status != DeliveryStatus.DEAD:
+        raise RequeueError(f"delivery {ident} is {row.status}, not dead: only dead deliveries are requeued")
+    return row
 
 
 @dataclass(frozen=True)

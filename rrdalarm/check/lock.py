@@ -10,10 +10,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rrdalarm.common.fileutil import make_private_dirs
-from rrdalarm.store.database import Store
-from rrdalarm.store.lock import DatabaseLockBusy, database_check_lock
+
+if TYPE_CHECKING:
+    from rrdalarm.store.database import Store
 
 
 class CheckBusy(Exception):
@@ -23,6 +25,9 @@ class CheckBusy(Exception):
 @contextmanager
 def check_lock(data_dir: Path, wait: float, store: Store) -> Iterator[None]:
     """Hold the data dir's and the database's check locks; raise CheckBusy after `wait` seconds in all."""
+    # Here: commands that never check (validate, user, …) do not pay for SQLAlchemy.
+    from rrdalarm.store.lock import DatabaseLockBusy, database_check_lock
+
     started = time.monotonic()
     with _file_lock(data_dir, wait):
         left = max(0.0, wait - (time.monotonic() - started))

@@ -189,11 +189,10 @@ def reads_under(pid: int, root: Path) -> bool:
 def kill_a_worker_while_it_reads(proc: subprocess.Popen[str], root: Path) -> int | None:
     """SIGKILL the first process below the check (a fetch worker) seen with an RRD file open."""
     deadline = time.monotonic() + 60
-    workers: list[int] = []
     while proc.poll() is None and time.monotonic() < deadline:
-        if len(workers) < 2:
-            workers = list(descendants(proc.pid))
-        for pid in workers:
+        # Looked up again each turn: the fetch workers come after the forkserver and its resource tracker,
+        # at a moment that depends on how long the check took to start.
+        for pid in descendants(proc.pid):
             if reads_under(pid, root):
                 os.kill(pid, signal.SIGKILL)
                 return pid

@@ -53,6 +53,7 @@ setup(
             "pytest-httpserver>=1.0",
             "apprise>=1.7",
             "playwright>=1.45",
+            "axe-playwright-python>=0.1.4",
         ],
         "apprise": ["apprise>=1.7"],
     },

@@ -179,6 +179,11 @@ def _argv(argv: list[str]) -> Iterator[None]:
 
 @pytest.fixture
 def env(tmp_path: Path) -> Env:
+    return make_env(tmp_path)
+
+
+def make_env(tmp_path: Path) -> Env:
+    """An Env in `tmp_path` (a module-scoped fixture passes a folder of tmp_path_factory)."""
     root = tmp_path / "rrd"
     data = tmp_path / "data"
     root.mkdir()

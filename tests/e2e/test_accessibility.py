@@ -110,6 +110,15 @@ def report_after_check_now(page: Page) -> None:
     expect(page.locator("#rows tr").first).to_be_visible()
 
 
+def suggestions_open(page: Page) -> None:
+    """The glob's autocomplete list open, its first option highlighted."""
+    page.locator("#glob").focus()
+    page.keyboard.type("interfaces/")
+    expect(page.locator("#glob-list li[role=option]").filter(has_text="eth2/")).to_have_count(1)
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("#glob-list li[aria-selected=true]")).to_have_count(1)
+
+
 def editor_with_errors(page: Page) -> None:
     page.fill("#value", "lots")
     page.fill("#start", "yesterday-ish")
@@ -141,7 +150,7 @@ def test_every_page_passes_axe_as_an_admin(ui: Watched, site: Site, scheme: Sche
     tour.visit("alarms", "/", alarms_with_a_menu_open)
     tour.visit("report", "/report", report_after_check_now)
     tour.visit("thresholds", "/thresholds")
-    tour.visit("editor-new", "/thresholds/new")
+    tour.visit("editor-new", "/thresholds/new", suggestions_open)
     tour.visit("editor-edit", "/thresholds/1/edit")
     ui.allow(r"status of 400 .*/thresholds/1/edit")  # the answer of a form with mistakes
     editor_with_errors(ui.page)
@@ -295,10 +304,20 @@ def test_a_new_threshold_by_keyboard(ui: Watched, site: Site) -> None:
 def test_focus_is_visible_on_links_buttons_and_fields(ui: Watched, site: Site) -> None:
     page = ui.page
     keyboard_log_in(page, site, "/silences")
+    page.keyboard.press("Tab")  # the first stop: past the header, to the page
+    skip = page.locator("a.skip-link")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()
+    assert_focus_ring(page, "the skip link")
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
     page.keyboard.press("Tab")
-    expect(page.locator("header.top .brand")).to_be_focused()
-    assert_focus_ring(page, "the header's first link")
-    for selector in ("header nav a", "#check-now", "main a", "#s-threshold", "#new-silence button[type=submit]"):
+    expect(page.locator("main a").first).to_be_focused()  # the header's links were skipped
+    page.keyboard.press("Shift+Tab")  # back: the header's last control
+    expect(page.get_by_role("button", name="Log out")).to_be_focused()
+    page.goto(site.url + "/silences")
+    for selector in ("header .brand", "header nav a", "#check-now", "main a", "#s-threshold",
+                     "#new-silence button[type=submit]"):
         tab_to(page, selector)
         assert_focus_ring(page, selector)
     page.emulate_media(color_scheme="dark")

@@ -133,8 +133,13 @@ def editor_with_preview(page: Page) -> None:
 
 
 def chart_loaded(page: Page) -> None:
+    """The chart drawn, and named and described in words for a screen reader (the canvas says nothing)."""
     expect(page.locator(".chart-plot canvas")).to_have_count(1)
     expect(page.locator(".chart-status")).not_to_contain_text("Loading")
+    plot = page.get_by_role("img", name="chart of interfaces/eth0/bytes.rrd rx over time")
+    expect(plot).to_have_count(1)
+    expect(page.locator("#chart-summary")).to_contain_text("Threshold: above 100.")
+    expect(plot).to_have_attribute("aria-describedby", "chart-status chart-summary")
 
 
 def stats_loaded(page: Page) -> None:

@@ -54,6 +54,7 @@ setup(
             "apprise>=1.7",
             "playwright>=1.45",
             "psycopg[binary]>=3.1",  # the store's tests run on PostgreSQL too
+            "axe-playwright-python>=0.1.4",
         ],
         "apprise": ["apprise>=1.7"],
         "postgresql": ["psycopg[binary]>=3.1"],

@@ -9,12 +9,16 @@ A test module uses them with `pytest_plugins = ["browser"]`, then asks for the f
                <RRDALARM_TEST_OUTPUT or test-output>/browser/<test name>-<step>.png.
                A passing test also passes `ui.assert_clean()`: no dialog, no console or page error
                (404s for favicon.ico excepted); the fixture checks it again at teardown.
+               `ui.assert_accessible("name")` runs axe-core (WCAG 2.0/2.1 A and AA rules) on the page as it
+               is, writes the full results to <output>/browser/axe-<name>.json and fails on any violation
+               of impact serious or critical, naming the rule, its help and the elements.
 
 Playwright cannot download its own browsers here: the browser is always Debian's chromium.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -37,6 +41,9 @@ MISSING = "chromium is missing: run scripts/test.sh, which installs it"
 # Waits of expect(); a 2-core machine running the suite on every core is slow at times.
 EXPECT_TIMEOUT_MS = 10_000
 ACTION_TIMEOUT_MS = 15_000
+# axe-core's rule tags for WCAG 2.0 and 2.1, levels A and AA; best practices are not asked for.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+AXE_BLOCKING = ("serious", "critical")
 
 
 def output_dir() -> Path:
@@ -123,10 +130,47 @@ class Watched:
         self.shots.append(path)
         return path
 
+    def assert_accessible(self, name: str) -> dict[str, Any]:
+        """axe-core on the page now: no serious or critical violation; the full results go to axe-<name>.json."""
+        results = run_axe(self.page)
+        path = output_dir() / f"axe-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=1), encoding="utf-8")
+        blocking = [v for v in results["violations"] if v.get("impact") in AXE_BLOCKING]
+        if blocking:  # raised, not asserted: pytest would append the whole list to the readable report
+            raise AssertionError(f"axe on {name} ({self.page.url}), see {path}:\n" + axe_report(blocking))
+        return results
+
     def assert_clean(self) -> None:
         self.checked = True
         assert not self.dialogs, f"a dialog opened (script ran from page data?): {self.dialogs}"
         assert not self.errors, "the browser reported errors:\n" + "\n".join(self.errors)
+
+
+def run_axe(page: Page) -> dict[str, Any]:
+    """axe-core's results for `page`, from the script the axe-playwright-python wheel ships.
+
+    Playwright's evaluate runs outside the page's Content-Security-Policy, so the app's policy stays as
+    it is served and no context needs bypass_csp.
+    """
+    from axe_playwright_python.sync_playwright import Axe
+
+    options = {"runOnly": {"type": "tag", "values": AXE_TAGS}, "resultTypes": ["violations", "incomplete"]}
+    results: dict[str, Any] = Axe().run(page, options=options).response
+    return results
+
+
+def axe_report(violations: list[dict[str, Any]]) -> str:
+    """One paragraph per rule: id, impact, help, and the first elements with axe's summary of each."""
+    lines = []
+    for v in violations:
+        lines.append(f"- {v['id']} ({v['impact']}): {v['help']} [{v.get('helpUrl', '')}]")
+        for node in v["nodes"][:6]:
+            summary = " ".join(str(node.get("failureSummary", "")).split())
+            lines.append(f"    {' '.join(map(str, node['target']))}: {summary[:300]}")
+        if len(v["nodes"]) > 6:
+            lines.append(f"    … and {len(v['nodes']) - 6} more")
+    return "\n".join(lines)
 
 
 def watch(browser: Browser, name: str, **context_options: Any) -> Watched:

@@ -181,14 +181,18 @@ def _argv(argv: list[str]) -> Iterator[None]:
 @pytest.fixture
 def env(tmp_path: Path, request: pytest.FixtureRequest) -> Env:
     """A temporary installation; with the `any_database` fixture in use, on that database."""
+    database = request.getfixturevalue("any_database") if "any_database" in request.fixturenames else None
+    return make_env(tmp_path, database)
+
+
+def make_env(tmp_path: Path, database_url: str | None = None) -> Env:
+    """An Env in `tmp_path` (a module-scoped fixture passes a folder of tmp_path_factory)."""
     root = tmp_path / "rrd"
     data = tmp_path / "data"
     root.mkdir()
     settings = tmp_path / "rrdalarm.toml"
     thresholds = tmp_path / "thresholds.toml"
-    database = ""
-    if "any_database" in request.fixturenames:
-        database = f"database_url = {json.dumps(request.getfixturevalue('any_database'))}\n"
+    database = f"database_url = {json.dumps(database_url)}\n" if database_url else ""
     settings.write_text(
         f'rrd_root = "{root}"\nthresholds = "thresholds.toml"\ndata_dir = "{data}"\n'
         f'log_dir = "{data / "log"}"\nworkers = 1\nlock_wait = 5\n{database}',

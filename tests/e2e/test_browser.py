@@ -7,6 +7,7 @@ console error or page error and writes the screenshots (test-output/browser/<tes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -64,6 +65,13 @@ def _wait_until_up(url: str, proc: subprocess.Popen[str], log: Path) -> None:
 @pytest.fixture
 def site(env: Env) -> Iterator[Site]:
     """RRDs ending at the current minute, users alice (admin) and victor (viewer), no thresholds, a server."""
+    with serve(env) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def serve(env: Env) -> Iterator[Site]:
+    """What `site` gives, for fixtures of other scopes: write the RRDs and users of `env`, serve it."""
     end = int(time.time()) // 60 * 60
     env.rrd("interfaces/eth0/bytes.rrd", {"rx": [10.0] * 7 + [500.0] * 3}, end=end)
     env.rrd("interfaces/eth1/bytes.rrd", {"rx": [10.0] * 10}, end=end)

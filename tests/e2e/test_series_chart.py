@@ -132,7 +132,7 @@ def reload_after(ui: Watched, action: Any) -> Any:
     """Run `action`, wait for the chart's next answer, return it."""
     before = ui.page.evaluate("window.rrdalarmChart.loads")
     action()
-    ui.page.wait_for_function(f"window.rrdalarmChart.loads > {before}")
+    ui.page.wait_for_function(f"() => window.rrdalarmChart.loads > {before}")
     expect(ui.page.locator("#series-chart")).to_have_attribute("data-state", "ready")
     return answer(ui)
 
@@ -189,7 +189,7 @@ def test_chart_loads_ranges_zoom_and_phone(ui: Watched, site: Site) -> None:
     expect(page.locator("[data-range][aria-pressed=true]")).to_have_count(0)
 
     page.set_viewport_size({"width": 390, "height": 844})
-    page.wait_for_function("document.querySelector('#chart-plot canvas').getBoundingClientRect().width <= 390")
+    page.wait_for_function("() => document.querySelector('#chart-plot canvas').getBoundingClientRect().width <= 390")
     box = page.locator("#series-chart").bounding_box()
     assert box is not None and box["x"] + box["width"] <= 390
     ui.shot("phone")

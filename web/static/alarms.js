@@ -23,12 +23,27 @@
     }
     if (busy()) return;
     const open = Array.from(box.querySelectorAll("details[open]"), (d) => d.id);
+    const before = counts();
     box.innerHTML = html;
     for (const id of open) {
       const again = document.getElementById(id);
       if (again) again.open = true;
     }
+    announce(before);
     box.dispatchEvent(new CustomEvent("alarms:refreshed"));
+  }
+
+  // The count bar as one line ("1 critical, 2 warning, …"), for the status line read to screen readers.
+  function counts() {
+    const bar = box.querySelector("#countbar");
+    if (!bar) return "";
+    return Array.from(bar.querySelectorAll(".count"), (c) => c.textContent.replace(/\s+/g, " ").trim()).join(", ");
+  }
+
+  function announce(before) {
+    const now = counts();
+    const news = document.getElementById("alarms-news");
+    if (news && now !== before) news.textContent = "Alarms now changed: " + now;
   }
 
   setInterval(refresh, every);

@@ -265,6 +265,23 @@
       answer.cf + "), " + known + " of " + answer.points.length + " known";
   }
 
+  // The canvas says nothing to a screen reader: this line (the plot's description) says what it shows.
+  function summarize(answer) {
+    var unit = answer.unit;
+    var known = answer.points.filter(function (p) { return p[1] !== null && isFinite(p[1]); });
+    if (!known.length) { return "No known value in this range."; }
+    var vals = known.map(function (p) { return p[1]; });
+    var last = known[known.length - 1];
+    var text = "Lowest " + fmtValue(Math.min.apply(null, vals), unit) + ", highest " +
+      fmtValue(Math.max.apply(null, vals), unit) + ", latest " + fmtValue(last[1], unit) + " at " + fmtTime(last[0]) + ".";
+    if (answer.limit !== null && answer.limit !== undefined) {
+      text += " Threshold: " + answer.type + " " + fmtValue(answer.limit, unit) +
+        (answer.clear !== null && answer.clear !== undefined ? ", clear level " + fmtValue(answer.clear, unit) : "") + ".";
+    }
+    return text + " In this range: " + answer.firing.length + " firing period(s), " + answer.events.length +
+      " event(s), " + answer.silences.length + " silence(s), " + answer.acks.length + " acknowledgement(s).";
+  }
+
   function load(query) {
     var seq = ++state.loads;
     section.dataset.state = "loading";
@@ -281,6 +298,7 @@
         state.data = got.body;
         draw(got.body);
         setStatus(describe(got.body), false);
+        el("chart-summary").textContent = summarize(got.body);
         section.dataset.state = "ready";
       })
       .catch(function (err) {

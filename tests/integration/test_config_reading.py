@@ -80,7 +80,7 @@ def test_checks_never_use_a_half_written_file(env: Env) -> None:
 
 def test_settings_rewritten_in_place_are_read_whole(env: Env) -> None:
     whole = env.settings_path.read_text(encoding="utf-8")
-    writer = _writer(env.settings_path, whole + "[service]\ncheck_interval = 120\n", whole + "[service]\ncheck_interval = 180\n")
+    writer = _writer(env.settings_path, *(f"{whole}[service]\ncheck_interval = {n}\n" for n in (120, 180)))
     try:
         deadline = time.monotonic() + 1.5
         seen = set()
@@ -97,10 +97,9 @@ def test_a_file_that_never_stops_changing_is_one_clear_error(tmp_path: Path, mon
     writer = _writer(path, "a = 1\n" * 50, "b = 2\n" * 50)
     monkeypatch.setattr(lines, "CHANGING_FOR", 0.5)
     try:
-        # The writer's pauses are quiet long enough to read it: make them too short.
+        # The writer's pauses are long enough to read it whole: ask for more quiet than it ever keeps.
         with pytest.raises(ConfigError) as caught:
-            for _ in range(40):
-                lines.read_config_text(path, quiet=1.0)
+            lines.read_config_text(path, quiet=1.0)
     finally:
         writer.kill()
         writer.wait()

@@ -161,13 +161,21 @@ RRDCACHED_HELP = "Read through this rrdcached (unix:/path or host:port; \"\" for
                  "then $RRDCACHED_ADDRESS)."
 
 
-def _epoch(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+# The last second of year 9999: later dates cannot be written in reports.
+MAX_EPOCH = 253_402_300_799
+
+
+def _epoch(ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
     if value is None:
         return None
     try:
-        return int(value)
+        at = int(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an epoch (whole seconds since 1970)") from None
+        at = -1
+    if not 0 <= at <= MAX_EPOCH:  # click takes `--at -1` as the value -1: refused here, as `--at=-1` is
+        raise click.UsageError(f"--at must be an epoch (whole seconds since 1970) from 0 to {MAX_EPOCH} (the end "
+                               f"of year 9999), not {value!r}", ctx)
+    return at
 
 
 @cli.command()

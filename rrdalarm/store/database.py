@@ -578,8 +578,10 @@ class Store:
         """
         test = select(AlarmEvent.id).where(AlarmEvent.run_id == CheckRun.id,
                                            AlarmEvent.kind.in_((EventKind.TEST.value, EventKind.ACK.value)))
+        # Newest first, down the index, to the first that is a check: each check asks, so no scan of every run.
+        newest_first = select(CheckRun.started_at).where(~test.exists()).order_by(CheckRun.started_at.desc())
         with self.session() as s:
-            newest = s.scalar(select(func.max(CheckRun.started_at)).where(~test.exists()))
+            newest = s.scalar(newest_first.limit(1))
         return None if newest is None else float(newest)
 
     def count(self, model: type[Base]) -> int:

@@ -39,7 +39,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
-from rrdalarm.common.errors import StoreError
+from rrdalarm.common.errors import BadDatabaseURL, StoreError
 from rrdalarm.common.fileutil import create_private_file, make_private_dirs
 from rrdalarm.model.control import Acknowledgement
 from rrdalarm.model.records import (
@@ -252,7 +252,7 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StoreError(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
+        raise BadDatabaseURL(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         try:
             make_private_dirs(Path(parsed.database).parent)
@@ -265,7 +265,9 @@ def make_engine(url: str) -> Engine:
             raise StoreError(f"database {url}: cannot create it: {exc.strerror}") from None
     try:
         engine = create_engine(url, future=True)
-    except (ArgumentError, ImportError, SQLAlchemyError) as exc:
+    except (ArgumentError, ImportError) as exc:  # an unknown kind of database, or its driver is not installed
+        raise BadDatabaseURL(f"database {parsed.render_as_string(hide_password=True)}: {exc}") from None
+    except SQLAlchemyError as exc:
         raise StoreError(f"database {parsed.render_as_string(hide_password=True)}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

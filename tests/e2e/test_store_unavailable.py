@@ -69,12 +69,15 @@ def _rows(db: Path, table: str) -> int:
 
 def test_a_full_disk_is_exit_5_and_the_next_check_loses_nothing(env: Env, small_disk: Path) -> None:
     env.rrd("a.rrd", {"x": [9] * 3})
-    env.write_thresholds(threshold(rearm=0, actions=[{"type": "log", "file": "a.log"}]))
+    env.rrd("b.rrd", {"x": [9] * 3})
+    log = [{"type": "log", "file": "a.log"}]
+    env.write_thresholds(threshold(actions=log))
     db = small_disk / "alarms.db"
     url = f"sqlite:///{db}"
     assert env.run_process("check", "--db", url, "--at", str(T0), "--quiet").returncode == 1
     before = (_rows(db, "check_runs"), _rows(db, "alarm_events"), _rows(db, "deliveries"))
     assert before == (1, 1, 1)
+    env.write_thresholds(threshold(actions=log) + threshold(2, glob="b.rrd", actions=log))  # a new firing to record
     filler = _fill(small_disk)
     full = env.run_process("check", "--db", url, "--at", str(T0 + 60), "--quiet")
     line = _one_line(full, str(db), "could not be recorded")

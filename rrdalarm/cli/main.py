@@ -238,7 +238,7 @@ def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: st
 
 def _checked(settings: Settings, loaded: ThresholdsFile, *, at: int | None, dry_run: bool, want_ok: bool,
              wait: float | None, show: bool) -> CheckResult:
-    """One check under the lock, recorded, then the outbox sent; a database that fails says the check is not recorded."""
+    """One check under the lock, recorded, then the outbox sent; a failing database: the check is not recorded."""
     from rrdalarm.check.engine import deliver_after_check, run_check
 
     try:

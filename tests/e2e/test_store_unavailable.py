@@ -46,7 +46,7 @@ def _fill(folder: Path) -> Path:
                     os.write(fd, b"\0" * size)
     finally:
         os.close(fd)
-    with pytest.raises(OSError) as full, (folder / "probe").open("wb", buffering=0) as fh:
+    with pytest.raises(OSError, match="No space left") as full, (folder / "probe").open("wb", buffering=0) as fh:
         fh.write(b"\0" * 4096)
     assert full.value.errno == errno.ENOSPC
     (folder / "probe").unlink()

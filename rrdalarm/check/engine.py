@@ -395,11 +395,12 @@ def run_check(
     """
     clock_start = time.monotonic()
     now = int(time.time()) if at is None else int(at)
+    behind = None if dry_run else clock_behind(store, now, replay=at is not None)
     active = [t for t in thresholds if t.enabled]
     by_id = {t.id: t for t in active}
     plugins = available_actions(settings.scripts_dir)
     plan = plan_actions(active, plugins)
-    warnings = list(plan.warnings)
+    warnings = list(plan.warnings) + ([behind] if behind else [])
     states = store.states(by_id)
     # Series the sources must report on even when OK rows are not wanted (--quiet): firing ones, and
     # ones marked stale or flapping, whose end is an event of its own.
@@ -430,6 +431,29 @@ def run_check(
     if deliver:
         deliver_after_check(store, settings, result)
     return result
+
+
+def _when(epoch: int) -> str:
+    return f"{epoch}, {fmt_time(epoch)}"
+
+
+def clock_behind(store: Store, now: int, *, replay: bool) -> str | None:
+    """A recorded check dated before the newest recorded one: refused for `--at`, else a warning.
+
+    Recorded history only moves forward when an operator picks the date: a replay (`--at`) before
+    the newest check would record resolutions before their firings, so it is a ConfigError (a
+    dry run may look at any time). A clock that is behind (stepped back, or a check was replayed
+    ahead of it) is trusted all the same, so that alarms keep coming: the check is recorded at
+    the clock's time, with this warning naming both times.
+    """
+    newest = store.newest_run_at()
+    if newest is None or now >= newest:
+        return None
+    if replay:
+        raise ConfigError(None, f"--at {_when(now)} is earlier than the newest recorded check ({_when(int(newest))}): "
+                                "recorded history only moves forward; add --dry-run to look at an earlier time")
+    return (f"the clock ({_when(now)}) is behind the newest recorded check ({_when(int(newest))}): this check is "
+            "recorded at the clock's time anyway; check the system clock")
 
 
 def quieting_at(store: Store, windows: Sequence[MaintenanceWindow], now: int) -> Quieting:

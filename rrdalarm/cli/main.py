@@ -19,7 +19,7 @@ import click
 
 from rrdalarm import __version__
 from rrdalarm.check.lock import CheckBusy, check_lock
-from rrdalarm.common.errors import RequeueError, StoreError
+from rrdalarm.common.errors import BadDatabaseURL, RequeueError, StoreError
 from rrdalarm.config.lines import read_config_text
 from rrdalarm.config.settings import find_settings_file, load_settings, rrdcached_problem
 from rrdalarm.config.thresholds import is_legacy_text, load_thresholds_file
@@ -33,10 +33,13 @@ from rrdalarm.sources.base import ProgressCallback
 
 if TYPE_CHECKING:
     from rrdalarm.config.import_limits import Imported
+    from rrdalarm.model.results import CheckResult
     from rrdalarm.store.database import Store
 
 EXIT_USAGE = 2
 EXIT_BUSY = 4
+# The database could not be reached or written (down, locked, disk full): not the configuration's fault.
+EXIT_STORE = 5
 EXIT_INTERNAL = 70
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,7 +60,7 @@ def user_errors(func: F) -> F:
         except ConfigError as exc:
             fail(str(exc))
         except StoreError as exc:
-            fail(str(exc))
+            fail(str(exc), EXIT_USAGE if isinstance(exc, BadDatabaseURL) else EXIT_STORE)
         except CheckBusy as exc:
             fail(str(exc), EXIT_BUSY)
         except KeyboardInterrupt:
@@ -161,13 +164,21 @@ RRDCACHED_HELP = "Read through this rrdcached (unix:/path or host:port; \"\" for
                  "then $RRDCACHED_ADDRESS)."
 
 
-def _epoch(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+# The last second of year 9999: later dates cannot be written in reports.
+MAX_EPOCH = 253_402_300_799
+
+
+def _epoch(ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
     if value is None:
         return None
     try:
-        return int(value)
+        at = int(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an epoch (whole seconds since 1970)") from None
+        at = -1
+    if not 0 <= at <= MAX_EPOCH:  # click takes `--at -1` as the value -1: refused here, as `--at=-1` is
+        raise click.UsageError(f"--at must be an epoch (whole seconds since 1970) from 0 to {MAX_EPOCH} (the end "
+                               f"of year 9999), not {value!r}", ctx)
+    return at
 
 
 @cli.command()
@@ -193,10 +204,11 @@ def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: st
     """Run one check and report it.
 
     Exit status: 0 nothing firing, 1 at least one series firing, 2 bad usage or
-    configuration, 3 nothing firing but some series unreadable, 4 another check
-    held the lock.
+    configuration (--at before the newest recorded check included), 3 nothing
+    firing but some series unreadable, 4 another check held the lock, 5 the
+    database could not be reached or written (down, locked, disk full): the
+    check was not recorded.
     """
-    from rrdalarm.check.engine import deliver_after_check, run_check
     from rrdalarm.report import render as report
 
     if html_file is not None and output is not None:
@@ -207,15 +219,8 @@ def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: st
     if rrdcached is not None:
         settings = replace(settings, rrdcached=rrdcached)
     loaded = thresholds_file_of(settings)
-    with open_store(settings.db_url) as store:
-        with check_lock(settings.data_dir, settings.lock_wait if wait is None else wait, store):
-            show = output is None and html_file is None and sys.stderr.isatty()
-            with progress_bar(show) as progress:
-                result = run_check(settings, loaded.thresholds, store, at=at, dry_run=dry_run,
-                                   want_ok=output != "quiet", progress=progress, deliver=False,
-                                   windows=loaded.windows)
-        if not dry_run:
-            deliver_after_check(store, settings, result)
+    show = output is None and html_file is None and sys.stderr.isatty()
+    result = _checked(settings, loaded, at=at, dry_run=dry_run, want_ok=output != "quiet", wait=wait, show=show)
     if output != "quiet":
         for warning in result.warnings:
             click.echo(f"rrdalarm: warning: {warning}", err=True)
@@ -229,6 +234,27 @@ def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: st
     elif output is None:
         click.echo(report.to_text(result), nl=False)
     sys.exit(result.exit_status)
+
+
+def _checked(settings: Settings, loaded: ThresholdsFile, *, at: int | None, dry_run: bool, want_ok: bool,
+             wait: float | None, show: bool) -> CheckResult:
+    """One check under the lock, recorded, then the outbox sent; a failing database: the check is not recorded."""
+    from rrdalarm.check.engine import deliver_after_check, run_check
+
+    try:
+        with open_store(settings.db_url) as store:
+            with check_lock(settings.data_dir, settings.lock_wait if wait is None else wait, store), \
+                    progress_bar(show) as progress:
+                result = run_check(settings, loaded.thresholds, store, at=at, dry_run=dry_run, want_ok=want_ok,
+                                   progress=progress, deliver=False, windows=loaded.windows)
+            if not dry_run:
+                deliver_after_check(store, settings, result)
+    except StoreError as exc:
+        if isinstance(exc, BadDatabaseURL):
+            raise
+        # One transaction records a check: when it fails nothing of it is in the database.
+        raise StoreError(f"the check could not be recorded: {exc}") from None
+    return result
 
 
 @cli.command()

@@ -9,3 +9,7 @@ class StoreError(Exception):
 
 class RequeueError(Exception):
     """A delivery named for requeueing is unknown or not dead; the message is one line."""
+
+
+class BadDatabaseURL(StoreError):
+    """The database URL is no URL, or names a database kind or driver that is not there: a configuration mistake."""

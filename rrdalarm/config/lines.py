@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -124,9 +126,79 @@ def _toml_error_line(message: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def read_config_text(path: Path) -> str:
+# A file is trusted whole once it has been left alone this long (see read_config_text).
+QUIET = 0.1
+# Seconds a file may keep changing under a reader before the read is given up.
+CHANGING_FOR = 3.0
+# Pause before reading a changing file again.
+RETRY = 0.02
+
+Identity = tuple[int, int, int, int, int]
+
+
+def _identity(st: os.stat_result) -> Identity:
+    # ctime too: every write and rename moves it, and touch cannot set it back.
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _read_once(path: Path) -> tuple[bytes, Identity | None]:
+    """The file's bytes, and its identity if nothing changed while they were read (else None)."""
+    with open(path, "rb") as fh:
+        before = _identity(os.fstat(fh.fileno()))
+        data = fh.read()
+        after = _identity(os.fstat(fh.fileno()))
+    # The name too: a file renamed over it meanwhile is the newer version, to be read instead.
+    named = _identity(os.stat(path))
+    return data, (after if before == after == named else None)
+
+
+def _left_alone(path: Path, identity: Identity, quiet: float) -> bool:
+    """True once the file has gone `quiet` seconds without a change, waiting for that if need be."""
+    age = time.time() - identity[4] / 1e9
+    # An empty file may be one just truncated, and some file systems do not stamp a truncation.
+    if age >= quiet and identity[2] > 0:
+        return True
+    # Changed a moment ago, or stamped by another clock (NFS): watch it for the rest of `quiet`.
+    time.sleep(quiet - age if 0 <= age < quiet else quiet)
+    return _identity(os.stat(path)) == identity
+
+
+def _read_whole(path: Path, quiet: float) -> bytes:
+    """The bytes of a version of the file that nobody was writing; ConfigError after CHANGING_FOR s of changes."""
+    deadline = time.monotonic() + CHANGING_FOR
+    while True:
+        data, identity = _read_once(path)
+        if identity is not None and _left_alone(path, identity, quiet):
+            return data
+        if time.monotonic() >= deadline:
+            raise ConfigError(path, f"kept changing while it was read, for {CHANGING_FOR:g} s: whatever edits it "
+                                    "should write it atomically (a new file renamed over it)")
+        time.sleep(RETRY)
+
+
+def read_config_text(path: Path, *, quiet: float = QUIET) -> str:
+    """The text of a settings or thresholds file: a whole version of it, never one half written.
+
+    An editor that saves in place truncates the file and writes it again; a read in between sees
+    a shorter file that may well parse (a threshold cut before its `rearm` gets the default 0).
+    What a reader can detect, and does:
+
+    * a change during the read: the file's device, inode, size, mtime or ctime differ between
+      fstat before and after reading, or the name now leads to another file -> read again;
+    * a write just before the read: the file's ctime is less than `quiet` seconds old -> wait
+      until it is, and read again if it changed meanwhile;
+    * an empty file: maybe one just truncated, which some file systems do not stamp -> watch it
+      for `quiet` seconds the same way.
+
+    So a text is used only when the file went unchanged from `quiet` seconds before the read
+    ended until after it: a check or the service waits at most `quiet` after a save. A writer
+    that stops for longer than `quiet` in the middle of the file cannot be told from one that
+    has finished: tools should write atomically (a new file renamed over the old one, as the
+    web editor does), which every reader sees whole. A file still changing after CHANGING_FOR
+    seconds is a one-line ConfigError.
+    """
     try:
-        return Path(path).read_text(encoding="utf-8")
+        data = _read_whole(Path(path), quiet)
     except FileNotFoundError:
         raise ConfigError(path, "file not found") from None
     except IsADirectoryError:
@@ -135,5 +207,9 @@ def read_config_text(path: Path) -> str:
         raise ConfigError(path, "permission denied") from None
     except OSError as exc:  # a name too long, a loop of symlinks, an I/O error
         raise ConfigError(path, f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    # Line ends as text mode reads them (Path.read_text did until now): \r\n and a lone \r are \n.
+    return text.replace("\r\n", "\n").replace("\r", "\n")

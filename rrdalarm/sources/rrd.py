@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import rrdtool
 
+from rrdalarm.common.rrdtime import last_update
 from rrdalarm.model.definitions import Threshold
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.rules import timespec
@@ -240,7 +241,7 @@ def _stale_since(job: Job, rel: str, got: _Fetched, before: int) -> int | None:
             return None
     address = job.rrdcached.address if job.rrdcached is not None else ""
     try:
-        last = int(rrdtool.last("--daemon", address, os.path.join(job.root, rel)))
+        last = last_update("--daemon", address, os.path.join(job.root, rel))
     except rrdtool.OperationalError:
         return None  # its fetch just worked: the evaluation says what the points say
     return last if last < before else None

@@ -40,7 +40,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
-from rrdalarm.common.errors import RequeueError, StoreError
+from rrdalarm.common.errors import BadDatabaseURL, RequeueError, StoreError
 from rrdalarm.common.fileutil import create_private_file, make_private_dirs
 from rrdalarm.model.control import Acknowledgement
 from rrdalarm.model.records import (
@@ -266,7 +266,7 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StoreError(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
+        raise BadDatabaseURL(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         try:
             make_private_dirs(Path(parsed.database).parent)
@@ -279,12 +279,14 @@ def make_engine(url: str) -> Engine:
             raise StoreError(f"database {url}: cannot create it: {exc.strerror}") from None
     try:
         engine = create_engine(url, future=True)
-    except ImportError as exc:
+    except ImportError as exc:  # its driver is not installed
         postgresql = parsed.get_backend_name() == "postgresql"
         hint = "; install it with: pip install 'rrdalarm[postgresql]'" if postgresql else ""
         safe = parsed.render_as_string(hide_password=True)
-        raise StoreError(f"database {safe}: driver missing: {exc}{hint}") from None
-    except (ArgumentError, SQLAlchemyError) as exc:
+        raise BadDatabaseURL(f"database {safe}: driver missing: {exc}{hint}") from None
+    except ArgumentError as exc:  # an unknown kind of database
+        raise BadDatabaseURL(f"database {parsed.render_as_string(hide_password=True)}: {exc}") from None
+    except SQLAlchemyError as exc:
         raise StoreError(f"database {parsed.render_as_string(hide_password=True)}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -626,8 +628,10 @@ class Store:
         """
         test = select(AlarmEvent.id).where(AlarmEvent.run_id == CheckRun.id,
                                            AlarmEvent.kind.in_((EventKind.TEST.value, EventKind.ACK.value)))
+        # Newest first, down the index, to the first that is a check: each check asks, so no scan of every run.
+        newest_first = select(CheckRun.started_at).where(~test.exists()).order_by(CheckRun.started_at.desc())
         with self.session() as s:
-            newest = s.scalar(select(func.max(CheckRun.started_at)).where(~test.exists()))
+            newest = s.scalar(newest_first.limit(1))
         return None if newest is None else float(newest)
 
     def count(self, model: type[Base]) -> int:

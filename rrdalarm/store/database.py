@@ -270,6 +270,8 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         try:
             make_private_dirs(Path(parsed.database).parent)
+        except NotADirectoryError as exc:  # a file stands where the path needs a folder: the URL is wrong
+            raise BadDatabaseURL(f"database {url}: cannot create its folder: {exc.strerror}") from None
         except OSError as exc:
             raise StoreError(f"database {url}: cannot create its folder: {exc.strerror}") from None
         # SQLite would create it 0644 through the umask; its -wal and -shm files copy its mode.

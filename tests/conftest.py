@@ -331,6 +331,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(autouse=True)
+def _own_data_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A settings file without data_dir uses $XDG_DATA_HOME/rrdalarm: never the machine's own, which other
+    # runs (and other checkouts' tests) share.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+
+
+@pytest.fixture(autouse=True)
 def _no_rrdcached_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     # librrd and rrdalarm both read it: a daemon of the machine must not answer for the tests' files.
     monkeypatch.delenv("RRDCACHED_ADDRESS", raising=False)

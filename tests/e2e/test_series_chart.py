@@ -180,11 +180,11 @@ def test_chart_loads_ranges_zoom_and_phone(ui: Watched, site: Site) -> None:
     expect(page.locator("#chart-reset")).to_be_disabled()
     assert shown(ui) == full
 
-    since, until = (datetime.fromtimestamp(t).strftime("%Y-%m-%dT%H:%M") for t in (end - 3 * 86400, end))
+    since, until = (datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M") for t in (end - 3 * 86400, end))
     page.fill("#chart-from", since)
     page.fill("#chart-to", until)
     custom = reload_after(ui, lambda: page.click("#chart-custom button[type=submit]"))
-    want = [int(datetime.strptime(v, "%Y-%m-%dT%H:%M").timestamp()) for v in (since, until)]
+    want = [int(datetime.strptime(v, "%Y-%m-%d %H:%M").timestamp()) for v in (since, until)]
     assert custom["window"] == want and custom["points"] == fetched(site.path, *want)[1]
     expect(page.locator("[data-range][aria-pressed=true]")).to_have_count(0)
 

@@ -59,7 +59,13 @@
     return isoDate(d) + " " + pad(d.getHours()) + ":" + pad(d.getMinutes());
   }
 
-  function localInput(t) { return fmtTime(t).replace(" ", "T"); }
+  // What the From and To fields take: ISO, 24 hours, the browser's local time ("T" or a space; seconds optional).
+  function parseLocal(text) {
+    var m = /^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d))?$/.exec(text.trim());
+    if (!m) { return null; }
+    var d = new Date(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0));
+    return isNaN(d.getTime()) ? null : Math.floor(d.getTime() / 1000);
+  }
 
   function el(id) { return document.getElementById(id); }
 
@@ -322,11 +328,9 @@
 
   function showCustom(ev) {
     ev.preventDefault();
-    var from = el("chart-from").value;
-    var to = el("chart-to").value;
-    if (!from || !to) { setStatus("Give both From and To.", true); return; }
-    var start = Math.floor(new Date(from).getTime() / 1000);
-    var end = Math.floor(new Date(to).getTime() / 1000);
+    var start = parseLocal(el("chart-from").value);
+    var end = parseLocal(el("chart-to").value);
+    if (start === null || end === null) { setStatus("Give From and To as YYYY-MM-DD HH:MM.", true); return; }
     if (!(start < end)) { setStatus("From must be before To.", true); return; }
     state.range = "custom";
     pressRange("");
@@ -345,8 +349,8 @@
     el("chart-custom").addEventListener("submit", showCustom);
     resetButton.addEventListener("click", resetZoom);
     var now = Math.floor(Date.now() / 1000);
-    el("chart-from").value = localInput(now - 86400);
-    el("chart-to").value = localInput(now);
+    el("chart-from").value = fmtTime(now - 86400);
+    el("chart-to").value = fmtTime(now);
     window.addEventListener("resize", function () {
       if (state.plot) { state.plot.setSize(size()); }
     });

@@ -2,7 +2,7 @@
 
 A test module (or conftest) uses it with `pytest_plugins = ["pg"]`, then asks for the fixtures:
 
-    pg_cluster    the cluster of this session (one per xdist worker): made with Debian's initdb in a
+    pg_cluster    the cluster of this test run (one per xdist worker): made with Debian's initdb in a
                   temporary folder, listening only on a unix socket in that folder, stopped at the end.
                   As root it runs as the `postgres` user (initdb refuses root). Missing binaries or
                   psycopg: skipped, or a one-line failure when CI is set (scripts/test.sh installs them).

@@ -50,7 +50,7 @@ def database_check_lock(store: Store, wait: float) -> Iterator[None]:
 
 @contextmanager
 def _advisory(store: Store, wait: float) -> Iterator[None]:
-    # Autocommit: the lock belongs to the session, and no transaction stays open while it is held.
+    # Autocommit: the lock belongs to the database connection, and no transaction stays open while it is held.
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         _take_advisory(conn, wait)
         try:

@@ -26,7 +26,6 @@ be made, the server does not start or no check ran while measuring.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -43,9 +42,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import requests
-
 import check_bench
+import requests
 from check_bench import END, RULES_10, WINDOW, Rule, ensure_corpus, rel_path, toml_str
 
 DEFAULT_FILES = 100_000
@@ -58,6 +56,7 @@ TOKEN = "service-load-bench-token"
 USER, PASSWORD = "bench", "service-load-bench-password"
 ROUTES = ("/", "/thresholds", "/api/suggest")
 FIRST_CHECK_WAIT_S = 600.0
+CHECK_INTERVAL_S = 1.0  # [service] check_interval of the load phase: checks run back to back
 
 # One line per finished check, written by CheckService.run_check at INFO.
 CHECK_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO rrdalarm\.service: check: (\d+) files, "
@@ -91,7 +90,8 @@ def write_settings(work: Path, corpus: Path) -> Path:
         f"rrd_root = {toml_str(str(corpus))}\nthresholds = \"thresholds.toml\"\n"
         f"data_dir = {toml_str(str(work / 'data'))}\nlog_dir = {toml_str(str(work / 'log'))}\n"
         'database_url = ""\nworkers = 0\n\n[service]\n'
-        f'listen = "127.0.0.1:{free_port()}"\ncheck_interval = 1\napi_token = {{ file = "token" }}\n',
+        f'listen = "127.0.0.1:{free_port()}"\ncheck_interval = {CHECK_INTERVAL_S:g}\n'
+        'api_token = { file = "token" }\n',
         encoding="utf-8",
     )
     return settings
@@ -245,6 +245,7 @@ class CheckSpan:
     started: float
     ended: float
     files: int
+    finished: bool = True
 
     @property
     def seconds(self) -> float:
@@ -272,6 +273,18 @@ def wait_first_check(server: Server, timeout: float) -> CheckSpan:
             break
         time.sleep(0.5)
     raise BenchError(f"no check finished within {timeout:g} s:\n{server.log.read_text(errors='replace')[-3000:]}")
+
+
+def with_unfinished(spans: list[CheckSpan], after: float, until: float) -> list[CheckSpan]:
+    """The finished checks, and the one still running when measuring stopped.
+
+    The scheduler starts the next check at most CHECK_INTERVAL_S after one ends, so from then on
+    until the end of the measurement a check was running even though its log line never came.
+    """
+    last = max((c.ended for c in spans), default=after)
+    if until > last + CHECK_INTERVAL_S:
+        return [*spans, CheckSpan(last + CHECK_INTERVAL_S, until, 0, finished=False)]
+    return spans
 
 
 def during_check(sample: Sample, spans: Sequence[CheckSpan]) -> bool:
@@ -318,10 +331,11 @@ def figures(floor: Sequence[Sample], load: Sequence[Sample], spans: Sequence[Che
 def print_report(rows: Sequence[RouteFigures], spans: Sequence[CheckSpan], cold: CheckSpan,
                  load: Sequence[Sample], target_ms: float) -> bool:
     """The table and the verdicts; True when the target is met by every route."""
-    durations = [c.seconds for c in spans]
-    print(f"\nchecks      {len(spans)} while measuring ({cold.files:,} files each): duration median "
-          f"{statistics.median(durations):.2f} s, min {min(durations):.2f} s, max {max(durations):.2f} s; "
-          f"first (cold) check {cold.seconds:.2f} s")
+    durations = [c.seconds for c in spans if c.finished]
+    done = (f"{len(durations)} finished while measuring: duration median {statistics.median(durations):.2f} s, "
+            f"min {min(durations):.2f} s, max {max(durations):.2f} s") if durations else "none finished while measuring"
+    print(f"\nchecks      first (cold) check {cold.seconds:.2f} s over {cold.files:,} files; {done}"
+          + "".join(f"; one still running after {c.seconds:.1f} s" for c in spans if not c.finished))
     inside = sum(during_check(s, spans) for s in load)
     print(f"requests    {inside} of {len(load)} sent during the load phase overlapped a check\n")
     print(f"{'route':<14}{'during a check (ms)':>42}   {'no check: floor (ms)':>42}")
@@ -391,11 +405,12 @@ def run_phases(opts: Options, settings: Path, say: Callable[[str], None]) -> tup
             "while the scheduler checks every second")
         warm_up(server.url, texts)
         load = measure(server.url, texts, opts.clients, opts.seconds)
+        until = max((s.ended for s in load), default=time.time())
         time.sleep(0.5)  # the log line of a check that ended with the measurement
     finally:
         stop_server(server)
-    spans = [c for c in checks_in_log(server.log) if c.ended > cold.ended]
-    return floor, load, spans, cold
+    finished = [c for c in checks_in_log(server.log) if cold.ended < c.ended <= until]
+    return floor, load, with_unfinished(finished, cold.ended, until), cold
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,13 +39,17 @@ def configured() -> tuple[ThresholdsFile, str | None]:
         return ThresholdsFile([]), str(exc)
 
 
-def newest_rows() -> tuple[Sequence[Row] | None, int | None]:
-    """The rows of this process's last check when it is the newest check recorded, and when checks last ran."""
+def newest_rows(every: bool = False) -> tuple[Sequence[Row] | None, int | None]:
+    """The not-OK rows (`every`: all rows) of this process's last check when it is the newest recorded,
+    and when checks last ran. The scheduler's checks keep no OK rows: with `every`, None for those."""
     svc = service()
     newest = svc.store.newest_run_at()
-    last = svc.last.result
+    held = svc.last  # one read: a check ending meanwhile replaces it whole
+    last = held.result
     if last is not None and (newest is None or last.started_at >= newest):
-        return last.rows, last.started_at
+        if not every:
+            return held.troubled, last.started_at
+        return (last.rows if held.complete else None), last.started_at
     return None, None if newest is None else int(newest)
 
 

@@ -7,14 +7,16 @@ Steps (see bench/README.md):
 
 1. Corpus: check_bench's ntopng-shaped tree of N files (default 100,000), made
    once under --corpus (default bench/.corpus/<N>) and reused.
-2. Floor: ``rrdalarm serve --no-scheduler`` over it (10 thresholds, a viewer
-   logged in through the login form per client). C client threads send
-   GET /, /thresholds and /api/suggest?q=... in turn, with a short pause
-   between requests, for S/3 seconds (at least 10): no check runs.
-3. Load: the same server with its scheduler checking every second, so checks
-   run back to back. Once the first (cold) check is done, the same clients
-   send the same requests for S seconds. The serve log gives each check's end
-   and duration; a request that overlaps a check counts as "during a check".
+2. Load: ``rrdalarm serve`` over it (10 thresholds, 12,000 series firing),
+   its scheduler checking every second, so checks run back to back. Once the
+   first (cold) check is done, C client threads, each a viewer logged in
+   through the login form, send GET /, /thresholds and /api/suggest?q=... in
+   turn, with a short pause between requests, for S seconds. The serve log
+   gives each check's end and duration; a request that overlaps a check
+   counts as "during a check".
+3. Floor: ``rrdalarm serve --no-scheduler`` over the same data dir (the same
+   firing series on the pages), the same clients and requests for S/3
+   seconds (at least 10): no check runs.
 4. Prints p50/p95/p99/max and the count per route, during checks and in the
    floor, the ratio of the p95s, and the checks' durations.
 
@@ -389,15 +391,8 @@ def parse(argv: Sequence[str] | None) -> Options:
 
 def run_phases(opts: Options, settings: Path, say: Callable[[str], None]) -> tuple[
         list[Sample], list[Sample], list[CheckSpan], CheckSpan]:
+    """The load phase, then the floor over the same data dir: the same firing series on the pages."""
     texts = suggest_texts(opts.files)
-    server = start_server(settings, "--no-scheduler")
-    try:
-        warm_up(server.url, texts)
-        floor_s = max(10.0, opts.seconds / 3)
-        say(f"floor       {opts.clients} clients for {floor_s:g} s, no check running")
-        floor = measure(server.url, texts, opts.clients, floor_s)
-    finally:
-        stop_server(server)
     server = start_server(settings)
     try:
         cold = wait_first_check(server, FIRST_CHECK_WAIT_S)
@@ -410,6 +405,14 @@ def run_phases(opts: Options, settings: Path, say: Callable[[str], None]) -> tup
     finally:
         stop_server(server)
     finished = [c for c in checks_in_log(server.log) if cold.ended < c.ended <= until]
+    server = start_server(settings, "--no-scheduler")
+    try:
+        warm_up(server.url, texts)
+        floor_s = max(10.0, opts.seconds / 3)
+        say(f"floor       {opts.clients} clients for {floor_s:g} s, no check running")
+        floor = measure(server.url, texts, opts.clients, floor_s)
+    finally:
+        stop_server(server)
     return floor, load, with_unfinished(finished, cold.ended, until), cold
 
 

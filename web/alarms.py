@@ -27,7 +27,7 @@ from .history import SEVERITIES
 
 bp = Blueprint("alarms", __name__, template_folder="templates")
 
-SERIES_PER_GROUP = 200  # listed per threshold; the count bar and the group's title count them all
+SERIES_PER_GROUP = 50  # listed per threshold; the count bar and the group's title count them all
 SILENCE_FOR = ("30min", "1h", "2h", "4h", "8h", "1d", "7d")
 
 

@@ -147,10 +147,10 @@ def burst(where: tuple[str, int], count: int, within: float) -> tuple[int, int]:
     deadline = time.monotonic() + within
     while sel.get_map() and time.monotonic() < deadline:
         for key, _ in sel.select(timeout=0.5):
-            s = key.fileobj
-            assert isinstance(s, socket.socket)
+            conn = key.fileobj
+            assert isinstance(conn, socket.socket)
             try:
-                chunk = s.recv(65536)
+                chunk = conn.recv(65536)
             except OSError:
                 chunk = b""
                 refused += 1
@@ -160,8 +160,8 @@ def burst(where: tuple[str, int], count: int, within: float) -> tuple[int, int]:
                     answered += key.data.startswith(b"HTTP/1.1 ")
                     refused += not key.data.startswith(b"HTTP/1.1 ")
             if not chunk:
-                sel.unregister(s)
-                s.close()
+                sel.unregister(conn)
+                conn.close()
     left = list(sel.get_map().values())
     for key in left:
         key.fileobj.close()  # type: ignore[union-attr]

@@ -17,7 +17,7 @@ from rrdalarm.config.thresholds import load_thresholds_file
 from rrdalarm.model.definitions import ThresholdsFile
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.results import Row
-from rrdalarm.report.alarms_now import STATUS_ORDER, Wanted, alarms_now
+from rrdalarm.report.alarms_now import STATUS_ORDER, Wanted, alarms_now, shown
 from rrdalarm.report.render import fmt_limit, fmt_time, fmt_value
 from rrdalarm.rules.quieting import glob_escape
 
@@ -27,6 +27,7 @@ from .history import SEVERITIES
 
 bp = Blueprint("alarms", __name__, template_folder="templates")
 
+SERIES_PER_GROUP = 50  # listed per threshold; the count bar and the group's title count them all
 SILENCE_FOR = ("30min", "1h", "2h", "4h", "8h", "1d", "7d")
 
 
@@ -39,13 +40,17 @@ def configured() -> tuple[ThresholdsFile, str | None]:
         return ThresholdsFile([]), str(exc)
 
 
-def newest_rows() -> tuple[Sequence[Row] | None, int | None]:
-    """The rows of this process's last check when it is the newest check recorded, and when checks last ran."""
+def newest_rows(every: bool = False) -> tuple[Sequence[Row] | None, int | None]:
+    """The not-OK rows (`every`: all rows) of this process's last check when it is the newest recorded,
+    and when checks last ran. The scheduler's checks keep no OK rows: with `every`, None for those."""
     svc = service()
     newest = svc.store.newest_run_at()
-    last = svc.last.result
+    held = svc.last  # one read: a check ending meanwhile replaces it whole
+    last = held.result
     if last is not None and (newest is None or last.started_at >= newest):
-        return last.rows, last.started_at
+        if not every:
+            return held.troubled, last.started_at
+        return (last.rows if held.complete else None), last.started_at
     return None, None if newest is None else int(newest)
 
 
@@ -74,7 +79,8 @@ def page() -> tuple[str, int]:
         narrowed, status = wanted(request.args), 200
     except FilterError as exc:
         narrowed, status, problem = Wanted(), 400, str(exc)
-    view = alarms_now(store.troubled_states(), rows, thresholds, narrowed, quieting_at(store, loaded.windows, now))
+    view = shown(alarms_now(store.troubled_states(), rows, thresholds, narrowed,
+                            quieting_at(store, loaded.windows, now)), SERIES_PER_GROUP)
     account = current_account()
     template = "alarms_fragment.html" if request.args.get("fragment") == "1" else "alarms.html"
     filters = {k: v for k, v in request.args.items() if k in ("q", "threshold", "severity", "status") and v}

@@ -53,6 +53,7 @@ SAMPLE_SIZE = 10
 # A typed glob in the folder part ("hosts/*/") merges the listings of every folder
 # it matches; past this many the answer is cut short (and says so) to stay fast.
 MAX_GLOB_FOLDERS = 5_000
+MAX_CACHED_COUNTS = 256  # globs counted per listing; typing a glob in the editor makes a new one per key
 # A look-up answers within about this long, partial if need be: it runs while someone types,
 # and a glob such as "**/*/**/*/**" over 100,000 folders could otherwise hold a server thread.
 LOOKUP_BUDGET_S = 2.0
@@ -161,6 +162,9 @@ class PathSuggester:
         self._built = False
         self._refreshing = False
         self._due = 0.0
+        # Counts of whole globs over one published listing: the thresholds page counts every
+        # threshold's glob on each view, ~0.1 s each over 100,000 folders; the listing's identity keys them.
+        self._counts: tuple[object, dict[tuple[str, int], MatchCount]] = (None, {})
 
     # ------------------------------------------------------------ the index
 
@@ -253,8 +257,20 @@ class PathSuggester:
         Past `budget_s` seconds the answer is partial (and says so) rather than late.
         """
         g = self._compiled(glob)
-        budget = Budget(budget_s, self._clock)
         folders = self.folders()
+        listing, counted = self._counts
+        if listing is not folders:
+            counted = {}
+            self._counts = (folders, counted)
+        known = counted.get((glob, sample))
+        if known is not None:
+            return known
+        found = self._count(g, folders, sample, Budget(budget_s, self._clock))
+        if not found.partial and len(counted) < MAX_CACHED_COUNTS:
+            counted[(glob, sample)] = found
+        return found
+
+    def _count(self, g: CompiledGlob, folders: dict[str, Folder], sample: int, budget: Budget) -> MatchCount:
         rels, _ = _expand_folders(list(g.parts[:-1]), folders, None, budget)
         hits = _counter(g)
         count = outside = 0

@@ -50,6 +50,7 @@ class Group:
     limit: float
     unit: str
     items: list[Item] = field(default_factory=list)
+    more: int = 0  # series of the group left out of `items` by `shown` (the counts include them)
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,16 @@ def alarms_now(stored: Sequence[Stored], rows: Sequence[Row] | None, thresholds:
     for g in ordered:
         g.items.sort(key=_item_order)
     return AlarmsNow(ordered, count(ordered))
+
+
+def shown(view: AlarmsNow, per_group: int) -> AlarmsNow:
+    """At most `per_group` series of each group, the most urgent first; the counts stay those of all.
+
+    Thousands of firing series would make a page of megabytes that takes seconds to build on every
+    refresh; the filters narrow the list to what someone reads.
+    """
+    groups = [replace(g, items=g.items[:per_group], more=max(0, len(g.items) - per_group)) for g in view.groups]
+    return AlarmsNow(groups, view.counts)
 
 
 def count(groups: Sequence[Group]) -> Counts:

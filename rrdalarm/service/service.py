@@ -24,7 +24,8 @@ from rrdalarm.config.thresholds import load_thresholds_file
 from rrdalarm.delivery.outbox import deliver_pending
 from rrdalarm.model.definitions import Settings
 from rrdalarm.model.errors import ConfigError
-from rrdalarm.model.results import AttemptResult, CheckResult
+from rrdalarm.model.results import AttemptResult, CheckResult, Row
+from rrdalarm.model.states import Status
 from rrdalarm.service.metrics import Metrics
 from rrdalarm.store.database import Store, open_store
 
@@ -85,6 +86,14 @@ class LastCheck:
     finished_at: float | None = None
     error: str | None = None
     failed_at: float | None = None
+    # The rows that are not OK, picked once per check: "Alarms now" reads them on every request, and a
+    # check that kept its OK rows (Check now, /start) may hold a million of them.
+    troubled: tuple[Row, ...] = ()
+    complete: bool = False  # the result's rows include the OK ones
+
+
+def not_ok(result: CheckResult) -> tuple[Row, ...]:
+    return tuple(r for r in result.rows if r.status is not Status.OK)
 
 
 # Checks may be this many intervals late (or, after a start, not done yet) before the service is unhealthy.
@@ -159,7 +168,7 @@ class CheckService:
             self.last.failed_at = self.clock()
             raise
         self.metrics.observe_check(result)
-        self.last = LastCheck(result, self.clock(), None)
+        self.last = LastCheck(result, self.clock(), None, troubled=not_ok(result), complete=want_ok)
         for warning in result.warnings:
             log.warning("%s", warning)
         log.info("check: %d files, %d series, %d alarms fired, %d firing, %d unreadable in %.2f s",
@@ -175,9 +184,14 @@ class CheckService:
             self._last_start = now
 
     def scheduled_check(self) -> None:
-        """The scheduler's job: skip (do not queue) when a check is already running elsewhere."""
+        """The scheduler's job: skip (do not queue) when a check is already running elsewhere.
+
+        It keeps only the rows that are not OK, as `check --quiet` does: the workers then send back
+        a few rows instead of one per series, which in this process would hold the interpreter (and
+        so every page) for most of the check over a large tree. Check now and /start keep them all.
+        """
         try:
-            self.run_check(wait=0.0, want_ok=True)
+            self.run_check(wait=0.0, want_ok=False)
         except CheckBusy:
             log.info("check skipped: another check is running")
         except (ConfigError, StoreError) as exc:

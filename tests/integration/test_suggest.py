@@ -231,11 +231,21 @@ def test_matches_agrees_with_the_index_on_any_glob(tree: Path, parts: list[str])
     assert PathSuggester(tree, None).matches(glob).count == len(index.match(glob).files), glob
 
 
+def test_a_count_is_kept_until_the_listing_changes(tree: Path) -> None:
+    s = PathSuggester(tree, None)
+    full = s.matches("**/*.rrd")
+    assert s.matches("**/*.rrd", budget_s=0.0) == full  # no time needed: counted over this listing already
+    fresh = PathSuggester(tree, None, min_interval=0.0, background=False)  # a new listing on every look-up
+    before = fresh.matches("**/*.rrd").count
+    (tree / "interfaces" / "zz-new.rrd").write_bytes(b"")
+    assert fresh.matches("**/*.rrd").count == before + 1
+
+
 def test_a_look_up_out_of_time_says_it_is_partial(tree: Path) -> None:
     s = PathSuggester(tree, None)
     full = s.matches("**/*.rrd")
     assert not full.partial and full.message == "" and full.count > 3
-    late = s.matches("**/*.rrd", budget_s=0.0)
+    late = PathSuggester(tree, None).matches("**/*.rrd", budget_s=0.0)  # a new one: nothing counted yet
     assert late.partial and late.count < full.count
     assert "too long" in late.message and f"at least {late.count} files" in late.message
     assert s.suggest("**/", budget_s=0.0).more

@@ -10,7 +10,7 @@ from rrdalarm.model.definitions import Threshold, Tuning
 from rrdalarm.model.records import StateView, StoredState
 from rrdalarm.model.results import Row
 from rrdalarm.model.states import Direction, Severity, State, Status
-from rrdalarm.report.alarms_now import alarms_now
+from rrdalarm.report.alarms_now import alarms_now, shown
 from rrdalarm.rules.quieting import glob_escape, matches
 
 STATUSES = list(Status)
@@ -69,3 +69,12 @@ def test_an_escaped_series_name_matches_itself_only(name: str, other: str) -> No
     m = Matchers(series=glob_escape(name))
     assert matches(m, 1, name, "x", {}, "warning")
     assert matches(m, 1, other, "x", {}, "warning") == (other == name)
+
+
+def test_shown_keeps_the_most_urgent_series_of_each_group_and_the_counts_of_all() -> None:
+    rows = [row(1, f"f{i:02d}", Status.FIRING) for i in range(7)]
+    rows += [row(1, "e", Status.ERROR), row(2, "z", Status.FIRING)]
+    view = shown(alarms_now([], rows, {1: t(1, "warning"), 2: t(2, "critical")}), 3)
+    assert [(g.threshold, [i.series for i in g.items], g.more) for g in view.groups] == [
+        (2, ["z"], 0), (1, ["f00", "f01", "f02"], 5)]
+    assert (view.counts.critical, view.counts.warning) == (1, 8)

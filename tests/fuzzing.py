@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from hypothesis import HealthCheck, seed, settings
 from hypothesis import strategies as st
 
-EXAMPLES = int(os.environ.get("RRDALARM_FUZZ_EXAMPLES") or 300)
+EXAMPLES = int(os.environ.get("RRDALARM_FUZZ_EXAMPLES") or 500)
 SEED = int(os.environ.get("RRDALARM_FUZZ_SEED") or random.SystemRandom().randrange(2**32))
 LONG = EXAMPLES >= 10_000
 

@@ -6,6 +6,7 @@ GlobError or a one-line problem); any other exception is a bug. bench/fuzz_long.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import tempfile
@@ -17,7 +18,9 @@ from fuzzing import AT_SPEC, NASTY, NUMBERS, TEXT, fuzz, unexpected
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rrdalarm.config import settings as settings_module
 from rrdalarm.config.legacy import parse_legacy
+from rrdalarm.config.lines import read_config_text
 from rrdalarm.config.settings import load_settings
 from rrdalarm.config.thresholds import MAX_ID, parse_thresholds_file
 from rrdalarm.model.errors import ConfigError
@@ -121,11 +124,14 @@ def settings_text(draw: st.DrawFn) -> str:
 
 @pytest.fixture(scope="module")
 def folder() -> Any:
-    with tempfile.TemporaryDirectory() as d:
+    """A folder for the fuzzed files, which are read at once: a file written a moment ago is otherwise
+    watched for 0.1 s in case its writer is not done (tests/integration/test_config_reading.py covers that)."""
+    with tempfile.TemporaryDirectory() as d, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(settings_module, "read_config_text", functools.partial(read_config_text, quiet=0))
         yield Path(d)
 
 
-@fuzz("settings file", share=0.5)
+@fuzz("settings file")
 @given(st.one_of(settings_text(), TEXT))
 def test_settings_file(folder: Path, text: str) -> None:
     path = folder / "rrdalarm.toml"

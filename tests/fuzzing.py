@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import random
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, seed, settings
 from hypothesis import strategies as st
+
+from rrdalarm.config.thresholds import MAX_ID
 
 EXAMPLES = int(os.environ.get("RRDALARM_FUZZ_EXAMPLES") or 500)
 SEED = int(os.environ.get("RRDALARM_FUZZ_SEED") or random.SystemRandom().randrange(2**32))
@@ -53,7 +56,7 @@ def fuzz(target: str, share: float = 1.0) -> Callable[[F], F]:
     examples = EXAMPLES if LONG else max(20, int(EXAMPLES * share))
 
     def decorate(test: F) -> F:
-        inner = getattr(test, "hypothesis").inner_test
+        inner = test.hypothesis.inner_test
 
         @functools.wraps(inner)
         def counted(*args: Any, **kwargs: Any) -> Any:
@@ -70,7 +73,7 @@ def fuzz(target: str, share: float = 1.0) -> Callable[[F], F]:
                 exc.add_note(f"fuzz target {target}: RRDALARM_FUZZ_SEED={SEED} replays this run")
                 raise
 
-        getattr(test, "hypothesis").inner_test = counted
+        test.hypothesis.inner_test = counted
         configured = settings(
             max_examples=examples, deadline=None, derandomize=False, print_blob=True, database=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
@@ -106,3 +109,68 @@ AT_SPEC = st.one_of(
     st.integers(-(2**40), 2**70).map(str),
     TEXT,
 )
+
+
+# TOML values of every type: the right one for a field, or a wrong one.
+SCALARS = st.one_of(TEXT, NUMBERS, st.booleans(), st.sampled_from(["now-1h", "now", "80M", "10min", "above"]))
+VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3), st.dictionaries(TEXT, SCALARS, max_size=2))
+
+
+def toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def toml_value(value: Any) -> str:
+    """One TOML value; texts escaped as JSON does (a lone surrogate makes the file invalid TOML: also a case)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return "nan" if value != value else ("inf" if value > 0 else "-inf") if abs(value) == float("inf") \
+            else repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
+def table(header: str, fields: dict[str, Any]) -> str:
+    return header + "\n" + "".join(f"{toml_key(k)} = {toml_value(v)}\n" for k, v in fields.items())
+
+
+def fields_of(names: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    """Some of `names` (and now and then an unknown one), each with a value of any type."""
+    return st.dictionaries(st.one_of(st.sampled_from(names), TEXT), VALUES, max_size=len(names))
+
+
+THRESHOLD_FIELDS = ["id", "name", "glob", "ds", "cf", "type", "value", "repetitions", "start", "end", "rearm",
+                    "enabled", "source", "severity", "labels", "description", "runbook", "unit", "scale", "within",
+                    "clear_value", "keep_firing_for", "no_data", "stale_after", "flap_changes", "flap_window",
+                    "schema", "query", "metric", "ifid"]
+VALID_THRESHOLD = st.fixed_dictionaries({
+    "id": st.integers(0, MAX_ID + 1), "glob": st.sampled_from(["a.rrd", "**/x.rrd", "h/*/b.rrd"]) | TEXT,
+    "type": st.sampled_from(["above", "below"]), "value": NUMBERS | st.sampled_from(["80M", "1.5G", "64Ki", "x"]),
+    "start": AT_SPEC, "end": AT_SPEC,
+})
+ACTION = st.fixed_dictionaries({"type": st.sampled_from(["log", "email", "webhook", "script", "nope"]) | TEXT},
+                               optional={"file": TEXT, "to": TEXT, "url": TEXT, "on": VALUES, "secret": TEXT})
+MAINTENANCE = fields_of(["name", "schedule", "duration", "comment", "threshold", "series", "ds", "labels",
+                         "severity"]) | st.fixed_dictionaries({
+    "name": TEXT, "schedule": st.sampled_from(["0 3 * * *", "* * * * *", "61 * * * *", "0 0 31 2 *"]) | TEXT,
+    "duration": st.sampled_from(["1h", "10min", 0, -1, "999999999d"]) | VALUES, "comment": TEXT,
+}, optional={"series": NASTY | TEXT, "ds": TEXT, "threshold": NUMBERS, "labels": VALUES})
+
+
+@st.composite
+def thresholds_text(draw: st.DrawFn) -> str:
+    parts = []
+    for _ in range(draw(st.integers(0, 3))):
+        fields = draw(VALID_THRESHOLD) | draw(fields_of(THRESHOLD_FIELDS))
+        parts.append(table("[[threshold]]", fields))
+        parts += [table("[[threshold.action]]", a) for a in draw(st.lists(ACTION, max_size=2))]
+    parts += [table("[[maintenance]]", m) for m in draw(st.lists(MAINTENANCE, max_size=2))]
+    return "".join(parts)
+
+
+LEGACY_FIELD = st.one_of(TEXT, AT_SPEC, NUMBERS.map(str), st.sampled_from(["above", "below", "None", "savelog",
+                                                                           "sendmail", "a.rrd", "*/x.rrd"]))

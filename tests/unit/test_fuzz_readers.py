@@ -7,14 +7,24 @@ GlobError or a one-line problem); any other exception is a bug. bench/fuzz_long.
 from __future__ import annotations
 
 import functools
-import json
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fuzzing import AT_SPEC, NASTY, NUMBERS, TEXT, fuzz, unexpected
+from fuzzing import (
+    AT_SPEC,
+    LEGACY_FIELD,
+    NASTY,
+    TEXT,
+    fields_of,
+    fuzz,
+    table,
+    thresholds_text,
+    toml_key,
+    toml_value,
+    unexpected,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,74 +32,15 @@ from rrdalarm.config import settings as settings_module
 from rrdalarm.config.legacy import parse_legacy
 from rrdalarm.config.lines import read_config_text
 from rrdalarm.config.settings import load_settings
-from rrdalarm.config.thresholds import MAX_ID, parse_thresholds_file
+from rrdalarm.config.thresholds import parse_thresholds_file
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.rules import quieting, timespec
 from rrdalarm.sources.rrd_index import GlobError, compile_glob, glob_problem
 
-# TOML values of every type: the right one for a field, or a wrong one.
-SCALARS = st.one_of(TEXT, NUMBERS, st.booleans(), st.sampled_from(["now-1h", "now", "80M", "10min", "above"]))
-VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3), st.dictionaries(TEXT, SCALARS, max_size=2))
-
-
-def toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
-
-
-def toml_value(value: Any) -> str:
-    """One TOML value; texts escaped as JSON does (a lone surrogate makes the file invalid TOML: also a case)."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return "nan" if value != value else ("inf" if value > 0 else "-inf") if abs(value) == float("inf") \
-            else repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
-    return json.dumps(value) if isinstance(value, str) else str(value)
-
-
-def table(header: str, fields: dict[str, Any]) -> str:
-    return header + "\n" + "".join(f"{toml_key(k)} = {toml_value(v)}\n" for k, v in fields.items())
-
-
-def fields_of(names: list[str]) -> st.SearchStrategy[dict[str, Any]]:
-    """Some of `names` (and now and then an unknown one), each with a value of any type."""
-    return st.dictionaries(st.one_of(st.sampled_from(names), TEXT), VALUES, max_size=len(names))
-
-
-THRESHOLD_FIELDS = ["id", "name", "glob", "ds", "cf", "type", "value", "repetitions", "start", "end", "rearm",
-                    "enabled", "source", "severity", "labels", "description", "runbook", "unit", "scale", "within",
-                    "clear_value", "keep_firing_for", "no_data", "stale_after", "flap_changes", "flap_window",
-                    "schema", "query", "metric", "ifid"]
-VALID_THRESHOLD = st.fixed_dictionaries({
-    "id": st.integers(0, MAX_ID + 1), "glob": st.sampled_from(["a.rrd", "**/x.rrd", "h/*/b.rrd"]) | TEXT,
-    "type": st.sampled_from(["above", "below"]), "value": NUMBERS | st.sampled_from(["80M", "1.5G", "64Ki", "x"]),
-    "start": AT_SPEC, "end": AT_SPEC,
-})
-ACTION = st.fixed_dictionaries({"type": st.sampled_from(["log", "email", "webhook", "script", "nope"]) | TEXT},
-                               optional={"file": TEXT, "to": TEXT, "url": TEXT, "on": VALUES, "secret": TEXT})
-MAINTENANCE = fields_of(["name", "schedule", "duration", "comment", "threshold", "series", "ds", "labels",
-                         "severity"]) | st.fixed_dictionaries({
-    "name": TEXT, "schedule": st.sampled_from(["0 3 * * *", "* * * * *", "61 * * * *", "0 0 31 2 *"]) | TEXT,
-    "duration": st.sampled_from(["1h", "10min", 0, -1, "999999999d"]) | VALUES, "comment": TEXT,
-}, optional={"series": NASTY | TEXT, "ds": TEXT, "threshold": NUMBERS, "labels": VALUES})
-
-
-@st.composite
-def thresholds_text(draw: st.DrawFn) -> str:
-    parts = []
-    for _ in range(draw(st.integers(0, 3))):
-        fields = draw(VALID_THRESHOLD) | draw(fields_of(THRESHOLD_FIELDS))
-        parts.append(table("[[threshold]]", fields))
-        parts += [table("[[threshold.action]]", a) for a in draw(st.lists(ACTION, max_size=2))]
-    parts += [table("[[maintenance]]", m) for m in draw(st.lists(MAINTENANCE, max_size=2))]
-    return "".join(parts)
-
 
 def one_line(exc: ConfigError) -> None:
-    assert "\n" not in str(exc) and "\r" not in str(exc), repr(str(exc))
+    text = str(exc)
+    assert "\n" not in text and "\r" not in text, repr(text)
 
 
 @fuzz("thresholds file")
@@ -144,10 +95,6 @@ def test_settings_file(folder: Path, text: str) -> None:
         raise unexpected(exc, f"load_settings({text!r})") from exc
 
 
-LEGACY_FIELD = st.one_of(TEXT, AT_SPEC, NUMBERS.map(str), st.sampled_from(["above", "below", "None", "savelog",
-                                                                           "sendmail", "a.rrd", "*/x.rrd"]))
-
-
 @fuzz("legacy file")
 @given(st.one_of(
     st.lists(st.lists(LEGACY_FIELD, min_size=9, max_size=11).map("\t".join), max_size=4).map("\n".join),
@@ -172,7 +119,8 @@ def test_time_specs(start: str, end: str, now: int) -> None:
         try:
             result = call()
         except timespec.TimeSpecError as exc:
-            assert "\n" not in str(exc)
+            problem = str(exc)
+            assert "\n" not in problem
             continue
         except Exception as exc:
             raise unexpected(exc, f"timespec({start!r}, {end!r}, {now})") from exc

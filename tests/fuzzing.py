@@ -56,7 +56,8 @@ def fuzz(target: str, share: float = 1.0) -> Callable[[F], F]:
     examples = EXAMPLES if LONG else max(20, int(EXAMPLES * share))
 
     def decorate(test: F) -> F:
-        inner = test.hypothesis.inner_test
+        handle: Any = test
+        inner = handle.hypothesis.inner_test
 
         @functools.wraps(inner)
         def counted(*args: Any, **kwargs: Any) -> Any:
@@ -73,7 +74,7 @@ def fuzz(target: str, share: float = 1.0) -> Callable[[F], F]:
                 exc.add_note(f"fuzz target {target}: RRDALARM_FUZZ_SEED={SEED} replays this run")
                 raise
 
-        test.hypothesis.inner_test = counted
+        handle.hypothesis.inner_test = counted
         configured = settings(
             max_examples=examples, deadline=None, derandomize=False, print_blob=True, database=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,

@@ -10,7 +10,6 @@ from functools import lru_cache
 
 from rrdalarm.model.control import Matchers, Quiet
 
-
 _NOTHING = re.compile(r"(?!)")
 
 

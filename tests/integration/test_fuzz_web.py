@@ -127,6 +127,6 @@ def test_every_route_never_answers_500(site: Site, data: st.DataObject) -> None:
         answer = site.clients[role].open(path, method=method, **kwargs)
     except Exception as exc:
         raise unexpected(exc, f"{method} {path} as {role}") from exc
-    text = answer.get_data(as_text=True) if answer.mimetype.startswith(("text/", "application/json")) else ""
+    text = answer.get_data(as_text=True) if (answer.mimetype or "").startswith(("text/", "application/json")) else ""
     assert answer.status_code != 500, (method, path, role, text[:500])
     assert "Traceback" not in text, (method, path, role)

@@ -17,9 +17,9 @@ from urllib.parse import quote
 
 import pytest
 from conftest import T0, Env, make_env, make_rrd, threshold
-from fuzzing import table
 from flask import Flask
 from flask.testing import FlaskClient
+from fuzzing import table
 from werkzeug.routing import Rule
 
 from rrdalarm.access.users import add_user
@@ -121,7 +121,7 @@ TRAVERSAL = ["../outside.txt", "../outside.rrd", "/etc/passwd", str(Path("/etc/p
 
 @pytest.mark.parametrize("payload", TRAVERSAL)
 def test_paths_never_leave_the_root(site: tuple[Flask, Env], payload: str) -> None:
-    app, env = site
+    app, _env = site
     admin = login(app, "admin")
     urls = [f"/api/suggest?q={quote(payload)}", f"/api/matches?glob={quote(payload)}",
             f"/api/ds?file={quote(payload)}", f"/api/ds?glob={quote(payload)}",
@@ -167,7 +167,7 @@ def test_graph_definitions_escape_separators(tmp_path: Path) -> None:
     path = tmp_path / "a:b\\c.rrd"
     args = series_args("out.png", path, "a:b.rrd", "x", "AVERAGE", T0 - 600, T0, 5.0, "t:\nLINE1:x")
     definition = next(a for a in args if a.startswith("DEF:"))
-    assert definition == f"DEF:v={str(tmp_path)}/a\\:b\\\\c.rrd:x:AVERAGE"
+    assert definition == f"DEF:v={tmp_path!s}/a\\:b\\\\c.rrd:x:AVERAGE"
     assert all(not a.startswith(("DEF:", "LINE", "HRULE")) or "\n" not in a for a in args)
 
 

@@ -33,6 +33,7 @@ from rrdalarm.config.legacy import parse_legacy
 from rrdalarm.config.lines import read_config_text
 from rrdalarm.config.settings import load_settings
 from rrdalarm.config.thresholds import parse_thresholds_file
+from rrdalarm.model.control import Matchers
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.rules import quieting, timespec
 from rrdalarm.sources.rrd_index import GlobError, compile_glob, glob_problem
@@ -142,7 +143,7 @@ def test_globs(glob: str, name: str) -> None:
             compile_glob(glob).name_re.match(name)
         assert problem is None or "\n" not in problem
         if quieting.series_glob_problem(glob) is None:
-            quieting.matches(quieting.Matchers(series=glob), 1, name, "ds", {}, "warning")
+            quieting.matches(Matchers(series=glob), 1, name, "ds", {}, "warning")
     except GlobError:
         raise AssertionError(f"glob_problem passed {glob!r} that compile_glob refuses") from None
     except Exception as exc:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, seed, settings
 from hypothesis import strategies as st
+from hypothesis.errors import HypothesisException
 
 from rrdalarm.config.thresholds import MAX_ID
 
@@ -64,7 +65,10 @@ def fuzz(target: str, share: float = 1.0) -> Callable[[F], F]:
             TALLY[target]["cases"] += 1
             try:
                 return inner(*args, **kwargs)
-            except BaseException as exc:
+            except HypothesisException:
+                TALLY[target]["cases"] -= 1  # Hypothesis's own control flow (a case it set aside)
+                raise
+            except Exception as exc:
                 # Internal: the product let an exception out (or exited 70); another assertion is a
                 # wrong answer; anything else escaped the test's own handling.
                 kind = "failures" if type(exc) is AssertionError else "tracebacks"
@@ -72,6 +76,10 @@ def fuzz(target: str, share: float = 1.0) -> Callable[[F], F]:
                     kind = "exit70"
                 TALLY[target][kind] += 1
                 exc.add_note(f"fuzz target {target}: RRDALARM_FUZZ_SEED={SEED} replays this run")
+                raise
+            except BaseException:
+                # Hypothesis stops a case that ran out of data with a BaseException: not a case run.
+                TALLY[target]["cases"] -= 1
                 raise
 
         handle.hypothesis.inner_test = counted

@@ -14,6 +14,7 @@ from rrdalarm.common.quantities import parse_duration
 from rrdalarm.config.tuning import TUNING_FIELDS
 from rrdalarm.model.control import MaintenanceWindow, Matchers
 from rrdalarm.model.errors import ConfigError
+from rrdalarm.rules.quieting import series_glob_problem
 
 KNOWN = ("name", "schedule", "duration", "comment", "threshold", "series", "ds", "labels", "severity")
 
@@ -155,6 +156,9 @@ def _pattern(raw: Mapping[str, Any], key: str, fail: Fail) -> str | None:
     value = _text(raw, key, fail, "")
     if not value:
         raise fail(key, "must not be empty (leave it out to match every one)")
+    problem = series_glob_problem(value) if key == "series" else None
+    if problem:
+        raise fail(key, problem)
     return value
 
 

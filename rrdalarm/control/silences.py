@@ -15,7 +15,7 @@ from rrdalarm.model.definitions import Settings, Threshold
 from rrdalarm.model.results import Row
 from rrdalarm.model.states import Severity, State
 from rrdalarm.rules import timespec
-from rrdalarm.rules.quieting import matches
+from rrdalarm.rules.quieting import matches, series_glob_problem
 from rrdalarm.store import control as stored
 from rrdalarm.store.database import Store
 
@@ -82,6 +82,9 @@ def check_matchers(m: Matchers, thresholds: Sequence[Threshold]) -> Matchers:
     for value, name in ((m.series, "series"), (m.ds, "ds")):
         if value is not None and (not value or "\x00" in value):
             raise ControlError(f"{name} must be non-empty text")
+    problem = m.series is not None and series_glob_problem(m.series)
+    if problem:
+        raise ControlError(f"series {problem}")
     return m
 
 

@@ -22,4 +22,16 @@ class ConfigError(Exception):
         if self.line is not None:
             where += f":{self.line}"
         what = f"field '{self.field}': " if self.field else ""
-        return f"{where}: {what}{self.message}" if where else f"{what}{self.message}"
+        return one_line(f"{where}: {what}{self.message}" if where else f"{what}{self.message}")
+
+
+def one_line(text: str) -> str:
+    """Text with line breaks, other control characters and lone surrogates written as escapes.
+
+    A field name or path comes from the user's file as typed: the error stays one printable line
+    (and can be written to any terminal).
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for c in text)

@@ -3,15 +3,36 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from rrdalarm.model.control import Matchers, Quiet
 
+_NOTHING = re.compile(r"(?!)")
+
+
+def series_glob_problem(pattern: str) -> str | None:
+    """Why a silence's or window's series glob cannot be matched (a reversed range, say), or None."""
+    try:
+        _translate(pattern)
+    except re.error as exc:
+        return f"{pattern!r} is not a glob the matcher can read ({exc.msg})"
+    return None
+
 
 @lru_cache(maxsize=256)
 def _glob(pattern: str) -> re.Pattern[str]:
+    """The pattern's matcher; one it cannot read (stored before it was refused) matches nothing, so a
+    check never stops on it."""
+    try:
+        return _translate(pattern)
+    except re.error:
+        return _NOTHING
+
+
+def _translate(pattern: str) -> re.Pattern[str]:
     """A series glob read as thresholds' globs are: `*` and `?` stay in one folder, `**/` spans folders."""
     out: list[str] = []
     i = 0
@@ -33,7 +54,9 @@ def _glob(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(pattern[i]))
             i += 1
     # Case-sensitive on every platform, like the files' own names.
-    return re.compile("".join(out))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # "[[" read as a literal bracket, as it is today
+        return re.compile("".join(out))
 
 
 def glob_escape(name: str) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from rrdalarm.model.control import Acknowledgement, Matchers, Silence
 from rrdalarm.model.records import NewEvent, PlannedDelivery, RunSummary
@@ -67,16 +68,24 @@ def silences(store: Store, now: int, *, include_ended: bool = False) -> list[Sil
         return [_silence(r) for r in s.scalars(q)]
 
 
+# Ids are 64-bit columns: a larger number from a URL is no silence (SQLite would raise OverflowError).
+_MAX_ROW_ID = 2**63 - 1
+
+
+def _row(s: Session, ident: int) -> SilenceRow | None:
+    return s.get(SilenceRow, ident) if 0 < ident <= _MAX_ROW_ID else None
+
+
 def silence(store: Store, ident: int) -> Silence | None:
     with store.session() as s:
-        row = s.get(SilenceRow, ident)
+        row = _row(s, ident)
         return _silence(row) if row is not None else None
 
 
 def expire_silence(store: Store, ident: int, by: str, now: int) -> Silence | None:
     """End a silence now; None when there is no such silence or it had ended already."""
     with store.session() as s:
-        row = s.get(SilenceRow, ident)
+        row = _row(s, ident)
         if row is None or row.ends_at <= now:
             return None
         row.ends_at = max(now, row.starts_at)
@@ -90,7 +99,7 @@ def expire_silence(store: Store, ident: int, by: str, now: int) -> Silence | Non
 def extend_silence(store: Store, ident: int, ends_at: int, by: str, now: int) -> Silence | None:
     """Move the end of a silence still in force or to come; None when there is none such."""
     with store.session() as s:
-        row = s.get(SilenceRow, ident)
+        row = _row(s, ident)
         if row is None or row.ends_at <= now:
             return None
         before = row.ends_at

@@ -127,3 +127,12 @@ def test_the_example_file_has_a_window() -> None:
     example = Path(__file__).resolve().parents[2] / "config" / "thresholds.toml"
     [w] = load_thresholds_file(example).windows
     assert (w.name, w.schedule, w.duration, w.matchers.threshold) == ("weekly uplink work", "0 4 * * sun", 5400, 1)
+
+
+@pytest.mark.parametrize("key", ['"\\n"', '"a\\u2028b"', '"\\u0000"'])
+def test_a_field_name_with_a_line_break_stays_on_one_line(key: str) -> None:
+    # Found by fuzzing: an unknown key holding a line break split the one-line error (and a CLI's stderr).
+    with pytest.raises(ConfigError) as caught:
+        parse_thresholds_file(f"[[maintenance]]\n{key} = 1\n", "t.toml")
+    text = str(caught.value)
+    assert text.isprintable() and "unknown field" in text, text

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rrdalarm.config.thresholds import parse_thresholds_file
+from rrdalarm.control.silences import ControlError, check_matchers
 from rrdalarm.model.control import Matchers
-from rrdalarm.rules.quieting import Cover, Quieting, matches
+from rrdalarm.model.errors import ConfigError
+from rrdalarm.rules.quieting import Cover, Quieting, matches, series_glob_problem
 
 NAMES = st.text("ab/*.", max_size=6)
 
@@ -49,3 +55,15 @@ def test_quieting_names_every_cover_and_the_latest_end() -> None:
     got = q.of(1, "a.rrd", "x", {}, "warning")
     assert got is not None and got.refs == ("1", "maintenance:night") and got.until == 300
     assert Quieting().of(1, "a.rrd", "x", {}, "warning") is None and not Quieting()
+
+
+@pytest.mark.parametrize("pattern", ["[z-a]", "[!]", "x[a-\\]y]"])
+def test_a_series_glob_the_matcher_cannot_read_is_refused_and_never_raises(pattern: str) -> None:
+    # Found by fuzzing: a silence or window series such as "[z-a]" passed and crashed every check (re.error).
+    assert series_glob_problem(pattern) is not None
+    assert not matches(Matchers(series=pattern), 1, "z", "ds", {}, "info")
+    with pytest.raises(ControlError, match="series"):
+        check_matchers(Matchers(series=pattern), [])
+    with pytest.raises(ConfigError, match="series"):
+        parse_thresholds_file(f'[[maintenance]]\nname = "w"\nschedule = "0 3 * * *"\nduration = "1h"\n'
+                              f'comment = "c"\nseries = {json.dumps(pattern)}\n', "t.toml")

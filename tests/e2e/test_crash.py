@@ -356,7 +356,6 @@ def test_kills_at_random_moments_lose_and_double_nothing(tmp_path: Path, receive
     web = _web_installation(env)
     tally = _killed_run(env, web, [T0 + STEP_S * j for j in range(checks)], rng, _span(env))
     done = tally.checks_done
-    print(f"crash: {tally}")
     reference = _reference(tmp_path, pattern, receiver.url("/ref"), done)
     url = env.settings().db_url
     assert _events(url) == reference

@@ -14,6 +14,7 @@ The normal suite kills about 70 times; `RRDALARM_KILLS=1000` (bench/crash_long.s
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -32,8 +33,8 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import text
 from conftest import T0, Env, free_port, make_env, threshold
+from sqlalchemy import text
 
 from rrdalarm.delivery.outbox import deliver_pending
 from rrdalarm.editor.thresholds_edit import version_of
@@ -255,7 +256,7 @@ def _drain(env: Env) -> None:
     with open_store(settings.db_url) as store:
         for n in range(1, 60):
             later = time.time() + 120 * n
-            results = deliver_pending(store, settings, clock=lambda later=later: later)
+            results = deliver_pending(store, settings, clock=functools.partial(float, later))
             assert all(r.status != "dead" for r in results), results
             if {d.status for d, _ in store.deliveries(limit=100_000)} <= {"sent"}:
                 return

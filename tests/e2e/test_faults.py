@@ -8,20 +8,32 @@ mid-send are in test_store_unavailable, test_rrd_pool and test_delivery_order.
 
 from __future__ import annotations
 
+import email
+import functools
+import json
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import T0, Env, stderr_lines, threshold
+from aiosmtpd.controller import Controller
+from conftest import T0, Env, free_port, stderr_lines, threshold
 from pg import Cluster
-from test_store_unavailable import _fill, small_disk  # noqa: F401 - small_disk is a fixture
+from test_delivery_e2e import deliver_later
 
+# Imported, the fixture counts in this module under its own name, small_disk.
+from test_store_unavailable import _fill
+from test_store_unavailable import small_disk as _small_disk  # noqa: F401
+
+from rrdalarm.delivery.outbox import deliver_pending, summarize
 from rrdalarm.editor.thresholds_edit import EditError, commit, version_of
 from rrdalarm.plugins import action_plugins
+from rrdalarm.store.database import open_store
 
 EXIT_STORE = 5
 EXIT_REPORT = 73
@@ -29,8 +41,6 @@ EXIT_REPORT = 73
 
 def _rows(url: str, table: str) -> int:
     from sqlalchemy import text
-
-    from rrdalarm.store.database import open_store
 
     with open_store(url) as store, store.session() as s:
         return int(s.execute(text(f"select count(*) from {table}")).scalar_one())
@@ -177,3 +187,75 @@ def test_the_editor_saving_on_a_full_disk_is_a_clear_error_and_the_old_file_stay
     filler.unlink()
     commit(path, version_of(old), new, action_plugins())
     assert path.read_text(encoding="utf-8") == new
+
+
+class _Hook(BaseHTTPRequestHandler):
+    """Records the delivery id and event kinds of every POST, in arrival order."""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        server: Any = self.server
+        server.seen.append((self.headers["X-Rrdalarm-Delivery"], [e["kind"] for e in body["events"]]))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.ids.append(str(email.message_from_bytes(envelope.content)["X-Rrdalarm-Delivery"]))
+        return "250 OK"
+
+
+def _drained(env: Env) -> None:
+    """`rrdalarm deliver` of the minutes to come (its clock moved on) until nothing is pending; none may die."""
+    settings = env.settings()
+    with open_store(settings.db_url) as store:
+        for n in range(1, 40):
+            later = time.time() + 60 * n
+            results = deliver_pending(store, settings, clock=functools.partial(float, later))
+            assert all(r.status != "dead" for r in results), [r.error for r in results]
+            if {d.status for d, _ in store.deliveries(limit=1000)} == {"sent"}:
+                return
+    raise AssertionError("deliveries still pending")
+
+
+def test_receivers_down_for_many_checks_then_every_delivery_arrives_in_order(env: Env) -> None:
+    smtp_port, hook_port, checks = free_port(), free_port(), 8
+    with env.settings_path.open("a") as fh:
+        fh.write(f'\n[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsender = "rrdalarm@test"\n'
+                 "\n[delivery]\ntimeout = 2\nbackoff = 1\nmax_backoff = 1\n")
+    # Every check changes the state of the one series: FIRED, RESOLVED, FIRED, …
+    env.rrd("a.rrd", {"x": [9 if ((i + 1) // 3) % 2 == 0 else 1 for i in range(3 * checks)]},
+            end=T0 + (3 * checks - 1) * 60)
+    env.write_thresholds(threshold(start="now-1min", actions=[
+        {"type": "webhook", "url": f"http://127.0.0.1:{hook_port}/hook"}, {"type": "email", "to": "ops@x.org"}]))
+    for j in range(checks):
+        assert env.run("check", "--at", str(T0 + 180 * j), "--quiet").returncode in (0, 1)
+        assert summarize(deliver_later(env, 5 * j)).endswith("0 dead")  # the receivers still down
+    with open_store(env.settings().db_url) as store:
+        rows = sorted((d for d, _ in store.deliveries(limit=1000)), key=lambda d: (d.created_at, d.id))
+    assert len(rows) == 2 * checks and {d.status for d in rows} == {"pending"}
+    hook = ThreadingHTTPServer(("127.0.0.1", hook_port), _Hook)
+    hook.seen = []  # type: ignore[attr-defined]
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    inbox = _Inbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    try:
+        _drained(env)
+    finally:
+        smtp.stop()
+        hook.shutdown()
+        hook.server_close()
+    seen: list[tuple[str, list[str]]] = hook.seen  # type: ignore[attr-defined]
+    # In the order the checks wrote them, once each: never a RESOLVED before its FIRED.
+    assert [kinds for _, kinds in seen] == [["fired"], ["resolved"]] * (checks // 2)
+    webhook_ids = [d.id for d in rows if d.action == "webhook"]
+    assert [ident for ident, _ in seen] == webhook_ids
+    assert inbox.ids == [d.id for d in rows if d.action == "email"]

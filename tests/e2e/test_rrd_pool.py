@@ -270,7 +270,7 @@ def test_a_check_killed_leaves_no_worker_behind(env: Env, pg_url: str) -> None:
     assert workers, "no fetch worker was seen"
     deadline = time.monotonic() + 10
     while (alive := {pid for pid in workers if os.path.exists(f"/proc/{pid}")
-                     and "Z" not in open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]}) \
+                     and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]}) \
             and time.monotonic() < deadline:
         time.sleep(0.05)
     for pid in alive:

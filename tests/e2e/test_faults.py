@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,7 @@ from aiosmtpd.controller import Controller
 from conftest import T0, Env, free_port, stderr_lines, threshold
 from pg import Cluster
 from test_delivery_e2e import deliver_later
-
-# Imported, the fixture counts in this module under its own name, small_disk.
-from test_store_unavailable import _fill
-from test_store_unavailable import small_disk as _small_disk  # noqa: F401
+from test_store_unavailable import _fill, tmpfs
 
 from rrdalarm.delivery.outbox import deliver_pending, summarize
 from rrdalarm.editor.thresholds_edit import EditError, commit, version_of
@@ -37,6 +35,12 @@ from rrdalarm.store.database import open_store
 
 EXIT_STORE = 5
 EXIT_REPORT = 73
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    with tmpfs(tmp_path / "small") as where:
+        yield where
 
 
 def _rows(url: str, table: str) -> int:

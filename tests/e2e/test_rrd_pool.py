@@ -276,3 +276,32 @@ def test_a_check_killed_leaves_no_worker_behind(env: Env, pg_url: str) -> None:
     for pid in alive:
         os.kill(pid, signal.SIGKILL)
     assert not alive, f"fetch workers {sorted(alive)} outlived their check"
+
+
+@pytest.mark.slow
+def test_a_file_renamed_over_while_it_is_read_is_read_whole(env: Env) -> None:
+    # Writers that replace a file (a new one renamed over it) are the safe kind: a fetch sees the old file
+    # or the new one, never a mix, and never an error row.
+    big = env.rrd("big.rrd", {"a": [9.0] * 3000}, rows=100_000)
+    spare = big.with_name("big.rrd.new")
+    env.rrd("small.rrd", {"a": [9.0] * 5})
+    env.write_thresholds("".join(threshold(k + 1, glob="big.rrd", start=f"now-{60 + k}d") for k in range(6))
+                         + threshold(11, glob="small.rrd"))
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            shutil.copyfile(big, spare)
+            os.replace(spare, big)
+
+    cutter = threading.Thread(target=churn)
+    cutter.start()
+    try:
+        runs = [env.run_process("check", "--json", "--at", str(T0), timeout=120) for _ in range(3)]
+    finally:
+        stop.set()
+        cutter.join()
+    for p in runs:
+        assert p.returncode == 1, p.stderr[-3000:]
+        rows = json.loads(p.stdout)["results"]
+        assert {(r["file"], r["status"]) for r in rows} == {("big.rrd", "ALARM FIRED"), ("small.rrd", "ALARM FIRED")}

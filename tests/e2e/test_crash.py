@@ -8,6 +8,10 @@ the thresholds file and /start runs checks of its own. Afterwards the event hist
 every delivery reached the webhook receiver at least once (a duplicate only under the same id), the TOML files
 parse and the database passes its integrity check.
 
+Each kill comes after a delay drawn over 1.3 times the length of a whole check on this machine (measured
+first), not over a fixed 300 ms: a check spends its first few hundred milliseconds importing, and the kills
+that matter land in its fetch, its one recording transaction and its deliveries after it.
+
 The normal suite kills about 70 times; `RRDALARM_KILLS=1000` (bench/crash_long.sh) runs the long form, and
 `RRDALARM_CRASH_PG=1` adds a run on PostgreSQL. `RRDALARM_CRASH_SEED` replays a seed the test printed.
 """
@@ -107,7 +111,7 @@ class Tally:
 
 
 def _pattern(rng: random.Random, checks: int) -> list[list[bool]]:
-    """Per series, firing or not at each check: seeded, with at least a flip every few checks."""
+    """Per series, firing or not at each check: seeded coin flips (half the checks change a series)."""
     return [[rng.random() < 0.5 for _ in range(checks + 1)] for _ in range(SERIES)]
 
 

@@ -298,6 +298,8 @@ def make_engine(url: str) -> Engine:
             create_private_file(Path(parsed.database))
         except OSError as exc:
             raise StoreError(f"database {url}: cannot create it: {exc.strerror}") from None
+    # Before the driver sees it: SQLAlchemy would turn a bad one into a bare ValueError.
+    busy_ms = _busy_timeout_ms(parsed) if parsed.get_backend_name() == "sqlite" else 0
     try:
         engine = create_engine(url, future=True)
     except ImportError as exc:  # its driver is not installed
@@ -310,7 +312,7 @@ def make_engine(url: str) -> Engine:
     except SQLAlchemyError as exc:
         raise StoreError(f"database {parsed.render_as_string(hide_password=True)}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_ms=_busy_timeout_ms(parsed)))
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_ms=busy_ms))
     return engine
 
 

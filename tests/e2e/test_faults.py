@@ -84,6 +84,13 @@ def test_a_database_locked_past_the_busy_timeout_is_exit_5_and_the_next_check_re
     assert (_rows(url, "check_runs"), _rows(url, "alarm_events"), _rows(url, "deliveries")) == (2, 1, 1)
 
 
+@pytest.mark.parametrize("timeout", ["soon", "-1", "inf"])
+def test_a_busy_timeout_that_is_no_number_of_seconds_is_a_usage_error(env: Env, timeout: str) -> None:
+    _firing(env)
+    bad = env.run("check", "--db", f"sqlite:///{env.data}/alarms.db?timeout={timeout}", "--at", str(T0), "--quiet")
+    _one_line(bad, 2, "timeout must be a number of seconds", repr(timeout))
+
+
 def _restart(cluster: Cluster) -> None:
     options = (f"-k {cluster.base} -p 5432 -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
                "-c full_page_writes=off -c max_connections=200")

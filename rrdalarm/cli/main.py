@@ -40,6 +40,7 @@ EXIT_USAGE = 2
 EXIT_BUSY = 4
 # The database could not be reached or written (down, locked, disk full): not the configuration's fault.
 EXIT_STORE = 5
+EXIT_REPORT = 73  # sysexits' EX_CANTCREAT: an output file that cannot be written
 EXIT_INTERNAL = 70
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -207,7 +208,8 @@ def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: st
     configuration (--at before the newest recorded check included), 3 nothing
     firing but some series unreadable, 4 another check held the lock, 5 the
     database could not be reached or written (down, locked, disk full): the
-    check was not recorded.
+    check was not recorded, 73 the --html report could not be written (the
+    check was recorded; the previous report is kept).
     """
     from rrdalarm.report import render as report
 
@@ -227,13 +229,23 @@ def check(ctx: click.Context, config: Path | None, rrd_root: Path | None, db: st
     if output == "json":
         click.echo(report.to_json(result), nl=False)
     elif html_file is not None:
-        from rrdalarm.common.fileutil import atomic_write_text
-
-        atomic_write_text(html_file, report.to_html(result))
+        _write_report(html_file, report.to_html(result), recorded=not dry_run)
         click.echo(report.summary_line(result))
     elif output is None:
         click.echo(report.to_text(result), nl=False)
     sys.exit(result.exit_status)
+
+
+def _write_report(path: Path, html: str, *, recorded: bool) -> None:
+    """The HTML report, whole or not at all: a failed write leaves the previous report as it was."""
+    from rrdalarm.common.fileutil import atomic_write_text
+
+    try:
+        atomic_write_text(path, html)
+    except OSError as exc:
+        # The check itself is done (and recorded): only its report is missing, which cron's mail should say.
+        done = "the check was recorded" if recorded else "dry run: nothing recorded"
+        fail(f"cannot write the HTML report {path}: {exc.strerror or exc} ({done})", EXIT_REPORT)
 
 
 def _checked(settings: Settings, loaded: ThresholdsFile, *, at: int | None, dry_run: bool, want_ok: bool,

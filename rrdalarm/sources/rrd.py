@@ -384,7 +384,7 @@ class RRDSource(Source):
         with self._pool(job, expected) as pool, gc_paused():
             index = FileIndex(root, cache)
             index.refresh()
-            report = SourceReport(outcomes=bad)
+            report = SourceReport(outcomes=bad, warnings=[index.save_error] if index.save_error else [])
             items = self._plan(thresholds, index, firing, report)
             total = len(items)
             for outcomes, fetched, evaluated in self._run(job, items, pool):

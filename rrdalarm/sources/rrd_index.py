@@ -236,6 +236,7 @@ class FileIndex:
         self.folders: dict[str, Folder] = {}
         self.relisted = 0
         self._loaded = False
+        self.save_error: str | None = None
 
     def _load(self) -> None:
         self._loaded = True
@@ -255,9 +256,12 @@ class FileIndex:
         if self.cache is None:
             return
         data = (CACHE_VERSION, str(self.root), {rel: tuple(f) for rel, f in self.folders.items()})
-        # A cache that cannot be written only costs a walk next time.
-        with contextlib.suppress(OSError):
+        # A cache that cannot be written (a full disk) only costs a walk next time: a warning, not a failure.
+        try:
             atomic_write_bytes(self.cache, marshal.dumps(data))
+        except OSError as exc:
+            self.save_error = (f"the RRD index cache {self.cache} could not be written ({exc.strerror or exc}); "
+                               "the next check lists the whole tree again")
 
     def _inside(self, target: str) -> bool:
         root = str(self.root)

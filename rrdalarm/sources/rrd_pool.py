@@ -39,6 +39,8 @@ R = TypeVar("R")
 
 START_TIMEOUT = 60.0
 """A worker that has not said it is ready by then is taken for one that cannot start."""
+PARENT_WATCH_S = 0.5
+"""How often an idle forked worker looks whether its check is still alive."""
 
 _READY = "ready"
 _DONE = "done"
@@ -70,13 +72,26 @@ class _Worker(Generic[I]):
     task: _Task[I] | None = None
 
 
-def _serve(conn: Connection, fn: Callable[[Any, list[Any]], Any], job: Any) -> None:
-    """A worker's life: say it is ready, then run tasks until the parent closes the pipe."""
+def _orphaned(parent: int) -> bool:
+    """Whether the check that forked this worker has died (parent 0: a fork server's worker, whose pipe closes)."""
+    return parent != 0 and os.getppid() != parent
+
+
+def _serve(conn: Connection, fn: Callable[[Any, list[Any]], Any], job: Any, parent: int = 0) -> None:
+    """A worker's life: say it is ready, then run tasks until the parent closes the pipe or dies.
+
+    A forked worker holds a copy of the parent's end of its pipe (and of whatever else the parent had
+    open, the check lock's connection among them): killed with SIGKILL, the parent never closes it, so
+    no EOF comes and the worker watches for its own reparenting instead.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops its workers
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker keeps the handlers of its parent
     conn.send((_READY, None))
     while True:
         try:
+            while not conn.poll(PARENT_WATCH_S):
+                if _orphaned(parent):
+                    return
             task = conn.recv()
         except EOFError:
             return
@@ -210,7 +225,9 @@ class WorkerPool(Generic[J, I, R]):
         if self._ctx is None:
             self._ctx = worker_context(self.preload)
         ours, theirs = self._ctx.Pipe()
-        process = self._ctx.Process(target=_serve, args=(theirs, self.fn, self.job), daemon=True)
+        forked = self._ctx.get_start_method() == "fork"
+        process = self._ctx.Process(target=_serve, args=(theirs, self.fn, self.job, os.getpid() if forked else 0),
+                                    daemon=True)
         process.start()
         theirs.close()  # the worker's end lives in the worker only: its death reads as EOF here
         return _Worker(process, ours, time.monotonic())

@@ -7,7 +7,9 @@ readers (the web pages, `rrdalarm history`) never block a check.
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -36,7 +38,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
@@ -240,9 +242,28 @@ class CheckLockRow(Base):
     expires_at: Mapped[float | None] = mapped_column(Float)
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+SQLITE_BUSY_TIMEOUT_S = 30.0
+"""How long a connection waits for another writer, unless the URL says (`?timeout=SECONDS`)."""
+
+
+def _busy_timeout_ms(parsed: URL) -> int:
+    raw = parsed.query.get("timeout")
+    if raw is None:
+        return int(SQLITE_BUSY_TIMEOUT_S * 1000)
+    text = raw if isinstance(raw, str) else raw[-1]
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        safe = parsed.render_as_string(hide_password=True)
+        raise BadDatabaseURL(f"database {safe}: timeout must be a number of seconds, not {text!r}")
+    return int(seconds * 1000)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any, busy_ms: int = int(SQLITE_BUSY_TIMEOUT_S * 1000)) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     # WAL is a property of the file, set once. Switching needs an exclusive lock and SQLite
     # answers "locked" at once, without the busy timeout, while another connection works on
     # the new file: wait a little for the other connection (which is switching it too).
@@ -279,6 +300,8 @@ def make_engine(url: str) -> Engine:
             create_private_file(Path(parsed.database))
         except OSError as exc:
             raise StoreError(f"database {url}: cannot create it: {exc.strerror}") from None
+    # Before the driver sees it: SQLAlchemy would turn a bad one into a bare ValueError.
+    busy_ms = _busy_timeout_ms(parsed) if parsed.get_backend_name() == "sqlite" else 0
     try:
         engine = create_engine(url, future=True)
     except ImportError as exc:  # its driver is not installed
@@ -291,7 +314,7 @@ def make_engine(url: str) -> Engine:
     except SQLAlchemyError as exc:
         raise StoreError(f"database {parsed.render_as_string(hide_password=True)}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_ms=busy_ms))
     return engine
 
 

@@ -247,3 +247,61 @@ def test_a_file_truncated_while_it_is_read_never_kills_the_check(env: Env) -> No
         rows = json.loads(p.stdout)["results"]
         assert {(r["file"], r["status"]) for r in rows if r["threshold"] == 11} == {("small.rrd", "ALARM FIRED")}
         assert {r["status"] for r in rows} <= {"OK", "ALARM FIRED", "FIRING", "ERROR"}
+
+
+@pytest.mark.slow
+def test_a_check_killed_leaves_no_worker_behind(env: Env, pg_url: str) -> None:
+    # A worker forked from the check (PostgreSQL's lock runs no lease thread, so the check forks) holds copies
+    # of what the check had open, its end of the pipes and the lock connection among them: left running, it
+    # would hold the check lock after the check died.
+    set_workers(env, 2)
+    with env.settings_path.open("a") as fh:
+        fh.write(f"database_url = {json.dumps(pg_url)}\n")
+    tree(env, 400, rows=10000)
+    env.write_thresholds(threshold(glob="h/*.rrd", start="now-8d"))
+    envvars = {k: v for k, v in os.environ.items() if not k.startswith("RRDALARM_")}
+    envvars["RRDALARM_SETTINGS"] = str(env.settings_path)
+    with subprocess.Popen([str(RRDALARM), "check", "--quiet", "--at", str(T0)], env=envvars, cwd=env.base) as proc:
+        deadline = time.monotonic() + 60
+        workers: set[int] = set()
+        while not workers and proc.poll() is None and time.monotonic() < deadline:
+            workers = {pid for pid in descendants(proc.pid) if reads_under(pid, env.root)}
+        proc.kill()
+    assert workers, "no fetch worker was seen"
+    deadline = time.monotonic() + 10
+    while (alive := {pid for pid in workers if os.path.exists(f"/proc/{pid}")
+                     and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]}) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"fetch workers {sorted(alive)} outlived their check"
+
+
+@pytest.mark.slow
+def test_a_file_renamed_over_while_it_is_read_is_read_whole(env: Env) -> None:
+    # Writers that replace a file (a new one renamed over it) are the safe kind: a fetch sees the old file
+    # or the new one, never a mix, and never an error row.
+    big = env.rrd("big.rrd", {"a": [9.0] * 3000}, rows=100_000)
+    spare = big.with_name("big.rrd.new")
+    env.rrd("small.rrd", {"a": [9.0] * 5})
+    env.write_thresholds("".join(threshold(k + 1, glob="big.rrd", start=f"now-{60 + k}d") for k in range(6))
+                         + threshold(11, glob="small.rrd"))
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            shutil.copyfile(big, spare)
+            os.replace(spare, big)
+
+    cutter = threading.Thread(target=churn)
+    cutter.start()
+    try:
+        runs = [env.run_process("check", "--json", "--at", str(T0), timeout=120) for _ in range(3)]
+    finally:
+        stop.set()
+        cutter.join()
+    for p in runs:
+        assert p.returncode == 1, p.stderr[-3000:]
+        rows = json.loads(p.stdout)["results"]
+        assert {(r["file"], r["status"]) for r in rows} == {("big.rrd", "ALARM FIRED"), ("small.rrd", "ALARM FIRED")}

@@ -23,7 +23,13 @@ EXIT_STORE = 5
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MB tmpfs, unmounted after the test; skipped where mounting is not allowed."""
-    where = tmp_path / "small"
+    with tmpfs(tmp_path / "small") as where:
+        yield where
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path) -> Iterator[Path]:
+    """A 2 MB tmpfs mounted on `where` (made here), unmounted at the end; skips the test where mounting fails."""
     where.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(where)],
                              capture_output=True, text=True, check=False)

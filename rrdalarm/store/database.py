@@ -326,6 +326,7 @@ class Store:
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.safe_url = make_url(url).render_as_string(hide_password=True)
+        self._troubled: tuple[int | None, tuple[StoredState, ...]] | None = None
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (no-op when current)."""
@@ -351,13 +352,24 @@ class Store:
             return {(r.threshold_id, r.series, r.ds): _view(r) for r in rows}
 
     def troubled_states(self) -> list[StoredState]:
-        """Series that are FIRING, stale or flapping, with their last recorded values."""
-        q = select(SeriesState).where(or_(SeriesState.state == State.FIRING.value,
-                                          SeriesState.stale_since.is_not(None),
-                                          SeriesState.flapping_since.is_not(None)))
+        """Series that are FIRING, stale or flapping, with their last recorded values.
+
+        Kept until the next run: every write of the states (a check, acknowledgements) records a run in
+        the same transaction, so the newest run's id tells whether they can have changed. A page that
+        shows them on every request thus reads them once per check, however many series fire.
+        """
+        q = select(*SeriesState.__table__.columns).where(or_(SeriesState.state == State.FIRING.value,
+                                                             SeriesState.stale_since.is_not(None),
+                                                             SeriesState.flapping_since.is_not(None)))
         with self.session() as s:
-            return [StoredState((r.threshold_id, r.series, r.ds), _view(r), r.last_value, r.last_time)
-                    for r in s.scalars(q)]
+            version = s.scalar(select(func.max(CheckRun.id)))
+            held = self._troubled
+            if held is not None and held[0] == version:
+                return list(held[1])
+            found = tuple(StoredState((r.threshold_id, r.series, r.ds), _view(r), r.last_value, r.last_time)
+                          for r in s.execute(q))
+        self._troubled = (version, found)
+        return list(found)
 
     def firing_elsewhere(self, threshold_ids: Iterable[int]) -> dict[tuple[int, str, str], StateView]:
         """FIRING series of every threshold not in `threshold_ids` (disabled or deleted ones)."""
@@ -900,7 +912,7 @@ def _lease_free(now: int) -> ColumnElement[bool]:
     return (DeliveryRow.lease_until.is_(None)) | (DeliveryRow.lease_until < now)
 
 
-def _view(row: SeriesState) -> StateView:
+def _view(row: Any) -> StateView:
     try:
         told = json.loads(row.notified) if row.notified is not None else None
     except ValueError:
@@ -911,7 +923,7 @@ def _view(row: SeriesState) -> StateView:
                      row.reason, row.silenced_since, row.silenced_until, _ack(row))
 
 
-def _ack(row: SeriesState) -> Acknowledgement | None:
+def _ack(row: Any) -> Acknowledgement | None:
     if row.ack_by is None or row.ack_at is None:
         return None
     return Acknowledgement(row.ack_by, row.ack_at, row.ack_comment or "")

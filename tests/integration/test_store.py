@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import T0, Env, check, threshold
 
 from rrdalarm.common.errors import StoreError
 from rrdalarm.model.records import NewEvent, PlannedDelivery, RunSummary, StateChange
@@ -224,3 +225,20 @@ def test_an_unreachable_postgresql_is_one_line_without_the_password(pg_url: str)
     message = str(info.value)
     assert "\n" not in message and "s3cret" not in message
     assert '"/nonexistent/.s.PGSQL.5432"' in message
+
+
+def test_troubled_states_are_read_again_after_every_run(env: Env, store: Store) -> None:
+    from rrdalarm.control.acks import acknowledge
+
+    env.rrd("a.rrd", {"x": [9] * 40})
+    env.write_thresholds(threshold(rearm=0))
+    assert store.troubled_states() == []
+    check(env, store)
+    [firing] = store.troubled_states()
+    assert firing.view.ack is None and store.troubled_states() == [firing]  # kept: no run since
+    acknowledge(store, env.settings(), [], 1, None, None, "on it", "alice", T0 + 5)
+    [acked] = store.troubled_states()  # an acknowledgement records a run of its own
+    assert acked.view.ack is not None and acked.view.ack.by == "alice"
+    env.rrd("a.rrd", {"x": [1] * 40}, end=T0 + 60)
+    check(env, store, at=T0 + 60)
+    assert store.troubled_states() == []

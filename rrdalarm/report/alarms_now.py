@@ -151,6 +151,8 @@ def _now_quieted(item: Item, key: SeriesKey, t: Threshold | None, view: StateVie
         quiet = quieting.of(key[0], key[1], key[2], labels, severity)
         silenced = quiet.refs if quiet else ()
     ack = view.ack if view is not None and view.state is State.FIRING else item.ack
+    if silenced == item.silenced and ack == item.ack:
+        return item  # most series: nothing to change, and a copy of each costs a page thousands of them
     return replace(item, silenced=silenced, ack=ack)
 
 

@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from email import message_from_bytes
@@ -461,3 +462,19 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
     controller.start()
     yield inbox, port
     controller.stop()
+
+
+def wait_until_up(url: str, proc: subprocess.Popen[str], log: Path) -> None:
+    """Wait (30 s at most) until a started `rrdalarm serve` answers /healthz; its log if it exited instead."""
+    import requests
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url + "/healthz", timeout=1)
+            return
+        except requests.ConnectionError:
+            if proc.poll() is not None:
+                raise AssertionError(f"rrdalarm serve exited:\n{log.read_text(errors='replace')}") from None
+            time.sleep(0.1)
+    raise AssertionError("rrdalarm serve did not answer in 30 s")

@@ -16,12 +16,10 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-import requests
-from conftest import Env, free_port
+from conftest import Env, free_port, wait_until_up
 
 if TYPE_CHECKING:
     from browser import Watched
@@ -47,19 +45,6 @@ class Site:
 
     def log(self) -> str:
         return (self.env.base / "serve.log").read_text(errors="replace")
-
-
-def _wait_until_up(url: str, proc: subprocess.Popen[str], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url + "/healthz", timeout=1)
-            return
-        except requests.ConnectionError:
-            if proc.poll() is not None:
-                raise AssertionError(f"rrdalarm serve exited:\n{log.read_text(errors='replace')}") from None
-            time.sleep(0.1)
-    raise AssertionError("rrdalarm serve did not answer in 30 s")
 
 
 @pytest.fixture
@@ -93,7 +78,7 @@ def serve(env: Env) -> Iterator[Site]:
                                 text=True, stdout=log, stderr=log, cwd=env.base)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(url, proc, log_path)
+        wait_until_up(url, proc, log_path)
         yield Site(url, env, proc)
         # A server that died under the test (a crash in a request) fails it, with its log.
         assert proc.poll() is None, f"rrdalarm serve exited with {proc.returncode}:\n{Site(url, env, proc).log()}"

@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import requests
 import rrdtool
-from conftest import Env, free_port, threshold
+from conftest import Env, free_port, threshold, wait_until_up
 
 from rrdalarm.report.render import fmt_value
 
@@ -58,19 +57,6 @@ def week_rrd(path: Path, end: int) -> None:
                                 for i, t in enumerate(range(first, end + 1, 60))))
 
 
-def _wait_until_up(url: str, proc: subprocess.Popen[str], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url + "/healthz", timeout=1)
-            return
-        except requests.ConnectionError:
-            if proc.poll() is not None:
-                raise AssertionError(f"rrdalarm serve exited:\n{log.read_text(errors='replace')}") from None
-            time.sleep(0.1)
-    raise AssertionError("rrdalarm serve did not answer in 30 s")
-
-
 @pytest.fixture
 def site(env: Env) -> Iterator[Site]:
     """A file that fires, a check, an acknowledgement and a silence, a viewer, and a server."""
@@ -92,7 +78,7 @@ def site(env: Env) -> Iterator[Site]:
                                 env=env.process_env(), text=True, stdout=log, stderr=log, cwd=env.base)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(url, proc, log_path)
+        wait_until_up(url, proc, log_path)
         yield Site(url, env, env.root / FILE)
         assert proc.poll() is None, f"rrdalarm serve exited:\n{log_path.read_text(errors='replace')}"
     finally:

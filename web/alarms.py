@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from flask import Blueprint, render_template, request, url_for
 
 from rrdalarm.check.engine import quieting_at
 from rrdalarm.common.quantities import format_duration
 from rrdalarm.config.thresholds import load_thresholds_file
-from rrdalarm.model.definitions import ThresholdsFile
+from rrdalarm.model.definitions import Threshold, ThresholdsFile
 from rrdalarm.model.errors import ConfigError
+from rrdalarm.model.records import StoredState
 from rrdalarm.model.results import Row
-from rrdalarm.report.alarms_now import STATUS_ORDER, Wanted, alarms_now, shown
+from rrdalarm.report.alarms_now import STATUS_ORDER, AlarmsNow, Wanted, alarms_now, shown
 from rrdalarm.report.render import fmt_limit, fmt_time, fmt_value
-from rrdalarm.rules.quieting import glob_escape
+from rrdalarm.rules.quieting import Cover, Quieting, glob_escape
 
 from .auth import current_account, require_access, service
 from .filters import FilterError, parse_choice, parse_int, parse_text
@@ -67,6 +69,35 @@ def wanted(args: Mapping[str, str]) -> Wanted:
                   parse_choice(args.get("status"), STATUS_ORDER, "status"))
 
 
+@dataclass(frozen=True)
+class _Made:
+    """The last view made, with what it was made from (compared by identity where that is what changes)."""
+
+    states: tuple[StoredState, ...]
+    rows: Sequence[Row] | None
+    thresholds: Mapping[int, Threshold]
+    wanted: Wanted
+    covers: Sequence[Cover]
+    view: AlarmsNow
+
+
+_made: _Made | None = None
+
+
+def _view_of(states: tuple[StoredState, ...], rows: Sequence[Row] | None, thresholds: Mapping[int, Threshold],
+             narrowed: Wanted, quieting: Quieting) -> AlarmsNow:
+    """The page's groups, made again only when the states, the check's rows, the thresholds, the filters
+    or what quiets series changed: with thousands of firing series, making them is most of a request."""
+    global _made
+    kept = _made
+    if (kept is not None and kept.states is states and kept.rows is rows and kept.wanted == narrowed
+            and kept.covers == quieting.covers and kept.thresholds == thresholds):
+        return kept.view
+    view = shown(alarms_now(states, rows, thresholds, narrowed, quieting), SERIES_PER_GROUP)
+    _made = _Made(states, rows, thresholds, narrowed, quieting.covers, view)
+    return view
+
+
 @bp.get("/")
 @require_access
 def page() -> tuple[str, int]:
@@ -79,8 +110,7 @@ def page() -> tuple[str, int]:
         narrowed, status = wanted(request.args), 200
     except FilterError as exc:
         narrowed, status, problem = Wanted(), 400, str(exc)
-    view = shown(alarms_now(store.troubled_states(), rows, thresholds, narrowed,
-                            quieting_at(store, loaded.windows, now)), SERIES_PER_GROUP)
+    view = _view_of(store.troubled_states(), rows, thresholds, narrowed, quieting_at(store, loaded.windows, now))
     account = current_account()
     template = "alarms_fragment.html" if request.args.get("fragment") == "1" else "alarms.html"
     filters = {k: v for k, v in request.args.items() if k in ("q", "threshold", "severity", "status") and v}

@@ -351,12 +351,13 @@ class Store:
             rows = s.scalars(select(SeriesState).where(SeriesState.threshold_id.in_(ids))).all()
             return {(r.threshold_id, r.series, r.ds): _view(r) for r in rows}
 
-    def troubled_states(self) -> list[StoredState]:
+    def troubled_states(self) -> tuple[StoredState, ...]:
         """Series that are FIRING, stale or flapping, with their last recorded values.
 
         Kept until the next run: every write of the states (a check, acknowledgements) records a run in
         the same transaction, so the newest run's id tells whether they can have changed. A page that
-        shows them on every request thus reads them once per check, however many series fire.
+        shows them on every request thus reads them once per check, however many series fire; the same
+        tuple comes back until then, so such a page may keep what it made of it too.
         """
         q = select(*SeriesState.__table__.columns).where(or_(SeriesState.state == State.FIRING.value,
                                                              SeriesState.stale_since.is_not(None),
@@ -365,11 +366,11 @@ class Store:
             version = s.scalar(select(func.max(CheckRun.id)))
             held = self._troubled
             if held is not None and held[0] == version:
-                return list(held[1])
+                return held[1]
             found = tuple(StoredState((r.threshold_id, r.series, r.ds), _view(r), r.last_value, r.last_time)
                           for r in s.execute(q))
         self._troubled = (version, found)
-        return list(found)
+        return found
 
     def firing_elsewhere(self, threshold_ids: Iterable[int]) -> dict[tuple[int, str, str], StateView]:
         """FIRING series of every threshold not in `threshold_ids` (disabled or deleted ones)."""

@@ -14,7 +14,6 @@ from flask import Blueprint, render_template, request, url_for
 
 from rrdalarm.check.engine import quieting_at
 from rrdalarm.common.quantities import format_duration
-from rrdalarm.config.thresholds import load_thresholds_file
 from rrdalarm.model.definitions import Threshold, ThresholdsFile
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.records import StoredState
@@ -35,9 +34,8 @@ SILENCE_FOR = ("30min", "1h", "2h", "4h", "8h", "1d", "7d")
 
 def configured() -> tuple[ThresholdsFile, str | None]:
     """The thresholds file (thresholds and windows), or an empty one and why it cannot be read."""
-    svc = service()
     try:
-        return load_thresholds_file(svc.thresholds_file(svc.settings(), None)), None
+        return service().configured(), None
     except ConfigError as exc:
         return ThresholdsFile([]), str(exc)
 

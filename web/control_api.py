@@ -15,9 +15,8 @@ from werkzeug.datastructures import MultiDict
 
 from rrdalarm.check.lock import CheckBusy
 from rrdalarm.common.errors import StoreError
-from rrdalarm.config.thresholds import load_thresholds
 from rrdalarm.control import acks, silences
-from rrdalarm.control.silences import ControlError
+from rrdalarm.control.silences import ControlError, NoSuchSilence, SilenceEnded
 from rrdalarm.model.control import Matchers
 from rrdalarm.model.definitions import Threshold
 from rrdalarm.model.errors import ConfigError
@@ -49,8 +48,12 @@ def _payload() -> dict[str, Any]:
 
 
 def _thresholds() -> list[Threshold]:
-    svc = service()
-    return load_thresholds(svc.thresholds_file(svc.settings(), None))
+    return service().configured().thresholds
+
+
+def _status_of(exc: ControlError) -> int:
+    """404 for an unknown silence, 409 for one that has ended, 400 for anything else asked wrong."""
+    return 404 if isinstance(exc, NoSuchSilence) else 409 if isinstance(exc, SilenceEnded) else 400
 
 
 def _text(body: Mapping[str, Any], key: str) -> str | None:
@@ -146,7 +149,7 @@ def expire_silence(ident: int, author: str) -> Response:
     try:
         gone = silences.expire(service().store, ident, author, now)
     except ControlError as exc:
-        return _error(str(exc), 404 if "no silence" in str(exc) else 409)
+        return _error(str(exc), _status_of(exc))
     return jsonify({"silence": silences.as_dict(gone, now)})
 
 
@@ -160,7 +163,7 @@ def extend_silence(ident: int, author: str) -> Response:
             raise ControlError("give 'for': how much longer, e.g. \"1h\"")
         moved = silences.extend(service().store, ident, duration, author, now)
     except ControlError as exc:
-        return _error(str(exc), 404 if "no silence" in str(exc) else 409 if "ended" in str(exc) else 400)
+        return _error(str(exc), _status_of(exc))
     return jsonify({"silence": silences.as_dict(moved, now)})
 
 

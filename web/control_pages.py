@@ -14,7 +14,6 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from rrdalarm.check.lock import CheckBusy
 from rrdalarm.common.errors import StoreError
 from rrdalarm.common.quantities import format_duration
-from rrdalarm.config.thresholds import load_thresholds, load_thresholds_file
 from rrdalarm.control import acks, silences
 from rrdalarm.control.silences import ControlError
 from rrdalarm.model.control import MaintenanceWindow, Matchers
@@ -31,8 +30,7 @@ EXTEND_BY = ("30min", "1h", "2h", "4h", "1d")
 
 
 def _thresholds() -> list[Threshold]:
-    svc = service()
-    return load_thresholds(svc.thresholds_file(svc.settings(), None))
+    return service().configured().thresholds
 
 
 def _field(name: str) -> str | None:
@@ -81,8 +79,7 @@ class WindowView:
 def _windows(now: int) -> tuple[list[Threshold], list[WindowView]]:
     from rrdalarm.rules.maintenance import local_zone, next_occurrences, occurrence_end
 
-    svc = service()
-    loaded = load_thresholds_file(svc.thresholds_file(svc.settings(), None))
+    loaded = service().configured()
     tz = local_zone()
     views = []
     for w in loaded.windows:

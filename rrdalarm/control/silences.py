@@ -24,6 +24,14 @@ class ControlError(ValueError):
     """What a person asked of a silence or acknowledgement cannot be done; the text says why, in one line."""
 
 
+class NoSuchSilence(ControlError):
+    """No silence has that id."""
+
+
+class SilenceEnded(ControlError):
+    """The silence has ended already: it can no longer be expired or extended."""
+
+
 MAX_COMMENT = 2000
 
 
@@ -110,7 +118,9 @@ def expire(store: Store, ident: int, by: str, now: int) -> Silence:
     gone = stored.expire_silence(store, ident, by, now)
     if gone is None:
         known = stored.silence(store, ident)
-        raise ControlError(f"no silence {ident}" if known is None else f"silence {ident} has ended already")
+        if known is None:
+            raise NoSuchSilence(f"no silence {ident}")
+        raise SilenceEnded(f"silence {ident} has ended already")
     return gone
 
 
@@ -124,10 +134,10 @@ def extend(store: Store, ident: int, duration: str | int, by: str, now: int) -> 
         raise ControlError("extend by more than 0 seconds")
     known = stored.silence(store, ident)
     if known is None:
-        raise ControlError(f"no silence {ident}")
+        raise NoSuchSilence(f"no silence {ident}")
     moved = stored.extend_silence(store, ident, max(known.ends_at, now) + more, by, now)
     if moved is None:
-        raise ControlError(f"silence {ident} has ended already: add a new one")
+        raise SilenceEnded(f"silence {ident} has ended already: add a new one")
     return moved
 
 

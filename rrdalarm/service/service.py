@@ -22,7 +22,7 @@ from rrdalarm.common.errors import StoreError
 from rrdalarm.config.settings import load_settings
 from rrdalarm.config.thresholds import load_thresholds_file
 from rrdalarm.delivery.outbox import deliver_pending
-from rrdalarm.model.definitions import Settings
+from rrdalarm.model.definitions import Settings, ThresholdsFile
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.results import AttemptResult, CheckResult, Row
 from rrdalarm.model.states import Status
@@ -140,6 +140,10 @@ class CheckService:
                 raise ConfigError(settings.path, "no thresholds file configured", field="thresholds")
             return settings.thresholds
         return request_thresholds_file(settings, name)
+
+    def configured(self) -> ThresholdsFile:
+        """The configured thresholds file as it is now (thresholds and maintenance windows); ConfigError if bad."""
+        return load_thresholds_file(self.thresholds_file(self.settings(), None))
 
     def run_check(self, *, config: str | None = None, wait: float = 0.0, want_ok: bool = True,
                   from_start: bool = False) -> CheckResult:

@@ -1,26 +1,28 @@
 """/: "Alarms now", the series that are not OK, grouped by threshold, the most severe first.
 
-A thin face over rrdalarm.report.alarms_now; acknowledging and silencing post to the Silences
-page's forms (rrdalarm.control). With ?fragment=1 it answers only the part that refreshes itself.
+A thin face over CheckService.alarms_now (rrdalarm.service.alarms_view); acknowledging and silencing
+post to the Silences page's forms (rrdalarm.control). With ?fragment=1 it answers only the part that
+refreshes itself.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from flask import Blueprint, render_template, request, url_for
+from flask_wtf.csrf import generate_csrf as csrf_token
+from markupsafe import Markup
 
-from rrdalarm.check.engine import quieting_at
 from rrdalarm.common.quantities import format_duration
-from rrdalarm.model.definitions import Threshold, ThresholdsFile
-from rrdalarm.model.errors import ConfigError
-from rrdalarm.model.records import StoredState
 from rrdalarm.model.results import Row
-from rrdalarm.report.alarms_now import STATUS_ORDER, AlarmsNow, Wanted, alarms_now, shown
+from rrdalarm.report.alarms_now import STATUS_ORDER, AlarmsNow, Wanted
 from rrdalarm.report.render import fmt_limit, fmt_time, fmt_value
-from rrdalarm.rules.quieting import Cover, Quieting, glob_escape
+from rrdalarm.rules.quieting import glob_escape
+from rrdalarm.service.service import AlarmsPage
 
 from .auth import current_account, require_access, service
 from .filters import FilterError, parse_choice, parse_int, parse_text
@@ -28,30 +30,12 @@ from .history import SEVERITIES
 
 bp = Blueprint("alarms", __name__, template_folder="templates")
 
-SERIES_PER_GROUP = 50  # listed per threshold; the count bar and the group's title count them all
 SILENCE_FOR = ("30min", "1h", "2h", "4h", "8h", "1d", "7d")
 
 
-def configured() -> tuple[ThresholdsFile, str | None]:
-    """The thresholds file (thresholds and windows), or an empty one and why it cannot be read."""
-    try:
-        return service().configured(), None
-    except ConfigError as exc:
-        return ThresholdsFile([]), str(exc)
-
-
 def newest_rows(every: bool = False) -> tuple[Sequence[Row] | None, int | None]:
-    """The not-OK rows (`every`: all rows) of this process's last check when it is the newest recorded,
-    and when checks last ran. The scheduler's checks keep no OK rows: with `every`, None for those."""
-    svc = service()
-    newest = svc.store.newest_run_at()
-    held = svc.last  # one read: a check ending meanwhile replaces it whole
-    last = held.result
-    if last is not None and (newest is None or last.started_at >= newest):
-        if not every:
-            return held.troubled, last.started_at
-        return (last.rows if held.complete else None), last.started_at
-    return None, None if newest is None else int(newest)
+    """The newest check's not-OK rows (`every`: all) if this process holds them, and when checks last ran."""
+    return service().newest_rows(every)
 
 
 def _since(epoch: int | None, now: int) -> str:
@@ -67,55 +51,69 @@ def wanted(args: Mapping[str, str]) -> Wanted:
                   parse_choice(args.get("status"), STATUS_ORDER, "status"))
 
 
+# The list is rendered again at most this often per role, filters and check: the ages in it
+# ("since 12:01 (3 min 20 s)") are that many seconds late at worst, and thousands of rows stay cheap.
+AGE_STEP_S = 5
+_KEPT_LISTS = 32
+
+
 @dataclass(frozen=True)
-class _Made:
-    """The last view made, with what it was made from (compared by identity where that is what changes)."""
-
-    states: tuple[StoredState, ...]
-    rows: Sequence[Row] | None
-    thresholds: Mapping[int, Threshold]
-    wanted: Wanted
-    covers: Sequence[Cover]
+class _Rendered:
     view: AlarmsNow
+    html: Markup
 
 
-_made: _Made | None = None
+_rendered: dict[tuple[object, ...], _Rendered] = {}
+_render_lock = threading.Lock()
 
 
-def _view_of(states: tuple[StoredState, ...], rows: Sequence[Row] | None, thresholds: Mapping[int, Threshold],
-             narrowed: Wanted, quieting: Quieting) -> AlarmsNow:
-    """The page's groups, made again only when the states, the check's rows, the thresholds, the filters
-    or what quiets series changed: with thousands of firing series, making them is most of a request."""
-    global _made
-    kept = _made
-    if (kept is not None and kept.states is states and kept.rows is rows and kept.wanted == narrowed
-            and kept.covers == quieting.covers and kept.thresholds == thresholds):
-        return kept.view
-    view = shown(alarms_now(states, rows, thresholds, narrowed, quieting), SERIES_PER_GROUP)
-    _made = _Made(states, rows, thresholds, narrowed, quieting.covers, view)
-    return view
+def _list_html(shown: AlarmsPage, bad: str | None, filters: Mapping[str, str], admin: bool, now: int) -> Markup:
+    """The refreshing part of the page, rendered once per AGE_STEP_S for everyone who sees the same."""
+    key = (admin, csrf_token() if admin else "", tuple(sorted(filters.items())), shown.checked_at, shown.problem,
+           bad, now // AGE_STEP_S)
+    kept = _rendered.get(key)
+    if kept is not None and kept.view is shown.view:
+        return kept.html
+    with _render_lock:  # the others wait for the one rendering it instead of rendering it too
+        kept = _rendered.get(key)
+        if kept is not None and kept.view is shown.view:
+            return kept.html
+        html = Markup(render_template(
+            "alarms_fragment.html", view=shown.view, problem=shown.problem, bad_filter=bad,
+            checked_at=shown.checked_at, now=now, filters=filters, admin=admin, silence_for=SILENCE_FOR,
+            fmt_time=fmt_time, fmt_value=fmt_value, fmt_limit=fmt_limit, since=_since, glob_escape=glob_escape,
+            series_link=_series_links()))
+        if len(_rendered) >= _KEPT_LISTS:
+            _rendered.clear()
+        _rendered[key] = _Rendered(shown.view, html)
+    return html
+
+
+def _series_links() -> Callable[[int, str, str], str]:
+    """The series page's address of each row: url_for once, then the query string per row."""
+    base = url_for("history.series")
+
+    def link(tid: int, series: str, ds: str) -> str:
+        return f"{base}?{urlencode({'threshold': tid, 'series': series, 'ds': ds})}"
+
+    return link
 
 
 @bp.get("/")
 @require_access
 def page() -> tuple[str, int]:
     now = int(time.time())
-    loaded, problem = configured()
-    thresholds = {t.id: t for t in loaded.thresholds}
-    store = service().store
-    rows, checked_at = newest_rows()
     try:
-        narrowed, status = wanted(request.args), 200
+        narrowed, status, bad = wanted(request.args), 200, None
     except FilterError as exc:
-        narrowed, status, problem = Wanted(), 400, str(exc)
-    view = _view_of(store.troubled_states(), rows, thresholds, narrowed, quieting_at(store, loaded.windows, now))
+        narrowed, status, bad = Wanted(), 400, str(exc)
+    shown = service().alarms_now(narrowed, now)
     account = current_account()
-    template = "alarms_fragment.html" if request.args.get("fragment") == "1" else "alarms.html"
+    admin = account is not None and account.role == "admin"
     filters = {k: v for k, v in request.args.items() if k in ("q", "threshold", "severity", "status") and v}
+    listed = _list_html(shown, bad, filters, admin, now)
+    if request.args.get("fragment") == "1":
+        return listed, status
     return render_template(
-        template, view=view, problem=problem, checked_at=checked_at, now=now,
-        refresh=max(1, round(service().settings().service.page_refresh)),
-        filters=filters, thresholds=thresholds, severities=SEVERITIES, statuses=STATUS_ORDER,
-        admin=account is not None and account.role == "admin", silence_for=SILENCE_FOR,
-        fmt_time=fmt_time, fmt_value=fmt_value, fmt_limit=fmt_limit, since=_since, glob_escape=glob_escape,
-        series_link=lambda tid, s, ds: url_for("history.series", threshold=tid, series=s, ds=ds)), status
+        "alarms.html", listed=listed, refresh=max(1, round(service().settings().service.page_refresh)),
+        filters=filters, thresholds=shown.thresholds, severities=SEVERITIES, statuses=STATUS_ORDER), status

@@ -21,6 +21,8 @@ log = logging.getLogger("rrdalarm.serve")
 # are written in one transaction at its end, so an abandoned check loses nothing.
 STOP_GRACE_S = 5.0
 
+PAGE_SWITCH_INTERVAL_S = 0.0005
+
 
 class Stop(SystemExit):
     """Raised in the main thread by SIGTERM / SIGINT.
@@ -99,6 +101,9 @@ def serve_forever(settings_path: Path | None, overrides: dict[str, Any], listen:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # A page request gives up the interpreter at every read and write; with a check working in this
+    # process, the default 5 ms wait to get it back adds up to hundreds of ms per page.
+    sys.setswitchinterval(PAGE_SWITCH_INTERVAL_S)
     service = CheckService(settings_path, overrides)
     settings = service.settings()
     host, port = ServiceSettings(listen=listen).host_port if listen else settings.service.host_port

@@ -11,21 +11,23 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rrdalarm.check.engine import deliver_after_check, run_check
+from rrdalarm.check.engine import deliver_after_check, quieting_at, run_check
 from rrdalarm.check.lock import CheckBusy, check_lock
 from rrdalarm.common.errors import StoreError
 from rrdalarm.config.settings import load_settings
 from rrdalarm.config.thresholds import load_thresholds_file
 from rrdalarm.delivery.outbox import deliver_pending
-from rrdalarm.model.definitions import Settings, ThresholdsFile
+from rrdalarm.model.definitions import Settings, Threshold, ThresholdsFile
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.results import AttemptResult, CheckResult, Row
 from rrdalarm.model.states import Status
+from rrdalarm.report.alarms_now import AlarmsNow, Wanted
+from rrdalarm.service.alarms_view import AlarmsViews
 from rrdalarm.service.metrics import Metrics
 from rrdalarm.store.database import Store, open_store
 
@@ -96,6 +98,16 @@ def not_ok(result: CheckResult) -> tuple[Row, ...]:
     return tuple(r for r in result.rows if r.status is not Status.OK)
 
 
+@dataclass(frozen=True)
+class AlarmsPage:
+    """Alarms now, when checks last ran, the thresholds (for the filters), and why the file cannot be read."""
+
+    view: AlarmsNow
+    checked_at: int | None
+    thresholds: Mapping[int, Threshold]
+    problem: str | None
+
+
 # Checks may be this many intervals late (or, after a start, not done yet) before the service is unhealthy.
 HEALTH_INTERVALS = 3
 
@@ -128,6 +140,7 @@ class CheckService:
         self.store: Store = open_store(first.db_url)
         self.scheduler: Any = None  # an APScheduler scheduler when `serve` runs one
         self.busy = threading.Event()
+        self.views = AlarmsViews()
 
     def settings(self) -> Settings:
         settings = load_settings(self.settings_path)
@@ -160,8 +173,11 @@ class CheckService:
                     # The file read is the one checked: a threshold missing from another file is not deleted.
                     result = run_check(replace(settings, thresholds=path), loaded.thresholds, self.store,
                                        want_ok=want_ok, deliver=False, windows=loaded.windows)
+                    # Before the deliveries (which may wait on receivers): the pages show this check at once.
+                    self.last = LastCheck(result, self.clock(), None, troubled=not_ok(result), complete=want_ok)
                 finally:
                     self.busy.clear()
+            self._prepare_views()
             deliver_after_check(self.store, settings, result)
         except CheckBusy:
             self.metrics.check_failures.labels("busy").inc()
@@ -172,13 +188,43 @@ class CheckService:
             self.last.failed_at = self.clock()
             raise
         self.metrics.observe_check(result)
-        self.last = LastCheck(result, self.clock(), None, troubled=not_ok(result), complete=want_ok)
         for warning in result.warnings:
             log.warning("%s", warning)
         log.info("check: %d files, %d series, %d alarms fired, %d firing, %d unreadable in %.2f s",
                  result.files_checked, result.series_checked, result.alarms_fired, result.firing, result.errors,
                  result.duration_s)
         return result
+
+    def newest_rows(self, every: bool = False) -> tuple[Sequence[Row] | None, int | None]:
+        """The not-OK rows (`every`: all rows) of this process's last check when it is the newest recorded,
+        and when checks last ran. The scheduler's checks keep no OK rows: with `every`, None for those."""
+        newest = self.store.newest_run_at()
+        held = self.last  # one read: a check ending meanwhile replaces it whole
+        last = held.result
+        if last is not None and (newest is None or last.started_at >= newest):
+            if not every:
+                return held.troubled, last.started_at
+            return (last.rows if held.complete else None), last.started_at
+        return None, None if newest is None else int(newest)
+
+    def alarms_now(self, wanted: Wanted, now: int) -> AlarmsPage:
+        """Alarms now narrowed to `wanted`, with what the page says around it."""
+        try:
+            loaded, problem = self.configured(), None
+        except ConfigError as exc:
+            loaded, problem = ThresholdsFile([]), str(exc)
+        thresholds = {t.id: t for t in loaded.thresholds}
+        rows, checked_at = self.newest_rows()
+        view = self.views.view(self.store.troubled_states(), rows, thresholds, wanted,
+                               quieting_at(self.store, loaded.windows, now))
+        return AlarmsPage(view, checked_at, thresholds, problem)
+
+    def _prepare_views(self) -> None:
+        """Make Alarms now's groups for the check just done, so that no page request waits for them."""
+        try:
+            self.alarms_now(Wanted(), int(self.clock()))
+        except StoreError as exc:
+            log.warning("Alarms now not prepared: %s", exc)
 
     def _guard_start(self, interval: float) -> None:
         with self._start_lock:

@@ -42,6 +42,9 @@ START_TIMEOUT = 60.0
 PARENT_WATCH_S = 0.5
 """How often an idle forked worker looks whether its check is still alive."""
 
+WORKER_NICENESS = 10
+"""Added to a worker's nice value: reading files for a check is background work next to a page request."""
+
 _READY = "ready"
 _DONE = "done"
 _FAILED = "failed"
@@ -77,6 +80,14 @@ def _orphaned(parent: int) -> bool:
     return parent != 0 and os.getppid() != parent
 
 
+def _yield_cpu() -> None:
+    """Give the processes that answer people (the service's pages, the collectors) the CPU first."""
+    try:
+        os.nice(WORKER_NICENESS)
+    except OSError:  # not allowed here: the worker just runs at its parent's priority
+        pass
+
+
 def _serve(conn: Connection, fn: Callable[[Any, list[Any]], Any], job: Any, parent: int = 0) -> None:
     """A worker's life: say it is ready, then run tasks until the parent closes the pipe or dies.
 
@@ -86,6 +97,7 @@ def _serve(conn: Connection, fn: Callable[[Any, list[Any]], Any], job: Any, pare
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops its workers
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker keeps the handlers of its parent
+    _yield_cpu()
     conn.send((_READY, None))
     while True:
         try:

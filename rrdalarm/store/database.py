@@ -11,6 +11,7 @@ import functools
 import json
 import math
 import sqlite3
+import threading
 import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -327,6 +328,7 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.safe_url = make_url(url).render_as_string(hide_password=True)
         self._troubled: tuple[int | None, tuple[StoredState, ...]] | None = None
+        self._troubled_lock = threading.Lock()
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (no-op when current)."""
@@ -362,14 +364,15 @@ class Store:
         q = select(*SeriesState.__table__.columns).where(or_(SeriesState.state == State.FIRING.value,
                                                              SeriesState.stale_since.is_not(None),
                                                              SeriesState.flapping_since.is_not(None)))
-        with self.session() as s:
+        # One thread reads them after a check; the pages asking meanwhile wait for its copy.
+        with self._troubled_lock, self.session() as s:
             version = s.scalar(select(func.max(CheckRun.id)))
             held = self._troubled
             if held is not None and held[0] == version:
                 return held[1]
             found = tuple(StoredState((r.threshold_id, r.series, r.ds), _view(r), r.last_value, r.last_time)
                           for r in s.execute(q))
-        self._troubled = (version, found)
+            self._troubled = (version, found)
         return found
 
     def firing_elsewhere(self, threshold_ids: Iterable[int]) -> dict[tuple[int, str, str], StateView]:
@@ -595,12 +598,12 @@ class Store:
                 select(SeriesState.threshold_id, func.count())
                 .where(SeriesState.threshold_id.in_(ids), SeriesState.state == State.FIRING.value)
                 .group_by(SeriesState.threshold_id)
-            ).tuples().all())
+            ).all())
             fired = dict(s.execute(
                 select(AlarmEvent.threshold_id, func.max(AlarmEvent.at))
                 .where(AlarmEvent.threshold_id.in_(ids), AlarmEvent.kind == EventKind.FIRED.value)  # first firings
                 .group_by(AlarmEvent.threshold_id)
-            ).tuples().all())
+            ).all())
         return firing, fired
 
     # Web users (rrdalarm/access/users.py).

@@ -305,3 +305,16 @@ def test_a_file_renamed_over_while_it_is_read_is_read_whole(env: Env) -> None:
         assert p.returncode == 1, p.stderr[-3000:]
         rows = json.loads(p.stdout)["results"]
         assert {(r["file"], r["status"]) for r in rows} == {("big.rrd", "ALARM FIRED"), ("small.rrd", "ALARM FIRED")}
+
+
+def niceness(_job: None, _items: list[int]) -> int:
+    return os.nice(0)
+
+
+def test_workers_give_the_pages_and_the_collectors_the_cpu_first() -> None:
+    from rrdalarm.sources.rrd_pool import WORKER_NICENESS, WorkerPool
+
+    ours = os.nice(0)
+    with WorkerPool(niceness, None, 2) as pool:
+        got = list(pool.run([[1], [2], [3]]))
+    assert got == [min(19, ours + WORKER_NICENESS)] * 3 and os.nice(0) == ours

@@ -135,3 +135,41 @@ def test_nothing_wrong(env: Env, make_app: WebApp) -> None:
     client, _ = logged_in(app, "vic")
     html = client.get("/").get_data(as_text=True)
     assert "Nothing is wrong: every series is OK." in html and count(html, "critical") == 0
+
+
+def test_a_check_prepares_the_groups_and_pages_share_one_rendering(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    import flask
+
+    from rrdalarm.report.alarms_now import alarms_now as real
+    from rrdalarm.service import alarms_view
+    from rrdalarm.web import alarms as page
+
+    made: list[int] = []
+
+    def making(*args: Any) -> Any:
+        made.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(alarms_view, "alarms_now", making)
+    run(app)
+    assert made == [1]  # by the check, before any page asked
+    client, _ = logged_in(app, "vic")
+    other, _ = logged_in(app, "vic")
+    rendered: list[str] = []
+
+    def rendering(name: str, **context: Any) -> str:
+        rendered.append(name)
+        return flask.render_template(name, **context)
+
+    monkeypatch.setattr(page, "render_template", rendering)
+    first = client.get("/?fragment=1").get_data(as_text=True)
+    assert other.get("/?fragment=1").get_data(as_text=True) == first and len(rendered) == 1 and made == [1]
+    assert "since " in first
+    later = time.time() + page.AGE_STEP_S  # the ages in the list are at most AGE_STEP_S late
+    monkeypatch.setattr(time, "time", lambda: later)
+    client.get("/?fragment=1")
+    assert len(rendered) == 2 and made == [1]
+    run(app)  # a new check: new groups, rendered again
+    assert made == [1, 1]
+    client.get("/?fragment=1")
+    assert len(rendered) == 3

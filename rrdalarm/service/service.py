@@ -242,7 +242,10 @@ class CheckService:
         It keeps only the rows that are not OK, as `check --quiet` does: the workers then send back
         a few rows instead of one per series, which in this process would hold the interpreter (and
         so every page) for most of the check over a large tree. Check now and /start keep them all.
+        Of the services sharing a database, only the leader runs it (rrdalarm.service.leadership).
         """
+        if self.leadership is not None and not self.leadership.lead():
+            return
         try:
             self.run_check(wait=0.0, want_ok=False)
         except CheckBusy:

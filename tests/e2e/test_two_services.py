@@ -2,8 +2,8 @@
 
 Each service has its own data dir (so its own lock file); only the database can keep their checks
 apart: the leader lock lets one of them run the scheduled checks (tests/e2e/test_leader.py), the check
-lock keeps /start and Check now from overlapping them. `RRDALARM_TWO_SERVE_SECONDS` and `RRDALARM_TWO_SERVE_FILES` make a longer, bigger run
-(bench/two_services.sh).
+lock keeps /start and Check now from overlapping them. `RRDALARM_TWO_SERVE_SECONDS` and
+`RRDALARM_TWO_SERVE_FILES` make a longer, bigger run (bench/two_services.sh).
 """
 
 from __future__ import annotations

@@ -178,12 +178,13 @@ class LeaseLeader:
                 self._lost = "another service took the leader lease"
                 self._valid_until = 0.0
                 return
-            self._valid_until = started + self._lease_s
+            if not self._stop.is_set():  # a renewal that ends after a release does not lead again
+                self._valid_until = started + self._lease_s
 
     def release(self) -> None:
         self._stop.set()
         if self._renewer is not None:
-            self._renewer.join()
+            self._renewer.join(timeout=2.0)  # one held up by a busy database is left behind: a stop stays quick
         with self._lock:
             self._valid_until = 0.0
             with contextlib.suppress(SQLAlchemyError):  # should it fail, the lease runs out instead

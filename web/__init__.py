@@ -72,7 +72,7 @@ def create_app(service: CheckService, test_config: dict[str, Any] | None = None)
         app.register_blueprint(module.bp)
     # Scripts POST there with the API token; a browser session's CSRF token is checked by require_control.
     csrf.exempt(control_api.bp)
-    app.context_processor(lambda: {"nav_links": report.nav, "signed_in": logged_in})
+    app.context_processor(lambda: {"nav_links": report.nav, "signed_in": logged_in, "role": service.role})
     app.add_template_filter(fmt_time, "datetime")
     app.after_request(security_headers)
     return app

@@ -31,7 +31,7 @@ def healthz() -> tuple[Response, int]:
     """200 while checks complete and succeed; 503 otherwise. Unauthenticated, so it names no file or message."""
     h = service().health()
     body = {"status": "ok" if h.healthy else "failing", "database": h.database, "scheduler": h.scheduler,
-            "last_check_age_s": h.last_check_age_s, "last_error": h.problem,
+            "role": h.role, "last_check_age_s": h.last_check_age_s, "last_error": h.problem,
             # Names only: why they failed is in the log and in `rrdalarm validate`.
             "plugins_not_loaded": sorted(plugin_errors())}
     return jsonify(body), 200 if h.healthy else 503

@@ -131,6 +131,8 @@ def serve_forever(settings_path: Path | None, overrides: dict[str, Any], listen:
         server.close()
         if scheduler is not None and scheduler.running:
             scheduler.shutdown(wait=False)
+        if service.leadership is not None:  # another service takes over at once, not after a lease
+            service.leadership.release()
         deadline = time.monotonic() + STOP_GRACE_S
         while service.busy.is_set() and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -1,11 +1,13 @@
 """The outbox worker: sends pending deliveries with timeouts, retries and backoff.
 
-Deliveries are claimed with a lease (an UPDATE that only one process can win),
-so a cron `rrdalarm deliver`, a check and the service never send the same
-delivery at the same time. A process killed while sending leaves the lease to
-expire; the delivery is then sent again with the same id (at least once), and
-the interrupted attempt is not counted: only a recorded outcome is. Each action
-target gets its deliveries one at a time, oldest first (see deliver_pending).
+Deliveries are claimed with a lease (on PostgreSQL rows locked with FOR UPDATE
+SKIP LOCKED, elsewhere an UPDATE that only one process can win), so a cron
+`rrdalarm deliver`, a check and every service on the database, on any node,
+never send the same delivery at the same time. A process killed while sending
+leaves the lease to expire; the delivery is then sent again with the same id
+(at least once), and the interrupted attempt is not counted: only a recorded
+outcome is. Each action target gets its deliveries one at a time, oldest first
+(see deliver_pending).
 Each attempt runs in its own child process (rrdalarm/delivery/attempts.py), killed at
 its deadline: a slow or stuck action costs at most its timeout, never holds up
 the others, and can send nothing once its attempt is recorded as timed out.

@@ -22,6 +22,11 @@ class Metrics:
             "rrdalarm_last_success_timestamp_seconds",
             "When the newest completed check ran, in this process or (cron) in the database; 0: none yet", registry=r,
         )
+        self.leader = Gauge(
+            "rrdalarm_leader",
+            "1 while this service runs the scheduled checks, 0 while another on its database does (standby)",
+            registry=r,
+        )
         self.files = Gauge("rrdalarm_files_checked", "Files read by the last check", registry=r)
         self.series = Gauge("rrdalarm_series", "Series of the last check by state", ["state"], registry=r)
         self.alarms = Counter("rrdalarm_alarms_fired", "ALARM FIRED rows of the checks run", registry=r)

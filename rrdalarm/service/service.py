@@ -28,6 +28,7 @@ from rrdalarm.model.results import AttemptResult, CheckResult, Row
 from rrdalarm.model.states import Status
 from rrdalarm.report.alarms_now import AlarmsNow, Wanted
 from rrdalarm.service.alarms_view import AlarmsViews
+from rrdalarm.service.leadership import Leadership
 from rrdalarm.service.metrics import Metrics
 from rrdalarm.store.database import Store, open_store
 
@@ -121,6 +122,7 @@ class Health:
     scheduler: str
     last_check_age_s: float | None
     problem: str | None
+    role: str | None = None  # "leader" or "standby" among services on one database; None: no scheduler
 
 
 class CheckService:
@@ -139,6 +141,7 @@ class CheckService:
         first = self.settings()
         self.store: Store = open_store(first.db_url)
         self.scheduler: Any = None  # an APScheduler scheduler when `serve` runs one
+        self.leadership: Leadership | None = None  # with the scheduler: whether this process runs its checks
         self.busy = threading.Event()
         self.views = AlarmsViews()
 
@@ -239,7 +242,10 @@ class CheckService:
         It keeps only the rows that are not OK, as `check --quiet` does: the workers then send back
         a few rows instead of one per series, which in this process would hold the interpreter (and
         so every page) for most of the check over a large tree. Check now and /start keep them all.
+        Of the services sharing a database, only the leader runs it (rrdalarm.service.leadership).
         """
+        if self.leadership is not None and not self.leadership.lead():
+            return
         try:
             self.run_check(wait=0.0, want_ok=False)
         except CheckBusy:
@@ -265,6 +271,12 @@ class CheckService:
             return "none"
         return "running" if self.scheduler.running else "stopped"
 
+    def role(self) -> str | None:
+        """'leader' (runs the scheduled checks), 'standby' (another service does), None: no scheduler."""
+        if self.scheduler is None or self.leadership is None:
+            return None
+        return self.leadership.role
+
     def last_success(self) -> float | None:
         """When the newest check that completed ran: this process's, or (cron checks) the database's newest run."""
         newest = self.store.newest_run_at()
@@ -283,8 +295,9 @@ class CheckService:
         age = None if last is None else round(now - last, 1)
         failed = self.last.failed_at is not None and (last is None or self.last.failed_at >= last)
         limit = HEALTH_INTERVALS * self.settings().service.check_interval
+        # A standby reads the leader's checks from the database, as a service fed by cron does.
         problem = health_problem(database, scheduler, failed, age, now - self.started_at, limit)
-        return Health(problem is None, database, scheduler, age, problem)
+        return Health(problem is None, database, scheduler, age, problem, self.role())
 
     def close(self) -> None:
         self.store.close()

@@ -520,10 +520,13 @@ class Store:
 
         Per action target (action and parameters) deliveries go out one at a time, in the order
         they were written: one waits while an older one of its target is pending (retrying, or
-        being sent), so a receiver hears of a series' events oldest first. Each claim is its own
-        transaction: an UPDATE that only one process can win. A claim counts no attempt (the
-        recorded outcome does): a process killed mid-send leaves the lease to run out and costs
-        the delivery no attempt; the next claim notes the interruption in its last error.
+        being sent), so a receiver hears of a series' events oldest first. Only the oldest pending
+        delivery of each target (read from every pending row, leased or not) may be claimed. On
+        PostgreSQL the claim locks those rows with FOR UPDATE SKIP LOCKED, so processes on several
+        nodes never wait on each other nor take the same one; elsewhere each claim is an UPDATE
+        that only one process can win. A claim counts no attempt (the recorded outcome does): a
+        process killed mid-send leaves the lease to run out and costs the delivery no attempt;
+        the next claim notes the interruption in its last error.
         """
         q = (select(DeliveryRow.id, DeliveryRow.action, DeliveryRow.params, DeliveryRow.next_attempt_at,
                     DeliveryRow.lease_until)
@@ -532,6 +535,8 @@ class Store:
         with self.session() as s:
             pending = [_Pending(*r) for r in s.execute(q)]
         wanted = [p for p in _heads(pending) if p.due(now) and p.id not in skip and (only is None or p.id in only)]
+        if self.engine.dialect.name == "postgresql":
+            return self._claim_locked([p.id for p in wanted], now, lease_s, limit) if wanted else []
         claimed = [self._claim(p, now, lease_s) for p in wanted[:limit]]
         return [c for c in claimed if c is not None]
 
@@ -547,11 +552,27 @@ class Store:
             )
             if not cast(CursorResult[Any], won).rowcount:
                 return None  # another process took it
-            row = s.get_one(DeliveryRow, due.id)
-            events = s.scalars(select(AlarmEvent).join(DeliveryEvent, DeliveryEvent.event_id == AlarmEvent.id)
-                               .where(DeliveryEvent.delivery_id == due.id).order_by(AlarmEvent.id)).all()
-            return Claimed(row.id, row.action, row.params, row.attempts + 1, row.created_at, row.queued_at or now,
-                           list(events))
+            return _claimed(s, due.id, now)
+
+    def _claim_locked(self, ids: Sequence[str], now: int, lease_s: int, limit: int) -> list[Claimed]:
+        """Lease those of the heads `ids` that are still due, skipping rows another claim has locked."""
+        with self.session() as s:
+            # The row lock is checked again on the row as it is now (still pending, due, its lease free) and
+            # kept to the commit, so no other claim sees the row free before its lease is written.
+            locked = s.execute(
+                select(DeliveryRow.id, DeliveryRow.lease_until)
+                .where(DeliveryRow.id.in_(ids), DeliveryRow.status == DeliveryStatus.PENDING,
+                       DeliveryRow.next_attempt_at <= now, _lease_free(now))
+                .order_by(DeliveryRow.run_id, DeliveryRow.id).limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for ident, lease_until in locked:
+                values: dict[str, Any] = {"lease_until": now + lease_s,
+                                          "queued_at": func.coalesce(DeliveryRow.queued_at, now)}
+                if lease_until is not None:  # leased, never recorded: its process ended mid-send
+                    values["last_error"] = INTERRUPTED
+                s.execute(update(DeliveryRow).where(DeliveryRow.id == ident).values(**values))
+            return [_claimed(s, ident, now) for ident, _ in locked]
 
     def record_attempt(self, delivery_id: str, attempt: Attempt) -> None:
         """Write one attempt and where its delivery stands after it, at once; the lease ends, the attempt counts."""
@@ -878,6 +899,14 @@ class _Pending:
 
     def due(self, now: int) -> bool:
         return self.next_attempt_at <= now and (self.lease_until is None or self.lease_until < now)
+
+
+def _claimed(s: Session, ident: str, now: int) -> Claimed:
+    """The delivery `ident` just leased in `s`, with its events oldest first."""
+    row = s.get_one(DeliveryRow, ident)
+    events = s.scalars(select(AlarmEvent).join(DeliveryEvent, DeliveryEvent.event_id == AlarmEvent.id)
+                       .where(DeliveryEvent.delivery_id == ident).order_by(AlarmEvent.id)).all()
+    return Claimed(row.id, row.action, row.params, row.attempts + 1, row.created_at, row.queued_at or now, list(events))
 
 
 def _heads(pending: Iterable[_Pending]) -> list[_Pending]:

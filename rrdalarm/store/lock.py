@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, text, update
+from sqlalchemy import CursorResult, insert, select, text, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from rrdalarm.common.errors import StoreError
 from rrdalarm.store.database import CheckLockRow, Store, _first_line
@@ -30,6 +30,7 @@ PG_CHECK_KEY = 0x72726463
 LEASE_S = 60.0
 RENEW_S = LEASE_S / 4
 POLL_S = 0.2
+CHECK_ROW = "check"
 _PG_LOCK_NOT_AVAILABLE = "55P03"
 
 
@@ -76,13 +77,14 @@ def _take_advisory(conn: Connection, wait: float) -> None:
         conn.execute(text("RESET lock_timeout"))
 
 
-def _me() -> str:
+def holder_name() -> str:
+    """Who holds a lease: host and process (a dead process of this host is seen at once), and a nonce."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 @contextmanager
 def _lease(store: Store, wait: float) -> Iterator[None]:
-    me = _me()
+    me = holder_name()
     _take_lease(store, me, wait)
     stop = threading.Event()
     renewer = threading.Thread(target=_renew, args=(store, me, stop), name="check-lock-lease", daemon=True)
@@ -92,30 +94,60 @@ def _lease(store: Store, wait: float) -> Iterator[None]:
     finally:
         stop.set()
         renewer.join()
-        with store.engine.begin() as conn:
-            conn.execute(update(CheckLockRow).where(CheckLockRow.name == "check", CheckLockRow.holder == me)
-                         .values(holder=None, expires_at=None))
+        free_lease(store, CHECK_ROW, me)
 
 
 def _take_lease(store: Store, me: str, wait: float) -> None:
     deadline = time.monotonic() + wait
     while True:
-        now = time.time()
-        # Read, then one conditional UPDATE in a transaction of its own: SQLite cannot turn a reading
-        # transaction into a writing one while another process writes.
-        with store.engine.connect() as conn:
-            holder = conn.scalar(select(CheckLockRow.holder).where(CheckLockRow.name == "check"))
-        free = (CheckLockRow.holder.is_(None)) | (CheckLockRow.expires_at < now)
-        if holder is not None and _dead_here(holder):
-            free = free | (CheckLockRow.holder == holder)
-        with store.engine.begin() as conn:
-            won = conn.execute(update(CheckLockRow).where(CheckLockRow.name == "check", free)
-                               .values(holder=me, expires_at=now + LEASE_S))
-        if cast(CursorResult[Any], won).rowcount:
+        won, holder = try_lease(store, CHECK_ROW, me, LEASE_S)
+        if won:
             return
         if time.monotonic() >= deadline:
             raise DatabaseLockBusy(f"held by {holder}" + (f"; waited {wait:g} s" if wait > 0 else ""))
         time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+
+
+def try_lease(store: Store, name: str, me: str, lease_s: float) -> tuple[bool, str | None]:
+    """One try at the lease row `name`: whether `me` holds it now, and who held it before."""
+    now = time.time()
+    # Read, then one conditional UPDATE in a transaction of its own: SQLite cannot turn a reading
+    # transaction into a writing one while another process writes.
+    with store.engine.connect() as conn:
+        holder = conn.scalar(select(CheckLockRow.holder).where(CheckLockRow.name == name))
+    free = (CheckLockRow.holder.is_(None)) | (CheckLockRow.expires_at < now) | (CheckLockRow.holder == me)
+    if holder is not None and _dead_here(holder):
+        free = free | (CheckLockRow.holder == holder)
+    with store.engine.begin() as conn:
+        won = conn.execute(update(CheckLockRow).where(CheckLockRow.name == name, free)
+                           .values(holder=me, expires_at=now + lease_s))
+    return bool(cast(CursorResult[Any], won).rowcount), holder
+
+
+def renew_lease(store: Store, name: str, me: str, lease_s: float) -> bool:
+    """Push `me`'s lease of row `name` to `lease_s` from now; False if `me` no longer holds it."""
+    with store.engine.begin() as conn:
+        kept = conn.execute(update(CheckLockRow).where(CheckLockRow.name == name, CheckLockRow.holder == me)
+                            .values(expires_at=time.time() + lease_s))
+    return bool(cast(CursorResult[Any], kept).rowcount)
+
+
+def free_lease(store: Store, name: str, me: str) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(update(CheckLockRow).where(CheckLockRow.name == name, CheckLockRow.holder == me)
+                     .values(holder=None, expires_at=None))
+
+
+def ensure_lease_row(store: Store, name: str) -> None:
+    """Add the lease row `name` if it is missing (the check's comes with the schema)."""
+    with store.engine.connect() as conn:
+        if conn.scalar(select(CheckLockRow.name).where(CheckLockRow.name == name)) is not None:
+            return
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(insert(CheckLockRow).values(name=name, holder=None, expires_at=None))
+    except IntegrityError:
+        pass  # another process added it first
 
 
 def _dead_here(holder: str) -> bool:
@@ -136,8 +168,6 @@ def _dead_here(holder: str) -> bool:
 def _renew(store: Store, me: str, stop: threading.Event) -> None:
     while not stop.wait(RENEW_S):
         try:
-            with store.engine.begin() as conn:
-                conn.execute(update(CheckLockRow).where(CheckLockRow.name == "check", CheckLockRow.holder == me)
-                             .values(expires_at=time.time() + LEASE_S))
+            renew_lease(store, CHECK_ROW, me, LEASE_S)
         except SQLAlchemyError:
             continue  # a busy database: the next turn tries again, well within the lease

@@ -14,6 +14,7 @@ warning, instead of starting new ones forever.
 from __future__ import annotations
 
 import multiprocessing
+import contextlib
 import os
 import signal
 import sys
@@ -82,10 +83,8 @@ def _orphaned(parent: int) -> bool:
 
 def _yield_cpu() -> None:
     """Give the processes that answer people (the service's pages, the collectors) the CPU first."""
-    try:
+    with contextlib.suppress(OSError):  # not allowed here: the worker just runs at its parent's priority
         os.nice(WORKER_NICENESS)
-    except OSError:  # not allowed here: the worker just runs at its parent's priority
-        pass
 
 
 def _serve(conn: Connection, fn: Callable[[Any, list[Any]], Any], job: Any, parent: int = 0) -> None:

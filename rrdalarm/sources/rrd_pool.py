@@ -13,8 +13,8 @@ warning, instead of starting new ones forever.
 
 from __future__ import annotations
 
-import multiprocessing
 import contextlib
+import multiprocessing
 import os
 import signal
 import sys

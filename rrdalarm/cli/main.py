@@ -871,5 +871,7 @@ def main() -> None:
         fail("aborted", 1)
 
 
-# Silences and acknowledgements have a module of their own; importing it adds its commands to `cli`.
+# Silences and acknowledgements, and the cluster's commands, have modules of their own; importing
+# them adds their commands to `cli`.
+from rrdalarm.cli import cluster as _cluster  # noqa: E402,F401
 from rrdalarm.cli import control as _control  # noqa: E402,F401

@@ -256,13 +256,22 @@ def _name(raw: Mapping[str, Any], fail: Fail) -> str:
     return name.strip()
 
 
+def tree_problem(tree: object) -> str | None:
+    """Why `tree` is not a tree's name, or None."""
+    if isinstance(tree, str) and _TREE_RE.fullmatch(tree):
+        return None
+    shown = tree if isinstance(tree, str) and len(tree) <= 80 else type(tree).__name__
+    return f"must be a tree name of letters, digits, '-', '_' and '.' (at most 64), such as \"collector-a\", " \
+           f"not {shown!r}"
+
+
 def _tree(raw: Mapping[str, Any], fail: Fail) -> str:
     """The tree whose workers read its data ("local": this machine)."""
     tree = raw.get("tree", LOCAL_TREE)
-    if not isinstance(tree, str) or not _TREE_RE.fullmatch(tree):
-        shown = tree if isinstance(tree, str) and len(tree) <= 80 else type(tree).__name__
-        raise fail("tree", f"must be a tree name of letters, digits, '-', '_' and '.' (at most 64), "
-                           f"such as \"collector-a\", not {shown!r}")
+    problem = tree_problem(tree)
+    if problem:
+        raise fail("tree", problem)
+    assert isinstance(tree, str)
     return tree
 
 

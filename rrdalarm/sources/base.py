@@ -111,7 +111,11 @@ class Shard:
     @staticmethod
     def of(series: str, count: int) -> int:
         """The index of the shard that `series` belongs to among `count`."""
-        return zlib.crc32(series.encode("utf-8", "surrogatepass")) % count
+        crc = zlib.crc32(series.encode("utf-8", "surrogatepass"))
+        # CRC-32 is linear: names that differ in one digit share their low bits, so they would share a
+        # shard. A multiplication by the golden ratio (Fibonacci hashing) spreads every bit to the high
+        # ones, which pick the shard.
+        return (((crc * 0x9E3779B1) & 0xFFFFFFFF) >> 16) % count
 
     def keeps(self, series: str) -> bool:
         return self.count == 1 or Shard.of(series, self.count) == self.index

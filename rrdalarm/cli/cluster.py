@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from rrdalarm.cli.main import RRDCACHED_HELP, _rrdcached, cli, fail, open_store, settings_from, user_errors
+from rrdalarm.cli.main import EXIT_USAGE, RRDCACHED_HELP, _rrdcached, cli, fail, open_store, settings_from, user_errors
 from rrdalarm.config.settings import load_settings
 from rrdalarm.config.thresholds import tree_problem
 from rrdalarm.model.definitions import LOCAL_TREE, Settings
@@ -57,7 +57,7 @@ def worker(ctx: click.Context, tree: str, rrd_root: Path, concurrency: int, sett
         raise ConfigError(settings.path, "a worker needs the broker: set [cluster] broker in the settings",
                           field="broker")
     try:
-        from rrdalarm.cluster.app import BrokerError
+        from rrdalarm.cluster.app import BadBrokerURL, BrokerError
         from rrdalarm.cluster.worker import serve
     except ImportError:
         fail(NEEDS_CELERY)
@@ -66,7 +66,7 @@ def worker(ctx: click.Context, tree: str, rrd_root: Path, concurrency: int, sett
     try:
         code = serve(settings, tree, concurrency, log_level)
     except BrokerError as exc:
-        fail(str(exc), EXIT_UNAVAILABLE)
+        fail(str(exc), EXIT_USAGE if isinstance(exc, BadBrokerURL) else EXIT_UNAVAILABLE)
     sys.exit(code)
 
 

@@ -29,6 +29,10 @@ class BrokerError(Exception):
     """The broker could not be reached or used; the message is one line without the password."""
 
 
+class BadBrokerURL(BrokerError):
+    """A broker URL no transport takes: a mistake in the settings."""
+
+
 def queue_name(tree: str) -> str:
     """The queue the workers of `tree` (and only they) consume."""
     return QUEUE_PREFIX + tree
@@ -101,10 +105,12 @@ def ensure_reachable(app: Celery, what: str) -> None:
     """Connect to the broker once; BrokerError names it (password hidden) and why not."""
     try:
         with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=CONNECT_TIMEOUT_S)
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.5, interval_max=0.5,
+                                   timeout=CONNECT_TIMEOUT_S)
     except (KeyError, ImportError, ValueError) as exc:
         # kombu's words for a scheme it has no transport for, or a URL it cannot parse.
-        raise BrokerError(f"{what} {shown(app.conf.broker_url)}: not a broker URL kombu can use ({exc})") from None
+        raise BadBrokerURL(f"{what} {shown(app.conf.broker_url)}: not a broker URL kombu can use "
+                           f"({_reason(exc, app.conf.broker_url)})") from None
     except Exception as exc:  # noqa: BLE001 - every transport has its own errors; all mean "not reachable"
         url = app.conf.broker_url
         raise BrokerError(f"{what} {shown(url)} unreachable: {_reason(exc, url)}") from None

@@ -87,7 +87,9 @@ def _configuration(answer_timeout: float) -> dict[str, Any]:
         "result_accept_content": ["json"], "event_serializer": "json",
         "task_acks_late": True, "task_reject_on_worker_lost": True, "worker_prefetch_multiplier": 1,
         "broker_transport_options": {"visibility_timeout": visibility, **connect},
-        "result_backend_transport_options": {"visibility_timeout": visibility, **connect},
+        # The result backend's own reconnection would otherwise try for 20 s before a check hears of it.
+        "result_backend_transport_options": {"visibility_timeout": visibility, **connect, "retry_policy": {
+            "max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}},
         "redis_socket_connect_timeout": CONNECT_TIMEOUT_S, "broker_connection_timeout": CONNECT_TIMEOUT_S,
         # Answers are read once, then forgotten; those no one read go soon.
         "result_expires": max(60, math.ceil(2 * answer_timeout)),

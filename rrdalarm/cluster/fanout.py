@@ -74,6 +74,8 @@ def collect_trees(settings: Settings, thresholds: Sequence[Threshold], firing: f
     sent = fan.send(trees, firing)
     pinged = fan.ping()
     fan.gather(sent, started)
+    if fan.down:
+        _apps.clear()  # its connections may be broken for good: the next check starts afresh
     return TreesChecked(fan.merge(trees, sent), fan.workers(trees, sent, pinged, started))
 
 
@@ -201,8 +203,9 @@ class Fanout:
     def _failure(self, tree: str, failed: Sequence[Sent], count: int) -> str:
         """One line for the shards of a tree that gave no usable answer."""
         errors = sorted({f"{s.answer.worker}: {s.answer.error}" for s in failed if s.answer is not None})
-        silent = [s for s in failed if s.answer is None]
-        parts = []
+        unsent = sorted({s.problem for s in failed if not s.tasks})
+        silent = [s for s in failed if s.answer is None and s.tasks]
+        parts = [f"not sent: {why}" for why in unsent]
         if silent:
             which = "" if len(silent) == count else " (shard " + ", ".join(
                 str(s.shard.index + 1) for s in silent) + f" of {count})"

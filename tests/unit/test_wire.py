@@ -80,7 +80,8 @@ def test_thresholds_sent_are_read_back_the_same_without_their_actions(tables: li
 KINDS = st.sampled_from(list(OutcomeKind))
 OUTCOMES = st.builds(
     Outcome, st.integers(0, 2**31 - 1), NAMES, WORDS, KINDS, st.none() | st.floats(allow_nan=False),
-    st.none() | st.integers(0, 2**40), WORDS, st.booleans(), st.none() | st.tuples(st.integers(0, 99), st.integers(0, 99)))
+    st.none() | st.integers(0, 2**40), WORDS, st.booleans(),
+    st.none() | st.tuples(st.integers(0, 99), st.integers(0, 99)))
 
 
 @given(st.lists(OUTCOMES, max_size=10), st.integers(0, 10**6), st.integers(0, 10**6),

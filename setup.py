@@ -55,9 +55,12 @@ setup(
             "playwright>=1.45",
             "psycopg[binary]>=3.1",  # the store's tests run on PostgreSQL too
             "axe-playwright-python>=0.1.4",
+            "celery[redis]>=5.4,<6",  # the cluster's tests run real workers over a real Redis
         ],
         "apprise": ["apprise>=1.7"],
         "postgresql": ["psycopg[binary]>=3.1"],
+        # Checks on workers next to each RRD tree (rrdalarm worker; [cluster] in the settings).
+        "cluster": ["celery[redis]>=5.4,<6"],
     },
     entry_points={
         "console_scripts": ["rrdalarm = rrdalarm.cli.main:program"],

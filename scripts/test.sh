@@ -3,8 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Debian's chromium drives the browser tests (Playwright cannot download its own here);
-# the rrdcached tests start a real rrdcached; the store's tests start their own PostgreSQL cluster.
-scripts/setup.sh chromium fonts-dejavu-core rrdcached postgresql
+# the rrdcached tests start a real rrdcached; the store's tests start their own PostgreSQL cluster;
+# the cluster's tests start their own redis-server.
+scripts/setup.sh chromium fonts-dejavu-core rrdcached postgresql redis-server
 .venv/bin/ruff check rrdalarm actions web tests bench
 scripts/typecheck.sh
 scripts/lint_layers.sh

@@ -53,8 +53,8 @@ def _cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 # fake_ntopng's `server` fixture (a quick-stopping HTTP server) serves every ntopng test;
-# pg's fixtures start a throwaway PostgreSQL cluster for the tests that ask for one.
-pytest_plugins = ["fake_ntopng", "pg"]
+# pg's fixtures start a throwaway PostgreSQL cluster for the tests that ask for one; redis_server a redis-server.
+pytest_plugins = ["fake_ntopng", "pg", "redis_server"]
 
 # A fixed "now" on a minute boundary; every test point sits at T0 - k*60.
 T0 = 1_700_000_040

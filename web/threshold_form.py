@@ -24,7 +24,7 @@ from rrdalarm.common.secrets import redact_url
 from rrdalarm.config.thresholds import threshold_problems
 from rrdalarm.config.tuning import TUNING_FIELDS
 from rrdalarm.delivery.dispatch import DEFAULT_WHEN, WHEN, plan_action
-from rrdalarm.model.definitions import CONSOLIDATION_FUNCTIONS, DEFAULT_SOURCE, ActionSpec, Threshold
+from rrdalarm.model.definitions import CONSOLIDATION_FUNCTIONS, DEFAULT_SOURCE, LOCAL_TREE, ActionSpec, Threshold
 from rrdalarm.plugins import Action, Param, own_params
 from rrdalarm.sources.base import Field, Source
 
@@ -50,6 +50,7 @@ class ThresholdForm(FlaskForm):  # type: ignore[misc]
     end = StringField("Window end", validators=[Length(max=64)])
     rearm = StringField("Re-arm (seconds before acting again)", validators=[Length(max=12)])
     enabled = BooleanField("Enabled")
+    tree = StringField("Tree (read by its workers; empty: this machine)", validators=[Length(max=64)])
     source_values: Mapping[str, Any] = {}
     """The values of the sources' own fields shown in the page (from the threshold, or as posted)."""
     tuning_texts: Mapping[str, str] = {}
@@ -357,6 +358,9 @@ def form_values(form: ThresholdForm, actions: list[dict[str, Any]], formdata: Ma
         "rearm": _number(rearm, int),
         "enabled": bool(form.enabled.data),
     })
+    tree = (form.tree.data or "").strip()
+    if tree and tree != LOCAL_TREE:
+        values["tree"] = tree
     tuning, form.tuning_texts, form.tuning_errors = tuning_values(formdata)
     values.update(tuning)
     values["action"] = actions
@@ -441,6 +445,7 @@ def fill_form(form: ThresholdForm, t: Threshold) -> None:
     form.end.data = t.end
     form.rearm.data = str(t.rearm)
     form.enabled.data = t.enabled
+    form.tree.data = "" if t.tree == LOCAL_TREE else t.tree
     form.tuning_texts = tuning_texts(t)
 
 

@@ -168,7 +168,8 @@ def _drawn(form: ThresholdForm, sources: Mapping[str, tuple[str, list[SourceInpu
 
     drawn = [(name, label(name)) for name in ("id", "name", "source")]
     drawn += [(i.name, label(i.name) if i.name in form else i.label) for _, inputs in sources.values() for i in inputs]
-    drawn += [(name, label(name)) for name in ("ds", "type", "value", "repetitions", "cf", "start", "end", "rearm")]
+    drawn += [(name, label(name)) for name in ("ds", "type", "value", "repetitions", "cf", "start", "end", "rearm",
+                                                 "tree")]
     drawn += [(t.name, t.label) for t in tuning]
     return [*dict(drawn).items(), ("action", "Actions")]
 

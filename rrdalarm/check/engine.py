@@ -14,13 +14,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from rrdalarm.common.errors import StoreError
+from rrdalarm.config.thresholds import check_trees
 from rrdalarm.delivery.budget import apply_budget
 from rrdalarm.delivery.dispatch import ActionPlan, Target, carried, plan_actions, plan_deliveries, told_of
 from rrdalarm.delivery.outbox import deliver_pending
 from rrdalarm.model.control import Acknowledgement, MaintenanceWindow, Quiet
-from rrdalarm.model.definitions import Settings, Threshold
+from rrdalarm.model.definitions import LOCAL_TREE, Settings, Threshold
 from rrdalarm.model.errors import ConfigError
-from rrdalarm.model.records import NewEvent, RunSummary, StateChange, StateView
+from rrdalarm.model.records import NewEvent, RunSummary, StateChange, StateView, WorkerSeen
 from rrdalarm.model.results import CheckResult, Row
 from rrdalarm.model.states import DeliveryStatus, EventKind, EventStatus, State, Status
 from rrdalarm.plugins import Action, available_actions, source_plugins
@@ -397,6 +399,7 @@ def run_check(
     now = int(time.time()) if at is None else int(at)
     behind = None if dry_run else clock_behind(store, now, replay=at is not None)
     active = [t for t in thresholds if t.enabled]
+    check_trees(active, settings)
     by_id = {t.id: t for t in active}
     plugins = available_actions(settings.scripts_dir)
     plan = plan_actions(active, plugins)
@@ -407,7 +410,7 @@ def run_check(
     firing = frozenset(k for k, v in states.items() if k[0] in by_id and (
         v.state is State.FIRING or v.stale_since is not None or v.flapping_since is not None))
     srcs = source_plugins() if sources is None else sources
-    got = _collect(settings, active, firing, now, want_ok, progress, srcs)
+    got, seen = _collect(settings, active, firing, now, want_ok, progress, srcs)
     files_checked, series_checked = got.files_checked, got.series_checked
     warnings.extend(got.warnings)
 
@@ -428,6 +431,8 @@ def run_check(
         return result
 
     _record(store, settings, result, tr, plan, {k: v.notified for k, v in (states | elsewhere).items()})
+    if seen:
+        _record_workers(store, seen, result)
     if deliver:
         deliver_after_check(store, settings, result)
     return result
@@ -484,21 +489,44 @@ def _record(store: Store, settings: Settings, result: CheckResult, tr: _Transiti
 
 
 def _collect(settings: Settings, active: Sequence[Threshold], firing: frozenset[SeriesKey], now: int,
-             want_ok: bool, progress: ProgressCallback | None, sources: Mapping[str, type[Source]]) -> SourceReport:
-    """Every source's outcomes and counters for the active thresholds."""
+             want_ok: bool, progress: ProgressCallback | None,
+             sources: Mapping[str, type[Source]]) -> tuple[SourceReport, list[WorkerSeen]]:
+    """Every source's outcomes and counters for the active thresholds, and the trees' workers seen.
+
+    Thresholds of this machine's tree are checked here; those of other trees on their workers
+    (rrdalarm.cluster, imported only then), their outcomes merged as one more source's.
+    """
     got = SourceReport()
-    source_of = {t.id: t.source for t in active}
+    local = [t for t in active if t.tree == LOCAL_TREE]
+    source_of = {t.id: t.source for t in local}
     for name in sorted(set(source_of.values())):
-        report = sources[name](settings).check(
-            [t for t in active if t.source == name], now,
-            firing=frozenset(k for k in firing if source_of[k[0]] == name), want_ok=want_ok, progress=progress,
-        )
-        got.outcomes.extend(report.outcomes)
-        got.warnings.extend(report.warnings)
-        got.files_checked += report.files_checked
-        got.series_checked += report.series_checked
-        got.watched.update(report.watched)
-    return got
+        got.add(sources[name](settings).check(
+            [t for t in local if t.source == name], now,
+            firing=frozenset(k for k in firing if source_of.get(k[0]) == name), want_ok=want_ok, progress=progress,
+        ))
+    remote = [t for t in active if t.tree != LOCAL_TREE]
+    if not remote:
+        return got, []
+    try:
+        from rrdalarm.cluster.fanout import collect_trees
+    except ImportError:
+        raise ConfigError(settings.path, "thresholds of other trees need Celery: pip install 'rrdalarm[cluster]'",
+                          field="tree") from None
+
+    ids = {t.id for t in remote}
+    trees = collect_trees(settings, remote, frozenset(k for k in firing if k[0] in ids), now, want_ok, sources)
+    got.add(trees.report)
+    return got, trees.seen
+
+
+def _record_workers(store: Store, seen: Sequence[WorkerSeen], result: CheckResult) -> None:
+    """The trees' workers for the console; a failure to write them costs the check nothing but a warning."""
+    from rrdalarm.store.workers import record_workers
+
+    try:
+        record_workers(store, seen)
+    except StoreError as exc:
+        result.warnings.append(f"the trees' workers could not be recorded: {exc}")
 
 
 def deliver_after_check(store: Store, settings: Settings, result: CheckResult) -> None:

@@ -22,9 +22,9 @@ from rrdalarm.check.lock import CheckBusy, check_lock
 from rrdalarm.common.errors import BadDatabaseURL, RequeueError, StoreError
 from rrdalarm.config.lines import read_config_text
 from rrdalarm.config.settings import find_settings_file, load_settings, rrdcached_problem
-from rrdalarm.config.thresholds import is_legacy_text, load_thresholds_file
+from rrdalarm.config.thresholds import check_trees, is_legacy_text, load_thresholds_file
 from rrdalarm.model.control import MaintenanceWindow
-from rrdalarm.model.definitions import Settings, Threshold, ThresholdsFile
+from rrdalarm.model.definitions import LOCAL_TREE, Settings, Threshold, ThresholdsFile
 from rrdalarm.model.errors import ConfigError
 from rrdalarm.model.states import EventStatus
 from rrdalarm.plugins import source_plugins
@@ -286,13 +286,15 @@ def validate(ctx: click.Context, config: Path | None, rrd_root: Path | None, at:
         click.echo(f"warning: {plugin} plugin failed to load: {why}", err=True)
     loaded = thresholds_file_of(settings)
     thresholds = loaded.thresholds
+    check_trees(thresholds, settings)
     plan = plan_actions(thresholds, available_actions(settings.scripts_dir))
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
     counts = ""
     plugins = source_plugins()
-    for name in sorted({t.source for t in thresholds} & plugins.keys()):
-        note, warnings = plugins[name](settings).validate_notes([t for t in thresholds if t.source == name])
+    here = [t for t in thresholds if t.tree == LOCAL_TREE]  # other trees' files are seen by their workers only
+    for name in sorted({t.source for t in here} & plugins.keys()):
+        note, warnings = plugins[name](settings).validate_notes([t for t in here if t.source == name])
         counts += note
         for warning in warnings:
             click.echo(f"warning: {warning}", err=True)
@@ -871,5 +873,7 @@ def main() -> None:
         fail("aborted", 1)
 
 
-# Silences and acknowledgements have a module of their own; importing it adds its commands to `cli`.
+# Silences and acknowledgements, and the cluster's commands, have modules of their own; importing
+# them adds their commands to `cli`.
+from rrdalarm.cli import cluster as _cluster  # noqa: E402,F401
 from rrdalarm.cli import control as _control  # noqa: E402,F401

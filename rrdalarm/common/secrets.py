@@ -87,6 +87,18 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
+def hide_password(url: str) -> str:
+    """`url` with the password of its user info as *** (user, host, port and path stay, to say where)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not at or ":" not in userinfo.split("/", 1)[0]:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{hostpart}"
+
+
 def url_origin(url: str) -> str:
     """Only the scheme, host and port of `url`: what an error message about a delivery may name."""
     try:

@@ -15,6 +15,7 @@ from rrdalarm.config.lines import _toml_error_line, read_config_text, table_key_
 from rrdalarm.model.definitions import (
     SETTINGS_ENV,
     SETTINGS_SEARCH,
+    ClusterSettings,
     DeliverySettings,
     NtopngSettings,
     ServiceSettings,
@@ -26,7 +27,7 @@ from rrdalarm.model.errors import ConfigError
 
 _SETTINGS_KEYS = {
     "rrd_root", "thresholds", "data_dir", "log_dir", "database_url", "workers", "lock_wait", "scripts_dir",
-    "smtp", "delivery", "service", "ntopng", "rrdcached",
+    "smtp", "delivery", "service", "ntopng", "rrdcached", "cluster",
 }
 # As rrdtool's --daemon takes it: unix:/absolute/path, /absolute/path, host, host:port, [v6 address]:port.
 _RRDCACHED_RE = re.compile(r"(?:unix:)?/\S*|(?P<host>[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?")
@@ -43,6 +44,10 @@ _SERVICE_KEYS = {"listen", "check_interval", "deliver_interval", "min_start_inte
                  "thresholds_dir", "request_timeout", "connection_limit", "session_idle", "page_refresh"}
 _SMTP_KEYS = {"host", "port", "security", "username", "password", "sender"}
 _DELIVERY_KEYS = {"timeout", "max_attempts", "backoff", "max_backoff", "max_per_check", "retry_for"}
+_CLUSTER_KEYS = {"broker", "result_backend", "shards_per_tree", "answer_timeout", "redo_after"}
+# What kombu and Celery take: redis://, rediss://, amqp://, sentinel://, redis+socket:// …
+_BROKER_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
+MAX_SHARDS = 256
 
 
 def find_settings_file(explicit: Path | None) -> Path | None:
@@ -97,7 +102,13 @@ def load_settings(path: Path | None) -> Settings:
     delivery = _delivery_settings(data, fail_in_delivery)
     service = _service_settings(data, base, fail)
     ntopng = _ntopng_settings(data, fail)
+
+    def fail_in_cluster(key: str, message: str) -> ConfigError:
+        return ConfigError(path, message, table_key_line(text, "cluster", key), key)
+
+    cluster = _cluster_settings(data, base, fail_in_cluster)
     return Settings(
+        cluster=cluster,
         rrdcached=_rrdcached_setting(data, fail),
         ntopng=ntopng,
         service=service,
@@ -246,6 +257,49 @@ def _ntopng_settings(data: Mapping[str, Any], fail: Fail) -> NtopngSettings:
         concurrency=int(nt.get("concurrency", defaults.concurrency)),
         retries=int(nt.get("retries", defaults.retries)), verify_tls=nt.get("verify_tls", True),
     )
+
+
+def _cluster_settings(data: Mapping[str, Any], base: Path, fail: Fail) -> ClusterSettings:
+    """[cluster]: the broker (a secret: its password is never shown) and the fan-out's timing."""
+    cluster = _table(data, "cluster", _CLUSTER_KEYS, fail)
+    urls = {key: _broker_url(cluster.get(key), key, base, fail) for key in ("broker", "result_backend")}
+    if urls["result_backend"] is not None and urls["broker"] is None:
+        raise fail("result_backend", "[cluster] result_backend needs a broker: set [cluster] broker too")
+    shards = cluster.get("shards_per_tree", ClusterSettings.shards_per_tree)
+    if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
+        raise fail("shards_per_tree", f"[cluster] shards_per_tree must be a whole number from 1 to {MAX_SHARDS}, "
+                                      f"not {shards!r}")
+    timing: dict[str, float] = {}
+    for key in ("answer_timeout", "redo_after"):
+        v = cluster.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 86400):
+            raise fail(key, f"[cluster] {key} must be a number of seconds above 0 (at most a day), not {v!r}")
+        if v is not None:
+            timing[key] = float(v)
+    answer = timing.get("answer_timeout", ClusterSettings.answer_timeout)
+    if timing.get("redo_after", 0) >= answer:
+        raise fail("redo_after", f"[cluster] redo_after must be shorter than answer_timeout ({answer:g} s), "
+                                 f"or no shard would ever be sent again, not {timing['redo_after']:g}")
+    return ClusterSettings(broker=urls["broker"], result_backend=urls["result_backend"], shards_per_tree=shards,
+                           **timing)
+
+
+def _broker_url(raw: object, key: str, base: Path, fail: Fail) -> Any:
+    """A broker URL, inline or as { env = … } / { file = … } (relative files: beside the settings file)."""
+    if raw is None:
+        return None
+    problem = secret_problem(raw)
+    if problem:
+        raise fail(key, f"[cluster] {key} {problem}")
+    if isinstance(raw, str):
+        if not _BROKER_URL_RE.fullmatch(raw.strip()):
+            # Not shown: what is not a URL may still hold the password.
+            raise fail(key, f"[cluster] {key} must be a URL such as redis://127.0.0.1:6379/0 (scheme://host…)")
+        return raw.strip()
+    assert isinstance(raw, Mapping)
+    if "file" in raw and not os.path.isabs(raw["file"]):
+        return {"file": str(base / raw["file"])}
+    return dict(raw)
 
 
 def _rrdcached_setting(data: Mapping[str, Any], fail: Fail) -> str | None:

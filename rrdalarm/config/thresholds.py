@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import replace
@@ -17,8 +18,10 @@ from rrdalarm.model.control import MaintenanceWindow
 from rrdalarm.model.definitions import (
     CONSOLIDATION_FUNCTIONS,
     DEFAULT_SOURCE,
+    LOCAL_TREE,
     ActionSpec,
     Location,
+    Settings,
     Threshold,
     ThresholdsFile,
 )
@@ -51,8 +54,10 @@ Fail = Callable[[str, str], ConfigError]
 
 _COMMON = frozenset({
     "id", "name", "source", "ds", "cf", "type", "value", "repetitions",
-    "start", "end", "rearm", "enabled", "action", *TUNING_FIELDS,
+    "start", "end", "rearm", "enabled", "action", "tree", *TUNING_FIELDS,
 })
+# A tree's name is part of its queue's name (rrdalarm.tree.NAME) and of its workers' node names.
+_TREE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def threshold_from_dict(
@@ -127,12 +132,13 @@ def read_threshold(
     if isinstance(raw.get("value"), str):
         tuning = replace(tuning, typed={**tuning.typed, "value": raw["value"]})
     rearm = p.step(0, lambda: _int(raw.get("rearm", 0), "rearm", fail))
+    tree = p.step(LOCAL_TREE, lambda: _tree(raw, fail))
     if p.errors or plugin is None:
         return None
     return Threshold(
         id=ident, name=name or f"threshold {ident}", source=plugin.name, ds=ds, cf=cf, type=kind, value=value,
         repetitions=repetitions, start=start, end=end, actions=actions, rearm=rearm, enabled=enabled,
-        fields=own, tuning=tuning, location=Location(path, locate("id")),
+        fields=own, tuning=tuning, location=Location(path, locate("id")), tree=tree,
     )
 
 
@@ -248,6 +254,37 @@ def _name(raw: Mapping[str, Any], fail: Fail) -> str:
     if "\x00" in name:
         raise fail("name", "contains a NUL character (databases such as PostgreSQL cannot store it)")
     return name.strip()
+
+
+def tree_problem(tree: object) -> str | None:
+    """Why `tree` is not a tree's name, or None."""
+    if isinstance(tree, str) and _TREE_RE.fullmatch(tree):
+        return None
+    shown = tree if isinstance(tree, str) and len(tree) <= 80 else type(tree).__name__
+    return f"must be a tree name of letters, digits, '-', '_' and '.' (at most 64), such as \"collector-a\", " \
+           f"not {shown!r}"
+
+
+def _tree(raw: Mapping[str, Any], fail: Fail) -> str:
+    """The tree whose workers read its data ("local": this machine)."""
+    tree = raw.get("tree", LOCAL_TREE)
+    problem = tree_problem(tree)
+    if problem:
+        raise fail("tree", problem)
+    assert isinstance(tree, str)
+    return tree
+
+
+def check_trees(thresholds: Iterable[Threshold], settings: Settings) -> None:
+    """A threshold read on another tree needs the broker that reaches that tree's workers."""
+    if settings.cluster.broker is not None:
+        return
+    for t in thresholds:
+        if t.tree != LOCAL_TREE:
+            where = t.location
+            raise ConfigError(where.path if where else None,
+                              f"threshold {t.id}: tree {t.tree!r} needs [cluster] broker in the settings "
+                              f"({settings.path or 'no settings file'})", where.line if where else None, "tree")
 
 
 def _enabled(raw: Mapping[str, Any], fail: Fail) -> bool:

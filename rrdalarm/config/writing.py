@@ -10,7 +10,7 @@ import tomlkit
 from rrdalarm.common.fileutil import atomic_write_text
 from rrdalarm.config.tuning import TUNING_FIELDS
 from rrdalarm.model.control import MaintenanceWindow
-from rrdalarm.model.definitions import DEFAULT_SOURCE, Threshold
+from rrdalarm.model.definitions import DEFAULT_SOURCE, LOCAL_TREE, Threshold
 
 # ---------------------------------------------------------------- writing TOML
 
@@ -23,6 +23,8 @@ def threshold_to_table(t: Threshold) -> tomlkit.items.Table:
     table.add("name", t.name)
     if t.source != DEFAULT_SOURCE:
         table.add("source", t.source)
+    if t.tree != LOCAL_TREE:
+        table.add("tree", t.tree)
     plugin = source_plugins().get(t.source)
     # The source's own fields in its order (those of a source no longer installed as they are).
     for key in plugin.fields if plugin else t.fields:

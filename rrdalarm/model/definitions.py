@@ -18,6 +18,8 @@ RRDCACHED_ENV = "RRDCACHED_ADDRESS"  # librrd's own variable, honoured the same 
 SETTINGS_SEARCH = (Path("rrdalarm.toml"), Path("/etc/rrdalarm/rrdalarm.toml"))
 DEFAULT_SOURCE = "rrd"
 """The source of a threshold that names none (left out when written)."""
+LOCAL_TREE = "local"
+"""The tree of a threshold that names none: checked by this machine (left out when written)."""
 _NAMED_FIELDS = ("glob", "schema", "query")
 
 
@@ -90,6 +92,8 @@ class Threshold:
     fields: Mapping[str, Any] = field(default_factory=dict, hash=False)
     tuning: Tuning = field(default_factory=Tuning)
     """The values of its source's own fields (`Source.fields`); glob, schema and query mirror theirs."""
+    tree: str = LOCAL_TREE
+    """Where its data is read: "local", or the name of a tree whose workers check it (`rrdalarm worker`)."""
 
     def __post_init__(self) -> None:
         # glob, schema and query stay attributes for the code that names them; `fields` is the whole.
@@ -182,6 +186,24 @@ class ServiceSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """[cluster]: the broker that carries check shards to the workers of each tree, and how long to wait."""
+
+    broker: SecretRef | None = None
+    result_backend: SecretRef | None = None
+    """None: the broker's URL."""
+    shards_per_tree: int = 4
+    answer_timeout: float = 60.0
+    """Seconds a check waits for a tree's shards; past it, their series are ERROR rows, their states kept."""
+    redo_after: float | None = None
+    """Seconds after which an unanswered shard is sent once more; None: half of answer_timeout."""
+
+    @property
+    def redo_delay(self) -> float:
+        return self.redo_after if self.redo_after is not None else self.answer_timeout / 2
+
+
+@dataclass(frozen=True)
 class Settings:
     """Where things live and how a check runs."""
 
@@ -199,6 +221,7 @@ class Settings:
     service: ServiceSettings = field(default_factory=ServiceSettings)
     ntopng: NtopngSettings = field(default_factory=NtopngSettings)
     rrdcached: str | None = None  # None: not set, $RRDCACHED_ADDRESS decides; "": read the files
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     @property
     def rrdcached_address(self) -> str:

@@ -120,3 +120,19 @@ class RunSummary:
     alarms_fired: int
     firing: int
     errors: int
+
+
+@dataclass(frozen=True)
+class WorkerSeen:
+    """A worker of a tree as a check saw it: its answer (or its reply to a ping), for the console.
+
+    `files` and `shard_duration_s` are what it did in that check (0 and None when it only
+    answered the ping); `tree_duration_s` is how long the tree's whole part of the check took.
+    """
+
+    tree: str
+    worker: str
+    seen_at: float
+    files: int = 0
+    shard_duration_s: float | None = None
+    tree_duration_s: float | None = None

@@ -10,6 +10,7 @@ state; the engine owns state transitions.
 
 from __future__ import annotations
 
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,6 +83,43 @@ class SourceReport:
     watched: dict[int, int] = field(default_factory=dict)
     """Files (or series) each threshold watched in this check, for "stale: 3 of 40 files"."""
 
+    def add(self, other: SourceReport) -> None:
+        """Fold another report (another source's, or another shard's of the same thresholds) into this one."""
+        self.outcomes.extend(other.outcomes)
+        self.warnings.extend(other.warnings)
+        self.files_checked += other.files_checked
+        self.series_checked += other.series_checked
+        for tid, count in other.watched.items():
+            self.watched[tid] = self.watched.get(tid, 0) + count
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """One part of a check's series (index of count), for checks split across workers.
+
+    A series belongs to the shard of a stable hash of its name (CRC-32: the same in every
+    process and on every machine, as Python's hash() of a string is not).
+    """
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"shard {self.index} of {self.count} does not exist")
+
+    @staticmethod
+    def of(series: str, count: int) -> int:
+        """The index of the shard that `series` belongs to among `count`."""
+        crc = zlib.crc32(series.encode("utf-8", "surrogatepass"))
+        # CRC-32 is linear: names that differ in one digit share their low bits, so they would share a
+        # shard. A multiplication by the golden ratio (Fibonacci hashing) spreads every bit to the high
+        # ones, which pick the shard.
+        return (((crc * 0x9E3779B1) & 0xFFFFFFFF) >> 16) % count
+
+    def keeps(self, series: str) -> bool:
+        return self.count == 1 or Shard.of(series, self.count) == self.index
+
 
 def criterion_of(t: Threshold) -> Criterion:
     """The threshold's rule over one series' points."""
@@ -148,6 +186,12 @@ class Source(ABC):
     Series: `series_prefix` starts every series name of the source ("" for RRD files, named by
     their path); events name their source by it. `rrd_files` says its series are RRD files
     matched by the `glob` field under the RRD root: they can be backtested and graphed.
+
+    Shards: a check split across workers (`check_shard`) gives each a Shard. A `shardable`
+    source evaluates only the series that Shard.keeps (and gets only their `firing` keys), still
+    expanding each pattern over everything so that "matches nothing" and GONE stay right, and
+    reports pattern-level errors from shard 0 only. Any other source is never given a shard: it
+    runs whole in shard 0 (which gets all its firing keys, see `shard_of`), and the others are empty.
     """
 
     name: ClassVar[str]
@@ -158,6 +202,7 @@ class Source(ABC):
     """The message for a bad `series_key` list."""
     series_prefix: ClassVar[str] = ""
     rrd_files: ClassVar[bool] = False
+    shardable: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -192,6 +237,20 @@ class Source(ABC):
         """For `rrdalarm validate`: a note for its summary line and warnings (default: none)."""
         return "", []
 
+    @classmethod
+    def shard_of(cls, series: str, count: int) -> int:
+        """The shard of `count` that evaluates `series` (and so must be told when it is firing)."""
+        return Shard.of(series, count) if cls.shardable else 0
+
+    def check_shard(self, thresholds: Sequence[Threshold], now: int, *, firing: frozenset[SeriesKey],
+                    want_ok: bool, shard: Shard) -> SourceReport:
+        """`check` of one shard: the source's own part of it, or all of it in shard 0 when it cannot shard."""
+        if self.shardable:
+            return self.check(thresholds, now, firing=firing, want_ok=want_ok, shard=shard)
+        if shard.index == 0:
+            return self.check(thresholds, now, firing=firing, want_ok=want_ok)
+        return SourceReport()
+
     @abstractmethod
     def check(
         self,
@@ -201,8 +260,9 @@ class Source(ABC):
         firing: frozenset[SeriesKey],
         want_ok: bool,
         progress: ProgressCallback | None = None,
+        shard: Shard | None = None,
     ) -> SourceReport:
-        """Evaluate every series of `thresholds` as of `now`."""
+        """Evaluate every series of `thresholds` as of `now` (only those of `shard`, if shardable and given)."""
 
 
 def read_field(source: str, key: str, spec: Field, raw: Mapping[str, Any], fail: Fail) -> Any:

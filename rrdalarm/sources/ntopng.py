@@ -43,6 +43,7 @@ from rrdalarm.sources.base import (
     OutcomeKind,
     ProgressCallback,
     SeriesKey,
+    Shard,
     Source,
     SourceReport,
     criterion_of,
@@ -270,7 +271,9 @@ class NtopngSource(Source):
         firing: frozenset[SeriesKey],
         want_ok: bool,
         progress: ProgressCallback | None = None,
+        shard: Shard | None = None,
     ) -> SourceReport:
+        # Not shardable: the base class runs it whole, in shard 0 of a split check.
         report = SourceReport()
         if not thresholds:
             return report

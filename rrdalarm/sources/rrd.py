@@ -11,7 +11,7 @@ once per distinct (consolidation function, window).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,6 +31,7 @@ from rrdalarm.sources.base import (
     OutcomeKind,
     ProgressCallback,
     SeriesKey,
+    Shard,
     Source,
     SourceReport,
     criterion_of,
@@ -280,6 +281,18 @@ def _no_match(m: Matches, index: FileIndex) -> str:
     return f"glob matches no RRD file under {index.root} ({others}: a wildcard takes *.rrd files only)"
 
 
+def _every(_series: str) -> bool:
+    return True
+
+
+def _skipped(t: Threshold, m: Matches, keeps: Callable[[str], bool]) -> list[Outcome]:
+    """ERROR outcomes for the matched names that are never read (escaping symlinks, names not UTF-8)."""
+    out = [Outcome(t.id, rel, "", OutcomeKind.ERROR, message="symlink leads outside the RRD root; skipped")
+           for rel in m.escapes if keeps(rel)]
+    out.extend(Outcome(t.id, rel, "", OutcomeKind.ERROR, message=UNDECODABLE) for rel in m.undecodable if keeps(rel))
+    return out
+
+
 def chunk(items: Sequence[Item], size: int) -> Iterable[Task]:
     for i in range(0, len(items), size):
         yield list(items[i : i + size])
@@ -295,6 +308,7 @@ class RRDSource(Source):
                       help="RRD files relative to the RRD root, e.g. 'hosts/*/bytes.rrd'"),
     }
     rrd_files = True
+    shardable = True
 
     @classmethod
     def read_fields(cls, raw: Mapping[str, Any], fail: Fail, foreign: Mapping[str, str]) -> dict[str, Any]:
@@ -361,6 +375,7 @@ class RRDSource(Source):
         firing: frozenset[SeriesKey],
         want_ok: bool,
         progress: ProgressCallback | None = None,
+        shard: Shard | None = None,
     ) -> SourceReport:
         root = self._root()
         cache = self._cache(root)
@@ -384,8 +399,11 @@ class RRDSource(Source):
         with self._pool(job, expected) as pool, gc_paused():
             index = FileIndex(root, cache)
             index.refresh()
-            report = SourceReport(outcomes=bad, warnings=[index.save_error] if index.save_error else [])
-            items = self._plan(thresholds, index, firing, report)
+            # A window error is the threshold's, not a file's: said once, by shard 0.
+            first = shard is None or shard.index == 0
+            report = SourceReport(outcomes=bad if first else [],
+                                  warnings=[index.save_error] if index.save_error and first else [])
+            items = self._plan(thresholds, index, firing, report, shard)
             total = len(items)
             for outcomes, fetched, evaluated in self._run(job, items, pool):
                 report.outcomes.extend(outcomes)
@@ -398,26 +416,36 @@ class RRDSource(Source):
 
     def _plan(
         self, thresholds: Sequence[Threshold], index: FileIndex, firing: frozenset[SeriesKey],
-        report: SourceReport,
+        report: SourceReport, shard: Shard | None = None,
     ) -> list[Item]:
-        """Files to fetch with the rules that apply to each; unmatched things become outcomes."""
+        """Files to fetch (those of `shard`) with the rules that apply to each; unmatched things become outcomes.
+
+        Globs are matched against the whole tree in every shard, so that "matches no file" (said by
+        shard 0 only) and the GONE decisions for a shard's firing series stay what one check would say.
+        """
+        keeps = shard.keeps if shard is not None else _every
         per_file: dict[str, list[int]] = {}
         matched: dict[str, Matches] = {}
         for rid, t in enumerate(thresholds):
             m = matched.get(t.glob)
             if m is None:
                 m = matched[t.glob] = index.match(t.glob)
-            for rel in m.escapes:
-                report.outcomes.append(
-                    Outcome(t.id, rel, "", OutcomeKind.ERROR, message="symlink leads outside the RRD root; skipped")
-                )
-            report.outcomes.extend(Outcome(t.id, rel, "", OutcomeKind.ERROR, message=UNDECODABLE)
-                                   for rel in m.undecodable)
-            if not m.files and not m.escapes and not m.undecodable:
+            report.outcomes.extend(_skipped(t, m, keeps))
+            if not m.files and not m.escapes and not m.undecodable and (shard is None or shard.index == 0):
                 report.outcomes.append(Outcome(t.id, t.glob, "", OutcomeKind.ERROR, message=_no_match(m, index)))
-            report.watched[t.id] = len(m.files)
-            for rel in m.files:
+            files = [rel for rel in m.files if keeps(rel)]
+            report.watched[t.id] = len(files)
+            for rel in files:
                 per_file.setdefault(rel, []).append(rid)
+        firing_by_file = self._firing(thresholds, index, frozenset(k for k in firing if keeps(k[1])),
+                                      per_file, matched, report)
+        return [(rel, tuple(rids), tuple(firing_by_file.get(rel, ()))) for rel, rids in per_file.items()]
+
+    @staticmethod
+    def _firing(thresholds: Sequence[Threshold], index: FileIndex, firing: frozenset[SeriesKey],
+                per_file: Mapping[str, list[int]], matched: Mapping[str, Matches],
+                report: SourceReport) -> dict[str, list[tuple[int, str]]]:
+        """The firing (threshold, ds) of each file to fetch; firing series of files not fetched become outcomes."""
         firing_by_file: dict[str, list[tuple[int, str]]] = {}
         rule_of = {t.id: rid for rid, t in enumerate(thresholds)}
         for tid, series, ds in sorted(firing):
@@ -435,7 +463,7 @@ class RRDSource(Source):
                 gone = not os.path.lexists(os.path.join(index.root, series))
                 report.outcomes.append(Outcome(tid, series, ds, OutcomeKind.GONE, message=(
                     "file removed" if gone else "file no longer matched by the glob")))
-        return [(rel, tuple(rids), tuple(firing_by_file.get(rel, ()))) for rel, rids in per_file.items()]
+        return firing_by_file
 
     def _pool(self, job: Job, expected_files: int) -> WorkerPool[Job, Item, TaskResult]:
         return WorkerPool(check_files, job, self.pool_size(expected_files), preload=[__name__])

@@ -643,3 +643,20 @@ def test_the_editor_layout_is_in_the_one_stylesheet(app: Flask) -> None:
     assert re.findall(r'<link rel="stylesheet" href="([^"]+)"', page) == ["/static/rrdalarm.css"]
     css = client.get("/static/rrdalarm.css")
     assert css.status_code == 200 and b"@media (min-width: 1100px)" in css.data
+
+
+def test_the_tree_of_a_threshold_stays_through_an_edit_and_can_be_changed(app: Flask, env: Env) -> None:
+    env.write_thresholds(env.thresholds_path.read_text() + '\n[[threshold]]\nid = 9\nglob = "x/*.rrd"\n'
+                         'type = "above"\nvalue = 1\ntree = "collector-a"\n')
+    client = logged_in(app)
+    data = form_of(client.get("/thresholds/9/edit").get_data(as_text=True))
+    assert data["tree"] == "collector-a"
+    assert client.post("/thresholds/9/edit", data=data | {"name": "renamed", "op": "save"}).status_code == 302
+    assert [(t.name, t.tree) for t in load_thresholds(env.thresholds_path) if t.id == 9] == [("renamed", "collector-a")]
+    data = form_of(client.get("/thresholds/9/edit").get_data(as_text=True))
+    assert client.post("/thresholds/9/edit", data=data | {"tree": "", "op": "save"}).status_code == 302
+    assert [t.tree for t in load_thresholds(env.thresholds_path) if t.id == 9] == ["local"]
+    assert "tree" not in env.thresholds_path.read_text()
+    data = form_of(client.get("/thresholds/9/edit").get_data(as_text=True))
+    page = client.post("/thresholds/9/edit", data=data | {"tree": "a b", "op": "save"}).get_data(as_text=True)
+    assert "must be a tree name" in page

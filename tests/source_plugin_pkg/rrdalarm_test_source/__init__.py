@@ -21,6 +21,7 @@ from rrdalarm.sources.base import (
     OutcomeKind,
     ProgressCallback,
     SeriesKey,
+    Shard,
     Source,
     SourceReport,
     criterion_of,
@@ -54,7 +55,7 @@ class CsvDirSource(Source):
         return f"csvdir:{t.fields['dir']}/*.csv"
 
     def check(self, thresholds: Sequence[Threshold], now: int, *, firing: frozenset[SeriesKey], want_ok: bool,
-              progress: ProgressCallback | None = None) -> SourceReport:
+              progress: ProgressCallback | None = None, shard: Shard | None = None) -> SourceReport:
         report = SourceReport()
         for t in thresholds:
             start, end = timespec.resolve_window(t.start, t.end, now)

@@ -61,14 +61,14 @@ def create_app(service: CheckService, test_config: dict[str, Any] | None = None)
     app.extensions["rrdalarm"] = service
     csrf = CSRFProtect(app)
 
-    from . import alarms, charts, control_api, control_pages, history, report, status, suggest, thresholds
+    from . import alarms, charts, control_api, control_pages, history, report, status, suggest, thresholds, trees
     from .auth import logged_in
     from .errors import init_errors
     from .login import init_login
 
     init_login(app)
     init_errors(app)
-    for module in (alarms, report, status, thresholds, suggest, history, charts, control_pages, control_api):
+    for module in (alarms, report, status, thresholds, suggest, history, charts, control_pages, control_api, trees):
         app.register_blueprint(module.bp)
     # Scripts POST there with the API token; a browser session's CSRF token is checked by require_control.
     csrf.exempt(control_api.bp)

@@ -47,6 +47,8 @@ def nav() -> dict[str, str]:
         "Silences": url_for("control.page"),
         "Audit": url_for("history.audit"),
         "Statistics": url_for("status.stats_page"),
+        # Trees only where checks go to other machines: on one machine there is nothing to show.
+        **({"Trees": url_for("trees.page")} if service().settings().cluster.broker is not None else {}),
     }
 
 

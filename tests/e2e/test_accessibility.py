@@ -170,6 +170,7 @@ def test_every_page_passes_axe_as_an_admin(ui: Watched, site: Site, scheme: Sche
     tour.visit("audit", "/audit")
     tour.visit("silences", "/silences", lambda p: expect(p.locator("#windows tbody tr")).to_contain_text("backup"))
     tour.visit("statistics", "/stats", stats_loaded)
+    tour.visit("trees", "/trees")
     tour.visit("error-404", "/no-such-page", status=404)
     tour.assert_passed()
     ui.assert_clean()

@@ -30,6 +30,7 @@ PAGES = {
     "audit": "/audit",
     "silences": "/silences",
     "statistics": "/stats",
+    "trees": "/trees",
 }
 # Pages whose first table is cards, and the label of its first cell.
 CARDS = {"report": "ID", "thresholds": "Id", "events": "Time", "series": "Time", "silences": "ID"}

@@ -104,7 +104,7 @@ def test_favicon_is_served_and_linked(app: Flask) -> None:
 
 
 @pytest.mark.parametrize("path", ["/login", "/", "/report", "/thresholds", "/thresholds/new", "/events",
-                                  "/deliveries", "/audit", "/silences", "/stats",
+                                  "/deliveries", "/audit", "/silences", "/stats", "/trees",
                                   "/series?threshold=1&series=a.rrd&ds=x"])
 def test_every_page_has_the_header_and_only_the_shared_stylesheet(app: Flask, path: str) -> None:
     client = logged_in(app, "alice")

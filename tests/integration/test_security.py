@@ -172,8 +172,8 @@ def test_graph_definitions_escape_separators(tmp_path: Path) -> None:
 
 
 PAGES = ["/", "/report", "/thresholds", "/thresholds/1/edit", "/thresholds/1/duplicate", "/events",
-         "/series?threshold=1&series=a.rrd&ds=x", "/deliveries", "/audit", "/silences", "/stats",
-         "/api/silences", "/api/acks", "/api/points?threshold=1&series=a.rrd&ds=x", "/api/suggest?q=",
+         "/series?threshold=1&series=a.rrd&ds=x", "/deliveries", "/audit", "/silences", "/stats", "/trees",
+         "/api/trees", "/api/silences", "/api/acks", "/api/points?threshold=1&series=a.rrd&ds=x", "/api/suggest?q=",
          "/api/matches?glob=*.rrd", "/api/ds?glob=*.rrd", "/healthz", "/metrics", "/?fragment=1"]
 
 

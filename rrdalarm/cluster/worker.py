@@ -68,6 +68,10 @@ def serve(settings: Settings, tree: str, concurrency: int, loglevel: str) -> int
         return run_shard(settings, payload, str(task.request.hostname or node))
 
     ensure_reachable(app, "broker")
+    if loglevel.upper() != "DEBUG":
+        # Celery logs every task twice (received; succeeded with its answer): our one line per shard says it.
+        for chatty in ("celery.worker.strategy", "celery.app.trace"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     log.warning("worker %s: tree %s (queue %s) on %s, RRD root %s, %d at a time", node, tree, queue_name(tree),
                 shown(app.conf.broker_url), settings.rrd_root, concurrency)
     # Threads, not Celery's prefork: each shard starts its own fetch processes (rrd_pool), which a

@@ -12,7 +12,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rrdalarm.cluster.app import TASK, make_app, queue_name, shown, tree_of
@@ -175,6 +175,8 @@ class Fanout:
             except Exception as exc:  # noqa: BLE001 - the result backend is down: wait, then say why
                 one.problem = f"result backend unreachable: {_first_line(exc)}"
                 return
+            if not answer.check:  # the task raised on its worker: sending it again would only raise again
+                answer = replace(answer, check=self.check, tree=one.tree, shard=one.shard.index)
             # Only this check's answer for this shard counts; anything else is a stray duplicate.
             if answer.check == self.check and answer.tree == one.tree and answer.shard == one.shard.index:
                 one.answer, one.answered_at = answer, time.monotonic()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from collections import Counter, defaultdict
@@ -46,6 +47,8 @@ TWO_COORDINATORS_CHECKS = 20
 # The check in flight when Redis stops ends after the result backend's own retries (about a second), the next
 # one fires the local tree's alarms.
 LOCAL_ON_TIME_S = 2 * INTERVAL + SLACK_S + 2
+# After Redis is back: a worker's next try to reconnect (kombu waits up to 30 s between tries), then a check.
+CATCH_UP_S = 30 + ANSWER_TIMEOUT + INTERVAL + SLACK_S
 
 
 def firing(i: int, phase: int) -> bool:
@@ -289,10 +292,12 @@ def kill_a_worker_mid_shard(rig: Rig, stalled: Rrdcached) -> None:
     longest = longest_check(check_lines(log_of(leader)[mark:]))
     assert errors == 0, "the killed worker's shard was redone by the other worker of its tree, not reported"
     assert REDO_AFTER <= longest < ANSWER_TIMEOUT, longest
-    seen = [line for line in rig.trees_lines() if "worker-a" not in line and line.startswith("a ")]
+    seen = [" ".join(m.groups()) + " s ago" for line in rig.trees_lines()
+            if (m := re.match(r"a (\S+) seen .*?\((\d+) s ago\)", line))]
+    assert len(seen) == 2, rig.trees_lines()  # the killed worker too, its last heartbeat ageing
     rig.table.append(Seen("worker of tree a SIGKILLed mid-shard", [
         f"the check took {longest:.1f} s (its shard sent again after {REDO_AFTER} s), 0 ERROR rows",
-        f"new states after {took:.1f} s", f"rrdalarm trees: {len(seen)} workers of a listed"], rig.lost()))
+        f"new states after {took:.1f} s", f"rrdalarm trees: {'; '.join(seen)}"], rig.lost()))
 
 
 def stop_redis_for_a_while(rig: Rig, stalled: Rrdcached) -> None:
@@ -303,39 +308,65 @@ def stop_redis_for_a_while(rig: Rig, stalled: Rrdcached) -> None:
     """
     _, leader = rig.leader()
     mark, first = len(log_of(leader)), newest_run_id(rig)
-    kept = {t: rig.firing_now(t) for t in REMOTE}
+    marks = {w.log: len(w.text()) for w in rig.workers}
     stuck = start_tree_worker(rig, "b", "worker-b-stuck", stalled.unix)
     stuck.wait_for("] received", timeout=30)
     rig.redis.stop()
     stopped = time.monotonic()
     stuck.kill()
+    kept = {t: rig.expected_firing(t) for t in REMOTE}
     rig.write_phase(2)
-    local_at, health = None, Counter[str]()
-    slowest = 0.0
-    while (elapsed := time.monotonic() - stopped) < OUTAGE_S:
-        for srv in rig.servers.values():
-            asked = time.monotonic()
-            answer = srv.get("/healthz", token=None)
-            slowest = max(slowest, time.monotonic() - asked)
-            health[f"{answer.status_code} {answer.json()['role']}"] += 1
-        assert {t: rig.firing_now(t) for t in REMOTE} == kept, "a remote tree's states changed while Redis was down"
-        if local_at is None and rig.settled(("local",)):
-            local_at = elapsed
-        time.sleep(0.5)
-    assert local_at is not None, "the local tree's series did not change while Redis was down"
-    assert local_at <= LOCAL_ON_TIME_S, f"the local tree's alarms waited {local_at:.1f} s for Redis"
+    outage = watch_outage(rig, stopped, kept)
+    assert outage.local_at is not None, "the local tree's series did not change while Redis was down"
+    assert outage.local_at <= LOCAL_ON_TIME_S, f"the local tree's alarms waited {outage.local_at:.1f} s for Redis"
     during = runs_since(rig, first)
     assert len(during) >= OUTAGE_S / (4 * INTERVAL), f"{len(during)} checks in {OUTAGE_S:g} s"
     assert all(r.errors >= len(REMOTE) for r in during[:-1]), [r.errors for r in during]
     page = requests.get(leader.url + "/", params={"token": TOKEN}, timeout=30).text
-    said = [line.split(": ", 2)[-1] for line in log_of(leader)[mark:].splitlines() if "broker" in line][:2]
+    rows = sorted(set(re.findall(r"tree [ab]: [^<\n]+", page)))
+    assert rows, "the page shows no ERROR row of the remote trees"
     rig.redis.start()  # the same port and folder, empty: what was queued is gone (the harder case)
-    back = rig.wait_settled(2 * ANSWER_TIMEOUT + 30, "after Redis came back", REMOTE)
+    back = rig.wait_settled(CATCH_UP_S + 10, "after Redis came back", REMOTE)
+    assert back <= CATCH_UP_S, f"the remote trees caught up {back:.1f} s after Redis came back"
+    coordinator = log_of(leader)[mark:]
+    workers = "".join(w.text()[marks[w.log]:] for w in rig.workers if w.log in marks)
+    retries = [float(x) for x in re.findall(r"Trying again in ([0-9.]+) seconds", workers)]
     rig.table.append(Seen(f"Redis stopped for {OUTAGE_S:g} s, started again empty", [
-        f"/healthz answered {sum(health.values())} times ({dict(health)}), slowest {slowest:.2f} s",
-        f"{len(during)} checks, each with ERROR rows for trees a and b, their states kept",
-        f"local tree's new states after {local_at:.1f} s", f"page: {'not sent: broker' in page}",
-        *said, f"trees a and b caught up {back:.1f} s after Redis came back"], rig.lost()))
+        f"/healthz answered {sum(outage.health.values())} times {dict(outage.health)}, slowest {outage.slowest:.2f} s",
+        f"{len(during)} checks, each with ERROR rows for trees a and b (page: {rows[0]!r}), their states kept",
+        f"the local tree's new states after {outage.local_at:.1f} s",
+        f"coordinator log: {coordinator.count('Connection to Redis lost')} 'Connection to Redis lost', "
+        f"{coordinator.count('must be restarted')} CRITICAL 'The Celery application must be restarted'",
+        f"worker logs: 'Connection to broker lost', {len(retries)} tries to reconnect, "
+        f"{max(retries, default=0):g} s apart at most",
+        f"trees a and b caught up {back:.1f} s after Redis came back"], rig.lost()))
+
+
+@dataclass
+class Outage:
+    """What the test saw while Redis was down."""
+
+    local_at: float | None = None
+    health: Counter[str] = field(default_factory=Counter)
+    slowest: float = 0.0
+
+
+def watch_outage(rig: Rig, stopped: float, kept: dict[str, set[tuple[int, str, str]]]) -> Outage:
+    """Until OUTAGE_S after the stop: /healthz of each coordinator, the remote trees' states (kept), and when
+    the local tree's states changed."""
+    seen = Outage()
+    while (elapsed := time.monotonic() - stopped) < OUTAGE_S:
+        for srv in rig.servers.values():
+            asked = time.monotonic()
+            answer = srv.get("/healthz", token=None)
+            seen.slowest = max(seen.slowest, time.monotonic() - asked)
+            seen.health[f"{answer.status_code} {answer.json()['role']}"] += 1
+        assert {t: rig.firing_now(t) for t in REMOTE} == kept, "a remote tree's states changed while Redis was down"
+        if seen.local_at is None and rig.settled(("local",)):
+            seen.local_at = elapsed
+        time.sleep(0.5)
+    assert seen.slowest < 5, f"/healthz took {seen.slowest:.1f} s while Redis was down"
+    return seen
 
 
 def kill_the_leader(rig: Rig) -> None:

@@ -3,7 +3,9 @@
 A shard with no answer by the redo time is sent once more (a duplicate answer is ignored); one
 with none by answer_timeout becomes ERROR outcomes: a row per threshold of the tree saying so, and
 one per firing series of the shard, so that those states are kept, as for an unreadable file. A
-tree that is down costs the check at most answer_timeout and never stops the other trees.
+tree that is down costs the check at most answer_timeout and never stops the other trees; a broker
+or result backend that is down costs it about a second (Celery's own retries), since no answer can
+come through it.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ class Fanout:
         self.app, self.now, self.want_ok, self.sources = app, now, want_ok, sources
         self.cluster = settings.cluster
         self.check = uuid.uuid4().hex
-        self.down = ""  # why publishing failed: the rest is not even tried
+        self.down = ""  # why the broker or the result backend failed: the rest is not even tried
 
     def send(self, trees: Mapping[str, list[Threshold]], firing: frozenset[SeriesKey]) -> list[Sent]:
         sent = []
@@ -147,24 +149,31 @@ class Fanout:
         return sorted(name for reply in replies or [] for name in reply)
 
     def gather(self, sent: list[Sent], started: float) -> None:
-        """Poll the answers until all came or answer_timeout passed; send what is missing again once."""
+        """Poll the answers until all came, answer_timeout passed or the result backend failed; send what is
+        missing again once."""
         deadline = started + self.cluster.answer_timeout
         redo_at = started + self.cluster.redo_delay
         redone = False
         pause = POLL_FIRST_S
         waiting = [s for s in sent if s.tasks]
-        while waiting and time.monotonic() < deadline:
+        while waiting and not self.down and time.monotonic() < deadline:
             for one in waiting:
                 self._poll(one)
+                if self.down:
+                    break
             waiting = [s for s in waiting if s.answer is None]
             if waiting and not redone and time.monotonic() >= redo_at:
                 redone = True
                 for one in waiting:
                     self._publish(one)
-            time.sleep(min(pause, max(0.0, deadline - time.monotonic())) if waiting else 0)
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())) if waiting and not self.down else 0)
             pause = min(POLL_MAX_S, pause * 1.5)
-        for one in sent:
-            self._forget(one)
+        for one in waiting:
+            if one.answer is None and self.down:
+                one.problem = self.down
+        if not self.down:  # else each try would wait on the backend again; the answers expire on their own
+            for one in sent:
+                self._forget(one)
 
     def _poll(self, one: Sent) -> None:
         for task in one.tasks:
@@ -172,8 +181,10 @@ class Fanout:
                 if not task.ready():
                     continue
                 answer = _answer_of(task)
-            except Exception as exc:  # noqa: BLE001 - the result backend is down: wait, then say why
-                one.problem = f"result backend unreachable: {_first_line(exc)}"
+            except Exception as exc:  # noqa: BLE001 - every transport has its own errors
+                # Past the backend's own retries: no answer can come through it in this check, and waiting
+                # for answer_timeout would hold up this machine's tree (and the next check) for nothing.
+                self.down = one.problem = f"result backend unreachable: {_first_line(exc)}"
                 return
             if not answer.check:  # the task raised on its worker: sending it again would only raise again
                 answer = replace(answer, check=self.check, tree=one.tree, shard=one.shard.index)
@@ -206,14 +217,13 @@ class Fanout:
         """One line for the shards of a tree that gave no usable answer."""
         errors = sorted({f"{s.answer.worker}: {s.answer.error}" for s in failed if s.answer is not None})
         unsent = sorted({s.problem for s in failed if not s.tasks})
-        silent = [s for s in failed if s.answer is None and s.tasks]
-        parts = [f"not sent: {why}" for why in unsent]
+        cut = sorted({s.problem for s in failed if s.answer is None and s.tasks and s.problem})
+        silent = [s for s in failed if s.answer is None and s.tasks and not s.problem]
+        parts = [f"not sent: {why}" for why in unsent] + [f"no answer: {why}" for why in cut]
         if silent:
             which = "" if len(silent) == count else " (shard " + ", ".join(
                 str(s.shard.index + 1) for s in silent) + f" of {count})"
-            why = sorted({s.problem for s in silent if s.problem})
-            parts.append(f"no worker answered within {self.cluster.answer_timeout:g} s{which}"
-                         + (f": {'; '.join(why)}" if why else ""))
+            parts.append(f"no worker answered within {self.cluster.answer_timeout:g} s{which}")
         parts.extend(errors)
         return f"tree {tree}: " + "; ".join(parts)
 

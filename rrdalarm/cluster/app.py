@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from celery import Celery
+from celery.backends.redis import RedisBackend
 
 from rrdalarm.common.secrets import SecretError, hide_password, redact, resolve_secret
 from rrdalarm.model.definitions import Settings
@@ -64,6 +65,28 @@ def broker_urls(settings: Settings) -> tuple[str, str]:
     return broker, backend or broker
 
 
+class PollingRedisBackend(RedisBackend):  # type: ignore[misc]
+    """Redis results without the listener Celery subscribes for each task sent.
+
+    A check polls its answers (AsyncResult.ready); the listener only adds a connection that, when
+    Redis restarts, logs a CRITICAL "must be restarted" at every check though nothing needs one.
+    """
+
+    def on_task_call(self, producer: Any, task_id: str) -> None:
+        """No subscription: answers are read by polling."""
+
+    def forget(self, task_id: str) -> None:
+        self._forget(task_id)  # nothing subscribed to cancel
+
+
+def backend_url(url: str) -> str:
+    """The result backend as Celery is told of it: a Redis one through PollingRedisBackend."""
+    scheme = urlsplit(url).scheme
+    if scheme in ("redis", "rediss"):
+        return f"{__name__}:PollingRedisBackend+{url}"
+    return url
+
+
 def shown(url: str) -> str:
     """A broker URL as messages may show it."""
     return hide_password(url)
@@ -73,7 +96,7 @@ def make_app(settings: Settings) -> Celery:
     """The cluster's Celery app; the same configuration on every node, so that they agree."""
     broker, backend = broker_urls(settings)
     timeout = settings.cluster.answer_timeout
-    app = Celery("rrdalarm", broker=broker, backend=backend, set_as_current=False)
+    app = Celery("rrdalarm", broker=broker, backend=backend_url(backend), set_as_current=False)
     app.conf.update(_configuration(timeout))
     return app
 

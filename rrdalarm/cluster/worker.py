@@ -44,6 +44,7 @@ def run_shard(settings: Settings, payload: Mapping[str, Any], worker: str) -> di
     except WireError as exc:
         return encode_answer(ShardAnswer(str(payload.get("check", "")), str(payload.get("tree", "")), -1, worker,
                                          0.0, error=str(exc)))
+    log.info("tree %s shard %d/%d: started", req.tree, req.shard.index + 1, req.shard.count)
     error = ""
     try:
         report = check_request(settings, req)

@@ -281,7 +281,7 @@ def kill_a_worker_mid_shard(rig: Rig, stalled: Rrdcached) -> None:
     stuck = start_tree_worker(rig, "a", "worker-a-stuck", stalled.unix)
     _, leader = rig.leader()
     mark, first = len(log_of(leader)), newest_run_id(rig)
-    stuck.wait_for("] received", timeout=30)
+    stuck.wait_for(": started", timeout=30)
     rig.write_phase(1)  # the shard held by the worker is redone on these files
     stuck.kill()
     killed_at, at_kill = time.monotonic(), rig.runs()
@@ -311,7 +311,7 @@ def stop_redis_for_a_while(rig: Rig, stalled: Rrdcached) -> None:
     mark, first = len(log_of(leader)), newest_run_id(rig)
     marks = {w.log: len(w.text()) for w in rig.workers}
     stuck = start_tree_worker(rig, "b", "worker-b-stuck", stalled.unix)
-    stuck.wait_for("] received", timeout=30)
+    stuck.wait_for(": started", timeout=30)
     rig.redis.stop()
     stopped = time.monotonic()
     stuck.kill()

@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import pytest
 from conftest import T0, Env, threshold
+from redis_server import RedisServer
 
 from rrdalarm.cluster.app import broker_urls
 from rrdalarm.config.settings import load_settings
@@ -249,3 +250,22 @@ def test_a_check_whose_broker_is_down_still_checks_this_machine(env: Env) -> Non
     assert rows[2]["status"] == "ERROR" and rows[2]["file"] == "b/*.rrd"
     assert rows[2]["message"].startswith("tree b: not sent: broker redis://:***@127.0.0.1:")
     assert SECRET not in p.stdout + p.stderr
+
+
+def test_a_coordinator_polls_its_answers_and_subscribes_to_none(tmp_path: Path, redis_server: RedisServer) -> None:
+    """Celery's Redis backend subscribes per task sent; that listener is what logs CRITICAL "must be
+    restarted" at every check while Redis is away. The coordinator polls instead."""
+    import redis
+
+    from rrdalarm.cluster.app import TASK, make_app
+
+    settings = load_settings(settings_with(tmp_path, f'[cluster]\nbroker = "{redis_server.url}"\n'))
+    app = make_app(settings)
+    sent = app.send_task(TASK, args=[{}], queue="rrdalarm.tree.nobody", task_id="t-1")
+    client = redis.Redis.from_url(redis_server.url)
+    assert client.pubsub_numsub("celery-task-meta-t-1") == [(b"celery-task-meta-t-1", 0)]
+    assert not sent.ready()
+    app.backend.store_result("t-1", {"v": 1}, "SUCCESS")
+    assert sent.ready() and sent.result == {"v": 1}
+    sent.forget()
+    assert client.get("celery-task-meta-t-1") is None

@@ -54,7 +54,7 @@ class _Transitions:
 
     def origin(self, t: Threshold) -> str | None:
         """origin_of(t), resolved once per threshold and check: every changed state carries it, and a
-        realpath per state (two per firing series) was a third of the coordinator's cost per firing series."""
+        realpath per state (two per firing series) was a quarter of the coordinator's cost per firing series."""
         if t.id not in self.origins:
             self.origins[t.id] = origin_of(t)
         return self.origins[t.id]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# mypy (strict) over the product as it is installed, and over the tests.
+# mypy (strict) over the product as it is installed, over the tests and the benchmarks.
 # setup.py installs the top-level actions/ and web/ as rrdalarm.actions and rrdalarm.web; mypy maps
 # folders to modules by where they sit, so it checks a tree of links laid out as the installed package.
 set -euo pipefail
@@ -13,4 +13,4 @@ for entry in rrdalarm/*; do
 done
 ln -s ../../../actions "$tree/rrdalarm/actions"
 ln -s ../../../web "$tree/rrdalarm/web"
-exec .venv/bin/mypy "$@" "$tree/rrdalarm" tests
+exec .venv/bin/mypy "$@" "$tree/rrdalarm" tests bench

@@ -518,3 +518,27 @@ def test_a_check_over_years_reads_what_the_archives_hold_and_says_so(env: Env, s
     }
     env.write_thresholds(threshold(glob="*.rrd", start="now-1h"))
     assert {row.message for row in check(env, store, T0 + 60).rows} == {"", "9 above 5, firing for 1 min"}
+
+
+def test_the_thresholds_file_is_resolved_once_per_check_not_per_series(
+        env: Env, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every changed state carries its thresholds file's real path; one realpath per state cost
+    # tens of microseconds per firing series in the coordinator of a large cluster check.
+    for i in range(30):
+        env.rrd(f"h{i}.rrd", {"x": [9, 9, 9]})
+    env.write_thresholds(threshold(glob="*.rrd", rearm=0))
+    real = os.path.realpath
+    resolved: list[str] = []
+
+    def counting(path: Any, *args: Any, **kwargs: Any) -> str:
+        if str(path) == str(env.thresholds_path):
+            resolved.append(str(path))
+        return str(real(path, *args, **kwargs))
+
+    monkeypatch.setattr(os.path, "realpath", counting)
+    assert check(env, store).alarms_fired == 30
+    fired = len(resolved)
+    assert check(env, store, at=T0 + 60).exit_status == 1  # rearm 0: 30 repeats, 30 changed states
+    assert fired <= 3 and len(resolved) - fired <= 3, resolved
+    states = store.states([1])
+    assert len(states) == 30 and {v.origin for v in states.values()} == {real(env.thresholds_path)}

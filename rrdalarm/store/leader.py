@@ -21,7 +21,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from rrdalarm.store.database import Store, _first_line
-from rrdalarm.store.lock import ensure_lease_row, free_lease, holder_name, renew_lease, try_lease
+from rrdalarm.store.lock import (
+    ensure_lease_row,
+    free_lease,
+    holder_name,
+    keep_session_alive,
+    renew_lease,
+    try_lease,
+)
 
 # Any constant works, the same in every rrdalarm process; neither the check lock's nor the migrations' key.
 PG_LEADER_KEY = 0x72726c64
@@ -95,8 +102,7 @@ class AdvisoryLeader:
             return Turn(False, f"database {self._safe_url}: {_first_line(exc)}")
         try:
             # The server, too, ends a session whose client host vanished, and so frees the lock for another.
-            for name, value in (("idle", self._seconds), ("interval", 1), ("count", 3)):
-                conn.execute(text(f"SET tcp_keepalives_{name} = {int(value)}"))
+            keep_session_alive(conn, self._seconds)
             if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PG_LEADER_KEY}).scalar():
                 self._conn = conn
                 return Turn(True, "holds the leader lock")

@@ -49,10 +49,21 @@ def database_check_lock(store: Store, wait: float) -> Iterator[None]:
         raise StoreError(f"database {store.safe_url}: check lock: {_first_line(exc)}") from None
 
 
+SERVER_KEEPALIVE_IDLE_S = 10
+
+
+def keep_session_alive(conn: Connection, idle_s: int = SERVER_KEEPALIVE_IDLE_S) -> None:
+    """Have the server probe this session's client, so that it ends the session (and frees the locks the
+    session holds) within seconds of the client's machine vanishing, not after the system's two hours."""
+    for name, value in (("idle", idle_s), ("interval", 1), ("count", 3)):
+        conn.execute(text(f"SET tcp_keepalives_{name} = {int(value)}"))
+
+
 @contextmanager
 def _advisory(store: Store, wait: float) -> Iterator[None]:
     # Autocommit: the lock belongs to the database connection, and no transaction stays open while it is held.
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        keep_session_alive(conn)
         _take_advisory(conn, wait)
         try:
             yield

@@ -101,3 +101,27 @@ def test_waiting_for_the_lock_gives_up_after_the_wait(env: Env) -> None:
 def test_make_rrd_at_late_epochs_is_possible(tmp_path: Path) -> None:
     # The fixture itself: rrdtool takes times past 2038 (so the tests above test rrdalarm, not rrdtool).
     make_rrd(tmp_path / "late.rrd", {"x": [1.0]}, end=LATE // 60 * 60)
+
+
+def test_postgresql_ends_the_session_of_a_lock_holder_whose_machine_vanished(env: Env,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check lock's session asks the server for keepalives: a coordinator's machine that vanishes
+    mid-check frees the lock within seconds, instead of stalling the other coordinator for hours."""
+    from sqlalchemy import text
+
+    from rrdalarm.store import lock
+
+    with open_store(env.settings().db_url) as store:
+        if store.engine.dialect.name != "postgresql":
+            pytest.skip("a SQLite lease runs out on its own")
+        with store.engine.connect() as conn:
+            lock.keep_session_alive(conn)
+            got = conn.execute(text("SELECT name, setting, source FROM pg_settings "
+                                    "WHERE name LIKE 'tcp_keepalives_%' ORDER BY name")).all()
+        # Over the tests' unix socket the values read 0; that they were set for the session is what shows.
+        wanted = [(f"tcp_keepalives_{n}", "session") for n in ("count", "idle", "interval")]
+        assert [(n, s) for n, _, s in got] == wanted
+        asked: list[object] = []
+        monkeypatch.setattr(lock, "keep_session_alive", lambda conn: asked.append(conn))
+        with lock.database_check_lock(store, 0):
+            assert len(asked) == 1

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 from celery import Celery
 from celery.backends.redis import RedisBackend
 
-from rrdalarm.common.secrets import SecretError, hide_password, redact, resolve_secret
+from rrdalarm.common.secrets import hide_password, redact
+from rrdalarm.config.cluster import broker_urls
 from rrdalarm.model.definitions import Settings
-from rrdalarm.model.errors import ConfigError
 
 TASK = "rrdalarm.check_shard"
 QUEUE_PREFIX = "rrdalarm.tree."
@@ -50,19 +50,6 @@ def tree_of(node: str) -> str | None:
     if not name.startswith(NODE_PREFIX) or "." not in name[len(NODE_PREFIX):]:
         return None
     return name[len(NODE_PREFIX):].rsplit(".", 1)[0]
-
-
-def broker_urls(settings: Settings) -> tuple[str, str]:
-    """(broker, result backend) as URLs: secrets read from their file or variable now."""
-    cluster = settings.cluster
-    try:
-        broker = resolve_secret(cluster.broker, "[cluster] broker")
-        backend = resolve_secret(cluster.result_backend, "[cluster] result_backend")
-    except SecretError as exc:
-        raise ConfigError(settings.path, str(exc), field="broker") from None
-    if not broker:
-        raise ConfigError(settings.path, "no broker: set [cluster] broker in the settings", field="broker")
-    return broker, backend or broker
 
 
 class PollingRedisBackend(RedisBackend):  # type: ignore[misc]

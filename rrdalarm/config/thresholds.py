@@ -11,6 +11,7 @@ from typing import Any
 
 from rrdalarm.common.fileutil import split_lines
 from rrdalarm.common.quantities import parse_quantity
+from rrdalarm.config.cluster import broker_urls
 from rrdalarm.config.lines import Locate, _Lines, _toml_error_line, read_config_text, top_level_line
 from rrdalarm.config.problems import Problems
 from rrdalarm.config.tuning import TUNING_FIELDS, read_tuning
@@ -276,15 +277,19 @@ def _tree(raw: Mapping[str, Any], fail: Fail) -> str:
 
 
 def check_trees(thresholds: Iterable[Threshold], settings: Settings) -> None:
-    """A threshold read on another tree needs the broker that reaches that tree's workers."""
-    if settings.cluster.broker is not None:
+    """A threshold read on another tree needs the broker that reaches that tree's workers, and a place
+    for their answers."""
+    remote = [t for t in thresholds if t.tree != LOCAL_TREE]
+    if not remote:
         return
-    for t in thresholds:
-        if t.tree != LOCAL_TREE:
-            where = t.location
-            raise ConfigError(where.path if where else None,
-                              f"threshold {t.id}: tree {t.tree!r} needs [cluster] broker in the settings "
-                              f"({settings.path or 'no settings file'})", where.line if where else None, "tree")
+    if settings.cluster.broker is not None:
+        broker_urls(settings)
+        return
+    t = remote[0]
+    where = t.location
+    raise ConfigError(where.path if where else None,
+                      f"threshold {t.id}: tree {t.tree!r} needs [cluster] broker in the settings "
+                      f"({settings.path or 'no settings file'})", where.line if where else None, "tree")
 
 
 def _enabled(raw: Mapping[str, Any], fail: Fail) -> bool:

@@ -15,7 +15,7 @@ import pytest
 from conftest import T0, Env, threshold
 from redis_server import RedisServer
 
-from rrdalarm.cluster.app import broker_urls
+from rrdalarm.config.cluster import broker_urls
 from rrdalarm.config.settings import load_settings
 from rrdalarm.config.thresholds import load_thresholds, parse_thresholds_toml
 from rrdalarm.config.writing import thresholds_to_toml
@@ -91,6 +91,17 @@ def test_cluster_settings_defaults_and_forms(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("RRDALARM_TEST_BACKEND", "redis://h:6379/2")
     assert broker_urls(s) == ("redis://:from-file@h:6379/1", "redis://h:6379/2")
     assert s.cluster.redo_delay == 5.0
+
+
+def test_a_rabbitmq_broker_needs_a_result_backend_of_its_own(tmp_path: Path) -> None:
+    s = load_settings(settings_with(tmp_path, '[cluster]\nbroker = "amqp://u:secret@mq:5672//"\n'))
+    with pytest.raises(ConfigError) as got:
+        broker_urls(s)
+    assert "amqp:// broker keeps no answers: set [cluster] result_backend" in str(got.value)
+    assert "secret" not in str(got.value)
+    s = load_settings(settings_with(tmp_path, '[cluster]\nbroker = "amqp://u:secret@mq:5672//"\n'
+                                              'result_backend = "redis://r:6379/1"\n'))
+    assert broker_urls(s) == ("amqp://u:secret@mq:5672//", "redis://r:6379/1")
 
 
 @pytest.mark.parametrize(("body", "key", "words"), [
@@ -269,3 +280,13 @@ def test_a_coordinator_polls_its_answers_and_subscribes_to_none(tmp_path: Path, 
     assert sent.ready() and sent.result == {"v": 1}
     sent.forget()
     assert client.get("celery-task-meta-t-1") is None
+
+
+def test_validate_names_a_rabbitmq_broker_without_a_result_backend(env: Env) -> None:
+    _with_broker(env, f"amqp://u:{SECRET}@127.0.0.1:5672//")
+    env.write_thresholds(threshold(1, glob="b/*.rrd", tree="b"))
+    for command in (["validate"], ["check", "--quiet"]):
+        p = env.run(*command)
+        assert p.returncode == 2, p.stderr
+        assert "field 'result_backend': a amqp:// broker keeps no answers" in p.stderr
+        assert SECRET not in p.stderr + p.stdout and "Traceback" not in p.stderr

@@ -380,6 +380,13 @@ def close_unwatched(
             out.fixed[len(out.events) - 1] = targets
 
 
+def must_report(states: Mapping[SeriesKey, StateView], active: Mapping[int, Threshold]) -> frozenset[SeriesKey]:
+    """Series the sources must report on even when OK rows are not wanted (--quiet): firing ones, and
+    ones marked stale or flapping, whose end is an event of its own."""
+    return frozenset(k for k, v in states.items() if k[0] in active and (
+        v.state is State.FIRING or v.stale_since is not None or v.flapping_since is not None))
+
+
 def _sort_key(row: Row) -> tuple[int, str, str]:
     return (row.threshold, row.file, row.ds)
 
@@ -414,10 +421,7 @@ def run_check(
     plan = plan_actions(active, plugins)
     warnings = list(plan.warnings) + ([behind] if behind else [])
     states = store.states(by_id)
-    # Series the sources must report on even when OK rows are not wanted (--quiet): firing ones, and
-    # ones marked stale or flapping, whose end is an event of its own.
-    firing = frozenset(k for k, v in states.items() if k[0] in by_id and (
-        v.state is State.FIRING or v.stale_since is not None or v.flapping_since is not None))
+    firing = must_report(states, by_id)
     srcs = source_plugins() if sources is None else sources
     got, seen = _collect(settings, active, firing, now, want_ok, progress, srcs)
     files_checked, series_checked = got.files_checked, got.series_checked

@@ -7,6 +7,7 @@ imports it.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -86,8 +87,6 @@ def read_deadline(server: Any, timeout: float) -> None:
 
 def serve_forever(settings_path: Path | None, overrides: dict[str, Any], listen: str | None,
                   with_scheduler: bool, log_level: str) -> int:
-    import os
-
     import waitress
 
     from rrdalarm.model.definitions import ServiceSettings
@@ -97,10 +96,7 @@ def serve_forever(settings_path: Path | None, overrides: dict[str, Any], listen:
     # rrdalarm.web is installed from web/; imported by name so the core holds no static tie to Flask.
     from rrdalarm.web import create_app
 
-    logging.basicConfig(stream=sys.stderr, level=log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("apscheduler", "alembic"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    _configure_logging(log_level)
     # A page request gives up the interpreter at every read and write; with a check working in this
     # process, the default 5 ms wait to get it back adds up to hundreds of ms per page.
     sys.setswitchinterval(PAGE_SWITCH_INTERVAL_S)
@@ -127,21 +123,33 @@ def serve_forever(settings_path: Path | None, overrides: dict[str, Any], listen:
     except Stop:
         pass
     finally:
-        log.info("%s: stopping", _received[0] if _received else "server loop ended")
-        server.close()
-        if scheduler is not None and scheduler.running:
-            scheduler.shutdown(wait=False)
-        if service.leadership is not None:  # another service takes over at once, not after a lease
-            service.leadership.release()
-        deadline = time.monotonic() + STOP_GRACE_S
-        while service.busy.is_set() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        abandoned = service.busy.is_set()
-        if abandoned:
-            log.warning("a check is still running: abandoned (nothing of it was recorded)")
-        service.close()
-        logging.shutdown()
-        if abandoned or threading.active_count() > 1:
-            # Worker threads of a check or a delivery would keep the process alive.
-            os._exit(0)
+        _stop(server, scheduler, service)
     return 0
+
+
+def _configure_logging(log_level: str) -> None:
+    logging.basicConfig(stream=sys.stderr, level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _stop(server: Any, scheduler: Any, service: Any) -> None:
+    """Close the server and the scheduler, hand the lead over, and give a running check STOP_GRACE_S."""
+    log.info("%s: stopping", _received[0] if _received else "server loop ended")
+    server.close()
+    if scheduler is not None and scheduler.running:
+        scheduler.shutdown(wait=False)
+    if service.leadership is not None:  # another service takes over at once, not after a lease
+        service.leadership.release()
+    deadline = time.monotonic() + STOP_GRACE_S
+    while service.busy.is_set() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    abandoned = service.busy.is_set()
+    if abandoned:
+        log.warning("a check is still running: abandoned (nothing of it was recorded)")
+    service.close()
+    logging.shutdown()
+    if abandoned or threading.active_count() > 1:
+        # Worker threads of a check or a delivery would keep the process alive.
+        os._exit(0)

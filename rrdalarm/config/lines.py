@@ -126,8 +126,9 @@ def _toml_error_line(message: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-# A file is trusted whole once it has been left alone this long (see read_config_text).
-QUIET = 0.1
+# A file is trusted whole once it has been left alone this long (see read_config_text): longer than a
+# writer that is busy, on a loaded machine, is likely to be kept from running in the middle of its file.
+QUIET = 0.2
 # Seconds a file may keep changing under a reader before the read is given up.
 CHANGING_FOR = 3.0
 # Pause before reading a changing file again.

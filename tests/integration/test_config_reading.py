@@ -22,10 +22,14 @@ from rrdalarm.model.errors import ConfigError
 
 COUNT = 8  # thresholds in each version of the file
 
-# Rewrites argv[1] in place for ever: truncate, one line every 4 ms, a pause, then the other version.
+# Rewrites argv[1] in place for ever: truncate, one line every 4 ms, a pause (over twice the readers' quiet time),
+# then the other version. It asks for the CPU first where it may: a writer kept from running in the middle
+# of its file for longer than the quiet time cannot be told from one that has finished (read_config_text).
 WRITER = """
-import sys, time
+import contextlib, os, sys, time
 path, versions = sys.argv[1], sys.argv[2:]
+with contextlib.suppress(OSError):
+    os.nice(-10)
 i = 0
 while True:
     with open(path, "r+", encoding="utf-8") as fh:
@@ -35,7 +39,7 @@ while True:
             fh.flush()
             time.sleep(0.004)
     i += 1
-    time.sleep(0.3)
+    time.sleep(0.45)
 """
 
 

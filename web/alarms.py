@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -18,7 +18,6 @@ from flask_wtf.csrf import generate_csrf as csrf_token
 from markupsafe import Markup
 
 from rrdalarm.common.quantities import format_duration
-from rrdalarm.model.results import Row
 from rrdalarm.report.alarms_now import STATUS_ORDER, AlarmsNow, Wanted
 from rrdalarm.report.render import fmt_limit, fmt_time, fmt_value
 from rrdalarm.rules.quieting import glob_escape
@@ -31,11 +30,6 @@ from .history import SEVERITIES
 bp = Blueprint("alarms", __name__, template_folder="templates")
 
 SILENCE_FOR = ("30min", "1h", "2h", "4h", "8h", "1d", "7d")
-
-
-def newest_rows(every: bool = False) -> tuple[Sequence[Row] | None, int | None]:
-    """The newest check's not-OK rows (`every`: all) if this process holds them, and when checks last ran."""
-    return service().newest_rows(every)
 
 
 def _since(epoch: int | None, now: int) -> str:

@@ -107,14 +107,12 @@ def list_silences() -> Response:
 def preview_silence() -> Response:
     """How many series a silence with these matchers would cover now, by the newest check's rows if this
     process has them all (Check now, /start), else only the firing ones by the stored states."""
-    from .alarms import newest_rows
-
     try:
         matchers = _matchers(request.args)
         thresholds = _thresholds()
     except (ControlError, ConfigError) as exc:
         return _error(str(exc), 400)
-    rows, _ = newest_rows(every=True)
+    rows, _ = service().newest_rows(every=True)
     if rows is None:
         return jsonify({"series": None, "firing": silences.firing_matched(service().store, thresholds, matchers)})
     got = silences.matched_in(rows, thresholds, matchers)

@@ -90,9 +90,7 @@ def _windows(now: int) -> tuple[list[Threshold], list[WindowView]]:
 
 def _covers(thresholds: Sequence[Threshold]) -> Callable[[Matchers], str]:
     """What matchers cover now, in words: by the newest check's rows, else the firing series of the states."""
-    from .alarms import newest_rows
-
-    rows, _ = newest_rows()
+    rows, _ = service().newest_rows()
     store = service().store
 
     def words(m: Matchers) -> str:

@@ -70,11 +70,12 @@ def trees_overview(thresholds: Sequence[Threshold], seen: Sequence[WorkerSeen], 
         by_tree.setdefault(w.tree, []).append(w)
     lines = []
     for name in sorted(set(configured) | set(by_tree)):
+        mine = by_tree.get(name, [])
         workers = tuple(WorkerLine(w.worker, int(w.seen_at), max(0, int(now - w.seen_at)), now - w.seen_at <= limit,
                                    w.files, w.shard_duration_s)
-                        for w in sorted(by_tree.get(name, ()), key=lambda w: w.worker))
-        durations = [w.tree_duration_s for w in sorted(by_tree.get(name, ()), key=lambda w: w.seen_at)
-                     if w.tree_duration_s is not None]
+                        for w in sorted(mine, key=lambda w: w.worker))
+        newest = max((w for w in mine if w.tree_duration_s is not None), key=lambda w: w.seen_at, default=None)
         lines.append(TreeLine(name, configured.get(name, 0), workers, sum(w.files for w in workers if w.alive),
-                              durations[-1] if durations else None, _problem(configured.get(name, 0), workers, limit)))
+                              newest.tree_duration_s if newest else None,
+                              _problem(configured.get(name, 0), workers, limit)))
     return sorted(lines, key=lambda line: (line.problem is None, line.name))
